@@ -1,0 +1,178 @@
+"""Run a prompted model over a split and store the FFN activations at the prompt positions.
+
+Work is cut into blocks of ``block`` examples (one Zarr chunk row). The model fills one block
+while up to ``queue`` earlier blocks are encoded and written by writer threads, so compute overlaps
+I/O and memory stays bounded by (queue + 1) blocks whatever the split size. A block is redone
+after a crash unless its done marker exists; blocks are batched identically on every run, so a
+resumed extraction is bit-identical to an uninterrupted one.
+
+The train split also feeds Eq. 2's baseline as an exact int64 fixed-point sum of the float16
+values (``kernels.fixed_point_sum``), checkpointed every ``checkpoint_every`` blocks; with
+``store_acts=False`` (the default for train) its activations are never written.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import kernels
+from .errors import ActstoreError
+from .models import PromptedModel
+from .prompts import PromptSet
+from .specs import ExtractionSpec
+from .store import Store
+from .tasks import Split, TaskSpec
+
+#: progress(examples, bytes): called as blocks finish (examples skipped on resume count too)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """How to run an extraction; ``dtype``, ``max_length`` and ``block`` also define what is stored."""
+
+    dtype: str = "float16"
+    max_length: int = 128
+    batch_size: int = 8
+    block: int = 32
+    store_train: bool = False
+    queue: int = 2
+    checkpoint_every: int = 32
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float16", "float32"):
+            raise ActstoreError(f"dtype must be float16 or float32, not {self.dtype}")
+        if self.block % self.batch_size:
+            raise ActstoreError(f"block ({self.block}) must be a multiple of batch size ({self.batch_size})")
+
+
+def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet, options: ExtractOptions) -> ExtractionSpec:
+    """Check everything that can be checked before any work, and describe what will be stored."""
+    if len(split) == 0:
+        raise ActstoreError(f"split '{split.name}' of task '{task.name}' is empty")
+    prompts.check_fits(model.spec, options.max_length)
+    model.label_word_ids(task.label_words)
+    bad = sorted(set(np.unique(split.labels)) - set(range(len(task.label_names))))
+    if bad:
+        raise ActstoreError(f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of '{task.name}'")
+    return ExtractionSpec(
+        task=task.name, split=split.name, model=model.spec, prompt_checksum=prompts.checksum, seeds=prompts.seeds,
+        n_tokens=prompts.n_tokens, n_examples=len(split), data_fingerprint=split.fingerprint,
+        label_names=tuple(task.label_names), label_words=tuple(task.label_words), dtype=options.dtype,
+        max_length=options.max_length, block=options.block,
+        store_acts=split.name != "train" or options.store_train,
+    )
+
+
+def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
+            options: ExtractOptions = ExtractOptions(), progress: Progress | None = None) -> ExtractionSpec:
+    """Extract one split into ``store`` (resuming if it was interrupted); returns its spec."""
+    spec = plan(model, task, split, prompts, options)
+    writer = store.extraction_writer(spec, split.labels, split.source)
+    runner = _BlockRunner(model, spec, split, model.label_word_ids(task.label_words), options)
+    report = progress or (lambda examples, nbytes: None)
+    done = writer.done()
+    with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:
+        queue = _WriteQueue(pool, options.queue)
+        for s, seed in enumerate(spec.seeds):
+            prompt = torch.from_numpy(prompts.vectors[s])
+            streaming = spec.split == "train"
+            start, slot = writer.stream_progress(seed) if streaming else (0, 0)
+            total = writer.load_sum(s, slot) if start else np.zeros(runner.block_shape[1:], np.int64)
+            report(start, 0)
+            for b in range(start // spec.block, spec.n_blocks):
+                if done[s, b] and not streaming:
+                    report(runner.size(b), 0)
+                    continue
+                acts, scores = runner.run(b, prompt)
+                if streaming:
+                    total += kernels.fixed_point_sum(acts)
+                queue.submit(writer.write_block, s, b, acts, scores)
+                report(len(scores), acts.nbytes if spec.store_acts else 0)
+                if streaming and (b + 1) % options.checkpoint_every == 0 and b + 1 < spec.n_blocks:
+                    queue.drain()
+                    writer.checkpoint_sum(s, total, (b + 1) * spec.block)
+            if streaming:
+                queue.drain()
+                if writer.stream_progress(seed)[0] < spec.n_examples:
+                    writer.checkpoint_sum(s, total, spec.n_examples)
+                writer.put_baseline(s, baseline_from_sum(total, spec.n_examples))
+        queue.drain()
+    writer.finish()
+    return spec
+
+
+def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:
+    """Eq. 2 from the exact fixed-point sum: one float64 rounding, whatever the order of summation."""
+    return total.astype(np.float64) / kernels.FIXED_POINT_SCALE / n
+
+
+class _BlockRunner:
+    """Runs the model over one block of examples, capturing the prompt positions of every FFN."""
+
+    def __init__(self, model: PromptedModel, spec: ExtractionSpec, split: Split, word_ids: list[int], options: ExtractOptions):
+        self.model, self.spec, self.split, self.word_ids, self.options = model, spec, split, word_ids, options
+        self.block_shape = (spec.block, spec.model.n_layers, spec.n_tokens, spec.model.n_neurons)
+
+    def size(self, b: int) -> int:
+        return min(self.spec.block, self.spec.n_examples - b * self.spec.block)
+
+    @torch.inference_mode()
+    def run(self, b: int, prompt: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        lo, n = b * self.spec.block, self.size(b)
+        acts = np.empty((n, *self.block_shape[1:]), dtype=self.spec.dtype)
+        target = torch.from_numpy(acts)
+        scores = np.empty((n, len(self.word_ids)), dtype=np.float32)
+        p = self.spec.n_tokens
+        for r in range(0, n, self.options.batch_size):
+            rows = slice(r, min(r + self.options.batch_size, n))
+            batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length)
+
+            def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
+                target[rows, layer].copy_(act[:, :p])
+
+            with self.model.ffn_hooks(capture):
+                scores[rows] = self.model.label_logits(batch, prompt, self.word_ids).float().cpu().numpy()
+        if kernels.has_nonfinite(acts) if self.spec.dtype == "float16" else not np.isfinite(acts).all():
+            raise ActstoreError(_overflow_message(acts, lo, self.spec.dtype))
+        return acts, scores
+
+
+def _overflow_message(acts: np.ndarray, lo: int, dtype: str) -> str:
+    bad = ~np.isfinite(acts)
+    layer = int(np.argwhere(bad.any(axis=(0, 2, 3)))[0, 0])
+    example = lo + int(np.argwhere(bad.any(axis=(1, 2, 3)))[0, 0])
+    hint = " (float16 holds at most 65504): re-run with --dtype float32 into a new store" if dtype == "float16" else ""
+    return f"activation overflow at layer {layer}, example {example}{hint}; nothing of this block was stored"
+
+
+class _WriteQueue:
+    """At most ``depth`` blocks in flight; a failed write stops the extraction with its error."""
+
+    def __init__(self, pool: ThreadPoolExecutor, depth: int) -> None:
+        self.pool, self.slots, self.pending = pool, threading.Semaphore(depth), []
+
+    def submit(self, fn: Callable[..., None], *args: object) -> None:
+        self.slots.acquire()
+        future: Future = self.pool.submit(fn, *args)
+        future.add_done_callback(lambda _: self.slots.release())
+        self.pending.append(future)
+        self._raise_failures(wait=False)
+
+    def drain(self) -> None:
+        self._raise_failures(wait=True)
+
+    def _raise_failures(self, wait: bool) -> None:
+        still = []
+        for future in self.pending:
+            if wait or future.done():
+                future.result()
+            else:
+                still.append(future)
+        self.pending = still

@@ -1,0 +1,107 @@
+"""Prompt sets: k seeds × p soft tokens × hidden, from a seed, from files, or from the store."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ActstoreError
+from .specs import ModelSpec, PromptSpec
+
+#: standard deviation of a fresh prompt: small, as in the prompt-tuning papers
+INIT_STD = 0.02
+
+
+@dataclass(frozen=True, eq=False)
+class PromptSet:
+    """Prompt vectors (seed, token, hidden) as float32, with the seeds they belong to."""
+
+    vectors: np.ndarray
+    seeds: tuple[int, ...]
+    source: str
+
+    def __post_init__(self) -> None:
+        if self.vectors.ndim != 3 or self.vectors.shape[0] != len(self.seeds):
+            raise ActstoreError(f"a prompt set must be (seed, token, hidden) with one row per seed; got {self.vectors.shape}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ActstoreError(f"duplicate seeds in {list(self.seeds)}")
+        if self.vectors.shape[1] == 0:
+            raise ActstoreError("a prompt needs at least one token")
+        if not np.isfinite(self.vectors).all():
+            raise ActstoreError(f"prompt from {self.source} holds inf or NaN values")
+
+    @property
+    def n_tokens(self) -> int:
+        return self.vectors.shape[1]
+
+    @property
+    def checksum(self) -> str:
+        """Identifies the exact prompts, so that stores refuse to mix activations of different prompts."""
+        h = hashlib.sha256(np.ascontiguousarray(self.vectors, dtype="<f4").tobytes())
+        h.update(repr(self.seeds).encode())
+        return "sha256:" + h.hexdigest()[:32]
+
+    def spec(self, model: ModelSpec) -> PromptSpec:
+        return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum, source=self.source)
+
+    def check_fits(self, model: ModelSpec, max_length: int) -> None:
+        """Refuse prompts the model cannot take, before any work is done."""
+        if self.vectors.shape[2] != model.hidden:
+            raise ActstoreError(
+                f"prompt hidden size {self.vectors.shape[2]} does not match {model.name} (hidden size {model.hidden})"
+            )
+        if self.n_tokens + max_length > model.max_positions:
+            raise ActstoreError(
+                f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the {model.max_positions} positions of {model.name}"
+            )
+
+    @classmethod
+    def random(cls, seeds: Sequence[int], n_tokens: int, hidden: int) -> "PromptSet":
+        """A seeded small-random prompt per seed (what tuning starts from, and a baseline for it)."""
+        if n_tokens <= 0:
+            raise ActstoreError(f"prompt length must be positive, got {n_tokens}")
+        rows = [np.random.default_rng(s).normal(0.0, INIT_STD, (n_tokens, hidden)).astype(np.float32) for s in seeds]
+        return cls(np.stack(rows), tuple(seeds), f"random(std={INIT_STD})")
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], seeds: Sequence[int] | None = None) -> "PromptSet":
+        """Load .pt/.npy files: one [p, hidden] tensor per seed (Prompt-Transferability format) or one [k, p, hidden]."""
+        rows = [row for path in paths for row in _read_prompt_file(Path(path))]
+        seeds = tuple(seeds) if seeds is not None else tuple(range(len(rows)))
+        if len(seeds) != len(rows):
+            raise ActstoreError(f"{len(rows)} prompts were read but {len(seeds)} seeds were given")
+        if len({r.shape for r in rows}) != 1:
+            raise ActstoreError(f"prompt files disagree in shape: {sorted({r.shape for r in rows})}")
+        return cls(np.stack(rows), seeds, "files:" + ",".join(Path(p).name for p in paths))
+
+
+def _read_prompt_file(path: Path) -> list[np.ndarray]:
+    if not path.is_file():
+        raise ActstoreError(f"prompt file not found: {path}")
+    try:
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+        else:
+            import torch
+
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(obj, dict):  # a state dict holding one prompt tensor
+                tensors = [v for v in obj.values() if hasattr(v, "ndim") and v.ndim in (2, 3)]
+                if len(tensors) != 1:
+                    raise ActstoreError(f"{path} holds {len(tensors)} candidate prompt tensors, expected exactly one")
+                obj = tensors[0]
+            array = obj.detach().float().numpy()
+    except ActstoreError:
+        raise
+    except Exception as exc:
+        raise ActstoreError(f"cannot read prompt file {path}: {str(exc).splitlines()[0]}") from None
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 2:
+        return [array]
+    if array.ndim == 3:
+        return list(array)
+    raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape {array.shape}")

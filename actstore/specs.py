@@ -1,0 +1,107 @@
+"""Frozen descriptions of what a store holds; each round-trips to the store's JSON attributes.
+
+Two runs whose specs differ would write different numbers, so a spec is also the key that
+decides whether work may resume into an existing group or must be refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def to_attrs(spec: Any) -> dict:
+    """A spec as plain JSON values (tuples become lists)."""
+    return dataclasses.asdict(spec)
+
+
+def from_attrs(cls: type[T], attrs: dict) -> T:
+    """Rebuild a spec from its attributes, nested specs and tuples included."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        value, hint = attrs[field.name], hints[field.name]
+        if dataclasses.is_dataclass(hint):
+            value = from_attrs(hint, value)
+        elif typing.get_origin(hint) is tuple:
+            value = tuple(value)
+        values[field.name] = value
+    return cls(**values)
+
+
+def differences(old: Any, new: Any) -> list[str]:
+    """Human-readable 'field: old → new' lines, for refusing a mismatched resume."""
+    a, b = to_attrs(old), to_attrs(new)
+    out = []
+    for key in a:
+        if isinstance(a[key], dict):
+            out += [f"{key}.{k}: {a[key][k]!r} → {b[key][k]!r}" for k in a[key] if a[key][k] != b[key][k]]
+        elif a[key] != b[key]:
+            out.append(f"{key}: {a[key]!r} → {b[key]!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A loaded model: a different spec means different activations."""
+
+    name: str
+    revision: str
+    architecture: str
+    scoring: str
+    n_layers: int
+    n_neurons: int
+    hidden: int
+    max_positions: int
+
+
+@dataclass(frozen=True)
+class PromptSpec:
+    """A prompt set (seed, token, hidden) and where it came from."""
+
+    model: ModelSpec
+    seeds: tuple[int, ...]
+    n_tokens: int
+    checksum: str
+    source: str
+
+
+@dataclass(frozen=True)
+class ExtractionSpec:
+    """One (task, split) extraction: everything that determines its numbers."""
+
+    task: str
+    split: str
+    model: ModelSpec
+    prompt_checksum: str
+    seeds: tuple[int, ...]
+    n_tokens: int
+    n_examples: int
+    data_fingerprint: str
+    label_names: tuple[str, ...]
+    label_words: tuple[str, ...]
+    dtype: str
+    max_length: int
+    block: int
+    store_acts: bool
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_examples // self.block)
+
+
+@dataclass(frozen=True)
+class RankingSpec:
+    """A ranking: which dev extraction was scored against which baseline."""
+
+    task: str
+    split: str
+    baseline_task: str
+    model: ModelSpec
+    prompt_checksum: str
+    seeds: tuple[int, ...]
+    n_examples: int

@@ -1,0 +1,33 @@
+"""The store's layout as versioned JSON Schema (``schemas/store-v<N>.json``), checked on every open."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+import jsonschema
+
+from ..errors import ActstoreError
+
+SCHEMA_VERSION = 1
+
+
+@cache
+def _schema() -> dict:
+    return json.loads(resources.files("actstore.schemas").joinpath(f"store-v{SCHEMA_VERSION}.json").read_text())
+
+
+def validate(kind: str, attrs: dict, where: str) -> None:
+    """Raise one readable line if ``attrs`` of a group of ``kind`` (root, extraction, ...) break the schema."""
+    if kind == "root":
+        found = attrs.get("actstore", {}).get("schema_version")
+        if found is not None and found != SCHEMA_VERSION:
+            raise ActstoreError(
+                f"{where} uses store schema version {found}; this actstore reads version {SCHEMA_VERSION} only"
+            )
+    schema = {"$ref": f"#/$defs/{kind}", "$defs": _schema()["$defs"]}
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(attrs))
+    if error is not None:
+        path = "/".join(map(str, error.absolute_path)) or "(top)"
+        raise ActstoreError(f"{where} does not follow store schema v{SCHEMA_VERSION}: {path}: {error.message}")

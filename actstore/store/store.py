@@ -1,0 +1,348 @@
+"""The Zarr v3 backend: groups, arrays, completion markers and crash-safe writes.
+
+Crash safety rests on three rules:
+- zarr's LocalStore writes every chunk and every ``zarr.json`` to a temporary file and renames it,
+  so no reader ever sees half a chunk;
+- a block of examples counts as stored only once its ``done`` marker exists, and that marker is
+  written after the block's chunk files have been fsync'ed;
+- a group's spec is written last when it is created, so a group without one holds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import zarr
+from zarr.codecs import Crc32cCodec
+
+from .. import __version__
+from ..errors import ActstoreError
+from ..prompts import PromptSet
+from ..specs import ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
+from .schema import SCHEMA_VERSION, validate
+
+ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
+#: every chunk carries a CRC32C, so a corrupted chunk is an error, never silent garbage
+CHECKSUM = [Crc32cCodec()]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _stamp(state: str, created: str | None = None) -> dict:
+    now = _now()
+    return {"version": __version__, "created": created or now, "updated": now, "state": state}
+
+
+class Store:
+    """An activation store on disk; analysts read it by task and split as xarray Datasets."""
+
+    def __init__(self, path: str | Path, mode: str = "r") -> None:
+        self.path = Path(path)
+        self.read_only = mode == "r"
+        if self.read_only:
+            if not (self.path / "zarr.json").is_file():
+                raise ActstoreError(f"no actstore store at {self.path}")
+            self.root = zarr.open_group(self.path, mode="r")
+        else:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.root = zarr.open_group(self.path, mode="a")
+                if "actstore" not in self.root.attrs:
+                    self.root.attrs.put({"actstore": {"schema_version": SCHEMA_VERSION, "version": __version__,
+                                                      "created": _now(), "updated": _now()}})
+            except (PermissionError, OSError) as exc:
+                raise ActstoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
+        validate("root", dict(self.root.attrs), str(self.path))
+
+    # ---- locking: one writer per store; the kernel drops the lock when a process dies, even by kill -9
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        if self.read_only:
+            raise ActstoreError(f"{self.path} was opened read-only")
+        with open(self.path / ".actstore.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ActstoreError(f"{self.path} is being written by another actstore process") from None
+            yield
+
+    # ---- groups
+
+    def _group(self, path: str, kind: str) -> zarr.Group | None:
+        """An existing, fully created group (its spec written), validated; else None."""
+        try:
+            group = self.root[path]
+        except KeyError:
+            return None
+        attrs = dict(group.attrs)
+        if "spec" not in attrs:
+            return None
+        validate(kind, attrs, f"{self.path}/{path}")
+        return group
+
+    def _names(self, path: str) -> list[str]:
+        try:
+            return sorted(self.root[path].group_keys())
+        except KeyError:
+            return []
+
+    def tasks(self) -> dict[str, list[str]]:
+        """Extracted splits per task."""
+        return {task: self._names(f"extractions/{task}") for task in self._names("extractions")}
+
+    def ranked_tasks(self) -> list[str]:
+        return [t for t in self._names("rankings") if self._group(f"rankings/{t}", "ranking") is not None]
+
+    def summary(self) -> dict:
+        """What the store holds, as JSON-ready values (for ``actstore info``)."""
+        root = self.root.attrs["actstore"]
+        prompts = {t: {**to_attrs(spec), "model": spec.model.name}
+                   for t in self._names("prompts") if (spec := self.prompt_spec(t))}
+        extractions = {}
+        for task, splits in self.tasks().items():
+            for split in splits:
+                group = self._group(f"extractions/{task}/{split}", "extraction")
+                if group is None:
+                    continue
+                spec = from_attrs(ExtractionSpec, group.attrs["spec"])
+                done = np.asarray(group["done"][...])
+                values = spec.n_examples * len(spec.seeds) * spec.model.n_layers * spec.n_tokens * spec.model.n_neurons
+                extractions[f"{task}/{split}"] = {
+                    **to_attrs(spec), "model": spec.model.name, "state": group.attrs["stamp"]["state"],
+                    "blocks": int(done.size), "blocks_done": int(done.sum()),
+                    "gigabytes": values * np.dtype(spec.dtype).itemsize / 1e9 if spec.store_acts else 0.0,
+                }
+        rankings = {}
+        for task in self.ranked_tasks():
+            group = self.root[f"rankings/{task}"]
+            rankings[task] = {**dict(group.attrs["spec"]),
+                              "best_predictivity": float(np.max(group["predictivity"][...]))}
+        return {"path": str(self.path), "schema_version": root["schema_version"], "version": root["version"],
+                "prompts": prompts, "extractions": extractions, "rankings": rankings}
+
+    # ---- prompts
+
+    def prompts(self, task: str) -> PromptSet | None:
+        group = self._group(f"prompts/{task}", "prompts")
+        if group is None:
+            return None
+        spec = from_attrs(PromptSpec, group.attrs["spec"])
+        return PromptSet(np.asarray(group["prompt"][...]), spec.seeds, spec.source)
+
+    def prompt_spec(self, task: str) -> PromptSpec | None:
+        group = self._group(f"prompts/{task}", "prompts")
+        return None if group is None else from_attrs(PromptSpec, group.attrs["spec"])
+
+    def put_prompts(self, task: str, prompts: PromptSet, spec: PromptSpec) -> None:
+        """Record the prompts a task's activations were made with; refuse to replace different ones."""
+        old = self.prompt_spec(task)
+        if old is not None:
+            if old.checksum != spec.checksum:
+                raise ActstoreError(
+                    f"{self.path} already holds other prompts for task '{task}' ({old.source}, {old.checksum}); "
+                    "use another store"
+                )
+            return
+        group = self.root.require_group(f"prompts/{task}")
+        group.create_array("prompt", data=prompts.vectors, chunks=prompts.vectors.shape,
+                           dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True)
+        group.create_array("seed", data=np.asarray(prompts.seeds, dtype=np.int64), dimension_names=("seed",), overwrite=True)
+        group.attrs.put({"spec": to_attrs(spec), "stamp": _stamp("complete")})
+
+    # ---- extractions
+
+    def extraction_writer(self, spec: ExtractionSpec, labels: np.ndarray, data_source: str) -> "ExtractionWriter":
+        """Open an extraction for (re)writing: a new one is created, a matching one resumes, another is refused."""
+        path = f"extractions/{spec.task}/{spec.split}"
+        group = self._group(path, "extraction")
+        if group is not None:
+            old = from_attrs(ExtractionSpec, group.attrs["spec"])
+            if old != spec:
+                raise ActstoreError(
+                    f"{self.path}/{path} was extracted with different settings ({'; '.join(differences(old, spec))}); "
+                    "use another store or the original settings"
+                )
+            return ExtractionWriter(self, group, spec)
+        group = self.root.require_group(path)
+        _create_extraction_arrays(group, spec, labels)
+        group.attrs.put({"spec": to_attrs(spec), "stamp": _stamp("in_progress"), "data_source": data_source,
+                         **({"baseline_progress": {}} if spec.split == "train" else {})})
+        return ExtractionWriter(self, group, spec)
+
+    def extraction_spec(self, task: str, split: str) -> ExtractionSpec | None:
+        group = self._group(f"extractions/{task}/{split}", "extraction")
+        return None if group is None else from_attrs(ExtractionSpec, group.attrs["spec"])
+
+    def extraction(self, task: str, split: str = "validation", *, complete_only: bool = True) -> xr.Dataset:
+        """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label, prediction, scores."""
+        path = f"extractions/{task}/{split}"
+        group = self._group(path, "extraction")
+        if group is None:
+            known = ", ".join(f"{t}/{s}" for t, ss in self.tasks().items() for s in ss) or "none"
+            raise ActstoreError(f"no extraction {task}/{split} in {self.path} (present: {known})")
+        spec = from_attrs(ExtractionSpec, group.attrs["spec"])
+        done = np.asarray(group["done"][...])
+        if complete_only and not done.all():
+            raise ActstoreError(
+                f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
+                "run the same actstore extract command again to finish it"
+            )
+        ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3)
+        complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
+        ds = ds.drop_vars([v for v in ("done", "baseline_sum") if v in ds])
+        ds["complete"] = (("seed", "example"), complete)
+        ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
+        return ds
+
+    def baseline(self, task: str) -> xr.DataArray:
+        """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
+        group = self._group(f"extractions/{task}/train", "extraction")
+        if group is None or group.attrs["stamp"]["state"] != "complete":
+            raise ActstoreError(f"no complete train baseline for task '{task}' in {self.path}: extract its train split first")
+        return self.extraction(task, "train", complete_only=False)["baseline"].load()
+
+    # ---- rankings
+
+    def put_ranking(self, spec: RankingSpec, ranking: xr.Dataset) -> None:
+        """Write a ranking's arrays, then its spec: a ranking without a spec is never read."""
+        group = self.root.require_group(f"rankings/{spec.task}")
+        group.attrs.put({})
+        for name, var in {**ranking.coords, **ranking.data_vars}.items():
+            group.create_array(name, data=np.asarray(var.values), dimension_names=var.dims, overwrite=True)
+        group.attrs.put({"spec": to_attrs(spec), "stamp": _stamp("complete")})
+
+    def ranking(self, task: str) -> xr.Dataset:
+        """Skill-neuron ranking of a task: accuracy, predictivity, best_token, rank_in_layer, rank_global."""
+        path = f"rankings/{task}"
+        group = self._group(path, "ranking")
+        if group is None:
+            raise ActstoreError(f"task '{task}' has no ranking in {self.path} yet: run actstore rank --task {task}")
+        ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3).load()
+        ds.attrs = {"spec": dict(group.attrs["spec"])}
+        return ds
+
+    def ranking_spec(self, task: str) -> RankingSpec | None:
+        group = self._group(f"rankings/{task}", "ranking")
+        return None if group is None else from_attrs(RankingSpec, group.attrs["spec"])
+
+
+def open_store(path: str | Path, mode: str = "r") -> Store:
+    """Open a store: ``mode="r"`` to read (the analyst's view), ``"a"`` to create or add to it."""
+    return Store(path, mode)
+
+
+def _coords(group: zarr.Group, spec: ExtractionSpec) -> None:
+    sizes = {"seed": np.asarray(spec.seeds), "example": np.arange(spec.n_examples), "layer": np.arange(spec.model.n_layers),
+             "token": np.arange(spec.n_tokens), "neuron": np.arange(spec.model.n_neurons),
+             "class": np.arange(len(spec.label_names))}
+    for name, values in sizes.items():
+        group.create_array(name, data=values.astype(np.int64), dimension_names=(name,), overwrite=True)
+
+
+def _create_extraction_arrays(group: zarr.Group, spec: ExtractionSpec, labels: np.ndarray) -> None:
+    s, n, b = len(spec.seeds), spec.n_examples, spec.block
+    lay, tok, neu = spec.model.n_layers, spec.n_tokens, spec.model.n_neurons
+    _coords(group, spec)
+    if spec.store_acts:
+        group.create_array("acts", shape=(s, n, lay, tok, neu), chunks=(1, b, 1, tok, neu), dtype=spec.dtype,
+                           dimension_names=ACT_DIMS, compressors=CHECKSUM, fill_value=0, overwrite=True)
+    group.create_array("label", data=labels.astype(np.int64), chunks=(min(n, 1 << 16),), dimension_names=("example",),
+                       overwrite=True)
+    group.create_array("prediction", shape=(s, n), chunks=(1, b), dtype="int16", fill_value=-1,
+                       dimension_names=("seed", "example"), overwrite=True)
+    group.create_array("scores", shape=(s, n, len(spec.label_names)), chunks=(1, b, len(spec.label_names)),
+                       dtype="float32", fill_value=np.nan, dimension_names=("seed", "example", "class"), overwrite=True)
+    group.create_array("done", shape=(s, spec.n_blocks), chunks=(1, 1), dtype="bool", fill_value=False,
+                       dimension_names=("seed", "block"), overwrite=True)
+    if spec.split == "train":
+        group.create_array("baseline", shape=(s, lay, tok, neu), chunks=(1, 1, tok, neu), dtype="float64",
+                           fill_value=np.nan, dimension_names=("seed", "layer", "token", "neuron"),
+                           compressors=CHECKSUM, overwrite=True)
+        group.create_array("baseline_sum", shape=(2, s, lay, tok, neu), chunks=(1, 1, 1, tok, neu), dtype="int64",
+                           fill_value=0, dimension_names=("slot", "seed", "layer", "token", "neuron"),
+                           compressors=CHECKSUM, overwrite=True)
+
+
+class ExtractionWriter:
+    """Writes one extraction block by block; safe to call ``write_block`` from writer threads."""
+
+    def __init__(self, store: Store, group: zarr.Group, spec: ExtractionSpec) -> None:
+        self.store, self.group, self.spec = store, group, spec
+        self.created = group.attrs["stamp"]["created"]
+
+    def done(self) -> np.ndarray:
+        """(seed, block) bool: which blocks are safely stored."""
+        return np.asarray(self.group["done"][...])
+
+    def write_block(self, seed_index: int, block: int, acts: np.ndarray | None, scores: np.ndarray) -> None:
+        """Store one block's activations and scores, make them durable, then mark the block done."""
+        lo = block * self.spec.block
+        hi = lo + scores.shape[0]
+        written = []
+        if acts is not None and self.spec.store_acts:
+            self.group["acts"][seed_index, lo:hi] = acts
+            written += [("acts", (seed_index, block, layer, 0, 0)) for layer in range(self.spec.model.n_layers)]
+        self.group["scores"][seed_index, lo:hi] = scores
+        self.group["prediction"][seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
+        written += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
+        for name, coords in written:
+            self._fsync(name, coords)
+        self.group["done"][seed_index, block] = True
+
+    def _fsync(self, name: str, coords: tuple[int, ...]) -> None:
+        array = self.group[name]
+        fd = os.open(self.store.path / array.path / array.metadata.encode_chunk_key(coords), os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # ---- the train split's streamed baseline (Eq. 2), checkpointed in two slots
+
+    def stream_progress(self, seed: int) -> tuple[int, int]:
+        """(examples already summed, slot holding that sum) for one seed."""
+        entry = self.group.attrs.get("baseline_progress", {}).get(str(seed))
+        return (entry["examples"], entry["slot"]) if entry else (0, 1)
+
+    def load_sum(self, seed_index: int, slot: int) -> np.ndarray:
+        return np.asarray(self.group["baseline_sum"][slot, seed_index])
+
+    def checkpoint_sum(self, seed_index: int, total: np.ndarray, examples: int) -> None:
+        """Write the running sum into the slot not in use, then flip the pointer in one atomic attrs write."""
+        seed = self.spec.seeds[seed_index]
+        _, slot = self.stream_progress(seed)
+        free = 1 - slot
+        self.group["baseline_sum"][free, seed_index] = total
+        for layer in range(self.spec.model.n_layers):
+            self._fsync("baseline_sum", (free, seed_index, layer, 0, 0))
+        progress = dict(self.group.attrs.get("baseline_progress", {}))
+        progress[str(seed)] = {"examples": examples, "slot": free}
+        self._update_attrs(baseline_progress=progress)
+
+    def put_baseline(self, seed_index: int, baseline: np.ndarray) -> None:
+        self.group["baseline"][seed_index] = baseline
+
+    def _update_attrs(self, **changes: object) -> None:
+        attrs = dict(self.group.attrs)
+        attrs.update(changes)
+        attrs["stamp"] = {**attrs["stamp"], "updated": _now()}
+        self.group.attrs.put(attrs)
+
+    def finish(self) -> bool:
+        """Mark the extraction complete if every block (and, for train, every seed's baseline) is in."""
+        complete = bool(self.done().all())
+        if self.spec.split == "train":
+            complete &= all(self.stream_progress(s)[0] == self.spec.n_examples for s in self.spec.seeds)
+        if complete:
+            self._update_attrs(stamp={**self.group.attrs["stamp"], "state": "complete"})
+        return complete

@@ -1,0 +1,103 @@
+"""`actstore extract`: activations of a task's splits into a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from actstore import tasks
+from actstore.errors import ActstoreError
+from actstore.extraction import ExtractOptions, extract as run_extract
+from actstore.models import load_model
+from actstore.prompts import PromptSet
+from actstore.store import Store
+
+from .output import out, throughput
+
+
+def parse_ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ActstoreError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def parse_data_files(text: str | None) -> dict[str, str] | None:
+    """``train=a.csv,validation=b.csv`` (a bare path means the train split)."""
+    if not text:
+        return None
+    files = {}
+    for item in text.split(","):
+        split, _, path = item.rpartition("=")
+        files[split or "train"] = path
+    return files
+
+
+def resolve_prompts(store: Store, task: tasks.TaskSpec, prompts: str | None, prompts_from: str | None,
+                    seeds: str | None, length: int, hidden: int) -> tuple[PromptSet, str | None]:
+    """The prompt set to extract with, and the task to record it under (None: it is already in the store)."""
+    if prompts is None:
+        source = prompts_from or task.clean_source or task.name
+        found = store.prompts(source)
+        if found is None:
+            raise ActstoreError(
+                f"{store.path} holds no prompts for task '{source}': tune it first, or pass --prompts FILE or --prompts random"
+            )
+        return found, None
+    if prompts == "random":
+        return PromptSet.random(parse_ints(seeds or "0,1,2"), length, hidden), task.name
+    return PromptSet.from_files(prompts.split(","), parse_ints(seeds) if seeds else None), task.name
+
+
+def extract(
+    model: Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")],
+    task: Annotated[str, typer.Option(help="a registry task (sst2, qnli, ...) or a name for --data-files")],
+    store: Annotated[Path, typer.Option(help="the Zarr store to write (created if absent)")],
+    split: Annotated[str, typer.Option(help="comma-separated splits")] = "train,validation",
+    prompts: Annotated[Optional[str], typer.Option(help="'random', or .pt/.npy file(s); default: the store's prompts")] = None,
+    prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
+    prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
+    data_dir: Annotated[Optional[Path], typer.Option(envvar="ACTSTORE_DATA_DIR", help="local task files")] = None,
+    data_files: Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b.jsonl (CSV/TSV/JSONL)")] = None,
+    text_field: Annotated[Optional[list[str]], typer.Option(help="text column(s) of --data-files")] = None,
+    label_field: Annotated[Optional[str], typer.Option(help="label column of --data-files")] = None,
+    label_words: Annotated[Optional[str], typer.Option(help="label words of a new task, in label order")] = None,
+    dtype: Annotated[str, typer.Option(help="float16 or float32")] = "float16",
+    store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
+    batch_size: int = 8,
+    block: Annotated[int, typer.Option(help="examples per chunk")] = 32,
+    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    limit: Annotated[Optional[int], typer.Option(help="only the first N examples of each split")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")] = None,
+) -> None:
+    """Extract FFN activations at the prompt positions for every layer, neuron, token, seed and example."""
+    options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train)
+    files = parse_data_files(data_files)
+    if label_words:
+        spec = tasks.custom_task(task, text_field or ["text"], label_field or "label",
+                                 [str(i) for i in range(len(label_words.split(",")))], label_words.split(","))
+    else:
+        spec = tasks.get_task(task)
+    splits = {name: tasks.load_split(spec, name, data_dir=data_dir, data_files=files, text_fields=text_field,
+                                     label_field=label_field) for name in tasks.parse_splits(split)}
+    if limit:
+        splits = {name: s.head(limit) for name, s in splits.items()}
+    lm = load_model(model, device=device)
+    target = Store(store, mode="a")
+    with target.writing():
+        prompt_set, record_under = resolve_prompts(target, spec, prompts, prompts_from, seeds, prompt_length, lm.spec.hidden)
+        prompt_set.check_fits(lm.spec, max_length)
+        if record_under:
+            target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
+        for name, data in splits.items():
+            total = len(data) * len(prompt_set.seeds)
+            with throughput(f"{task}/{name}", total) as advance:
+                done = run_extract(target, lm, spec, data, prompt_set, options, progress=advance)
+            what = "activations + baseline" if name == "train" and not done.store_acts else "activations"
+            out.print(f"{task}/{name}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store}")
+
+
+COMMANDS = [extract]
