@@ -74,6 +74,8 @@ class Store:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise ActstoreError(f"{self.path} is being written by another actstore process") from None
+            for orphan in self.path.rglob("*.partial"):  # temporary files of a writer that was killed
+                orphan.unlink()
             yield
 
     # ---- groups

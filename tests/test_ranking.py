@@ -1,0 +1,67 @@
+"""Eq. 2–5 out of core, checked for exact equality against plain numpy float64."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from actstore import open_store
+from actstore.errors import ActstoreError
+from actstore.ranking import rank, ranking_dataset, top_neurons
+from helpers import reference_ranking, run_toy
+
+
+@pytest.fixture(scope="module")
+def ranked(tiny_model_dir, data_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("rank") / "s.zarr"
+    store = run_toy(path, tiny_model_dir("roberta"), data_dir, n_train=20, n_dev=22, seeds=(0, 1, 2), n_tokens=4)
+    rank(store, "toy", baseline_from="toy")
+    return path
+
+
+def test_accuracies_and_predictivities_equal_an_independent_float64_computation(ranked):
+    store = open_store(ranked)
+    train, dev = store.extraction("toy", "train"), store.extraction("toy", "validation")
+    expected = reference_ranking(train["acts"].values, dev["acts"].values, dev["label"].values)
+    ranking = store.ranking("toy")
+    np.testing.assert_array_equal(store.baseline("toy").values, expected["baseline"])
+    np.testing.assert_array_equal(ranking["accuracy"].values, expected["accuracy"])
+    np.testing.assert_array_equal(ranking["predictivity"].values, expected["predictivity"])
+    assert ranking["predictivity"].dims == ("layer", "neuron")
+    assert (ranking["predictivity"] >= 0.5).all()
+
+
+def test_rankings_order_neurons_by_predictivity(ranked):
+    ranking = open_store(ranked).ranking("toy")
+    pred = ranking["predictivity"].values
+    for layer in range(pred.shape[0]):
+        order = np.argsort(ranking["rank_in_layer"].values[layer])
+        assert np.all(np.diff(pred[layer, order]) <= 0)
+    glob = ranking["rank_global"].values.ravel()
+    assert sorted(glob) == list(range(pred.size))
+    assert np.all(np.diff(pred.ravel()[np.argsort(glob)]) <= 0)
+    top = top_neurons(ranking, 3)
+    assert top[0]["predictivity"] == pred.max() and [r["rank"] for r in top] == [1, 2, 3]
+
+
+def test_ranking_dataset_handles_ties_and_inhibitory_neurons():
+    accuracy = np.array([0.9, 0.1, 0.5, 0.1]).reshape(1, 1, 1, 4)  # one seed, layer, token; 4 neurons
+    ds = ranking_dataset(accuracy, np.array([0]))
+    np.testing.assert_allclose(ds["predictivity"].values[0], [0.9, 0.9, 0.5, 0.9])
+    assert list(ds["rank_in_layer"].values[0]) == [0, 1, 3, 2]
+
+
+def test_baseline_from_another_task_must_share_the_prompts(ranked, tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "other.zarr", tiny_model_dir("roberta"), data_dir, seeds=(5, 6), n_tokens=4)
+    with pytest.raises(ActstoreError, match="no train baseline for 'sst2'"):
+        rank(store, "toy", baseline_from="sst2")
+
+
+def test_a_corrupted_chunk_is_reported(tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir)
+    chunk = tmp_path / "s.zarr" / "extractions" / "toy" / "validation" / "acts" / "c" / "0" / "1" / "0" / "0" / "0"
+    data = bytearray(chunk.read_bytes())
+    data[10] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(ActstoreError, match="corrupted"):
+        rank(store, "toy")
