@@ -84,7 +84,7 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
             prompt = torch.from_numpy(prompts.vectors[s])
             streaming = spec.split == "train"
             start, slot = writer.stream_progress(seed) if streaming else (0, 0)
-            total = writer.load_sum(s, slot) if start else np.zeros(runner.block_shape[1:], np.int64)
+            total = writer.load_sum(s, slot) if start else np.zeros(runner.block_shape[1:], _SUM_DTYPE[spec.dtype])
             report(start, 0)
             for b in range(start // spec.block, spec.n_blocks):
                 if done[s, b] and not streaming:
@@ -92,7 +92,7 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
                     continue
                 acts, scores = runner.run(b, prompt)
                 if streaming:
-                    total += kernels.fixed_point_sum(acts)
+                    total += block_sum(acts)
                 queue.submit(writer.write_block, s, b, acts, scores)
                 report(len(scores), acts.nbytes if spec.store_acts else 0)
                 if streaming and (b + 1) % options.checkpoint_every == 0 and b + 1 < spec.n_blocks:
@@ -108,9 +108,20 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
     return spec
 
 
+#: float16 activations sum exactly in int64 fixed point; float32 ones in float64 (in block order)
+_SUM_DTYPE = {"float16": np.int64, "float32": np.float64}
+
+
+def block_sum(acts: np.ndarray) -> np.ndarray:
+    """Σ over the examples of a block, in the accumulator type of its dtype."""
+    return kernels.fixed_point_sum(acts) if acts.dtype == np.float16 else acts.sum(axis=0, dtype=np.float64)
+
+
 def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:
-    """Eq. 2 from the exact fixed-point sum: one float64 rounding, whatever the order of summation."""
-    return total.astype(np.float64) / kernels.FIXED_POINT_SCALE / n
+    """Eq. 2 from a running sum; from the exact fixed-point sum it takes one float64 rounding, whatever
+    the order in which the blocks were summed."""
+    scale = kernels.FIXED_POINT_SCALE if total.dtype == np.int64 else 1
+    return total.astype(np.float64) / scale / n
 
 
 class _BlockRunner:

@@ -137,11 +137,11 @@ def _fixed_point_sum(bits: np.ndarray, block: int) -> tuple[np.ndarray, bool]:
 
 
 def fixed_point_sum(data: np.ndarray) -> np.ndarray:
-    """(E, ...) float16 → (M,) int64 exact Σ a·2^24 over the first axis."""
+    """(E, ...) float16 → int64 (...) exact Σ a·2^24 over the first axis."""
     total, bad = _fixed_point_sum(_as_bits(data), 2048)
     if bad:
         raise ValueError("cannot sum inf or NaN activations")
-    return total
+    return total.reshape(data.shape[1:])
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)

@@ -94,14 +94,16 @@ class PromptedModel:
         return next(self.model.parameters()).device
 
     def label_word_ids(self, words: Sequence[str]) -> list[int]:
-        """One vocabulary id per label word (its first piece, with the leading space BPE expects)."""
+        """One vocabulary id per label word: its first piece that is more than a word boundary."""
         ids = []
-        unk = self.tokenizer.unk_token_id
         for word in words:
             pieces = self.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-            if not pieces or pieces[0] == unk:
+            pieces = [i for i in pieces if self.tokenizer.decode([i]).strip()]
+            if not pieces or pieces[0] == self.tokenizer.unk_token_id:
                 raise ActstoreError(f"label word '{word}' is not in the vocabulary of {self.spec.name}")
             ids.append(pieces[0])
+        if len(set(ids)) < len(ids):
+            raise ActstoreError(f"label words {list(words)} share a first token in {self.spec.name}; choose other words")
         return ids
 
     def encode(self, texts: Sequence[tuple[str, ...]], max_length: int) -> dict[str, torch.Tensor]:
@@ -176,6 +178,9 @@ def _ffn_output_projections(model: nn.Module, arch: str) -> list[nn.Module]:
 def load_model(name: str, *, device: str | None = None) -> PromptedModel:
     """Load by Hugging Face name, registry alias or local directory; the hub is used only when needed."""
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, T5ForConditionalGeneration
+    from transformers.utils import logging
+
+    logging.disable_progress_bar()  # actstore shows its own progress
 
     path = resolve(name)
     try:

@@ -15,7 +15,7 @@ import xarray as xr
 
 from . import kernels
 from .errors import ActstoreError
-from .extraction import baseline_from_sum
+from .extraction import baseline_from_sum, block_sum
 from .specs import ExtractionSpec, RankingSpec
 from .store import Store
 from .tasks import get_task
@@ -55,7 +55,8 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
 
 
 def recompute_baseline(store: Store, task: str) -> np.ndarray:
-    """Eq. 2 from stored train activations (needs ``--store-train``); equals the streamed baseline exactly."""
+    """Eq. 2 from stored train activations (needs ``--store-train``); for float16 it equals the streamed
+    baseline exactly (both sum the same float16 values in exact fixed point)."""
     spec = store.extraction_spec(task, "train")
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
@@ -141,7 +142,7 @@ def _count_kernel(dtype: str) -> Callable:
 
 
 def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None) -> np.ndarray:
-    return kernels.fixed_point_sum(data)[None]
+    return block_sum(data)[None]
 
 
 def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
@@ -160,7 +161,7 @@ def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.n
         return kernel(flat, thr, lab).reshape(1, 1, n_out, 1, n_tokens, n_neurons)
 
     partial = acts.map_blocks(
-        block, new_axis=[2], dtype=np.int64,
+        block, new_axis=[2], dtype=np.int64 if acts.dtype == np.float16 else np.float64,
         chunks=((1,) * s, (1,) * len(acts.chunks[1]), (n_out,), (1,) * n_layers, (n_tokens,), (n_neurons,)),
     )
     try:

@@ -14,25 +14,9 @@ from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.store import Store
 
+from .common import (DataDir, DataFiles, Device, LabelField, LabelWords, Limit, TextField, parse_ints,
+                     task_and_splits)
 from .output import out, throughput
-
-
-def parse_ints(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ActstoreError(f"expected comma-separated integers, got '{text}'") from None
-
-
-def parse_data_files(text: str | None) -> dict[str, str] | None:
-    """``train=a.csv,validation=b.csv`` (a bare path means the train split)."""
-    if not text:
-        return None
-    files = {}
-    for item in text.split(","):
-        split, _, path = item.rpartition("=")
-        files[split or "train"] = path
-    return files
 
 
 def resolve_prompts(store: Store, task: tasks.TaskSpec, prompts: str | None, prompts_from: str | None,
@@ -60,31 +44,23 @@ def extract(
     prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
-    data_dir: Annotated[Optional[Path], typer.Option(envvar="ACTSTORE_DATA_DIR", help="local task files")] = None,
-    data_files: Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b.jsonl (CSV/TSV/JSONL)")] = None,
-    text_field: Annotated[Optional[list[str]], typer.Option(help="text column(s) of --data-files")] = None,
-    label_field: Annotated[Optional[str], typer.Option(help="label column of --data-files")] = None,
-    label_words: Annotated[Optional[str], typer.Option(help="label words of a new task, in label order")] = None,
+    data_dir: DataDir = None,
+    data_files: DataFiles = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    label_words: LabelWords = None,
     dtype: Annotated[str, typer.Option(help="float16 or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
     batch_size: int = 8,
     block: Annotated[int, typer.Option(help="examples per chunk")] = 32,
     max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
-    limit: Annotated[Optional[int], typer.Option(help="only the first N examples of each split")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")] = None,
+    limit: Limit = None,
+    device: Device = None,
 ) -> None:
     """Extract FFN activations at the prompt positions for every layer, neuron, token, seed and example."""
     options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train)
-    files = parse_data_files(data_files)
-    if label_words:
-        spec = tasks.custom_task(task, text_field or ["text"], label_field or "label",
-                                 [str(i) for i in range(len(label_words.split(",")))], label_words.split(","))
-    else:
-        spec = tasks.get_task(task)
-    splits = {name: tasks.load_split(spec, name, data_dir=data_dir, data_files=files, text_fields=text_field,
-                                     label_field=label_field) for name in tasks.parse_splits(split)}
-    if limit:
-        splits = {name: s.head(limit) for name, s in splits.items()}
+    spec, splits = task_and_splits(task, split, data_dir=data_dir, data_files=data_files, text_field=text_field,
+                                   label_field=label_field, label_words=label_words, limit=limit)
     lm = load_model(model, device=device)
     target = Store(store, mode="a")
     with target.writing():
@@ -94,10 +70,10 @@ def extract(
             target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
         for name, data in splits.items():
             total = len(data) * len(prompt_set.seeds)
-            with throughput(f"{task}/{name}", total) as advance:
-                done = run_extract(target, lm, spec, data, prompt_set, options, progress=advance)
+            with throughput(f"{task}/{name}", total) as rates:
+                done = run_extract(target, lm, spec, data, prompt_set, options, progress=rates.add)
             what = "activations + baseline" if name == "train" and not done.store_acts else "activations"
-            out.print(f"{task}/{name}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store}")
+            out.print(f"{task}/{name}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store} ({rates})")
 
 
 COMMANDS = [extract]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -13,21 +13,38 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+class Rates:
+    """Examples and bytes done since a start, for the progress bar and the closing line."""
+
+    def __init__(self, on_add: Callable[[int], None] = lambda examples: None) -> None:
+        self.start, self.examples, self.bytes, self.on_add = time.perf_counter(), 0, 0, on_add
+
+    def add(self, examples: int, nbytes: int) -> None:
+        self.examples += examples
+        self.bytes += nbytes
+        self.on_add(examples)
+
+    def __str__(self) -> str:
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        return f"{self.examples / elapsed:.1f} ex/s · {self.bytes / elapsed / 1e6:.1f} MB/s"
+
+
 @contextmanager
-def throughput(description: str, total: int) -> Iterator["callable"]:
-    """A progress bar showing examples/s and MB/s; yields ``advance(examples, nbytes)``."""
+def throughput(description: str, total: int) -> Iterator[Rates]:
+    """A progress bar with examples/s and MB/s, cleared when done; yields the ``Rates`` to feed."""
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.completed}/{task.total} ex · {task.fields[rate]}"), TimeRemainingColumn())
-    start = time.perf_counter()
-    state = {"examples": 0, "bytes": 0}
-    with Progress(*columns, console=err, transient=False) as bar:
+    with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(description, total=total, rate="")
+        rates = Rates(lambda examples: bar.update(task, advance=examples, rate=str(rates)))
+        yield rates
 
-        def advance(examples: int, nbytes: int) -> None:
-            state["examples"] += examples
-            state["bytes"] += nbytes
-            elapsed = max(time.perf_counter() - start, 1e-9)
-            rate = f"{state['examples'] / elapsed:.1f} ex/s · {state['bytes'] / elapsed / 1e6:.1f} MB/s"
-            bar.update(task, advance=examples, rate=rate)
 
-        yield advance
+@contextmanager
+def steps(description: str, total: int) -> Iterator[Callable[[int, str], None]]:
+    """A progress bar of work units with a status line (seed, step, loss); yields ``advance(n, status)``."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[status]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(description, total=total, status="")
+        yield lambda n, status: bar.update(task, advance=n, status=status)

@@ -64,7 +64,7 @@ def test_info(store):
     invoke("rank", "--store", store, "--task", "sst2")
     result = invoke("info", store)
     assert result.exit_code == 0, result.output
-    assert "extractions/sst2/validation: complete, 3/3 blocks" in result.output
+    assert "extractions/sst2/validation: complete, 6/6 blocks, 24 examples × 2 seeds" in result.output
     assert "extractions/sst2/train: complete" in result.output and "baseline only" in result.output
     summary = json.loads(invoke("info", store, "--json").output)
     assert summary["schema_version"] == 1 and "sst2" in summary["rankings"]

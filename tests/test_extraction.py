@@ -18,8 +18,14 @@ from helpers import SENTIMENT, run_toy, toy_split
 ARCHS = ["roberta", "bert", "bert_nohead", "mpnet", "t5", "t5_gated"]
 
 
-def independent_activations(model, texts, prompt, max_length=128):
-    """The FFN activation as METHOD.md defines it, taken at other modules than actstore's hook point."""
+def independent_activations(model, texts, prompt, batch_size=2, max_length=128):
+    """The FFN activation as METHOD.md defines it, taken at other modules than actstore's hook point
+    (batched as the extraction batches, so that padding, and thus every float, is the same)."""
+    return np.concatenate([_independent(model, texts[i:i + batch_size], prompt, max_length)
+                           for i in range(0, len(texts), batch_size)])
+
+
+def _independent(model, texts, prompt, max_length):
     seen: dict[int, torch.Tensor] = {}
     handles = []
     if model.is_t5:

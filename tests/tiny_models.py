@@ -13,67 +13,66 @@ import torch
 KINDS = ("roberta", "bert", "bert_nohead", "mpnet", "t5", "t5_gated")
 
 WORDS = """the a an and or but of to in on for with as at by from this that it is was were be been are not no
-yes true false negative positive good bad great terrible fine movie film story plot actor actors acting
+yes true false maybe negative positive good bad great terrible fine movie film story plot actor actors acting
 director scene scenes funny boring dull charming moving love loved hate hated best worst well very
 really too much more most some all one two time life people world man woman work way make made just
 than then so if when what who how why there their they he she we you i me my your his her our its
 question sentence answer same different right wrong reasonable unreasonable excuse scenario because
 entailment duplicate equivalent not_entailment review reviews performance characters ending beautiful
 awful wonderful waste mess masterpiece heart soul comedy drama thriller horror music script""".split()
-CORPUS = [" ".join(WORDS[i:i + 12]) for i in range(0, len(WORDS), 6)] * 3
+CORPUS = [" ".join(WORDS[i:i + 12]) for i in range(0, len(WORDS), 6)] * 3 + WORDS * 5
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
 
-def _word_piece_vocab(path: Path, specials: list[str]) -> Path:
+def _word_piece_vocab(specials: list[str]) -> dict[str, int]:
     letters = sorted({c for w in WORDS for c in w})
     pieces = specials + WORDS + letters + [f"##{c}" for c in letters] + [",", ".", "'", "!", "?", "-", "s", "##s"]
-    vocab = path / "vocab.txt"
-    vocab.write_text("\n".join(dict.fromkeys(pieces)) + "\n")
-    return vocab
+    return {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
 
 
-def _bert(path: Path, head: bool):
+def _bert(head: bool):
     from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
-    tokenizer = BertTokenizerFast(vocab_file=str(_word_piece_vocab(path, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])))
+    tokenizer = BertTokenizerFast(vocab=_word_piece_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
     config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=300, **SIZES)
     return (BertForMaskedLM if head else BertModel)(config), tokenizer
 
 
-def _mpnet(path: Path):
+def _mpnet():
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
-    vocab = _word_piece_vocab(path, ["<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"])
-    tokenizer = MPNetTokenizerFast(vocab_file=str(vocab), unk_token="<unk>")
+    tokenizer = MPNetTokenizerFast(vocab=_word_piece_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]), unk_token="<unk>")
     config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id, **SIZES)
     return MPNetModel(config), tokenizer
 
 
 def _roberta(path: Path):
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import ByteLevelBPETokenizer, processors
     from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
 
     bpe = ByteLevelBPETokenizer()
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    bpe.train_from_iterator(CORPUS, vocab_size=600, min_frequency=1, special_tokens=specials, show_progress=False)
-    bpe.save_model(str(path))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(path / "vocab.json"), merges_file=str(path / "merges.txt"))
+    bpe.train_from_iterator(CORPUS, vocab_size=1000, min_frequency=1, special_tokens=specials, show_progress=False)
+    bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    bpe.save(str(path / "tokenizer.json"))
+    tokenizer = RobertaTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
     config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=302, pad_token_id=1, bos_token_id=0,
                            eos_token_id=2, **SIZES)
     return RobertaForMaskedLM(config), tokenizer
 
 
 def _t5(path: Path, gated: bool):
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import T5Config, T5ForConditionalGeneration, T5TokenizerFast
 
-    unigram = Tokenizer(models.Unigram())
+    # a fixed vocabulary: every corpus word is one "▁word" piece, letters spell out anything else
+    letters = sorted({c for w in WORDS for c in w} | set(",.'!?-"))
+    vocab = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)] + [("▁" + w, -1.0) for w in WORDS]
+    vocab += [("▁", -5.0)] + [(c, -10.0) for c in letters]
+    unigram = Tokenizer(models.Unigram(vocab, unk_id=2, byte_fallback=False))
     unigram.normalizer = normalizers.NFKC()
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
     unigram.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>",
-                                      show_progress=False)
-    unigram.train_from_iterator(CORPUS, trainer)
     unigram.save(str(path / "tokenizer.json"))
     tokenizer = T5TokenizerFast(tokenizer_file=str(path / "tokenizer.json"), extra_ids=0,
                                 pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
@@ -87,10 +86,11 @@ def make_tiny_model(kind: str, path: Path, seed: int = 0) -> Path:
     """Write a tiny random ``kind`` model + tokenizer into ``path``; loadable with from_pretrained offline."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    builders = {"roberta": lambda: _roberta(path), "bert": lambda: _bert(path, True), "bert_nohead": lambda: _bert(path, False),
-                "mpnet": lambda: _mpnet(path), "t5": lambda: _t5(path, False), "t5_gated": lambda: _t5(path, True)}
-    model, tokenizer = builders[kind]()
+    builders = {"roberta": lambda: _roberta(path), "bert": lambda: _bert(True), "bert_nohead": lambda: _bert(False),
+                "mpnet": _mpnet, "t5": lambda: _t5(path, False), "t5_gated": lambda: _t5(path, True)}
+    with torch.random.fork_rng():  # the caller's random state stays where it was
+        torch.manual_seed(seed)
+        model, tokenizer = builders[kind]()
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

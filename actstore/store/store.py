@@ -122,7 +122,7 @@ class Store:
                 extractions[f"{task}/{split}"] = {
                     **to_attrs(spec), "model": spec.model.name, "state": group.attrs["stamp"]["state"],
                     "blocks": int(done.size), "blocks_done": int(done.sum()),
-                    "gigabytes": values * np.dtype(spec.dtype).itemsize / 1e9 if spec.store_acts else 0.0,
+                    "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
                 }
         rankings = {}
         for task in self.ranked_tasks():
@@ -202,6 +202,8 @@ class Store:
         ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3)
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_sum") if v in ds])
+        for name in ("label", "prediction", "scores"):  # small: in memory, so that e.g. groupby(ds.label) works
+            ds[name] = ds[name].load()
         ds["complete"] = (("seed", "example"), complete)
         ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
         return ds
@@ -216,21 +218,42 @@ class Store:
     # ---- rankings
 
     def put_ranking(self, spec: RankingSpec, ranking: xr.Dataset) -> None:
-        """Write a ranking's arrays, then its spec: a ranking without a spec is never read."""
-        group = self.root.require_group(f"rankings/{spec.task}")
-        group.attrs.put({})
-        for name, var in {**ranking.coords, **ranking.data_vars}.items():
-            group.create_array(name, data=np.asarray(var.values), dimension_names=var.dims, overwrite=True)
-        group.attrs.put({"spec": to_attrs(spec), "stamp": _stamp("complete")})
+        self._put_dataset(f"rankings/{spec.task}", to_attrs(spec), ranking)
 
     def ranking(self, task: str) -> xr.Dataset:
         """Skill-neuron ranking of a task: accuracy, predictivity, best_token, rank_in_layer, rank_global."""
-        path = f"rankings/{task}"
-        group = self._group(path, "ranking")
-        if group is None:
+        ds = self._dataset(f"rankings/{task}", "ranking")
+        if ds is None:
             raise ActstoreError(f"task '{task}' has no ranking in {self.path} yet: run actstore rank --task {task}")
+        return ds
+
+    # ---- analysis results (evaluations, suppression curves, transfer, correlations): labelled datasets
+
+    def put_result(self, kind: str, name: str, spec: dict, result: xr.Dataset) -> None:
+        """Store an analysis result under results/<kind>/<name>, replacing an older one of that name."""
+        self._put_dataset(f"results/{kind}/{name}", spec, result)
+
+    def result(self, kind: str, name: str) -> xr.Dataset | None:
+        """A stored result (its spec in ``attrs["spec"]``), or None when it was never computed."""
+        return self._dataset(f"results/{kind}/{name}", "result")
+
+    def results(self, kind: str) -> list[str]:
+        return [n for n in self._names(f"results/{kind}") if self._group(f"results/{kind}/{n}", "result") is not None]
+
+    def _put_dataset(self, path: str, spec: dict, ds: xr.Dataset) -> None:
+        """Write a dataset's arrays, then its spec: a group without a spec is never read."""
+        group = self.root.require_group(path)
+        group.attrs.put({})
+        for name, var in {**ds.coords, **ds.data_vars}.items():
+            group.create_array(name, data=np.asarray(var.values), dimension_names=var.dims, overwrite=True)
+        group.attrs.put({"spec": spec, "stamp": _stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
+
+    def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
+        group = self._group(path, kind)
+        if group is None:
+            return None
         ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3).load()
-        ds.attrs = {"spec": dict(group.attrs["spec"])}
+        ds.attrs = {**group.attrs.get("attrs", {}), "spec": dict(group.attrs["spec"])}
         return ds
 
     def ranking_spec(self, task: str) -> RankingSpec | None:
@@ -270,7 +293,8 @@ def _create_extraction_arrays(group: zarr.Group, spec: ExtractionSpec, labels: n
         group.create_array("baseline", shape=(s, lay, tok, neu), chunks=(1, 1, tok, neu), dtype="float64",
                            fill_value=np.nan, dimension_names=("seed", "layer", "token", "neuron"),
                            compressors=CHECKSUM, overwrite=True)
-        group.create_array("baseline_sum", shape=(2, s, lay, tok, neu), chunks=(1, 1, 1, tok, neu), dtype="int64",
+        group.create_array("baseline_sum", shape=(2, s, lay, tok, neu), chunks=(1, 1, 1, tok, neu),
+                           dtype="int64" if spec.dtype == "float16" else "float64",
                            fill_value=0, dimension_names=("slot", "seed", "layer", "token", "neuron"),
                            compressors=CHECKSUM, overwrite=True)
 

@@ -1,0 +1,90 @@
+"""Label-word predictions of a prompted model: the accuracy of a prompt set on a split.
+
+Tuning (dev accuracy per evaluation), ``actstore eval`` (accuracy per seed, own or another task's
+prompts), transfer and suppression (with an ``edit`` of the FFN activations) all score here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .errors import ActstoreError
+from .models import ActivationHook, PromptedModel
+from .prompts import PromptSet
+from .specs import to_attrs
+from .store import Store
+from .tasks import Split, TaskSpec
+
+#: progress(examples): called after every batch
+Tick = Callable[[int], None]
+
+
+@torch.inference_mode()
+def scores(model: PromptedModel, split: Split, prompt: torch.Tensor, word_ids: list[int], *, batch_size: int = 16,
+           max_length: int = 128, edit: ActivationHook | None = None, tick: Tick | None = None) -> np.ndarray:
+    """(examples, classes) label-word logits of one prompt (p, hidden); ``edit`` may rewrite FFN activations."""
+    out = np.empty((len(split), len(word_ids)), np.float32)
+    for lo in range(0, len(split), batch_size):
+        batch = model.encode(split.texts[lo:lo + batch_size], max_length)
+        if edit is None:
+            logits = model.label_logits(batch, prompt, word_ids)
+        else:
+            with model.ffn_hooks(edit):
+                logits = model.label_logits(batch, prompt, word_ids)
+        out[lo:lo + len(logits)] = logits.float().cpu().numpy()
+        if tick:
+            tick(len(logits))
+    return out
+
+
+def accuracy(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet, *, batch_size: int = 16,
+             max_length: int = 128, edit: Callable[[int], ActivationHook] | None = None,
+             tick: Tick | None = None) -> np.ndarray:
+    """Per seed of ``prompts``: the fraction of ``split`` whose highest label word is the label.
+
+    ``edit(seed_index)`` gives the activation edit for that seed's run (suppression), if any.
+    """
+    words = model.label_word_ids(task.label_words)
+    result = np.empty(len(prompts.seeds))
+    for s in range(len(prompts.seeds)):
+        prompt = torch.from_numpy(prompts.vectors[s])
+        logits = scores(model, split, prompt, words, batch_size=batch_size, max_length=max_length,
+                        edit=None if edit is None else edit(s), tick=tick)
+        result[s] = float((logits.argmax(axis=1) == split.labels).mean())
+    return result
+
+
+def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *, prompts_from: str | None = None,
+             batch_size: int = 16, max_length: int = 128, tick: Tick | None = None) -> xr.Dataset:
+    """Accuracy per seed of the prompts the store holds for ``prompts_from`` (default: the task's own, or its
+    clean source's for an adversarial task) on ``split``, stored as results/evaluation/<task>@<prompts_from>."""
+    source = prompt_source(task, prompts_from)
+    prompts = store.prompts(source)
+    if prompts is None:
+        raise ActstoreError(f"{store.path} holds no prompts for task '{source}': run actstore tune --task {source} first")
+    prompts.check_fits(model.spec, max_length)
+    made_for = store.prompt_spec(source).model
+    if made_for.revision != model.spec.revision:
+        raise ActstoreError(f"the prompts of '{source}' were made for {made_for.name} ({made_for.revision}), "
+                            f"not {model.spec.name} ({model.spec.revision})")
+    acc = accuracy(model, task, split, prompts, batch_size=batch_size, max_length=max_length, tick=tick)
+    spec = {"kind": "evaluation", "task": task.name, "split": split.name, "prompts_from": source,
+            "model": to_attrs(model.spec), "prompt_checksum": prompts.checksum, "seeds": list(prompts.seeds),
+            "n_examples": len(split), "data_fingerprint": split.fingerprint, "max_length": max_length}
+    result = xr.Dataset({"accuracy": (("seed",), acc)}, coords={"seed": np.asarray(prompts.seeds)})
+    store.put_result("evaluation", evaluation_name(task.name, source), spec, result)
+    return store.result("evaluation", evaluation_name(task.name, source))
+
+
+def evaluation_name(task: str, prompts_from: str) -> str:
+    """Where the evaluation of ``task`` with the prompts of ``prompts_from`` is stored under results/evaluation."""
+    return f"{task}@{prompts_from}"
+
+
+def prompt_source(task: TaskSpec, prompts_from: str | None = None) -> str:
+    """Whose prompts score a task by default: its own, or its clean source's for an adversarial task."""
+    return prompts_from or task.clean_source or task.name

@@ -1,0 +1,215 @@
+"""Prompt Tuning: learn p soft tokens per seed in front of a frozen model, keep the best on dev.
+
+Only the prompt is a parameter; the backbone runs in eval mode (no dropout) with ``requires_grad``
+off, so its weights cannot change. Each seed is reproducible from the seed alone: the initial prompt
+is ``PromptSet.random`` of that seed (the same one the random-prompt baseline uses) and the example
+order of every epoch is a permutation drawn from ``numpy.random.default_rng(seed)``.
+
+A finished seed is stored at once (results/tuning/<task>, one row per seed), so a crash costs at
+most the seed in progress; when every seed is in, the prompts are published as prompts/<task>,
+where extraction, evaluation and the analyses read them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .errors import ActstoreError
+from .evaluation import scores
+from .models import PromptedModel
+from .prompts import PromptSet
+from .specs import to_attrs
+from .store import Store
+from .tasks import Split, TaskSpec
+
+#: step(seed, step, loss): called after every optimiser step
+StepReport = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """Hyper-parameters (the papers' defaults; ``lr=None`` picks 1e-3, or 5e-3 for T5)."""
+
+    n_tokens: int = 100
+    lr: float | None = None
+    weight_decay: float = 1e-5
+    batch_size: int = 16
+    grad_accum: int = 1
+    max_length: int = 128
+    max_steps: int = 1000
+    eval_every: int = 100
+    patience: int = 5
+    eval_batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if self.n_tokens <= 0:
+            raise ActstoreError(f"prompt length must be positive, got {self.n_tokens}")
+        if self.batch_size % self.grad_accum:
+            raise ActstoreError(f"batch size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})")
+        for name in ("max_steps", "eval_every", "patience", "max_length"):
+            if getattr(self, name) <= 0:
+                raise ActstoreError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
+
+    def for_model(self, model: PromptedModel) -> "TuneOptions":
+        """Fill in the architecture's default learning rate."""
+        return self if self.lr is not None else replace(self, lr=5e-3 if model.is_t5 else 1e-3)
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed's best prompt and how training went."""
+
+    seed: int
+    prompt: np.ndarray
+    steps: np.ndarray
+    loss: np.ndarray
+    dev_accuracy: np.ndarray
+    best_step: int
+    best_accuracy: float
+    wall_s: float
+
+
+def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seed: int, options: TuneOptions,
+              on_step: StepReport | None = None) -> SeedResult:
+    """Train one seed's prompt with AdamW on the label-word cross-entropy; early-stop on dev accuracy."""
+    options = options.for_model(model)
+    start = time.perf_counter()
+    words = model.label_word_ids(task.label_words)
+    torch.manual_seed(seed)
+    init = PromptSet.random([seed], options.n_tokens, model.spec.hidden).vectors[0]
+    prompt = torch.nn.Parameter(torch.from_numpy(init).to(model.device))
+    optimiser = torch.optim.AdamW([prompt], lr=options.lr, weight_decay=options.weight_decay)
+    labels = torch.from_numpy(train.labels)
+    batches = _batches(len(train), options.batch_size, seed)
+    micro = options.batch_size // options.grad_accum
+    best = (_dev_accuracy(model, dev, prompt, words, options), 0, prompt.detach().cpu().numpy().copy())
+    steps, losses, accs = [0], [float("nan")], [best[0]]
+    since_best, running = 0, []
+    for step in range(1, options.max_steps + 1):
+        rows = next(batches)
+        optimiser.zero_grad(set_to_none=True)
+        total = 0.0
+        for lo in range(0, len(rows), micro):
+            part = rows[lo:lo + micro]
+            batch = model.encode([train.texts[i] for i in part], options.max_length)
+            logits = model.label_logits(batch, prompt, words)
+            loss = torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device)) * len(part) / len(rows)
+            loss.backward()
+            total += float(loss)
+        optimiser.step()
+        running.append(total)
+        if on_step:
+            on_step(seed, step, total)
+        if step % options.eval_every == 0 or step == options.max_steps:
+            acc = _dev_accuracy(model, dev, prompt, words, options)
+            steps.append(step)
+            losses.append(float(np.mean(running)))
+            accs.append(acc)
+            running = []
+            if acc > best[0]:
+                best, since_best = (acc, step, prompt.detach().cpu().numpy().copy()), 0
+            else:
+                since_best += 1
+                if since_best >= options.patience:
+                    break
+    return SeedResult(seed, best[2], np.asarray(steps), np.asarray(losses), np.asarray(accs), best[1], best[0],
+                      time.perf_counter() - start)
+
+
+def _batches(n: int, size: int, seed: int):
+    """Endless batches of example indices, a fresh seeded permutation every epoch."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for lo in range(0, n - size + 1 if n >= size else 1, size):
+            yield order[lo:lo + size]
+
+
+def _dev_accuracy(model: PromptedModel, dev: Split, prompt: torch.Tensor, words: list[int], options: TuneOptions) -> float:
+    logits = scores(model, dev, prompt.detach(), words, batch_size=options.eval_batch_size, max_length=options.max_length)
+    return float((logits.argmax(axis=1) == dev.labels).mean())
+
+
+def tune_spec(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
+              options: TuneOptions) -> dict:
+    """Everything that determines the tuned prompts: a stored run resumes only under the same spec."""
+    return {"kind": "tuning", "task": task.name, "model": to_attrs(model.spec), "seeds": list(seeds),
+            "options": to_attrs(options.for_model(model)), "label_words": list(task.label_words),
+            "train": {"n_examples": len(train), "fingerprint": train.fingerprint},
+            "dev": {"n_examples": len(dev), "fingerprint": dev.fingerprint}}
+
+
+def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
+         options: TuneOptions = TuneOptions(), on_step: StepReport | None = None,
+         on_seed: Callable[[SeedResult], None] | None = None) -> xr.Dataset:
+    """Tune every seed not yet in the store, then publish the prompts; returns results/tuning/<task>."""
+    seeds = list(seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ActstoreError(f"duplicate seeds in {seeds}")
+    if not len(train) or not len(dev):
+        raise ActstoreError(f"task '{task.name}' needs a non-empty train and dev split to tune")
+    PromptSet.random(seeds[:1], options.n_tokens, model.spec.hidden).check_fits(model.spec, options.max_length)
+    model.label_word_ids(task.label_words)
+    spec = tune_spec(model, task, train, dev, seeds, options)
+    existing = store.prompt_spec(task.name)
+    if existing is not None and not existing.source.startswith("tuned"):
+        raise ActstoreError(f"{store.path} already holds {existing.source} prompts for '{task.name}'; use another store")
+    done = _stored_seeds(store, task.name, spec)
+    for seed in seeds:
+        if seed in done:
+            continue
+        result = tune_seed(model, task, train, dev, seed, options, on_step)
+        done[seed] = result
+        _put_tuning(store, task.name, spec, [done[s] for s in seeds if s in done])
+        if on_seed:
+            on_seed(result)
+    prompts = PromptSet(np.stack([done[s].prompt for s in seeds]), tuple(seeds), f"tuned:{store.path.name}/results/tuning/{task.name}")
+    store.put_prompts(task.name, prompts, prompts.spec(model.spec))
+    return store.result("tuning", task.name)
+
+
+def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
+    """Seeds already tuned under this very spec (other settings are refused, not overwritten)."""
+    old = store.result("tuning", task)
+    if old is None:
+        return {}
+    if old.attrs["spec"] != spec:
+        changed = sorted(k for k in spec if old.attrs["spec"].get(k) != spec[k])
+        raise ActstoreError(f"{store.path} holds prompts of '{task}' tuned with other settings ({', '.join(changed)} "
+                            "differ); use another store or the original settings")
+    out = {}
+    for s in old["seed"].values.tolist():
+        row = old.sel(seed=s)
+        keep = np.isfinite(row["dev_accuracy"].values)
+        out[s] = SeedResult(s, row["prompt"].values, row["curve_step"].values[keep].astype(int),
+                            row["loss"].values[keep], row["dev_accuracy"].values[keep], int(row["best_step"]),
+                            float(row["best_accuracy"]), float(row["wall_s"]))
+    return out
+
+
+def _put_tuning(store: Store, task: str, spec: dict, results: list[SeedResult]) -> None:
+    """Every finished seed as one labelled dataset: prompt (seed, token, hidden) and curves (seed, evaluation)."""
+    width = max(len(r.steps) for r in results)
+
+    def padded(values: np.ndarray, fill: float) -> np.ndarray:
+        return np.concatenate([values.astype(np.float64), np.full(width - len(values), fill)])
+
+    ds = xr.Dataset(
+        {
+            "prompt": (("seed", "token", "hidden"), np.stack([r.prompt for r in results])),
+            "curve_step": (("seed", "evaluation"), np.stack([padded(r.steps, -1) for r in results]).astype(np.int64)),
+            "loss": (("seed", "evaluation"), np.stack([padded(r.loss, np.nan) for r in results])),
+            "dev_accuracy": (("seed", "evaluation"), np.stack([padded(r.dev_accuracy, np.nan) for r in results])),
+            "best_step": (("seed",), np.array([r.best_step for r in results])),
+            "best_accuracy": (("seed",), np.array([r.best_accuracy for r in results])),
+            "wall_s": (("seed",), np.array([r.wall_s for r in results])),
+        },
+        coords={"seed": np.array([r.seed for r in results])},
+    )
+    store.put_result("tuning", task, spec, ds)

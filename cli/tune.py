@@ -1,0 +1,122 @@
+"""`actstore tune` and `actstore eval`: train prompts per seed, and measure their accuracy on any task."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from actstore.evaluation import evaluate, prompt_source
+from actstore.models import load_model
+from actstore.store import Store
+from actstore.tuning import TuneOptions, tune as run_tune
+
+from .common import DataDir, DataFiles, Device, LabelField, LabelWords, Limit, TextField, parse_ints, task_and_splits
+from .output import out, steps, throughput
+
+Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
+StorePath = Annotated[Path, typer.Option(help="the Zarr store (created if absent)")]
+
+
+def tune(
+    model: Model,
+    task: Annotated[str, typer.Option(help="a registry task or a name for --data-files")],
+    store: StorePath,
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds, one prompt each")] = "0,1,2,3,4",
+    prompt_length: Annotated[int, typer.Option(help="soft prompt tokens")] = 100,
+    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate (default 1e-3; T5 5e-3)")] = None,
+    batch_size: Annotated[int, typer.Option(help="examples per optimiser step")] = 16,
+    grad_accum: Annotated[int, typer.Option(help="split each batch into this many micro-batches")] = 1,
+    max_steps: Annotated[int, typer.Option(help="optimiser steps at most")] = 1000,
+    eval_every: Annotated[int, typer.Option(help="steps between dev evaluations")] = 100,
+    patience: Annotated[int, typer.Option(help="evaluations without improvement before stopping")] = 5,
+    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    dev_limit: Annotated[Optional[int], typer.Option(help="evaluate on the first N dev examples only")] = None,
+    data_dir: DataDir = None,
+    data_files: DataFiles = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    label_words: LabelWords = None,
+    limit: Limit = None,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Prompt-tune a frozen model: one prompt per seed, best checkpoint on dev, stored as the task's prompts."""
+    options = TuneOptions(n_tokens=prompt_length, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
+                          max_steps=max_steps, eval_every=eval_every, patience=patience, max_length=max_length)
+    spec, splits = task_and_splits(task, "train,validation", data_dir=data_dir, data_files=data_files,
+                                   text_field=text_field, label_field=label_field, label_words=label_words, limit=limit)
+    dev = splits["validation"].head(dev_limit) if dev_limit else splits["validation"]
+    seed_list = parse_ints(seeds)
+    lm = load_model(model, device=device)
+    target = Store(store, mode="a")
+    with target.writing(), steps(f"tune {task}", len(seed_list) * max_steps) as advance:
+        result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options,
+                          on_step=lambda seed, step, loss: advance(1, f"seed {seed} · step {step} · loss {loss:.4f}"))
+    rows = [{"seed": int(s), "dev_accuracy": float(result["best_accuracy"].sel(seed=s)),
+             "best_step": int(result["best_step"].sel(seed=s)), "wall_s": float(result["wall_s"].sel(seed=s))}
+            for s in seed_list]
+    accs = np.array([r["dev_accuracy"] for r in rows])
+    if as_json:
+        out.print_json(json.dumps({"task": task, "seeds": rows, "mean": accs.mean(), "std": accs.std(ddof=0)}))
+        return
+    table = Table(title=f"prompt tuning of {task} ({len(dev)} dev examples)")
+    for column in ("seed", "dev accuracy", "best step", "wall s"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(str(r["seed"]), f"{r['dev_accuracy']:.4f}", str(r["best_step"]), f"{r['wall_s']:.0f}")
+    out.print(table)
+    out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in {store}/prompts/{task}")
+
+
+def eval(  # noqa: A001 - the command is `actstore eval`
+    model: Model,
+    task: Annotated[str, typer.Option(help="the task whose data is scored")],
+    store: StorePath,
+    prompts_from: Annotated[Optional[str], typer.Option(help="use this task's prompts (default: the task's own, "
+                                                                 "or its clean source's for adversarial tasks)")] = None,
+    split: Annotated[str, typer.Option(help="the split to score")] = "validation",
+    batch_size: int = 32,
+    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    data_dir: DataDir = None,
+    data_files: DataFiles = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    label_words: LabelWords = None,
+    limit: Limit = None,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Accuracy per seed (and mean ± std) of stored prompts on a task; the result is stored too."""
+    spec, splits = task_and_splits(task, split, data_dir=data_dir, data_files=data_files, text_field=text_field,
+                                   label_field=label_field, label_words=label_words, limit=limit)
+    data = next(iter(splits.values()))
+    lm = load_model(model, device=device)
+    target = Store(store, mode="a")
+    with target.writing():
+        prompts = target.prompts(prompt_source(spec, prompts_from))
+        with throughput(f"eval {task}", len(data) * (len(prompts.seeds) if prompts else 0)) as rates:
+            result = evaluate(target, lm, spec, data, prompts_from=prompts_from, batch_size=batch_size,
+                              max_length=max_length, tick=lambda n: rates.add(n, 0))
+    source = result.attrs["spec"]["prompts_from"]
+    accs = result["accuracy"].values
+    if as_json:
+        out.print_json(json.dumps({"task": task, "split": data.name, "prompts_from": source,
+                                   "accuracy": dict(zip(map(str, result["seed"].values.tolist()), accs.tolist())),
+                                   "mean": float(accs.mean()), "std": float(accs.std())}))
+        return
+    table = Table(title=f"{task}/{data.name} with the prompts of {source} ({len(data)} examples)")
+    table.add_column("seed", justify="right")
+    table.add_column("accuracy", justify="right")
+    for seed, acc in zip(result["seed"].values.tolist(), accs):
+        table.add_row(str(seed), f"{acc:.4f}")
+    out.print(table)
+    out.print(f"accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(accs)} seeds; stored in "
+              f"{store}/results/evaluation/{task}@{source}")
+
+
+COMMANDS = [tune, eval]
