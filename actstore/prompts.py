@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,7 +70,8 @@ class PromptSet:
 
     @classmethod
     def from_files(cls, paths: Sequence[str | Path], seeds: Sequence[int] | None = None) -> "PromptSet":
-        """Load .pt/.npy files: one [p, hidden] tensor per seed (Prompt-Transferability format) or one [k, p, hidden]."""
+        """Load .pt/.npy/.safetensors files or PEFT checkpoint folders: one [p, hidden] tensor per seed
+        (Prompt-Transferability format) or one [k, p, hidden]."""
         rows = [row for path in paths for row in _read_prompt_file(Path(path))]
         seeds = tuple(seeds) if seeds is not None else tuple(range(len(rows)))
         if len(seeds) != len(rows):
@@ -79,22 +81,34 @@ class PromptSet:
         return cls(np.stack(rows), seeds, "files:" + ",".join(Path(p).name for p in paths))
 
 
+#: export formats: one torch file per seed (Prompt-Transferability / Robust-Neurons), or a PEFT checkpoint per seed
+FORMATS = ("pt", "peft")
+#: the tensor a PEFT prompt-tuning checkpoint keeps its prompt in
+PEFT_KEY = "prompt_embeddings"
+
+
 def _read_prompt_file(path: Path) -> list[np.ndarray]:
+    if path.is_dir():  # a PEFT checkpoint folder
+        path = next((path / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (path / n).is_file()), path)
     if not path.is_file():
         raise ActstoreError(f"prompt file not found: {path}")
     try:
         if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+            obj = np.load(path, allow_pickle=False)
+        elif path.suffix == ".safetensors":
+            from safetensors.numpy import load_file
+
+            obj = load_file(path)
         else:
             import torch
 
             obj = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(obj, dict):  # a state dict holding one prompt tensor
-                tensors = [v for v in obj.values() if hasattr(v, "ndim") and v.ndim in (2, 3)]
-                if len(tensors) != 1:
-                    raise ActstoreError(f"{path} holds {len(tensors)} candidate prompt tensors, expected exactly one")
-                obj = tensors[0]
-            array = obj.detach().float().numpy()
+        if isinstance(obj, dict):  # a state dict holding one prompt tensor (PEFT: prompt_embeddings)
+            tensors = [v for v in obj.values() if hasattr(v, "ndim") and v.ndim in (2, 3)]
+            if len(tensors) != 1:
+                raise ActstoreError(f"{path} holds {len(tensors)} candidate prompt tensors, expected exactly one")
+            obj = tensors[0]
+        array = obj.detach().float().numpy() if hasattr(obj, "detach") else np.asarray(obj, dtype=np.float32)
     except ActstoreError:
         raise
     except Exception as exc:
@@ -105,3 +119,32 @@ def _read_prompt_file(path: Path) -> list[np.ndarray]:
     if array.ndim == 3:
         return list(array)
     raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape {array.shape}")
+
+
+def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str) -> list[Path]:
+    """Write one prompt per seed: ``seed<k>.pt`` ([tokens, hidden] float tensor) or a PEFT folder ``seed<k>/``."""
+    import torch
+    from safetensors.torch import save_file
+
+    if fmt not in FORMATS:
+        raise ActstoreError(f"unknown prompt format '{fmt}'; use one of {', '.join(FORMATS)}")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ActstoreError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    written = []
+    for seed, vectors in zip(prompts.seeds, prompts.vectors):
+        tensor = torch.from_numpy(np.ascontiguousarray(vectors))
+        if fmt == "pt":
+            torch.save(tensor, out / f"seed{seed}.pt")
+            written.append(out / f"seed{seed}.pt")
+            continue
+        folder = out / f"seed{seed}"
+        folder.mkdir(exist_ok=True)
+        save_file({PEFT_KEY: tensor}, folder / "adapter_model.safetensors")
+        config = {"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION", "base_model_name_or_path": base_model,
+                  "num_virtual_tokens": prompts.n_tokens, "token_dim": int(vectors.shape[1]),
+                  "num_transformer_submodules": 1, "prompt_tuning_init": "RANDOM", "inference_mode": True}
+        (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
+        written.append(folder)
+    return written

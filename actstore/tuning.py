@@ -101,7 +101,7 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
             logits = model.label_logits(batch, prompt, words)
             loss = torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device)) * len(part) / len(rows)
             loss.backward()
-            total += float(loss)
+            total += float(loss.detach())
         optimiser.step()
         running.append(total)
         if on_step:

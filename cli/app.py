@@ -10,7 +10,7 @@ import typer
 
 from actstore.errors import ActstoreError
 
-from . import extract, info, rank
+from . import extract, info, prompts, rank, run, suppress, tune
 from .output import err
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -34,9 +34,13 @@ def _clean_errors(command: Callable) -> Callable:
     return run
 
 
-for module in (extract, rank, info):
+for module in (run, tune, extract, rank, info, prompts, suppress):
+    target = app
+    if hasattr(module, "GROUP"):  # `actstore prompts import ...`: a command group of its own
+        target = typer.Typer(no_args_is_help=True, help=module.__doc__.splitlines()[0])
+        app.add_typer(target, name=module.GROUP)
     for fn in module.COMMANDS:
-        app.command()(_clean_errors(fn))
+        target.command(name=fn.__name__.rstrip("_").replace("_", "-"))(_clean_errors(fn))
 
 
 def main() -> None:

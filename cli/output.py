@@ -41,10 +41,10 @@ def throughput(description: str, total: int) -> Iterator[Rates]:
 
 
 @contextmanager
-def steps(description: str, total: int) -> Iterator[Callable[[int, str], None]]:
-    """A progress bar of work units with a status line (seed, step, loss); yields ``advance(n, status)``."""
+def steps(description: str, total: int) -> Iterator[Callable[..., None]]:
+    """A progress bar of work units with a status line (seed, step, loss); yields ``advance(n, status="")``."""
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[status]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(description, total=total, status="")
-        yield lambda n, status: bar.update(task, advance=n, status=status)
+        yield lambda n, status="": bar.update(task, advance=n, status=status)

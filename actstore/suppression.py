@@ -1,0 +1,214 @@
+"""Importance of skill neurons (METHOD.md, "Experiments"): suppress the most predictive neurons, or as many
+random ones, while the prompted model runs, and measure the accuracy against the percentage suppressed.
+
+The edit happens at the hook point extraction reads (the input of each FFN output projection), at every
+token position, through ``evaluation.accuracy``'s ``edit``. Counts are ``floor(percent / 100 × n)``: per
+layer (``scope="layer"``, the reference code's top x % of each layer) or over all neurons (``"global"``).
+A random control suppresses, in every layer, as many neurons as the skill mask does there, drawn with
+``numpy.random.default_rng([random_seed, draw])``; one draw's masks are nested across percentages.
+
+Modes: ``zero``; ``mean`` (the neuron's train baseline, Eq. 2, averaged over the prompt tokens);
+``noise`` (add N(0, (noise_scale × spread)²), where spread is the std of the neuron's stored activations on
+the ranked split, pooled over examples and prompt tokens). ``mean`` and ``noise`` read statistics made with
+the ranking's prompts, so they require the evaluated prompts to be those prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .errors import ActstoreError
+from .evaluation import Tick, accuracy, prompt_source
+from .models import ActivationHook, PromptedModel
+from .specs import to_attrs
+from .store import Store
+from .tasks import Split, TaskSpec
+
+MODES = ("zero", "noise", "mean")
+SCOPES = ("layer", "global")
+#: the paper's x axis (Figure 4): 0–15 % of the neurons
+DEFAULT_PERCENTS = (0.0, 1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0)
+
+
+@dataclass(frozen=True)
+class SuppressOptions:
+    """What to suppress and how; checked on creation, so bad input fails before any model is loaded."""
+
+    percents: tuple[float, ...] = DEFAULT_PERCENTS
+    mode: str = "zero"
+    scope: str = "layer"
+    random_draws: int = 5
+    random_seed: int = 0
+    noise_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.percents:
+            raise ActstoreError("give at least one percentage to suppress")
+        bad = [p for p in self.percents if not 0 <= p <= 100]  # NaN fails too
+        if bad:
+            raise ActstoreError(f"percentages must lie in 0–100, got {', '.join(map(str, bad))}")
+        if len(set(self.percents)) != len(self.percents):
+            raise ActstoreError(f"percentages repeat: {list(self.percents)}")
+        if self.mode not in MODES:
+            raise ActstoreError(f"unknown suppression mode '{self.mode}'; use {', '.join(MODES)}")
+        if self.scope not in SCOPES:
+            raise ActstoreError(f"unknown suppression scope '{self.scope}'; use {', '.join(SCOPES)}")
+        if self.random_draws < 2:
+            raise ActstoreError(f"the random control is reported as mean ± std over draws: --random-draws must be "
+                                f"at least 2, got {self.random_draws}")
+        if not (math.isfinite(self.noise_scale) and self.noise_scale > 0):
+            raise ActstoreError(f"the noise scale must be a positive number, got {self.noise_scale}")
+
+
+def neuron_count(percent: float, n: int) -> int:
+    """floor(percent % of n); the tiny epsilon keeps e.g. 7 % of 100 at 7 despite binary fractions."""
+    return int(math.floor(percent * n / 100 + 1e-9))
+
+
+def skill_mask(ranking: xr.Dataset, percent: float, scope: str) -> np.ndarray:
+    """(layer, neuron) bool: the top ``percent`` % by predictivity per layer or over all neurons."""
+    if scope == "layer":
+        ranks = ranking["rank_in_layer"].values
+        return ranks < neuron_count(percent, ranks.shape[1])
+    ranks = ranking["rank_global"].values
+    return ranks < neuron_count(percent, ranks.size)
+
+
+def random_ranks(n_layers: int, n_neurons: int, draw: int, seed: int = 0) -> np.ndarray:
+    """(layer, neuron) a random order of the neurons of every layer; ``ranks < count`` is one draw's mask."""
+    rng = np.random.default_rng([seed, draw])
+    return np.stack([rng.permutation(n_neurons) for _ in range(n_layers)])
+
+
+def activation_spread(store: Store, task: str, split: str = "validation") -> np.ndarray:
+    """(seed, layer, neuron) std of the stored activations over examples and prompt tokens, out of core in float64."""
+    acts = store.extraction(task, split)["acts"].data
+    return acts.std(axis=(1, 3), dtype=np.float64).compute()
+
+
+def baseline_mean(store: Store, task: str) -> np.ndarray:
+    """(seed, layer, neuron) the train baseline (Eq. 2) averaged over the prompt tokens."""
+    return store.baseline(task).mean("token").values
+
+
+def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = None, *, device: torch.device | str = "cpu",
+                     noise_seed: int = 0) -> Callable[[int], ActivationHook]:
+    """``edit(seed_index)`` for ``evaluation.accuracy``: rewrite the masked neurons at every position.
+
+    ``values`` (seed, layer, neuron) holds the replacement (mode ``mean``) or the noise std (mode ``noise``).
+    Noise comes from a generator seeded by (noise_seed, seed_index): a run repeats exactly with the same
+    batch size on the same device.
+    """
+    index = [torch.from_numpy(np.flatnonzero(row)).to(device) for row in mask]
+    table = None if values is None else torch.as_tensor(values, dtype=torch.float32, device=device)
+
+    def for_seed(seed_index: int) -> ActivationHook:
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(np.random.SeedSequence([noise_seed, seed_index]).generate_state(1)[0]))
+
+        def hook(layer: int, act: torch.Tensor) -> torch.Tensor | None:
+            idx = index[layer]
+            if idx.numel() == 0:
+                return None
+            out = act.clone()
+            if mode == "zero":
+                out[..., idx] = 0
+            elif mode == "mean":
+                out[..., idx] = table[seed_index, layer, idx].to(act.dtype)
+            else:
+                shape = (*act.shape[:-1], idx.numel())
+                noise = torch.randn(shape, generator=generator, device=act.device, dtype=torch.float32)
+                out[..., idx] += (noise * table[seed_index, layer, idx]).to(act.dtype)
+            return out
+
+        return hook
+
+    return for_seed
+
+
+def suppression_name(task: str, neurons_from: str, mode: str = "zero", scope: str = "layer") -> str:
+    """Where a run is stored under results/suppression: ``task@neurons_from``, suffixed unless zero/layer,
+    so that e.g. a noise run never replaces the paper's zero-mode curve."""
+    name = f"{task}@{neurons_from}"
+    return name if (mode, scope) == ("zero", "layer") else f"{name}.{mode}-{scope}"
+
+
+def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, options: SuppressOptions = SuppressOptions(),
+             *, neurons_from: str | None = None, batch_size: int = 16, max_length: int = 128,
+             tick: Tick | None = None) -> xr.Dataset:
+    """Accuracy per seed and percentage with the skill neurons of ``neurons_from`` (default: the task itself)
+    suppressed, and with as many random neurons per layer; stored under results/suppression.
+
+    The prompts are the task's own, or its clean source's for an adversarial task (as ``evaluate``).
+    Everything is checked before the first forward pass; the store is written only at the end.
+    """
+    neurons_from = neurons_from or task.name
+    ranking = store.ranking(neurons_from)
+    ranked = store.ranking_spec(neurons_from)
+    source = prompt_source(task)
+    prompts = store.prompts(source)
+    if prompts is None:
+        raise ActstoreError(f"{store.path} holds no prompts for task '{source}': run actstore tune --task {source} first")
+    prompts.check_fits(model.spec, max_length)
+    for what, made_for in ((f"ranking of '{neurons_from}'", ranked.model),
+                           (f"prompts of '{source}'", store.prompt_spec(source).model)):
+        if made_for.revision != model.spec.revision:
+            raise ActstoreError(f"the {what} were made for {made_for.name} ({made_for.revision}), "
+                                f"not {model.spec.name} ({model.spec.revision})")
+    if len(prompts.seeds) < 2:
+        raise ActstoreError(f"suppression is reported as mean ± std over seeds, but the prompts of '{source}' have "
+                            f"{len(prompts.seeds)} seed; tune at least 2")
+    values = None
+    if options.mode != "zero":
+        if ranked.prompt_checksum != prompts.checksum:
+            raise ActstoreError(f"mode '{options.mode}' uses statistics of '{neurons_from}' made with other prompts "
+                                f"than those of '{source}'; use mode zero")
+        values = (baseline_mean(store, ranked.baseline_task) if options.mode == "mean"
+                  else options.noise_scale * activation_spread(store, neurons_from, ranked.split))
+
+    n_seeds, (n_layers, n_neurons) = len(prompts.seeds), ranking["predictivity"].shape
+    unsuppressed: list[np.ndarray] = []
+
+    def run(mask: np.ndarray, noise_seed: int) -> np.ndarray:
+        if not mask.any():  # nothing to suppress: the plain accuracy, computed once
+            if not unsuppressed:
+                unsuppressed.append(accuracy(model, task, split, prompts, batch_size=batch_size,
+                                             max_length=max_length, tick=tick))
+            elif tick:
+                tick(len(split) * n_seeds)
+            return unsuppressed[0]
+        edit = suppression_edit(mask, options.mode, values, device=model.device, noise_seed=noise_seed)
+        return accuracy(model, task, split, prompts, batch_size=batch_size, max_length=max_length, edit=edit, tick=tick)
+
+    draws = [random_ranks(n_layers, n_neurons, d, options.random_seed) for d in range(options.random_draws)]
+    skill = np.empty((n_seeds, len(options.percents)))
+    control = np.empty((options.random_draws, n_seeds, len(options.percents)))
+    counts = np.empty((len(options.percents), n_layers), np.int64)
+    for i, percent in enumerate(options.percents):
+        mask = skill_mask(ranking, percent, options.scope)
+        counts[i] = mask.sum(axis=1)
+        skill[:, i] = run(mask, noise_seed=options.random_seed)
+        for d, ranks in enumerate(draws):
+            control[d, :, i] = run(ranks < counts[i][:, None], noise_seed=options.random_seed + 1 + d)
+
+    spec = {"kind": "suppression", "task": task.name, "split": split.name, "neurons_from": neurons_from,
+            "prompts_from": source, "mode": options.mode, "scope": options.scope,
+            "percents": [float(p) for p in options.percents], "random_draws": options.random_draws,
+            "random_seed": options.random_seed, "noise_scale": options.noise_scale, "count_rule": "floor",
+            "model": to_attrs(model.spec), "prompt_checksum": prompts.checksum, "seeds": list(prompts.seeds),
+            "n_examples": len(split), "data_fingerprint": split.fingerprint, "max_length": max_length}
+    result = xr.Dataset(
+        {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control),
+         "suppressed": (("percent", "layer"), counts)},
+        coords={"seed": np.asarray(prompts.seeds), "percent": np.asarray(options.percents, dtype=np.float64),
+                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers)},
+    )
+    name = suppression_name(task.name, neurons_from, options.mode, options.scope)
+    store.put_result("suppression", name, spec, result)
+    return store.result("suppression", name)

@@ -1,0 +1,46 @@
+"""`actstore run`: an experiment file, tune → extract → rank for each task, resumable."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from actstore.experiment import Experiment, run as run_experiment
+
+from .output import out, steps
+
+
+def run(
+    file: Annotated[Path, typer.Argument(help="the experiment TOML (see data/experiments/)")],
+    model: Annotated[Optional[str], typer.Option(help="override the file's model")] = None,
+    store: Annotated[Optional[Path], typer.Option(help="override the file's store")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+) -> None:
+    """Run an experiment file; re-running it after a crash or after adding a task only does the missing work."""
+    experiment = Experiment.load(file)
+    experiment = replace(experiment, model=model or experiment.model, store=store or experiment.store)
+    reports = run_experiment(experiment, progress=steps, say=out.print)
+    if as_json:
+        out.print_json(json.dumps({"store": str(experiment.store), "tasks": [asdict(r) for r in reports]}))
+        return
+    for report in reports:
+        accs = list(report.dev_accuracy.values())
+        out.print(f"\n[bold]{report.task}[/] (prompts of {report.prompts_from}): model accuracy per seed "
+                  + ", ".join(f"{seed}: {acc:.4f}" for seed, acc in report.dev_accuracy.items())
+                  + f"  (mean {sum(accs) / len(accs):.4f})")
+        table = Table(title=f"top skill neurons of {report.task}")
+        for column in ("rank", "layer", "neuron", "predictivity", "best token"):
+            table.add_column(column, justify="right")
+        for row in report.top:
+            table.add_row(str(row["rank"]), str(row["layer"]), str(row["neuron"]), f"{row['predictivity']:.4f}",
+                          str(row["best_token"]))
+        out.print(table)
+    out.print(f"\nstore: {experiment.store}  (open it with actstore.open_store, or `actstore info {experiment.store}`)")
+
+
+COMMANDS = [run]

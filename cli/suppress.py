@@ -1,0 +1,94 @@
+"""`actstore suppress`: accuracy with the skill neurons (or as many random ones) suppressed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from actstore.errors import ActstoreError
+from actstore.evaluation import prompt_source
+from actstore.models import load_model
+from actstore.store import Store
+from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
+
+from .common import DataDir, DataFiles, Device, LabelField, LabelWords, Limit, TextField, task_and_splits
+from .output import out, throughput
+
+
+def parse_percents(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise ActstoreError(f"expected comma-separated percentages, got '{text}'") from None
+
+
+def suppress(
+    store: Annotated[Path, typer.Option(help="the store holding the ranking and the prompts")],
+    task: Annotated[str, typer.Option(help="the task whose data is scored")],
+    percent: Annotated[str, typer.Option(help="comma-separated percentages of neurons to suppress (0–100)")] =
+        ",".join(f"{p:g}" for p in DEFAULT_PERCENTS),
+    mode: Annotated[str, typer.Option(help="zero, noise (Gaussian, scaled by the neuron's spread) or mean "
+                                           "(the train baseline)")] = "zero",
+    scope: Annotated[str, typer.Option(help="layer: top x % of each layer; global: top x % of all neurons")] = "layer",
+    random_draws: Annotated[int, typer.Option(help="random controls (at least 2, reported as mean ± std)")] = 5,
+    neurons_from: Annotated[Optional[str], typer.Option(help="suppress the skill neurons ranked on this task "
+                                                             "(cross suppression; default: the task itself)")] = None,
+    noise_scale: Annotated[float, typer.Option(help="noise std in units of the neuron's activation spread")] = 1.0,
+    seed: Annotated[int, typer.Option(help="seed of the random controls and the noise")] = 0,
+    model: Annotated[Optional[str], typer.Option(help="default: the model the ranking was made with")] = None,
+    split: Annotated[str, typer.Option(help="the split to score")] = "validation",
+    batch_size: int = 32,
+    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    data_dir: DataDir = None,
+    data_files: DataFiles = None,
+    text_field: TextField = None,
+    label_field: LabelField = None,
+    label_words: LabelWords = None,
+    limit: Limit = None,
+    device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Suppress the top x % skill neurons while the model runs; accuracy against x, with random controls."""
+    options = SuppressOptions(percents=parse_percents(percent), mode=mode, scope=scope, random_draws=random_draws,
+                              random_seed=seed, noise_scale=noise_scale)
+    source = neurons_from or task
+    ranked = Store(store).ranking(source)  # fails clearly before any data or model is loaded
+    spec, splits = task_and_splits(task, split, data_dir=data_dir, data_files=data_files, text_field=text_field,
+                                   label_field=label_field, label_words=label_words, limit=limit)
+    data = next(iter(splits.values()))
+    lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
+    target = Store(store, mode="a")
+    with target.writing():
+        prompts = target.prompts(prompt_source(spec))
+        runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)
+        with throughput(f"suppress {task}", len(data) * runs) as rates:
+            result = run_suppress(target, lm, spec, data, options, neurons_from=neurons_from, batch_size=batch_size,
+                                  max_length=max_length, tick=lambda n: rates.add(n, 0))
+    skill = result["accuracy_skill"].values                 # (seed, percent)
+    control = result["accuracy_random"].values.mean(axis=1)  # (draw, percent): seed mean per draw
+    rows = [{"percent": float(p), "neurons": int(n), "skill_mean": float(s.mean()), "skill_std": float(s.std()),
+             "random_mean": float(r.mean()), "random_std": float(r.std())}
+            for p, n, s, r in zip(result["percent"].values, result["suppressed"].values.sum(axis=1), skill.T, control.T)]
+    where = f"{store}/results/suppression/{suppression_name(task, source, mode, scope)}"
+    if as_json:
+        out.print_json(json.dumps({"task": task, "split": data.name, "neurons_from": source, "mode": mode, "scope": scope,
+                                   "seeds": result["seed"].values.tolist(), "rows": rows,
+                                   "accuracy_skill": skill.T.tolist(), "stored": where}))
+        return
+    per = "of each layer" if scope == "layer" else "of all neurons"
+    table = Table(title=f"{task}/{data.name} with the top x % skill neurons {per} of {source} suppressed ({mode}; "
+                        f"{len(data)} examples)")
+    for column in ("percent", "neurons", "skill acc (± std over seeds)", "random acc (± std over draws)"):
+        table.add_column(column, justify="right")
+    for r in rows:
+        table.add_row(f"{r['percent']:g}", str(r["neurons"]), f"{r['skill_mean']:.4f} ± {r['skill_std']:.4f}",
+                      f"{r['random_mean']:.4f} ± {r['random_std']:.4f}")
+    out.print(table)
+    out.print(f"{len(skill)} seeds, {options.random_draws} random draws; stored in {where}")
+
+
+COMMANDS = [suppress]
