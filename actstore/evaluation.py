@@ -15,7 +15,7 @@ import xarray as xr
 from .errors import ActstoreError
 from .models import ActivationHook, PromptedModel
 from .prompts import PromptSet
-from .specs import to_attrs
+from .specs import ModelSpec, to_attrs
 from .store import Store
 from .tasks import Split, TaskSpec
 
@@ -63,18 +63,9 @@ def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *
     """Accuracy per seed of the prompts the store holds for ``prompts_from`` (default: the task's own, or its
     clean source's for an adversarial task) on ``split``, stored as results/evaluation/<task>@<prompts_from>."""
     source = prompt_source(task, prompts_from)
-    prompts = store.prompts(source)
-    if prompts is None:
-        raise ActstoreError(f"{store.path} holds no prompts for task '{source}': run actstore tune --task {source} first")
-    prompts.check_fits(model.spec, max_length)
-    made_for = store.prompt_spec(source).model
-    if made_for.revision != model.spec.revision:
-        raise ActstoreError(f"the prompts of '{source}' were made for {made_for.name} ({made_for.revision}), "
-                            f"not {model.spec.name} ({model.spec.revision})")
+    prompts = usable_prompts(store, source, model, max_length)
     acc = accuracy(model, task, split, prompts, batch_size=batch_size, max_length=max_length, tick=tick)
-    spec = {"kind": "evaluation", "task": task.name, "split": split.name, "prompts_from": source,
-            "model": to_attrs(model.spec), "prompt_checksum": prompts.checksum, "seeds": list(prompts.seeds),
-            "n_examples": len(split), "data_fingerprint": split.fingerprint, "max_length": max_length}
+    spec = {"kind": "evaluation", **run_spec(task, split, source, model, prompts, max_length)}
     result = xr.Dataset({"accuracy": (("seed",), acc)}, coords={"seed": np.asarray(prompts.seeds)})
     store.put_result("evaluation", evaluation_name(task.name, source), spec, result)
     return store.result("evaluation", evaluation_name(task.name, source))
@@ -88,3 +79,27 @@ def evaluation_name(task: str, prompts_from: str) -> str:
 def prompt_source(task: TaskSpec, prompts_from: str | None = None) -> str:
     """Whose prompts score a task by default: its own, or its clean source's for an adversarial task."""
     return prompts_from or task.clean_source or task.name
+
+
+def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: int) -> PromptSet:
+    """The prompts the store holds for ``source``, checked to fit ``model`` and to have been made for it."""
+    prompts = store.prompts(source)
+    if prompts is None:
+        raise ActstoreError(f"{store.path} holds no prompts for task '{source}': run actstore tune --task {source} first")
+    prompts.check_fits(model.spec, max_length)
+    check_revision(f"prompts of '{source}'", store.prompt_spec(source).model, model)
+    return prompts
+
+
+def check_revision(what: str, made_for: ModelSpec, model: PromptedModel) -> None:
+    """Refuse to mix results of different weights."""
+    if made_for.revision != model.spec.revision:
+        raise ActstoreError(f"the {what} were made for {made_for.name} ({made_for.revision}), "
+                            f"not {model.spec.name} ({model.spec.revision})")
+
+
+def run_spec(task: TaskSpec, split: Split, source: str, model: PromptedModel, prompts: PromptSet, max_length: int) -> dict:
+    """What every inference result records: the data, the prompts and the model it ran."""
+    return {"task": task.name, "split": split.name, "prompts_from": source, "model": to_attrs(model.spec),
+            "prompt_checksum": prompts.checksum, "seeds": list(prompts.seeds), "n_examples": len(split),
+            "data_fingerprint": split.fingerprint, "max_length": max_length}

@@ -24,9 +24,8 @@ import torch
 import xarray as xr
 
 from .errors import ActstoreError
-from .evaluation import Tick, accuracy, prompt_source
+from .evaluation import Tick, accuracy, check_revision, prompt_source, run_spec, usable_prompts
 from .models import ActivationHook, PromptedModel
-from .specs import to_attrs
 from .store import Store
 from .tasks import Split, TaskSpec
 
@@ -152,15 +151,8 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
     ranking = store.ranking(neurons_from)
     ranked = store.ranking_spec(neurons_from)
     source = prompt_source(task)
-    prompts = store.prompts(source)
-    if prompts is None:
-        raise ActstoreError(f"{store.path} holds no prompts for task '{source}': run actstore tune --task {source} first")
-    prompts.check_fits(model.spec, max_length)
-    for what, made_for in ((f"ranking of '{neurons_from}'", ranked.model),
-                           (f"prompts of '{source}'", store.prompt_spec(source).model)):
-        if made_for.revision != model.spec.revision:
-            raise ActstoreError(f"the {what} were made for {made_for.name} ({made_for.revision}), "
-                                f"not {model.spec.name} ({model.spec.revision})")
+    prompts = usable_prompts(store, source, model, max_length)
+    check_revision(f"ranking of '{neurons_from}'", ranked.model, model)
     if len(prompts.seeds) < 2:
         raise ActstoreError(f"suppression is reported as mean ± std over seeds, but the prompts of '{source}' have "
                             f"{len(prompts.seeds)} seed; tune at least 2")
@@ -197,12 +189,10 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
         for d, ranks in enumerate(draws):
             control[d, :, i] = run(ranks < counts[i][:, None], noise_seed=options.random_seed + 1 + d)
 
-    spec = {"kind": "suppression", "task": task.name, "split": split.name, "neurons_from": neurons_from,
-            "prompts_from": source, "mode": options.mode, "scope": options.scope,
+    spec = {"kind": "suppression", **run_spec(task, split, source, model, prompts, max_length),
+            "neurons_from": neurons_from, "mode": options.mode, "scope": options.scope,
             "percents": [float(p) for p in options.percents], "random_draws": options.random_draws,
-            "random_seed": options.random_seed, "noise_scale": options.noise_scale, "count_rule": "floor",
-            "model": to_attrs(model.spec), "prompt_checksum": prompts.checksum, "seeds": list(prompts.seeds),
-            "n_examples": len(split), "data_fingerprint": split.fingerprint, "max_length": max_length}
+            "random_seed": options.random_seed, "noise_scale": options.noise_scale, "count_rule": "floor"}
     result = xr.Dataset(
         {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control),
          "suppressed": (("percent", "layer"), counts)},

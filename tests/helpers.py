@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 
 import numpy as np
+from typer.testing import CliRunner
 
 from actstore import tasks
+from actstore.cli.app import app
 from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
 from actstore.prompts import PromptSet
@@ -41,3 +45,27 @@ def reference_ranking(acts_train: np.ndarray, acts_dev: np.ndarray, labels: np.n
     accuracy = (above == labels[None, :, None, None, None].astype(bool)).mean(axis=1)
     per_token = np.maximum(accuracy, 1 - accuracy)
     return {"baseline": baseline, "accuracy": accuracy, "predictivity": per_token.max(axis=2).mean(axis=0)}
+
+
+runner = CliRunner()
+
+
+def invoke(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def digest(folder) -> str:
+    """Every file of a store but the lock: equal digests mean nothing stored was touched."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".actstore.lock"):
+        h.update(str(path.relative_to(folder)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def one_error_line(result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

@@ -2,32 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from actstore import open_store
-from actstore.cli.app import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def digest(folder) -> str:
-    """Every file of a store but the lock: equal digests mean nothing stored was touched."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".actstore.lock"):
-        h.update(str(path.relative_to(folder)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
+from helpers import digest, invoke, one_error_line
 
 @pytest.fixture(scope="module")
 def store(tiny_model_dir, data_dir, tmp_path_factory):
@@ -76,14 +58,6 @@ def test_analyst_api_speaks_named_dimensions(store):
     assert by_label.sizes["label"] == 2 and set(by_label.dims) == {"seed", "token", "label"}
     best = open_store(store).ranking(task="sst2").predictivity.sel(layer=1).argmax()
     assert 0 <= int(best) < ds.sizes["neuron"]
-
-
-def one_error_line(result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def extract_into(store, model_dir, *extra):

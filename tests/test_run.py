@@ -9,20 +9,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from actstore import open_store
-from actstore.cli.app import app
 from actstore.experiment import Experiment, run
-from test_cli import digest, one_error_line
+from helpers import digest, invoke, one_error_line
 
-runner = CliRunner()
 TUNE = ["--prompt-length", "3", "--max-steps", "4", "--eval-every", "2", "--batch-size", "4", "--max-length", "32",
         "--limit", "16"]
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 @pytest.fixture(scope="module")

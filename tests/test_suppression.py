@@ -21,7 +21,7 @@ from actstore.store import Store
 from actstore.suppression import (SuppressOptions, activation_spread, baseline_mean, neuron_count, random_ranks,
                                   skill_mask, suppress, suppression_edit)
 from helpers import SENTIMENT, run_toy, toy_split
-from test_cli import digest, invoke, one_error_line
+from helpers import digest, invoke, one_error_line
 
 N_NEURONS = 64  # FFN width of the tiny models
 
