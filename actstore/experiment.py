@@ -8,7 +8,7 @@ An experiment is a TOML file (see ``data/experiments/``)::
     tasks = ["rotten_tomatoes"]          # adversarial tasks use their clean source's prompts and baseline
     [tune]      # TuneOptions fields
     [extract]   # ExtractOptions fields
-    [data]      # train_limit / dev_limit: only the first N examples of a split; data_dir
+    [data]      # train_limit / dev_limit: a fixed sample of N examples of a split (Split.sample); data_dir
 
 Every step is resumable on its own (tuned seeds, extraction blocks, rankings are stored as they finish),
 so running the same file again after a crash, or after adding a task, only does the missing work.
@@ -119,7 +119,7 @@ def run(experiment: Experiment, progress: ProgressFactory = _silent, say: Callab
 def _split(experiment: Experiment, task: tasks.TaskSpec, split: str) -> tasks.Split:
     loaded = tasks.load_split(task, split, data_dir=experiment.data_dir)
     limit = experiment.train_limit if split == "train" else experiment.dev_limit
-    return loaded.head(limit) if limit else loaded
+    return loaded.sample(limit) if limit else loaded
 
 
 def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: tasks.TaskSpec,

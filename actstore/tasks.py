@@ -70,8 +70,12 @@ class Split:
             h.update(json.dumps([text, label]).encode())
         return "sha256:" + h.hexdigest()[:32]
 
-    def head(self, n: int) -> "Split":
-        return replace(self, texts=self.texts[:n], labels=self.labels[:n], source=f"{self.source} (first {n})")
+    def sample(self, n: int) -> "Split":
+        """A deterministic sample of ``n`` examples in file order (files sorted by label make the first n useless)."""
+        if n >= len(self):
+            return self
+        keep = np.sort(np.random.default_rng(0).permutation(len(self))[:n])
+        return replace(self.subset(keep, self.name), source=f"{self.source} (sample of {n})")
 
     def subset(self, indices: np.ndarray, name: str) -> "Split":
         return replace(self, name=name, texts=tuple(self.texts[i] for i in indices), labels=self.labels[indices])

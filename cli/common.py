@@ -15,7 +15,7 @@ DataFiles = Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b
 TextField = Annotated[Optional[list[str]], typer.Option(help="text column(s) of --data-files")]
 LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-files")]
 LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, in label order")]
-Limit = Annotated[Optional[int], typer.Option(help="only the first N examples of each split")]
+Limit = Annotated[Optional[int], typer.Option(help="a fixed sample of N examples of each split (seeded, in file order)")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
 
 
@@ -50,5 +50,5 @@ def task_and_splits(task: str, splits: str, *, data_dir: Path | None = None, dat
     loaded = {name: tasks.load_split(spec, name, data_dir=data_dir, data_files=files, text_fields=text_field,
                                      label_field=label_field) for name in tasks.parse_splits(splits)}
     if limit:
-        loaded = {name: s.head(limit) for name, s in loaded.items()}
+        loaded = {name: s.sample(limit) for name, s in loaded.items()}
     return spec, loaded

@@ -35,7 +35,7 @@ def tune(
     eval_every: Annotated[int, typer.Option(help="steps between dev evaluations")] = 100,
     patience: Annotated[int, typer.Option(help="evaluations without improvement before stopping")] = 5,
     max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
-    dev_limit: Annotated[Optional[int], typer.Option(help="evaluate on the first N dev examples only")] = None,
+    dev_limit: Annotated[Optional[int], typer.Option(help="evaluate on a fixed sample of N dev examples")] = None,
     data_dir: DataDir = None,
     data_files: DataFiles = None,
     text_field: TextField = None,
@@ -50,7 +50,7 @@ def tune(
                           max_steps=max_steps, eval_every=eval_every, patience=patience, max_length=max_length)
     spec, splits = task_and_splits(task, "train,validation", data_dir=data_dir, data_files=data_files,
                                    text_field=text_field, label_field=label_field, label_words=label_words, limit=limit)
-    dev = splits["validation"].head(dev_limit) if dev_limit else splits["validation"]
+    dev = splits["validation"].sample(dev_limit) if dev_limit else splits["validation"]
     seed_list = parse_ints(seeds)
     lm = load_model(model, device=device)
     target = Store(store, mode="a")
