@@ -32,6 +32,8 @@ def info(
     for task, r in summary["rankings"].items():
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "
                   f"best predictivity {r['best_predictivity']:.4f}")
+    for kind, names in summary["results"].items():
+        out.print(f"  results/{kind}: {', '.join(names)}")
 
 
 COMMANDS = [info]

@@ -36,6 +36,8 @@ def test_tune_stores_prompts_and_curves(tuned):
     np.testing.assert_array_equal(prompts.vectors, curves["prompt"].values)
     assert curves["dev_accuracy"].dims == ("seed", "evaluation") and (curves["wall_s"] > 0).all()
     assert store.prompt_spec("sst2").source.startswith("tuned")
+    listed = invoke("info", tuned)
+    assert "results/tuning: sst2" in listed.output and "prompts/sst2: 2 seeds × 3 tokens, tuned" in listed.output
 
 
 def test_eval_with_the_clean_prompts_on_the_adversarial_task(tuned, tiny_model_dir, data_dir):

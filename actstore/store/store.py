@@ -130,7 +130,8 @@ class Store:
             rankings[task] = {**dict(group.attrs["spec"]),
                               "best_predictivity": float(np.max(group["predictivity"][...]))}
         return {"path": str(self.path), "schema_version": root["schema_version"], "version": root["version"],
-                "prompts": prompts, "extractions": extractions, "rankings": rankings}
+                "prompts": prompts, "extractions": extractions, "rankings": rankings,
+                "results": {kind: self.results(kind) for kind in self._names("results")}}
 
     # ---- prompts
 
