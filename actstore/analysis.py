@@ -9,7 +9,7 @@ Figures are drawn from these numbers by ``actstore.report``; nothing here plots.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import xarray as xr
@@ -20,7 +20,7 @@ from .evaluation import evaluation_name
 from .ranking import default_baseline_task, model_accuracy
 from .specs import to_attrs
 from .store import Store
-from .suppression import skill_mask
+from .suppression import SCOPES, skill_mask
 
 #: task names as variable-length strings: zarr v3 stores these without an "unstable dtype" warning
 NAMES = np.dtypes.StringDType()
@@ -57,12 +57,19 @@ def _check_own_prompts(store: Store, tasks: Sequence[str]) -> None:
                                 "transfer compares tasks that each have their own prompts")
 
 
-def transfer_pairs(store: Store, tasks: Sequence[str], *, all_pairs: bool = False) -> list[tuple[str, str]]:
-    """(data task, prompts task) pairs of the transfer matrix without a stored evaluation (or all of them)."""
+def transfer_pairs(store: Store, tasks: Sequence[str], *, fingerprints: Mapping[str, str] | None = None,
+                   all_pairs: bool = False) -> list[tuple[str, str]]:
+    """(data task, prompts task) pairs of the transfer matrix to evaluate: those without a stored evaluation,
+    those evaluated on other examples than ``fingerprints[data task]`` (another --limit), or all of them."""
     tasks = distinct_tasks(tasks)
     _check_own_prompts(store, tasks)
-    return [(data, prompts) for data in tasks for prompts in tasks
-            if all_pairs or store.result("evaluation", evaluation_name(data, prompts)) is None]
+
+    def stale(data: str, prompts: str) -> bool:
+        stored = store.result("evaluation", evaluation_name(data, prompts))
+        return stored is None or (fingerprints is not None and
+                                  stored.attrs["spec"]["data_fingerprint"] != fingerprints[data])
+
+    return [(data, prompts) for data in tasks for prompts in tasks if all_pairs or stale(data, prompts)]
 
 
 def transfer(store: Store, tasks: Sequence[str]) -> xr.Dataset:
@@ -108,9 +115,10 @@ def _check_evaluations(evals: dict[tuple[str, str], xr.Dataset]) -> None:
     ref_spec = ref.attrs["spec"]
     for (a, b), ev in evals.items():
         spec = ev.attrs["spec"]
-        if list(ev["seed"].values) != list(ref["seed"].values):
-            raise ActstoreError(f"the prompts of '{a}' have seeds {list(ev['seed'].values)} but those of '{a0}' "
-                                f"{list(ref['seed'].values)}: transfer pairs seeds and needs the same ones")
+        if ev["seed"].values.tolist() != ref["seed"].values.tolist():
+            raise ActstoreError(f"{evaluation_name(b, a)} has seeds {ev['seed'].values.tolist()} but "
+                                f"{evaluation_name(b0, a0)} {ref['seed'].values.tolist()}: transfer pairs seeds and "
+                                "needs the same ones")
         if spec["model"]["revision"] != ref_spec["model"]["revision"]:
             raise ActstoreError(f"{evaluation_name(b, a)} was evaluated with {spec['model']['name']} and "
                                 f"{evaluation_name(b0, a0)} with {ref_spec['model']['name']}: transfer needs one model")
@@ -124,8 +132,12 @@ def _check_evaluations(evals: dict[tuple[str, str], xr.Dataset]) -> None:
 # ---- task specificity (Figures 3 and 7)
 
 def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dict]:
-    """(task, layer, neuron) predictivities of tasks ranked with one model, and that model's spec."""
-    values = [store.ranking(t)["predictivity"].values for t in tasks]  # a clear error for an unranked task
+    """(task, layer, neuron) predictivities of tasks ranked with one model, and that model's spec.
+
+    Rounded to 12 decimals: predictivities are means of count ratios, and equal ones (e.g. (0.6 + 1.0) / 2 and
+    (0.7 + 0.9) / 2) may differ in the last bit; rounded, they tie in a rank correlation as they should.
+    """
+    values = [np.round(store.ranking(t)["predictivity"].values, 12) for t in tasks]  # clear error if unranked
     specs = [store.ranking_spec(t) for t in tasks]
     for task, spec in zip(tasks[1:], specs[1:]):
         if spec.model.revision != specs[0].model.revision:
@@ -137,18 +149,20 @@ def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dic
 
 def zscore_across_tasks(pred: np.ndarray) -> np.ndarray:
     """Standardise every neuron's predictivity over the tasks (axis 0): what is left is how much more or less
-    predictive the neuron is for one task than for the others. A neuron equally predictive for all tasks gets 0.
+    predictive the neuron is for one task than for the others. A neuron equally predictive for all tasks (up to
+    rounding: a spread below 1e-9, where dividing would blow rounding noise up to ±1) gets 0.
     """
     spread = pred.std(axis=0)
-    return np.divide(pred - pred.mean(axis=0), spread, out=np.zeros_like(pred), where=spread > 0)
+    return np.divide(pred - pred.mean(axis=0), spread, out=np.zeros_like(pred), where=spread > 1e-9)
 
 
-def _spearman_layers(x: np.ndarray, y: np.ndarray, names: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def _spearman_layers(x: np.ndarray, y: np.ndarray, names: tuple[str, str],
+                     what: str = "predictivities") -> tuple[np.ndarray, np.ndarray]:
     """Per layer of two (layer, neuron) arrays: Spearman's rho and its two-sided p-value (ties: average ranks)."""
     for values, name in zip((x, y), names):
         flat = np.flatnonzero(np.ptp(values, axis=1) == 0)
         if flat.size:
-            raise ActstoreError(f"the predictivities of '{name}' are all equal in layer {flat[0]}: "
+            raise ActstoreError(f"the {what} of '{name}' are all equal in layer {flat[0]}: "
                                 "a rank correlation is undefined there")
     rho, p = np.empty(len(x)), np.empty(len(x))
     for layer in range(len(x)):
@@ -185,7 +199,8 @@ def correlate(store: Store, tasks: Sequence[str], normalize: str = "none") -> xr
     rho, p = np.ones((n_tasks, n_tasks, n_layers)), np.zeros((n_tasks, n_tasks, n_layers))
     for i in range(n_tasks):
         for j in range(i + 1, n_tasks):
-            rho[i, j], p[i, j] = rho[j, i], p[j, i] = _spearman_layers(pred[i], pred[j], (tasks[i], tasks[j]))
+            rho[i, j], p[i, j] = rho[j, i], p[j, i] = _spearman_layers(
+                pred[i], pred[j], (tasks[i], tasks[j]), "predictivities" if normalize == "none" else "z-scores")
     dims = ("task_a", "task_b", "layer")
     result = xr.Dataset(
         {"rho": (dims, rho), "p": (dims, p), "rho_mean": (dims[:2], rho.mean(axis=2)), "p_max": (dims[:2], p.max(axis=2))},
@@ -209,7 +224,8 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
     random sets); ``adv_predictivity_clean_top`` = mean adversarial predictivity of the clean top neurons, to
     compare with that of the adversarial top (``adv_predictivity_adv_top``) and of all neurons
     (``adv_predictivity_all``); ``clean_top_percentile`` = mean share of neurons (in the same layer, or
-    overall) ranked below a clean top neuron on the adversarial data (0.5 by chance, 1 if all stay on top).
+    overall) ranked below a clean top neuron on the adversarial data (0.5 by chance, 1 if all stay on top; ties
+    ordered as the ranking orders them).
     Plus Spearman's rho of the two predictivity vectors per layer. Stored as results/adversarial/<task>@<clean>
     (suffixed ``.global`` for the global scope).
     """
@@ -222,6 +238,8 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
         raise ActstoreError(f"the ranking of '{task}' used the train baseline of '{baseline}', not of its clean task "
                             f"'{clean}': rank it again with --baseline-from {clean}")
     pred, model = _predictivities(store, [clean, task])
+    if scope not in SCOPES:
+        raise ActstoreError(f"unknown scope '{scope}'; use {' or '.join(SCOPES)}")
     if not percents or any(not 0 < p <= 100 for p in percents):
         raise ActstoreError(f"percentages must lie in (0, 100], got {', '.join(map(str, percents)) or 'none'}")
     adv_pred = pred[1]

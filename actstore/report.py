@@ -82,8 +82,8 @@ def render(store: Store, out: str | Path) -> Report:
     curves = {name: store.result("suppression", name) for name in store.results("suppression")}
     own = {n: ds for n, ds in curves.items() if ds.attrs["spec"]["task"] == ds.attrs["spec"]["neurons_from"]}
     cross = {n: ds for n, ds in curves.items() if n not in own}
-    for kind, group in (("suppression", own), ("cross-suppression", cross)):
-        for (mode, scope), members in _or_note(report, _by_setting(group), f"{kind}: run actstore suppress").items():
+    for kind, group, command in (("suppression", own, "--task A"), ("cross-suppression", cross, "--task B --neurons-from A")):
+        for (mode, scope), members in _or_note(report, _by_setting(group), f"{kind}: run actstore suppress {command}").items():
             save(suppression_figure(members, own), f"{kind.capitalize()} ({mode}, {scope})", f"{kind}-{mode}-{scope}",
                  "Accuracy against the share of neurons suppressed: skill neurons (solid, mean ± std over seeds) and "
                  "as many random neurons per layer (dashed, mean ± std over draws)"
@@ -154,15 +154,16 @@ def predictivity_figure(rows: list[dict]) -> Figure:
         acc = row["model_accuracy"]
         if acc is not None:
             ax.bar(i, float(acc.mean()), width=0.7, color="tab:green", alpha=0.35,
-                   yerr=float(acc.std()) if acc.size > 1 else None, capsize=3)
+                   yerr=float(acc.std()) if acc.size > 1 else None, capsize=4, error_kw={"ecolor": "darkgreen"})
     ax.bxp([r["predictivity"] for r in rows], positions=positions, widths=0.35, showmeans=False,
            patch_artist=True, boxprops={"facecolor": "tab:blue", "alpha": 0.8}, medianprops={"color": "black"})
     ax.set_xticks(positions, [r["task"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("task")
     ax.set_ylabel("accuracy / predictivity")
-    ax.legend(handles=[Patch(color="tab:green", alpha=0.35, label="model accuracy"),
-                       Patch(color="tab:blue", alpha=0.8, label="neuron predictivity")], loc="lower right", fontsize=8)
+    fig.legend(handles=[Patch(color="tab:green", alpha=0.35, label="model accuracy (mean ± std)"),
+                        Patch(color="tab:blue", alpha=0.8, label="neuron predictivity")],
+               loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
@@ -174,10 +175,10 @@ def accuracy_figure(rows: list[dict]) -> Figure:
            boxprops={"facecolor": "tab:purple", "alpha": 0.6}, medianprops={"color": "black"})
     ax.axhline(0.5, color="gray", linestyle=":", linewidth=1, label="chance")
     ax.set_xticks(range(len(rows)), [r["task"] for r in rows], rotation=30, ha="right")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("task")
     ax.set_ylabel("neuron accuracy")
-    ax.legend(loc="lower right", fontsize=8)
+    fig.legend(loc="outside lower center", fontsize=8)
     return fig
 
 

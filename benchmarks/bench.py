@@ -130,11 +130,11 @@ def main() -> None:
     model = load_model(MODEL)
     prompts = PromptSet.random([0], args.prompt_length, model.spec.hidden)
     options = ExtractOptions(batch_size=8, block=32)
-    dev = tasks.load_split("sst2", "validation").head(args.examples)
-    train = tasks.load_split("sst2", "train").head(64)
+    dev = tasks.load_split("sst2", "validation").sample(args.examples)
+    train = tasks.load_split("sst2", "train").sample(64)
     results = {"machine": f"{os.cpu_count()} cores", "model": MODEL, "prompt_tokens": args.prompt_length}
 
-    results["extraction"] = bench_extraction(model, dev.head(128), prompts, options, args.out)
+    results["extraction"] = bench_extraction(model, dev.sample(128), prompts, options, args.out)
     store = Store(args.out / "rank.zarr", mode="a")
     extract(store, model, split_task(), train, prompts, options)
     spec = extract(store, model, split_task(), dev, prompts, options)

@@ -10,7 +10,7 @@ import typer
 
 from actstore.errors import ActstoreError
 
-from . import extract, info, prompts, rank, run, suppress, tune
+from . import analyze, extract, info, prompts, rank, run, suppress, tune
 from .output import err
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -34,7 +34,7 @@ def _clean_errors(command: Callable) -> Callable:
     return run
 
 
-for module in (run, tune, extract, rank, info, prompts, suppress):
+for module in (run, tune, extract, rank, info, prompts, suppress, analyze):
     target = app
     if hasattr(module, "GROUP"):  # `actstore prompts import ...`: a command group of its own
         target = typer.Typer(no_args_is_help=True, help=module.__doc__.splitlines()[0])
