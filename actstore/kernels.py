@@ -89,34 +89,40 @@ def _raw_key(b: np.uint16) -> np.uint16:
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _count_greater(bits: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, block: int) -> np.ndarray:
+def _count_greater(bits: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, block: int,
+                   n_classes: int) -> np.ndarray:
     n, m = bits.shape
-    counts = np.zeros((2, m), np.int64)
+    counts = np.zeros((n_classes, m), np.int64)
     for start in numba.prange((m + block - 1) // block):
         lo = start * block
         hi = min(lo + block, m)
         t = thresholds[lo:hi]
-        local = np.zeros((2, hi - lo), np.uint16)  # per-thread, flushed before it could overflow
+        local = np.zeros((n_classes, hi - lo), np.uint16)  # per-thread, flushed before it could overflow
         for e in range(n):
-            row = bits[e, lo:hi]
-            acc = local[labels[e]]
-            for j in range(hi - lo):
-                acc[j] += np.uint16(_raw_key(row[j]) > t[j])
+            label = labels[e]
+            if 0 <= label < n_classes:  # any other label: the example is left out
+                row = bits[e, lo:hi]
+                acc = local[label]
+                for j in range(hi - lo):
+                    acc[j] += np.uint16(_raw_key(row[j]) > t[j])
             if e % 32768 == 32767 or e == n - 1:
-                for c in range(2):
+                for c in range(n_classes):
                     for j in range(hi - lo):
                         counts[c, lo + j] += local[c, j]
                         local[c, j] = 0
     return counts
 
 
-def count_greater(data: np.ndarray, thresholds: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """(E, ...) float16, (M,) keys, (E,) 0/1 labels → int64 (2, M): per label, how many values exceed the baseline."""
+def count_greater(data: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
+    """(E, ...) float16, (M,) keys, (E,) integer labels → int64 (n_classes, M): per label, how many values exceed
+    the baseline. An example whose label lies outside ``0..n_classes-1`` (e.g. -1) is skipped: a binary sub-task
+    of a multi-class task is counted without copying the data."""
     bits = _as_bits(data)
     labels = np.asarray(labels)
-    if labels.size and (labels.min() < 0 or labels.max() > 1):
-        raise ValueError("labels must be 0 or 1")
-    return _count_greater(bits, np.ascontiguousarray(thresholds, np.uint16).ravel(), labels.astype(np.int64), 8192)
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integers, not {labels.dtype}")
+    return _count_greater(bits, np.ascontiguousarray(thresholds, np.uint16).ravel(), labels.astype(np.int64), 8192,
+                          n_classes)
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)

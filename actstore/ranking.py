@@ -6,7 +6,9 @@ chunk by chunk, a few chunks at a time.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 
 import dask
 import dask.array as da
@@ -16,12 +18,14 @@ import xarray as xr
 from . import kernels
 from .errors import ActstoreError
 from .extraction import baseline_from_sum, block_sum
-from .specs import ExtractionSpec, RankingSpec
+from .specs import ExtractionSpec, RankingSpec, to_attrs
 from .store import Store
 from .tasks import get_task
 
 #: storage chunks per dask chunk along ``example`` (4 was fastest on 2 cores, see STORAGE-NOTES.md)
 CHUNKS_PER_TASK = 4
+#: sub-task requests that stand for several rankings (see ``subtask_names``)
+ONE_VS_REST, COMBINED, REST = "one-vs-rest", "combined", "rest"
 
 
 def default_baseline_task(task: str) -> str:
@@ -32,13 +36,27 @@ def default_baseline_task(task: str) -> str:
         return task
 
 
-def rank(store: Store, task: str, *, split: str = "validation", baseline_from: str | None = None) -> xr.Dataset:
-    """Compute accuracy, predictivity and skill-neuron ranks for ``task`` and write them into the store."""
+def rank(store: Store, task: str, *, split: str = "validation", baseline_from: str | None = None,
+         subtask: str | None = None) -> xr.Dataset:
+    """Compute accuracy, predictivity and skill-neuron ranks for ``task`` and write them into the store.
+
+    A multi-class task is ranked as a binary sub-task (``subtask``): ``"positive-vs-negative"``,
+    ``"neutral-vs-rest"`` (see ``parse_subtask``), stored as ``rankings/<task>:<subtask>``; or ``"combined"``, the
+    first paper's skill neurons filled from both of its sub-tasks (see ``combine_rankings``). For several at once
+    in one pass over the activations, ``"one-vs-rest"`` included, use ``rank_subtasks``.
+    """
+    if subtask is not None:
+        if subtask == ONE_VS_REST:
+            raise ActstoreError(f"'{ONE_VS_REST}' gives one ranking per class: use rank_subtasks(store, '{task}', "
+                                f"['{ONE_VS_REST}'])")
+        made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from)
+        return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
     dev = store.extraction(task, split)
     spec = store.extraction_spec(task, split)
     labels = dev["label"].values
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
-        raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes")
+        raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
+                            f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
     if not spec.store_acts:
         raise ActstoreError(f"{task}/{split} was streamed without storing activations; re-extract it")
     baseline_task = baseline_from or default_baseline_task(task)
@@ -54,6 +72,207 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     return store.ranking(task)
 
 
+# ---- multi-class tasks: binary sub-tasks (the first paper's approach) and one-vs-rest
+
+@dataclass(frozen=True)
+class Subtask:
+    """A binary sub-task of a multi-class task: ``positive`` classes are label 1, ``negative`` label 0, and the
+    examples of any other class are left out."""
+
+    name: str
+    positive: tuple[int, ...]
+    negative: tuple[int, ...]
+
+    def labels(self, labels: np.ndarray) -> np.ndarray:
+        """Class ids → 1 (positive), 0 (negative) or -1 (left out), the convention of ``kernels.count_greater``."""
+        out = np.full(labels.shape, -1, np.int64)
+        out[np.isin(labels, self.positive)] = 1
+        out[np.isin(labels, self.negative)] = 0
+        return out
+
+
+def parse_subtask(name: str, label_names: Sequence[str]) -> Subtask:
+    """``"<classes>-vs-<classes>"``: class names joined by ``+``, and ``rest`` for every class not on the other
+    side, e.g. ``positive-vs-negative``, ``neutral-vs-rest``, ``negative+neutral-vs-positive``."""
+    names = [n.lower() for n in label_names]
+    sides = name.split("-vs-")
+    usage = (f"name a binary sub-task as <classes>-vs-<classes|rest> (classes of this task: {', '.join(label_names)}; "
+             f"e.g. {', '.join(_examples(label_names))})")
+    if len(sides) != 2 or not all(sides):
+        raise ActstoreError(f"cannot read sub-task '{name}': {usage}")
+    ids = []
+    for side in sides:
+        if side.lower() == REST:
+            ids.append(None)
+            continue
+        unknown = [c for c in side.split("+") if c.lower() not in names]
+        if unknown:
+            raise ActstoreError(f"unknown class '{unknown[0]}' in sub-task '{name}': {usage}")
+        ids.append(tuple(dict.fromkeys(names.index(c.lower()) for c in side.split("+"))))
+    if ids[0] is None and ids[1] is None:
+        raise ActstoreError(f"sub-task '{name}' is rest against rest: {usage}")
+    rest = lambda other: tuple(i for i in range(len(names)) if i not in other)  # noqa: E731
+    positive = ids[0] if ids[0] is not None else rest(ids[1])
+    negative = ids[1] if ids[1] is not None else rest(ids[0])
+    if set(positive) & set(negative) or not positive or not negative:
+        raise ActstoreError(f"sub-task '{name}' needs two disjoint, non-empty sides: {usage}")
+    spelled = ["+".join(label_names[i] for i in side) if side is not None else REST for side in ids]
+    return Subtask("-vs-".join(spelled), positive, negative)  # class names as the task spells them
+
+
+def paper_pair(label_names: Sequence[str]) -> list[str]:
+    """The first paper's two sub-tasks of a 3-class task with a neutral class: the other two against each other
+    (the later class as label 1) and neutral against the rest; for negative/neutral/positive:
+    ``positive-vs-negative`` and ``neutral-vs-rest``."""
+    lower = [n.lower() for n in label_names]
+    if len(label_names) != 3 or "neutral" not in lower:
+        raise ActstoreError(f"'{COMBINED}' fills skill neurons from the first paper's two sub-tasks of a 3-class task "
+                            f"with a 'neutral' class; this task has {', '.join(label_names)}: rank the sub-tasks and "
+                            "combine them with actstore.ranking.combine_rankings")
+    neutral = label_names[lower.index("neutral")]
+    first, second = (n for n in label_names if n != neutral)
+    return [f"{second}-vs-{first}", f"{neutral}-vs-{REST}"]
+
+
+def subtask_names(request: str, label_names: Sequence[str]) -> list[str]:
+    """The binary sub-tasks a request needs: itself, one per class for ``one-vs-rest``, the paper's pair for
+    ``combined``."""
+    if request == ONE_VS_REST:
+        return [f"{c}-vs-{REST}" for c in label_names]
+    if request == COMBINED:
+        return paper_pair(label_names)
+    return [parse_subtask(request, label_names).name]
+
+
+def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: str = "validation",
+                  baseline_from: str | None = None) -> dict[str, xr.Dataset]:
+    """Rank binary sub-tasks of a (multi-class) task in one pass over its activations; each ranking is stored as
+    ``rankings/<task>:<subtask>`` and returned under that name, in request order.
+
+    ``subtasks`` holds sub-task names (``parse_subtask``), ``"one-vs-rest"`` (every class against the rest) and
+    ``"combined"`` (the paper's pair, stored too, then ``combine_rankings`` of the two). Every name is checked
+    before anything is computed or written. Eq. 2's baseline is the task's train mean over all its classes
+    (the streamed baseline); Eq. 3's accuracy counts only the sub-task's examples.
+    """
+    if isinstance(subtasks, str):
+        subtasks = [subtasks]
+    spec = store.extraction_spec(task, split)
+    if spec is None:
+        store.extraction(task, split)  # raises the usual clear error
+    wanted = list(dict.fromkeys(n for request in subtasks for n in subtask_names(request, spec.label_names)))
+    parts = {name: parse_subtask(name, spec.label_names) for name in wanted}
+    dev = store.extraction(task, split)
+    labels = dev["label"].values
+    for part in parts.values():
+        for side in (part.positive, part.negative):
+            if not np.isin(labels, side).any():
+                raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
+                                    f"{'+'.join(spec.label_names[i] for i in side)}")
+    if not spec.store_acts:
+        raise ActstoreError(f"{task}/{split} was streamed without storing activations; re-extract it")
+    baseline_task = baseline_from or default_baseline_task(task)
+    baseline = _matching_baseline(store, baseline_task, spec)
+    n_classes = len(spec.label_names)
+    counts = _reduce(dev["acts"].data, _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
+                     _thresholds(baseline, spec.dtype))
+    made: dict[str, xr.Dataset] = {}
+    common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
+                  prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)
+    class_names = lambda ids: tuple(spec.label_names[i] for i in ids)  # noqa: E731
+    for part in parts.values():
+        binary = np.stack([counts[:, list(part.negative)].sum(axis=1), counts[:, list(part.positive)].sum(axis=1)], 1)
+        sub_labels = part.labels(labels)
+        ranking = ranking_dataset(accuracy_from_counts(binary, sub_labels), np.asarray(spec.seeds))
+        made[part.name] = _put(store, RankingSpec(
+            **common, n_examples=int((sub_labels >= 0).sum()), subtask=part.name,
+            positive=class_names(part.positive), negative=class_names(part.negative)), ranking)
+    out = {}
+    for request in subtasks:
+        if request == COMBINED:
+            pair = paper_pair(spec.label_names)
+            included = np.isin(labels, [i for n in pair for i in (*parts[n].positive, *parts[n].negative)])
+            out.update({f"{task}:{n}": made[n] for n in pair})
+            out[f"{task}:{COMBINED}"] = _put(store, RankingSpec(
+                **common, n_examples=int(included.sum()), subtask=COMBINED, parts=tuple(pair)),
+                combine_rankings([made[n] for n in pair]))
+        else:
+            out.update({f"{task}:{n}": made[n] for n in subtask_names(request, spec.label_names)})
+    return out
+
+
+def combine_rankings(parts: Sequence[xr.Dataset]) -> xr.Dataset:
+    """Skill neurons filled from several sub-tasks' rankings (the first paper, for 3-class tasks).
+
+    Rule: per layer, the sub-tasks take turns in the given order; at its turn a sub-task adds its most predictive
+    neuron of the layer not yet in the list (duplicates are skipped, so every turn adds one neuron). That order is
+    ``rank_in_layer``; ``rank_global`` is filled the same way from the sub-tasks' global rankings. ``source`` says
+    which sub-task placed a neuron in its layer's list. ``predictivity`` is the neuron's highest predictivity over
+    the sub-tasks, and ``accuracy`` and ``best_token`` are those of that sub-task (index in ``part``), so Eq. 4–5
+    still hold; the ranks need not follow ``predictivity``.
+    """
+    if len(parts) < 1:
+        raise ActstoreError("combine_rankings needs at least one ranking")
+    pred = np.stack([p["predictivity"].values for p in parts])          # (part, layer, neuron)
+    best = pred.argmax(axis=0)
+    n_layers, n_neurons = best.shape
+    in_layer = np.empty((n_layers, n_neurons), np.int32)
+    source = np.empty((n_layers, n_neurons), np.int32)
+    for layer in range(n_layers):
+        order, by = _interleave([np.argsort(p["rank_in_layer"].values[layer]) for p in parts])
+        in_layer[layer, order] = np.arange(n_neurons, dtype=np.int32)
+        source[layer, order] = by
+    order, _ = _interleave([np.argsort(p["rank_global"].values.ravel()) for p in parts])
+    glob = np.empty(n_layers * n_neurons, np.int64)
+    glob[order] = np.arange(glob.size)
+    pick = lambda name: np.take_along_axis(  # noqa: E731
+        np.stack([p[name].values for p in parts]), best.reshape(1, 1, n_layers, *([1] * (parts[0][name].ndim - 3)),
+                                                                 n_neurons), axis=0)[0]
+    first = parts[0]
+    return xr.Dataset(
+        {
+            "accuracy": (first["accuracy"].dims, pick("accuracy")),
+            "predictivity": (("layer", "neuron"), pred.max(axis=0)),
+            "best_token": (first["best_token"].dims, pick("best_token")),
+            "rank_in_layer": (("layer", "neuron"), in_layer),
+            "rank_global": (("layer", "neuron"), glob.reshape(n_layers, n_neurons)),
+            "source": (("layer", "neuron"), source),
+            "part": (("layer", "neuron"), best.astype(np.int32)),
+        },
+        coords={name: first[name].values for name in ("seed", "layer", "token", "neuron")},
+    )
+
+
+def _interleave(orders: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Permutations taking turns, each adding its first item not yet taken → (merged order, whose turn added it)."""
+    lists = [o.tolist() for o in orders]
+    n = len(lists[0])
+    taken = bytearray(n)
+    pointers = [0] * len(lists)
+    merged, by = np.empty(n, np.int64), np.empty(n, np.int32)
+    for k in range(n):
+        turn = k % len(lists)
+        items, i = lists[turn], pointers[turn]
+        while taken[items[i]]:
+            i += 1
+        merged[k], by[k], taken[items[i]], pointers[turn] = items[i], turn, 1, i + 1
+    return merged, by
+
+
+def _put(store: Store, spec: RankingSpec, ranking: xr.Dataset) -> xr.Dataset:
+    store.put_ranking(spec, ranking)
+    return store.ranking(spec.name)
+
+
+def _examples(label_names: Sequence[str]) -> list[str]:
+    if len(label_names) == 2:
+        return [f"{label_names[1]}-vs-{label_names[0]}"]
+    try:
+        first = paper_pair(label_names) + [COMBINED]
+    except ActstoreError:
+        first = [f"{label_names[1]}-vs-{label_names[0]}", f"{label_names[0]}-vs-{REST}"]
+    return first + [ONE_VS_REST]
+
+
 def recompute_baseline(store: Store, task: str) -> np.ndarray:
     """Eq. 2 from stored train activations (needs ``--store-train``); for float16 it equals the streamed
     baseline exactly (both sum the same float16 values in exact fixed point)."""
@@ -65,10 +284,11 @@ def recompute_baseline(store: Store, task: str) -> np.ndarray:
 
 
 def accuracy_from_counts(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Eq. 3 from per-label counts of ``a > baseline``: correct = (a>b and y=1) + (not a>b and y=0)."""
-    n1 = int(labels.sum())
-    n0 = labels.size - n1
-    return (counts[:, 1] + (n0 - counts[:, 0])) / labels.size
+    """Eq. 3 from per-label counts of ``a > baseline``: correct = (a>b and y=1) + (not a>b and y=0), over the
+    examples labelled 0 or 1 only (a sub-task leaves the others out, labelled -1)."""
+    n1 = int((labels == 1).sum())
+    n0 = int((labels == 0).sum())
+    return (counts[:, 1] + (n0 - counts[:, 0])) / (n0 + n1)
 
 
 def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray) -> xr.Dataset:
@@ -130,13 +350,13 @@ def _thresholds(baseline: np.ndarray, dtype: str) -> np.ndarray:
     return kernels.threshold_keys(baseline) if dtype == "float16" else baseline
 
 
-def _count_kernel(dtype: str) -> Callable:
+def _count_kernel(dtype: str, n_classes: int = 2) -> Callable:
     if dtype == "float16":
-        return kernels.count_greater
+        return partial(kernels.count_greater, n_classes=n_classes)
 
     def count_float32(data: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> np.ndarray:
         above = data > baseline  # float32 vs float64 compares exactly in float64
-        return np.stack([above[labels == c].sum(0) for c in (0, 1)]).astype(np.int64)
+        return np.stack([above[labels == c].sum(0) for c in range(n_classes)]).astype(np.int64)
 
     return count_float32
 

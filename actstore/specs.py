@@ -24,6 +24,8 @@ def from_attrs(cls: type[T], attrs: dict) -> T:
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):
+        if field.name not in attrs and field.default is not dataclasses.MISSING:
+            continue  # a field added later, with a default: older stores still load
         value, hint = attrs[field.name], hints[field.name]
         if dataclasses.is_dataclass(hint):
             value = from_attrs(hint, value)
@@ -96,7 +98,12 @@ class ExtractionSpec:
 
 @dataclass(frozen=True)
 class RankingSpec:
-    """A ranking: which dev extraction was scored against which baseline."""
+    """A ranking: which dev extraction was scored against which baseline.
+
+    A binary sub-task of a multi-class task names its classes: ``positive`` (label 1) against ``negative``
+    (label 0), other examples left out; ``n_examples`` then counts the examples included. A ranking combined
+    from sub-tasks has ``subtask="combined"`` and lists them in ``parts``. Binary tasks leave all four empty.
+    """
 
     task: str
     split: str
@@ -105,3 +112,12 @@ class RankingSpec:
     prompt_checksum: str
     seeds: tuple[int, ...]
     n_examples: int
+    subtask: str | None = None
+    positive: tuple[str, ...] = ()
+    negative: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The ranking's name in the store: ``rankings/<task>`` or ``rankings/<task>:<subtask>``."""
+        return self.task if self.subtask is None else f"{self.task}:{self.subtask}"

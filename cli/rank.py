@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from actstore.ranking import model_accuracy, rank as run_rank, top_neurons
+from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
 from actstore.store import Store
 
 from .output import out
@@ -21,29 +21,51 @@ def rank(
     task: Annotated[str, typer.Option(help="the task to rank")],
     split: Annotated[str, typer.Option(help="the split the accuracies are measured on")] = "validation",
     baseline_from: Annotated[Optional[str], typer.Option(help="take the train baseline of this task")] = None,
+    subtask: Annotated[Optional[str], typer.Option(
+        help="multi-class tasks: binary sub-task(s), comma-separated: <classes>-vs-<classes|rest> "
+             "(e.g. positive-vs-negative, neutral-vs-rest; join classes with +), one-vs-rest (every class against "
+             "the rest) or combined (the first paper's skill neurons filled from positive-vs-negative and "
+             "neutral-vs-rest); stored as rankings/<task>:<subtask>")] = None,
     top: Annotated[int, typer.Option(help="rows of the top-neuron table")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""
     target = Store(store, mode="a")
     with target.writing():
-        ranking = run_rank(target, task, split=split, baseline_from=baseline_from)
+        if subtask is None:
+            rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from)}
+        else:
+            requests = [s.strip() for s in subtask.split(",") if s.strip()]
+            rankings = rank_subtasks(target, task, requests, split=split, baseline_from=baseline_from)
     accuracy = model_accuracy(target, task, split)
-    rows = top_neurons(ranking, top)
-    spec = ranking.attrs["spec"]
+    baseline_task = next(iter(rankings.values())).attrs["spec"]["baseline_task"]
     if as_json:
-        out.print_json(json.dumps({"task": task, "split": split, "baseline_task": spec["baseline_task"],
-                                   "model_accuracy": accuracy.tolist(), "top": rows}))
+        payload = {"task": task, "split": split, "baseline_task": baseline_task, "model_accuracy": accuracy.tolist()}
+        if subtask is None:
+            payload["top"] = top_neurons(rankings[task], top)
+        else:
+            payload["rankings"] = [{"ranking": name, **{k: ds.attrs["spec"].get(k) for k in ("subtask", "positive",
+                                    "negative", "parts", "n_examples")}, "top": top_neurons(ds, top)}
+                                   for name, ds in rankings.items()]
+        out.print_json(json.dumps(payload))
         return
-    table = Table(title=f"top {top} skill neurons of {task} ({split}, baseline from {spec['baseline_task']})")
-    for column in ("rank", "layer", "neuron", "predictivity", "best token"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        table.add_row(str(row["rank"]), str(row["layer"]), str(row["neuron"]), f"{row['predictivity']:.4f}",
-                      str(row["best_token"]))
-    out.print(table)
+    for name, ranking in rankings.items():
+        spec = ranking.attrs["spec"]
+        what = name if spec.get("subtask") is None else f"{task} sub-task {spec['subtask']}"
+        if spec.get("positive"):
+            what += f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, {spec['n_examples']} examples)"
+        elif spec.get("parts"):
+            what += f" (filled in turn from {', '.join(spec['parts'])})"
+        table = Table(title=f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})")
+        for column in ("rank", "layer", "neuron", "predictivity", "best token"):
+            table.add_column(column, justify="right")
+        for row in top_neurons(ranking, top):
+            table.add_row(str(row["rank"]), str(row["layer"]), str(row["neuron"]), f"{row['predictivity']:.4f}",
+                          str(row["best_token"]))
+        out.print(table)
+    where = ", ".join(f"{store}/rankings/{name}" for name in rankings)
     out.print(f"model accuracy per seed: {', '.join(f'{a:.4f}' for a in accuracy)} "
-              f"(mean {np.mean(accuracy):.4f}); ranking stored in {store}/rankings/{task}")
+              f"(mean {np.mean(accuracy):.4f}); ranking stored in {where}")
 
 
 COMMANDS = [rank]

@@ -219,7 +219,8 @@ class Store:
     # ---- rankings
 
     def put_ranking(self, spec: RankingSpec, ranking: xr.Dataset) -> None:
-        self._put_dataset(f"rankings/{spec.task}", to_attrs(spec), ranking)
+        """Store a ranking as rankings/<task> (a multi-class sub-task's as rankings/<task>:<subtask>)."""
+        self._put_dataset(f"rankings/{spec.name}", to_attrs(spec), ranking)
 
     def ranking(self, task: str) -> xr.Dataset:
         """Skill-neuron ranking of a task: accuracy, predictivity, best_token, rank_in_layer, rank_global."""
