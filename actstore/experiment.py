@@ -8,7 +8,8 @@ An experiment is a TOML file (see ``data/experiments/``)::
     tasks = ["rotten_tomatoes"]          # adversarial tasks use their clean source's prompts and baseline
     [tune]      # TuneOptions fields
     [extract]   # ExtractOptions fields
-    [data]      # train_limit / dev_limit: a fixed sample of N examples of a split (Split.sample); data_dir
+    [data]      # train_limit / dev_limit: a fixed sample of N examples of a split (Split.sample);
+                # baseline_limit: a smaller sample of that train split for the baseline only; data_dir
 
 Every step is resumable on its own (tuned seeds, extraction blocks, rankings are stored as they finish),
 so running the same file again after a crash, or after adding a task, only does the missing work.
@@ -53,6 +54,7 @@ class Experiment:
     extract: ExtractOptions
     train_limit: int | None = None
     dev_limit: int | None = None
+    baseline_limit: int | None = None
     data_dir: str | None = None
 
     @classmethod
@@ -72,7 +74,8 @@ class Experiment:
             tasks.get_task(name)
         return cls(store=Path(raw["store"]), model=raw["model"], seeds=tuple(raw["seeds"]), tasks=tasks_of(raw),
                    tune=_options(TuneOptions, raw.get("tune", {}), path), extract=_options(ExtractOptions, raw.get("extract", {}), path),
-                   train_limit=data.get("train_limit"), dev_limit=data.get("dev_limit"), data_dir=data.get("data_dir"))
+                   train_limit=data.get("train_limit"), dev_limit=data.get("dev_limit"),
+                   baseline_limit=data.get("baseline_limit"), data_dir=data.get("data_dir"))
 
     def ordered_tasks(self) -> list[str]:
         """Clean tasks first, so an adversarial task finds its source's prompts and baseline."""
@@ -132,7 +135,7 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
             tune(store, model, task, train, dev, experiment.seeds, experiment.tune,
                  on_step=lambda seed, step, loss: advance(1))
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
-        splits = [train, dev]
+        splits = [train.sample(experiment.baseline_limit) if experiment.baseline_limit else train, dev]
     else:
         if store.prompts(source) is None:
             raise ActstoreError(f"adversarial task '{task.name}' needs the prompts of '{source}': add it to the experiment")
