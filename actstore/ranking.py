@@ -296,11 +296,13 @@ def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray) -> xr.Dataset:
     per_token = np.maximum(accuracy, 1.0 - accuracy)
     predictivity = per_token.max(axis=2).mean(axis=0)
     n_layers, n_neurons = predictivity.shape
+    # equal predictivities may differ in the last bit (means of ratios): rank on 12 decimals, ties by neuron index
+    key = -np.round(predictivity, 12)
     in_layer = np.empty(predictivity.shape, np.int32)
-    order = np.argsort(-predictivity, axis=1, kind="stable")
+    order = np.argsort(key, axis=1, kind="stable")
     np.put_along_axis(in_layer, order, np.arange(n_neurons, dtype=np.int32)[None, :].repeat(n_layers, 0), axis=1)
     glob = np.empty(predictivity.size, np.int64)
-    glob[np.argsort(-predictivity.ravel(), kind="stable")] = np.arange(predictivity.size)
+    glob[np.argsort(key.ravel(), kind="stable")] = np.arange(predictivity.size)
     dims4, dims2 = ("seed", "layer", "token", "neuron"), ("layer", "neuron")
     return xr.Dataset(
         {

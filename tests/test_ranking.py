@@ -65,3 +65,12 @@ def test_a_corrupted_chunk_is_reported(tiny_model_dir, data_dir, tmp_path):
     chunk.write_bytes(bytes(data))
     with pytest.raises(ActstoreError, match="corrupted"):
         rank(store, "toy")
+
+
+def test_equal_predictivities_tie_whatever_their_last_bit():
+    """mean(0.6, 0.5, 0.6) and mean(0.7, 0.5, 0.5) differ in the last bit; both neurons are equally
+    predictive and are ranked by neuron index, not by rounding noise."""
+    accuracy = np.array([[0.7, 0.6, 0.5], [0.5, 0.5, 0.5], [0.5, 0.6, 0.5]]).reshape(3, 1, 1, 3)
+    ds = ranking_dataset(accuracy, np.array([0, 1, 2]))
+    assert ds["predictivity"].values[0, 0] != ds["predictivity"].values[0, 1]
+    assert list(ds["rank_in_layer"].values[0]) == [0, 1, 2] and list(ds["rank_global"].values[0]) == [0, 1, 2]
