@@ -203,8 +203,9 @@ def test_compare_adversarial_overlap_by_hand(tmp_path):
         top_c = np.zeros_like(pc, bool)
         top_a = np.zeros_like(pa, bool)
         for layer in range(3):
-            top_c[layer, np.argsort(-pc[layer], kind="stable")[:k]] = True
-            top_a[layer, np.argsort(-pa[layer], kind="stable")[:k]] = True
+            # the ranking rule: predictivity on 12 decimals, ties by neuron index
+            top_c[layer, np.argsort(-np.round(pc[layer], 12), kind="stable")[:k]] = True
+            top_a[layer, np.argsort(-np.round(pa[layer], 12), kind="stable")[:k]] = True
         row = result.sel(percent=percent)
         assert row["overlap"] == pytest.approx((top_c & top_a).sum() / (3 * k))
         assert row["chance"] == pytest.approx(k / 40) and int(row["n_selected"]) == 3 * k
