@@ -16,7 +16,7 @@ from actstore.models import load_model
 from actstore.report import render
 from actstore.store import Store
 
-from .common import DataDir, Device, Limit, task_and_splits
+from .common import DataSource, DataDir, Device, Limit
 from .output import out, throughput
 from .suppress import parse_percents
 
@@ -66,7 +66,7 @@ def transfer(
     names = _tasks(tasks)
     target = _existing(store)
     analysis.transfer_pairs(target, names)  # fails on a task without prompts before any data is read
-    loaded = {name: task_and_splits(name, split, data_dir=data_dir, limit=limit) for name in names}
+    loaded = {name: DataSource(data_dir=data_dir, limit=limit).load(name, split) for name in names}
     data = {name: next(iter(splits.values())) for name, (_, splits) in loaded.items()}
     pairs = analysis.transfer_pairs(target, names, fingerprints={n: d.fingerprint for n, d in data.items()},
                                     all_pairs=recompute)

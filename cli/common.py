@@ -1,7 +1,11 @@
-"""Argument parsing shared by the commands: integer lists, data files, and a task with its splits."""
+"""Argument parsing shared by the commands: integer lists, and the data options with the task and splits they load."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,18 +41,49 @@ def parse_data_files(text: str | None) -> dict[str, str] | None:
     return files
 
 
-def task_and_splits(task: str, splits: str, *, data_dir: Path | None = None, data_files: str | None = None,
-                    text_field: list[str] | None = None, label_field: str | None = None,
-                    label_words: str | None = None, limit: int | None = None) -> tuple[tasks.TaskSpec, dict[str, tasks.Split]]:
-    """A registry task (or the user's own, with --label-words) and its loaded splits, in the order asked."""
-    if label_words:
-        words = label_words.split(",")
-        spec = tasks.custom_task(task, text_field or ["text"], label_field or "label", [str(i) for i in range(len(words))], words)
-    else:
-        spec = tasks.get_task(task)
-    files = parse_data_files(data_files)
-    loaded = {name: tasks.load_split(spec, name, data_dir=data_dir, data_files=files, text_fields=text_field,
-                                     label_field=label_field) for name in tasks.parse_splits(splits)}
-    if limit:
-        loaded = {name: s.sample(limit) for name, s in loaded.items()}
-    return spec, loaded
+@dataclass(frozen=True)
+class DataSource:
+    """Where a command's examples come from: the registry's files, or the user's own (--data-files ...)."""
+
+    data_dir: Path | None = None
+    data_files: str | None = None
+    text_field: list[str] | None = None
+    label_field: str | None = None
+    label_words: str | None = None
+    limit: int | None = None
+
+    def load(self, task: str, splits: str) -> tuple[tasks.TaskSpec, dict[str, tasks.Split]]:
+        """A registry task (or the user's own, with --label-words) and its loaded splits, in the order asked."""
+        if self.label_words:
+            words = self.label_words.split(",")
+            spec = tasks.custom_task(task, self.text_field or ["text"], self.label_field or "label",
+                                     [str(i) for i in range(len(words))], words)
+        else:
+            spec = tasks.get_task(task)
+        files = parse_data_files(self.data_files)
+        loaded = {name: tasks.load_split(spec, name, data_dir=self.data_dir, data_files=files, text_fields=self.text_field,
+                                         label_field=self.label_field) for name in tasks.parse_splits(splits)}
+        if self.limit:
+            loaded = {name: s.sample(self.limit) for name, s in loaded.items()}
+        return spec, loaded
+
+
+_DATA_OPTIONS = {"data_dir": DataDir, "data_files": DataFiles, "text_field": TextField, "label_field": LabelField,
+                 "label_words": LabelWords, "limit": Limit}
+
+
+def with_data(command: Callable) -> Callable:
+    """Give a command the data options (--data-dir, --data-files, --text-field, --label-field, --label-words,
+    --limit) once, here: it receives them as ``data: DataSource``."""
+    signature = inspect.signature(command, eval_str=True)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+             for name, annotation in _DATA_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        return command(*args, data=DataSource(**{name: kwargs.pop(name) for name in _DATA_OPTIONS}), **kwargs)
+
+    kept = [p for p in signature.parameters.values() if p.name != "data"]
+    run.__signature__ = signature.replace(parameters=kept + extra)
+    run.__annotations__ = {p.name: p.annotation for p in kept} | _DATA_OPTIONS
+    return run

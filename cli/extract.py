@@ -14,8 +14,7 @@ from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.store import Store
 
-from .common import (DataDir, DataFiles, Device, LabelField, LabelWords, Limit, TextField, parse_ints,
-                     task_and_splits)
+from .common import DataSource, Device, parse_ints, with_data
 from .output import out, throughput
 
 
@@ -44,23 +43,17 @@ def extract(
     prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
-    data_dir: DataDir = None,
-    data_files: DataFiles = None,
-    text_field: TextField = None,
-    label_field: LabelField = None,
-    label_words: LabelWords = None,
     dtype: Annotated[str, typer.Option(help="float16 or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
     batch_size: int = 8,
     block: Annotated[int, typer.Option(help="examples per chunk")] = 32,
     max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
-    limit: Limit = None,
     device: Device = None,
+    data: DataSource = DataSource(),
 ) -> None:
     """Extract FFN activations at the prompt positions for every layer, neuron, token, seed and example."""
     options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train)
-    spec, splits = task_and_splits(task, split, data_dir=data_dir, data_files=data_files, text_field=text_field,
-                                   label_field=label_field, label_words=label_words, limit=limit)
+    spec, splits = data.load(task, split)
     lm = load_model(model, device=device)
     target = Store(store, mode="a")
     with target.writing():
@@ -76,4 +69,4 @@ def extract(
             out.print(f"{task}/{name}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store} ({rates})")
 
 
-COMMANDS = [extract]
+COMMANDS = [with_data(extract)]

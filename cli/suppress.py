@@ -15,7 +15,7 @@ from actstore.models import load_model
 from actstore.store import Store
 from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
 
-from .common import DataDir, DataFiles, Device, LabelField, LabelWords, Limit, TextField, task_and_splits
+from .common import DataSource, Device, with_data
 from .output import out, throughput
 
 
@@ -43,22 +43,16 @@ def suppress(
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: int = 32,
     max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
-    data_dir: DataDir = None,
-    data_files: DataFiles = None,
-    text_field: TextField = None,
-    label_field: LabelField = None,
-    label_words: LabelWords = None,
-    limit: Limit = None,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    data: DataSource = DataSource(),
 ) -> None:
     """Suppress the top x % skill neurons while the model runs; accuracy against x, with random controls."""
     options = SuppressOptions(percents=parse_percents(percent), mode=mode, scope=scope, random_draws=random_draws,
                               random_seed=seed, noise_scale=noise_scale)
     source = neurons_from or task
     ranked = Store(store).ranking(source)  # fails clearly before any data or model is loaded
-    spec, splits = task_and_splits(task, split, data_dir=data_dir, data_files=data_files, text_field=text_field,
-                                   label_field=label_field, label_words=label_words, limit=limit)
+    spec, splits = data.load(task, split)
     data = next(iter(splits.values()))
     lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
     target = Store(store, mode="a")
@@ -91,4 +85,4 @@ def suppress(
     out.print(f"{len(skill)} seeds, {options.random_draws} random draws; stored in {where}")
 
 
-COMMANDS = [suppress]
+COMMANDS = [with_data(suppress)]

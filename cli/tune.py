@@ -15,7 +15,7 @@ from actstore.models import load_model
 from actstore.store import Store
 from actstore.tuning import TuneOptions, tune as run_tune
 
-from .common import DataDir, DataFiles, Device, LabelField, LabelWords, Limit, TextField, parse_ints, task_and_splits
+from .common import DataSource, Device, parse_ints, with_data
 from .output import out, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
@@ -36,20 +36,14 @@ def tune(
     patience: Annotated[int, typer.Option(help="evaluations without improvement before stopping")] = 5,
     max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
     dev_limit: Annotated[Optional[int], typer.Option(help="evaluate on a fixed sample of N dev examples")] = None,
-    data_dir: DataDir = None,
-    data_files: DataFiles = None,
-    text_field: TextField = None,
-    label_field: LabelField = None,
-    label_words: LabelWords = None,
-    limit: Limit = None,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    data: DataSource = DataSource(),
 ) -> None:
     """Prompt-tune a frozen model: one prompt per seed, best checkpoint on dev, stored as the task's prompts."""
     options = TuneOptions(n_tokens=prompt_length, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                           max_steps=max_steps, eval_every=eval_every, patience=patience, max_length=max_length)
-    spec, splits = task_and_splits(task, "train,validation", data_dir=data_dir, data_files=data_files,
-                                   text_field=text_field, label_field=label_field, label_words=label_words, limit=limit)
+    spec, splits = data.load(task, "train,validation")
     dev = splits["validation"].sample(dev_limit) if dev_limit else splits["validation"]
     seed_list = parse_ints(seeds)
     lm = load_model(model, device=device)
@@ -82,18 +76,12 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: int = 32,
     max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
-    data_dir: DataDir = None,
-    data_files: DataFiles = None,
-    text_field: TextField = None,
-    label_field: LabelField = None,
-    label_words: LabelWords = None,
-    limit: Limit = None,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    data: DataSource = DataSource(),
 ) -> None:
     """Accuracy per seed (and mean ± std) of stored prompts on a task; the result is stored too."""
-    spec, splits = task_and_splits(task, split, data_dir=data_dir, data_files=data_files, text_field=text_field,
-                                   label_field=label_field, label_words=label_words, limit=limit)
+    spec, splits = data.load(task, split)
     data = next(iter(splits.values()))
     lm = load_model(model, device=device)
     target = Store(store, mode="a")
@@ -119,4 +107,4 @@ def eval(  # noqa: A001 - the command is `actstore eval`
               f"{store}/results/evaluation/{task}@{source}")
 
 
-COMMANDS = [tune, eval]
+COMMANDS = [with_data(tune), with_data(eval)]
