@@ -51,25 +51,36 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
                                 f"['{ONE_VS_REST}'])")
         made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from)
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
+    spec = _extraction_spec(store, task, split)
     dev = store.extraction(task, split)
-    spec = store.extraction_spec(task, split)
     labels = dev["label"].values
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
         raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
                             f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
+    baseline_task, counts = _class_counts(store, spec, dev, baseline_from)
+    ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds))
+    return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
+                                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
+                ranking)
+
+
+def _extraction_spec(store: Store, task: str, split: str) -> ExtractionSpec:
+    spec = store.extraction_spec(task, split)
+    if spec is None:
+        store.extraction(task, split)  # raises the usual clear error
+    return spec
+
+
+def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset, baseline_from: str | None) -> tuple[str, np.ndarray]:
+    """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron)), in one pass
+    over the activations of ``dev`` (labels outside the classes, e.g. -1, are left out)."""
     if not spec.store_acts:
-        raise ActstoreError(f"{task}/{split} was streamed without storing activations; re-extract it")
-    baseline_task = baseline_from or default_baseline_task(task)
+        raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
+    baseline_task = baseline_from or default_baseline_task(spec.task)
     baseline = _matching_baseline(store, baseline_task, spec)
-    counts = _reduce(dev["acts"].data, _count_kernel(spec.dtype), (2,), labels, _thresholds(baseline, spec.dtype))
-    accuracy = accuracy_from_counts(counts, labels)
-    ranking = ranking_dataset(accuracy, np.asarray(spec.seeds))
-    store.put_ranking(
-        RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
-                    prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
-        ranking,
-    )
-    return store.ranking(task)
+    n_classes = len(spec.label_names)
+    return baseline_task, _reduce(dev["acts"].data, _count_kernel(spec.dtype, n_classes), (n_classes,),
+                                  dev["label"].values, _thresholds(baseline, spec.dtype))
 
 
 # ---- multi-class tasks: binary sub-tasks (the first paper's approach) and one-vs-rest
@@ -156,9 +167,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
     """
     if isinstance(subtasks, str):
         subtasks = [subtasks]
-    spec = store.extraction_spec(task, split)
-    if spec is None:
-        store.extraction(task, split)  # raises the usual clear error
+    spec = _extraction_spec(store, task, split)
     wanted = list(dict.fromkeys(n for request in subtasks for n in subtask_names(request, spec.label_names)))
     parts = {name: parse_subtask(name, spec.label_names) for name in wanted}
     dev = store.extraction(task, split)
@@ -168,13 +177,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
             if not np.isin(labels, side).any():
                 raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
                                     f"{'+'.join(spec.label_names[i] for i in side)}")
-    if not spec.store_acts:
-        raise ActstoreError(f"{task}/{split} was streamed without storing activations; re-extract it")
-    baseline_task = baseline_from or default_baseline_task(task)
-    baseline = _matching_baseline(store, baseline_task, spec)
-    n_classes = len(spec.label_names)
-    counts = _reduce(dev["acts"].data, _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
-                     _thresholds(baseline, spec.dtype))
+    baseline_task, counts = _class_counts(store, spec, dev, baseline_from)
     made: dict[str, xr.Dataset] = {}
     common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)
