@@ -51,7 +51,7 @@ def render(store: Store, out: str | Path) -> Report:
 
     def save(fig: Figure, title: str, stem: str, caption: str) -> None:
         for fmt in FORMATS:
-            fig.savefig(report.out / f"{stem}.{fmt}", dpi=150)
+            fig.savefig(report.out / f"{stem}.{fmt}", dpi=150, bbox_inches="tight")  # nothing clipped at the edges
         report.figures.append((title, stem, caption))
 
     for name in _or_note(report, store.results("transfer"), "transferability: run actstore transfer --tasks A,B,..."):
