@@ -14,8 +14,9 @@ from actstore.cli.app import app
 from helpers import invoke
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-EXAMPLES = [line.split("  #")[0].strip() for block in re.findall(r"```\n(.*?)```", README.read_text(), re.S)
-            for line in block.splitlines() if line.startswith("actstore ")]
+BLOCKS = re.findall(r"^```[a-z]*\n(.*?)^```", README.read_text(), re.S | re.M)
+EXAMPLES = [line.split("  #")[0].strip() for block in BLOCKS
+            for line in block.replace("\\\n", " ").splitlines() if line.startswith("actstore ")]
 
 
 def test_the_readme_documents_every_command():
