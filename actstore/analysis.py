@@ -41,17 +41,12 @@ def _names(tasks: Sequence[str]) -> np.ndarray:
     return np.array(list(tasks), dtype=NAMES)
 
 
-def own_prompts(task: str) -> str:
-    """Whose prompts a task is scored with: its own, or its clean source's (the rule of its baseline)."""
-    return default_baseline_task(task)
-
-
 # ---- transferability (Figures 1 and 6)
 
 def _check_own_prompts(store: Store, tasks: Sequence[str]) -> None:
     for task in tasks:
         if store.prompt_spec(task) is None:
-            source = own_prompts(task)
+            source = default_baseline_task(task)
             hint = f" (an adversarial task uses the prompts of '{source}')" if source != task else ""
             raise ActstoreError(f"task '{task}' has no prompts of its own in {store.path}{hint}; "
                                 "transfer compares tasks that each have their own prompts")
@@ -280,7 +275,7 @@ def model_accuracies(store: Store, task: str) -> xr.DataArray | None:
     if spec is not None and store.extraction_spec(task, spec.split) is not None:
         return xr.DataArray(model_accuracy(store, task, spec.split), coords={"seed": list(spec.seeds)}, dims="seed",
                             attrs={"model": spec.model.name})
-    evaluation = store.result("evaluation", evaluation_name(task, own_prompts(task)))
+    evaluation = store.result("evaluation", evaluation_name(task, default_baseline_task(task)))
     if evaluation is None:
         return None
     return evaluation["accuracy"].assign_attrs(model=evaluation.attrs["spec"]["model"]["name"])

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import analysis
+from .ranking import default_baseline_task
 from .store import Store
 
 FORMATS = ("png", "svg")
@@ -100,7 +101,7 @@ def render(store: Store, out: str | Path) -> Report:
 def _accuracy_tasks(store: Store, ranked: list[str]) -> list[str]:
     """Ranked tasks, then tasks evaluated with their own prompts only."""
     evaluated = [n.split("@")[0] for n in store.results("evaluation")
-                 if n.split("@")[1] == analysis.own_prompts(n.split("@")[0])]
+                 if n.split("@")[1] == default_baseline_task(n.split("@")[0])]
     return list(dict.fromkeys([*ranked, *evaluated]))
 
 

@@ -9,6 +9,7 @@ import typer
 
 from actstore import tasks
 from actstore.errors import ActstoreError
+from actstore.evaluation import prompt_source
 from actstore.extraction import ExtractOptions, extract as run_extract
 from actstore.models import load_model
 from actstore.prompts import PromptSet
@@ -22,7 +23,7 @@ def resolve_prompts(store: Store, task: tasks.TaskSpec, prompts: str | None, pro
                     seeds: str | None, length: int, hidden: int) -> tuple[PromptSet, str | None]:
     """The prompt set to extract with, and the task to record it under (None: it is already in the store)."""
     if prompts is None:
-        source = prompts_from or task.clean_source or task.name
+        source = prompt_source(task, prompts_from)
         found = store.prompts(source)
         if found is None:
             raise ActstoreError(
