@@ -53,14 +53,14 @@ def suppress(
     source = neurons_from or task
     ranked = Store(store).ranking(source)  # fails clearly before any data or model is loaded
     spec, splits = data.load(task, split)
-    data = next(iter(splits.values()))
+    examples = next(iter(splits.values()))
     lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
     target = Store(store, mode="a")
     with target.writing():
         prompts = target.prompts(prompt_source(spec))
         runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)
-        with throughput(f"suppress {task}", len(data) * runs) as rates:
-            result = run_suppress(target, lm, spec, data, options, neurons_from=neurons_from, batch_size=batch_size,
+        with throughput(f"suppress {task}", len(examples) * runs) as rates:
+            result = run_suppress(target, lm, spec, examples, options, neurons_from=neurons_from, batch_size=batch_size,
                                   max_length=max_length, tick=lambda n: rates.add(n, 0))
     skill = result["accuracy_skill"].values                 # (seed, percent)
     control = result["accuracy_random"].values.mean(axis=1)  # (draw, percent): seed mean per draw
@@ -69,13 +69,13 @@ def suppress(
             for p, n, s, r in zip(result["percent"].values, result["suppressed"].values.sum(axis=1), skill.T, control.T)]
     where = f"{store}/results/suppression/{suppression_name(task, source, mode, scope)}"
     if as_json:
-        out.print_json(json.dumps({"task": task, "split": data.name, "neurons_from": source, "mode": mode, "scope": scope,
+        out.print_json(json.dumps({"task": task, "split": examples.name, "neurons_from": source, "mode": mode, "scope": scope,
                                    "seeds": result["seed"].values.tolist(), "rows": rows,
                                    "accuracy_skill": skill.T.tolist(), "stored": where}))
         return
     per = "of each layer" if scope == "layer" else "of all neurons"
-    table = Table(title=f"{task}/{data.name} with the top x % skill neurons {per} of {source} suppressed ({mode}; "
-                        f"{len(data)} examples)")
+    table = Table(title=f"{task}/{examples.name} with the top x % skill neurons {per} of {source} suppressed ({mode}; "
+                        f"{len(examples)} examples)")
     for column in ("percent", "neurons", "skill acc (± std over seeds)", "random acc (± std over draws)"):
         table.add_column(column, justify="right")
     for r in rows:

@@ -82,22 +82,22 @@ def eval(  # noqa: A001 - the command is `actstore eval`
 ) -> None:
     """Accuracy per seed (and mean ± std) of stored prompts on a task; the result is stored too."""
     spec, splits = data.load(task, split)
-    data = next(iter(splits.values()))
+    examples = next(iter(splits.values()))
     lm = load_model(model, device=device)
     target = Store(store, mode="a")
     with target.writing():
         prompts = target.prompts(prompt_source(spec, prompts_from))
-        with throughput(f"eval {task}", len(data) * (len(prompts.seeds) if prompts else 0)) as rates:
-            result = evaluate(target, lm, spec, data, prompts_from=prompts_from, batch_size=batch_size,
+        with throughput(f"eval {task}", len(examples) * (len(prompts.seeds) if prompts else 0)) as rates:
+            result = evaluate(target, lm, spec, examples, prompts_from=prompts_from, batch_size=batch_size,
                               max_length=max_length, tick=lambda n: rates.add(n, 0))
     source = result.attrs["spec"]["prompts_from"]
     accs = result["accuracy"].values
     if as_json:
-        out.print_json(json.dumps({"task": task, "split": data.name, "prompts_from": source,
+        out.print_json(json.dumps({"task": task, "split": examples.name, "prompts_from": source,
                                    "accuracy": dict(zip(map(str, result["seed"].values.tolist()), accs.tolist())),
                                    "mean": float(accs.mean()), "std": float(accs.std())}))
         return
-    table = Table(title=f"{task}/{data.name} with the prompts of {source} ({len(data)} examples)")
+    table = Table(title=f"{task}/{examples.name} with the prompts of {source} ({len(examples)} examples)")
     table.add_column("seed", justify="right")
     table.add_column("accuracy", justify="right")
     for seed, acc in zip(result["seed"].values.tolist(), accs):
