@@ -17,10 +17,11 @@ from scipy import stats
 
 from .errors import ActstoreError
 from .evaluation import evaluation_name
-from .ranking import default_baseline_task, model_accuracy
+from .ranking import model_accuracy
 from .specs import to_attrs
 from .store import Store
 from .suppression import SCOPES, skill_mask
+from .tasks import source_task
 
 #: task names as variable-length strings: zarr v3 stores these without an "unstable dtype" warning
 NAMES = np.dtypes.StringDType()
@@ -46,7 +47,7 @@ def _names(tasks: Sequence[str]) -> np.ndarray:
 def _check_own_prompts(store: Store, tasks: Sequence[str]) -> None:
     for task in tasks:
         if store.prompt_spec(task) is None:
-            source = default_baseline_task(task)
+            source = source_task(task)
             hint = f" (an adversarial task uses the prompts of '{source}')" if source != task else ""
             raise ActstoreError(f"task '{task}' has no prompts of its own in {store.path}{hint}; "
                                 "transfer compares tasks that each have their own prompts")
@@ -224,7 +225,7 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
     Plus Spearman's rho of the two predictivity vectors per layer. Stored as results/adversarial/<task>@<clean>
     (suffixed ``.global`` for the global scope).
     """
-    clean = clean or default_baseline_task(task)
+    clean = clean or source_task(task)
     if clean == task:
         raise ActstoreError(f"task '{task}' has no clean source task in the registry: name one with --clean")
     adv_rank, clean_rank = store.ranking(task), store.ranking(clean)
@@ -275,7 +276,7 @@ def model_accuracies(store: Store, task: str) -> xr.DataArray | None:
     if spec is not None and store.extraction_spec(task, spec.split) is not None:
         return xr.DataArray(model_accuracy(store, task, spec.split), coords={"seed": list(spec.seeds)}, dims="seed",
                             attrs={"model": spec.model.name})
-    evaluation = store.result("evaluation", evaluation_name(task, default_baseline_task(task)))
+    evaluation = store.result("evaluation", evaluation_name(task, source_task(task)))
     if evaluation is None:
         return None
     return evaluation["accuracy"].assign_attrs(model=evaluation.attrs["spec"]["model"]["name"])
@@ -300,6 +301,7 @@ def box_stats(values: np.ndarray, label: str) -> dict:
     """Box-plot statistics (matplotlib ``Axes.bxp`` keys): quartiles, median, mean, whiskers at the furthest
     value within 1.5 IQR; no fliers, which for millions of neurons would be thousands of dots."""
     values = np.asarray(values, dtype=np.float64).ravel()
+    values = values[~np.isnan(values)]  # the tokens a decoder layer does not have
     q1, med, q3 = np.percentile(values, (25, 50, 75))
     iqr = q3 - q1
     return {"label": label, "q1": q1, "med": med, "q3": q3, "mean": values.mean(), "fliers": [],
@@ -308,14 +310,31 @@ def box_stats(values: np.ndarray, label: str) -> dict:
 
 def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
     """Per ranked task: box statistics of neuron predictivities (Eq. 5) and neuron accuracies (Eq. 3, all seeds,
-    layers, tokens), and the model accuracy per seed (None if unknown)."""
+    layers, tokens), and the model accuracy per seed (None if unknown). A ranking with decoder neurons gives a
+    row per stack, labelled ``<task> (<stack>)``."""
     rows = []
     for task in tasks:
         ranking = store.ranking(task)
-        rows.append({"task": task, "predictivity": box_stats(ranking["predictivity"].values, task),
-                     "accuracy": box_stats(ranking["accuracy"].values, task),
-                     "model_accuracy": model_accuracies(store, task)})
+        stacks = list(dict.fromkeys(ranking["stack"].values.tolist()))
+        for stack in stacks:
+            part = ranking.where(ranking["stack"] == stack, drop=True)
+            label = task if len(stacks) == 1 else f"{task} ({stack})"
+            rows.append({"task": label, "predictivity": box_stats(part["predictivity"].values, label),
+                         "accuracy": box_stats(part["accuracy"].values, label),
+                         "model_accuracy": model_accuracies(store, task)})
     return rows
+
+
+def skill_layers(store: Store, tasks: Sequence[str], percent: float = 1.0) -> xr.DataArray:
+    """(task, layer): the share of a task's global top ``percent`` % neurons in each layer, i.e. where its skill
+    neurons live; the ``stack`` coordinate tells T5's decoder layers from the encoder's."""
+    rows = []
+    for task in tasks:
+        ranking = store.ranking(task)
+        mask = skill_mask(ranking, percent, "global")
+        rows.append(xr.DataArray(mask.sum(axis=1) / max(int(mask.sum()), 1), dims=("layer",),
+                                 coords={"layer": ranking["layer"].values, "stack": ranking["stack"]}))
+    return xr.concat(rows, dim=xr.DataArray(_names(tasks), dims="task"), join="outer")
 
 
 # ---- suppression curves (written by actstore.suppression)

@@ -17,7 +17,7 @@ from .models import ActivationHook, PromptedModel
 from .prompts import PromptSet
 from .specs import ModelSpec, to_attrs
 from .store import Store
-from .tasks import Split, TaskSpec
+from .tasks import Split, TaskSpec, source_task
 
 #: progress(examples): called after every batch
 Tick = Callable[[int], None]
@@ -62,7 +62,7 @@ def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *
              batch_size: int = 16, max_length: int = 128, tick: Tick | None = None) -> xr.Dataset:
     """Accuracy per seed of the prompts the store holds for ``prompts_from`` (default: the task's own, or its
     clean source's for an adversarial task) on ``split``, stored as results/evaluation/<task>@<prompts_from>."""
-    source = prompt_source(task, prompts_from)
+    source = prompts_from or source_task(task)
     prompts = usable_prompts(store, source, model, max_length)
     acc = accuracy(model, task, split, prompts, batch_size=batch_size, max_length=max_length, tick=tick)
     spec = {"kind": "evaluation", **run_spec(task, split, source, model, prompts, max_length)}
@@ -74,11 +74,6 @@ def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *
 def evaluation_name(task: str, prompts_from: str) -> str:
     """Where the evaluation of ``task`` with the prompts of ``prompts_from`` is stored under results/evaluation."""
     return f"{task}@{prompts_from}"
-
-
-def prompt_source(task: TaskSpec, prompts_from: str | None = None) -> str:
-    """Whose prompts score a task by default: its own, or its clean source's for an adversarial task."""
-    return prompts_from or task.clean_source or task.name
 
 
 def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: int) -> PromptSet:

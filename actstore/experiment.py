@@ -27,7 +27,6 @@ import numpy as np
 
 from . import tasks
 from .errors import ActstoreError
-from .evaluation import prompt_source
 from .extraction import ExtractOptions, extract
 from .models import PromptedModel, load_model
 from .ranking import model_accuracy, rank, top_neurons
@@ -129,7 +128,7 @@ def _split(experiment: Experiment, task: tasks.TaskSpec, split: str) -> tasks.Sp
 def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: tasks.TaskSpec,
               progress: ProgressFactory, say: Callable[[str], None]) -> TaskReport:
     dev = _split(experiment, task, "validation")
-    source = prompt_source(task)
+    source = tasks.source_task(task)
     if task.clean_source is None:
         train = _split(experiment, task, "train")
         with progress(f"tune {task.name}", len(experiment.seeds) * experiment.tune.max_steps) as advance:

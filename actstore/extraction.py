@@ -9,6 +9,10 @@ resumed extraction is bit-identical to an uninterrupted one.
 The train split also feeds Eq. 2's baseline as an exact int64 fixed-point sum of the float16
 values (``kernels.fixed_point_sum``), checkpointed every ``checkpoint_every`` blocks; with
 ``store_acts=False`` (the default for train) its activations are never written.
+
+T5 is captured in both stacks in the same forward pass: the encoder at the prompt tokens, the decoder
+at the first decoding step (where the label word is scored); each stack is an extraction of its own
+(``ExtractionSpec.stack``), and a block counts as done when both hold it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -70,41 +74,53 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
     )
 
 
+def stack_specs(spec: ExtractionSpec) -> list[ExtractionSpec]:
+    """The extraction of every stack a forward pass captures: the encoder's, and T5's decoder's."""
+    return [spec] + ([replace(spec, stack="decoder")] if spec.model.n_decoder_layers else [])
+
+
 def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
             options: ExtractOptions = ExtractOptions(), progress: Progress | None = None) -> ExtractionSpec:
-    """Extract one split into ``store`` (resuming if it was interrupted); returns its spec."""
+    """Extract one split into ``store`` (resuming if it was interrupted); returns its (encoder) spec."""
     spec = plan(model, task, split, prompts, options)
-    writer = store.extraction_writer(spec, split.labels, split.source)
-    runner = _BlockRunner(model, spec, split, model.label_word_ids(task.label_words), options)
+    specs = stack_specs(spec)
+    writers = [store.extraction_writer(stack, split.labels, split.source) for stack in specs]
+    runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options)
     report = progress or (lambda examples, nbytes: None)
-    done = writer.done()
+    done = np.logical_and.reduce([w.done() for w in writers])
+    streaming = spec.split == "train"
     with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:
         queue = _WriteQueue(pool, options.queue)
         for s, seed in enumerate(spec.seeds):
             prompt = torch.from_numpy(prompts.vectors[s])
-            streaming = spec.split == "train"
-            start, slot = writer.stream_progress(seed) if streaming else (0, 0)
-            total = writer.load_sum(s, slot) if start else np.zeros(runner.block_shape[1:], _SUM_DTYPE[spec.dtype])
-            report(start, 0)
-            for b in range(start // spec.block, spec.n_blocks):
+            # per stack: examples already in its checkpointed sum (a crash may fall between two checkpoints)
+            starts = [w.stream_progress(seed)[0] if streaming else 0 for w in writers]
+            totals = [w.load_sum(s, w.stream_progress(seed)[1]) if start else np.zeros(shape, _SUM_DTYPE[spec.dtype])
+                      for w, start, shape in zip(writers, starts, runner.block_shapes)]
+            report(min(starts), 0)
+            for b in range(min(starts) // spec.block, spec.n_blocks):
                 if done[s, b] and not streaming:
                     report(runner.size(b), 0)
                     continue
-                acts, scores = runner.run(b, prompt)
-                if streaming:
-                    total += block_sum(acts)
-                queue.submit(writer.write_block, s, b, acts, scores)
-                report(len(scores), acts.nbytes if spec.store_acts else 0)
+                stacks, scores = runner.run(b, prompt)
+                for writer, acts, start, total in zip(writers, stacks, starts, totals):
+                    if streaming and b * spec.block >= start:
+                        total += block_sum(acts)
+                    queue.submit(writer.write_block, s, b, acts, scores)
+                report(len(scores), sum(a.nbytes for a in stacks) if spec.store_acts else 0)
                 if streaming and (b + 1) % options.checkpoint_every == 0 and b + 1 < spec.n_blocks:
                     queue.drain()
-                    writer.checkpoint_sum(s, total, (b + 1) * spec.block)
+                    for writer, total in zip(writers, totals):
+                        writer.checkpoint_sum(s, total, (b + 1) * spec.block)
             if streaming:
                 queue.drain()
-                if writer.stream_progress(seed)[0] < spec.n_examples:
-                    writer.checkpoint_sum(s, total, spec.n_examples)
-                writer.put_baseline(s, baseline_from_sum(total, spec.n_examples))
+                for writer, total in zip(writers, totals):
+                    if writer.stream_progress(seed)[0] < spec.n_examples:
+                        writer.checkpoint_sum(s, total, spec.n_examples)
+                    writer.put_baseline(s, baseline_from_sum(total, spec.n_examples))
         queue.drain()
-    writer.finish()
+    for writer in writers:
+        writer.finish()
     return spec
 
 
@@ -125,39 +141,45 @@ def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:
 
 
 class _BlockRunner:
-    """Runs the model over one block of examples, capturing the prompt positions of every FFN."""
+    """Runs the model over one block of examples, capturing every FFN: the encoder's at the prompt tokens,
+    T5's decoder's at the first decoding step."""
 
-    def __init__(self, model: PromptedModel, spec: ExtractionSpec, split: Split, word_ids: list[int], options: ExtractOptions):
-        self.model, self.spec, self.split, self.word_ids, self.options = model, spec, split, word_ids, options
-        self.block_shape = (spec.block, spec.model.n_layers, spec.n_tokens, spec.model.n_neurons)
+    def __init__(self, model: PromptedModel, specs: list[ExtractionSpec], split: Split, word_ids: list[int],
+                 options: ExtractOptions):
+        self.model, self.spec, self.split, self.word_ids, self.options = model, specs[0], split, word_ids, options
+        self.block_shapes = [(s.n_layers, s.n_positions, s.model.n_neurons) for s in specs]
 
     def size(self, b: int) -> int:
         return min(self.spec.block, self.spec.n_examples - b * self.spec.block)
 
     @torch.inference_mode()
-    def run(self, b: int, prompt: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def run(self, b: int, prompt: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
+        """(activations per stack (example, layer, token, neuron), label-word scores) of block ``b``."""
         lo, n = b * self.spec.block, self.size(b)
-        acts = np.empty((n, *self.block_shape[1:]), dtype=self.spec.dtype)
-        target = torch.from_numpy(acts)
+        stacks = [np.empty((n, *shape), dtype=self.spec.dtype) for shape in self.block_shapes]
+        targets = [torch.from_numpy(acts) for acts in stacks]
         scores = np.empty((n, len(self.word_ids)), dtype=np.float32)
-        p = self.spec.n_tokens
+        n_encoder = self.spec.model.n_layers
         for r in range(0, n, self.options.batch_size):
             rows = slice(r, min(r + self.options.batch_size, n))
             batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length)
 
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
-                target[rows, layer].copy_(act[:, :p])
+                stack, index = (0, layer) if layer < n_encoder else (1, layer - n_encoder)
+                target = targets[stack]
+                target[rows, index].copy_(act[:, :target.shape[2]])
 
             with self.model.ffn_hooks(capture):
                 scores[rows] = self.model.label_logits(batch, prompt, self.word_ids).float().cpu().numpy()
-        if kernels.has_nonfinite(acts) if self.spec.dtype == "float16" else not np.isfinite(acts).all():
-            raise ActstoreError(_overflow_message(acts, lo, self.spec.dtype))
-        return acts, scores
+        for first, acts in zip((0, n_encoder), stacks):
+            if kernels.has_nonfinite(acts) if self.spec.dtype == "float16" else not np.isfinite(acts).all():
+                raise ActstoreError(_overflow_message(acts, lo, first, self.spec.dtype))
+        return stacks, scores
 
 
-def _overflow_message(acts: np.ndarray, lo: int, dtype: str) -> str:
+def _overflow_message(acts: np.ndarray, lo: int, first_layer: int, dtype: str) -> str:
     bad = ~np.isfinite(acts)
-    layer = int(np.argwhere(bad.any(axis=(0, 2, 3)))[0, 0])
+    layer = first_layer + int(np.argwhere(bad.any(axis=(0, 2, 3)))[0, 0])
     example = lo + int(np.argwhere(bad.any(axis=(1, 2, 3)))[0, 0])
     hint = " (float16 holds at most 65504): re-run with --dtype float32 into a new store" if dtype == "float16" else ""
     return f"activation overflow at layer {layer}, example {example}{hint}; nothing of this block was stored"

@@ -5,7 +5,8 @@ Every supported architecture is reduced to the same three things:
 - one module per layer whose *input* is the neuron activation of METHOD.md
   (the FFN output projection: ``output.dense`` for RoBERTa/BERT/MPNet, ``wo`` for T5),
 - a scorer that turns the final hidden states into label-word logits.
-Extraction captures at that hook point and suppression (issue 4) edits the same tensor.
+Extraction captures at that hook point and suppression edits the same tensor. Layers are numbered
+across stacks: T5's encoder layers first, then its decoder layers (which run at the first decoding step).
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ class PromptedModel:
         cfg = model.config
         arch = cfg.model_type
         self.is_t5 = arch == "t5"
-        self.ffn_outputs: list[nn.Module] = _ffn_output_projections(model, arch)
+        encoder, decoder = _ffn_output_projections(model, arch)
+        self.ffn_outputs: list[nn.Module] = encoder + decoder
         positions = getattr(cfg, "max_position_embeddings", None) or 512  # T5: relative, 512 by convention
         if arch == "roberta":
             positions -= cfg.pad_token_id + 1  # RoBERTa's positions start after the padding index
@@ -83,10 +85,11 @@ class PromptedModel:
             revision=_revision(model, path),
             architecture=arch,
             scoring=scoring,
-            n_layers=len(self.ffn_outputs),
-            n_neurons=self.ffn_outputs[0].in_features,
+            n_layers=len(encoder),
+            n_neurons=encoder[0].in_features,
             hidden=model.get_input_embeddings().embedding_dim,
             max_positions=positions,
+            n_decoder_layers=len(decoder),
         )
 
     @property
@@ -155,7 +158,8 @@ class PromptedModel:
 
     @contextmanager
     def ffn_hooks(self, hook: ActivationHook) -> Iterator[None]:
-        """Call ``hook(layer, activation)`` at every FFN output projection; a returned tensor replaces it."""
+        """Call ``hook(layer, activation)`` at every FFN output projection (decoder layers numbered after the
+        encoder's); a returned tensor replaces the activation."""
 
         def pre(layer: int, _module: nn.Module, args: tuple) -> tuple | None:
             out = hook(layer, args[0])
@@ -169,10 +173,12 @@ class PromptedModel:
                 h.remove()
 
 
-def _ffn_output_projections(model: nn.Module, arch: str) -> list[nn.Module]:
+def _ffn_output_projections(model: nn.Module, arch: str) -> tuple[list[nn.Module], list[nn.Module]]:
+    """(encoder, decoder) FFN output projections; the decoder list is empty for encoder-only models."""
     if arch == "t5":
-        return [block.layer[-1].DenseReluDense.wo for block in model.encoder.block]
-    return [layer.output.dense for layer in model.base_model.encoder.layer]
+        return ([block.layer[-1].DenseReluDense.wo for block in model.encoder.block],
+                [block.layer[-1].DenseReluDense.wo for block in model.decoder.block])
+    return [layer.output.dense for layer in model.base_model.encoder.layer], []
 
 
 def load_model(name: str, *, device: str | None = None) -> PromptedModel:

@@ -1,7 +1,9 @@
 """Eq. 2–5 of METHOD.md out of core: dask streams the Zarr chunks, numba counts on float16 bits.
 
 Only small arrays (seed, layer, token, neuron) are ever held in memory; the activations are read
-chunk by chunk, a few chunks at a time.
+chunk by chunk, a few chunks at a time. T5's decoder neurons are counted from their own extraction and
+joined after the encoder's along ``layer`` (a ``stack`` coordinate says which is which); their one
+decoding step fills ``token`` 0, the other tokens are NaN and never a neuron's best.
 """
 
 from __future__ import annotations
@@ -18,22 +20,14 @@ import xarray as xr
 from . import kernels
 from .errors import ActstoreError
 from .extraction import baseline_from_sum, block_sum
-from .specs import ExtractionSpec, RankingSpec, to_attrs
+from .specs import ExtractionSpec, RankingSpec
 from .store import Store
-from .tasks import get_task
+from .tasks import source_task
 
 #: storage chunks per dask chunk along ``example`` (4 was fastest on 2 cores, see STORAGE-NOTES.md)
 CHUNKS_PER_TASK = 4
 #: sub-task requests that stand for several rankings (see ``subtask_names``)
 ONE_VS_REST, COMBINED, REST = "one-vs-rest", "combined", "rest"
-
-
-def default_baseline_task(task: str) -> str:
-    """Adversarial tasks take their clean source task's baseline (METHOD.md); others their own."""
-    try:
-        return get_task(task).clean_source or task
-    except ActstoreError:  # a user's own task
-        return task
 
 
 def rank(store: Store, task: str, *, split: str = "validation", baseline_from: str | None = None,
@@ -57,8 +51,8 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
         raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
                             f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
-    baseline_task, counts = _class_counts(store, spec, dev, baseline_from)
-    ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds))
+    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from)
+    ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
     return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                                    prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
                 ranking)
@@ -71,16 +65,35 @@ def _extraction_spec(store: Store, task: str, split: str) -> ExtractionSpec:
     return spec
 
 
-def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset, baseline_from: str | None) -> tuple[str, np.ndarray]:
-    """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron)), in one pass
-    over the activations of ``dev`` (labels outside the classes, e.g. -1, are left out)."""
+def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
+                  baseline_from: str | None) -> tuple[str, np.ndarray, list[str]]:
+    """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
+    each layer), in one pass over the activations of ``dev`` and, for T5, of its decoder (labels outside the
+    classes, e.g. -1, are left out)."""
     if not spec.store_acts:
         raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
-    baseline_task = baseline_from or default_baseline_task(spec.task)
-    baseline = _matching_baseline(store, baseline_task, spec)
+    baseline_task = baseline_from or source_task(spec.task)
     n_classes = len(spec.label_names)
-    return baseline_task, _reduce(dev["acts"].data, _count_kernel(spec.dtype, n_classes), (n_classes,),
-                                  dev["label"].values, _thresholds(baseline, spec.dtype))
+    counts, stacks = [], []
+    for stack in store.stacks(spec.task, spec.split):
+        stack_spec = store.extraction_spec(spec.task, spec.split, stack)
+        acts = dev if stack == "encoder" else store.extraction(spec.task, spec.split, stack=stack)
+        baseline = _matching_baseline(store, baseline_task, stack_spec)
+        counts.append(_reduce(acts["acts"].data, _count_kernel(spec.dtype, n_classes), (n_classes,),
+                              dev["label"].values, _thresholds(baseline, spec.dtype)))
+        stacks += [stack] * stack_spec.n_layers
+    return baseline_task, join_stacks(counts), stacks
+
+
+def join_stacks(parts: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-stack arrays (..., layer, token, neuron) joined along ``layer``; a stack with fewer tokens (T5's
+    decoder: one decoding step) is padded with NaN. A single stack is returned as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    tokens = max(p.shape[-2] for p in parts)
+    padded = [np.pad(p.astype(np.float64), [(0, 0)] * (p.ndim - 2) + [(0, tokens - p.shape[-2]), (0, 0)],
+                     constant_values=np.nan) for p in parts]
+    return np.concatenate(padded, axis=-3)
 
 
 # ---- multi-class tasks: binary sub-tasks (the first paper's approach) and one-vs-rest
@@ -177,7 +190,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
             if not np.isin(labels, side).any():
                 raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
                                     f"{'+'.join(spec.label_names[i] for i in side)}")
-    baseline_task, counts = _class_counts(store, spec, dev, baseline_from)
+    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from)
     made: dict[str, xr.Dataset] = {}
     common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)
@@ -185,7 +198,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
     for part in parts.values():
         binary = np.stack([counts[:, list(part.negative)].sum(axis=1), counts[:, list(part.positive)].sum(axis=1)], 1)
         sub_labels = part.labels(labels)
-        ranking = ranking_dataset(accuracy_from_counts(binary, sub_labels), np.asarray(spec.seeds))
+        ranking = ranking_dataset(accuracy_from_counts(binary, sub_labels), np.asarray(spec.seeds), stacks)
         made[part.name] = _put(store, RankingSpec(
             **common, n_examples=int((sub_labels >= 0).sum()), subtask=part.name,
             positive=class_names(part.positive), negative=class_names(part.negative)), ranking)
@@ -241,7 +254,7 @@ def combine_rankings(parts: Sequence[xr.Dataset]) -> xr.Dataset:
             "source": (("layer", "neuron"), source),
             "part": (("layer", "neuron"), best.astype(np.int32)),
         },
-        coords={name: first[name].values for name in ("seed", "layer", "token", "neuron")},
+        coords={name: first[name] for name in ("seed", "layer", "token", "neuron", "stack")},
     )
 
 
@@ -276,13 +289,13 @@ def _examples(label_names: Sequence[str]) -> list[str]:
     return first + [ONE_VS_REST]
 
 
-def recompute_baseline(store: Store, task: str) -> np.ndarray:
+def recompute_baseline(store: Store, task: str, stack: str = "encoder") -> np.ndarray:
     """Eq. 2 from stored train activations (needs ``--store-train``); for float16 it equals the streamed
     baseline exactly (both sum the same float16 values in exact fixed point)."""
-    spec = store.extraction_spec(task, "train")
+    spec = store.extraction_spec(task, "train", stack)
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
-    acts = store.extraction(task, "train")["acts"].data
+    acts = store.extraction(task, "train", stack=stack)["acts"].data
     return baseline_from_sum(_reduce(acts, _sum_kernel, (), None, None)[:, 0], spec.n_examples)
 
 
@@ -294,10 +307,11 @@ def accuracy_from_counts(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return (counts[:, 1] + (n0 - counts[:, 0])) / (n0 + n1)
 
 
-def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray) -> xr.Dataset:
-    """Eq. 4–5 and the rankings from accuracies (seed, layer, token, neuron)."""
+def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray, stacks: Sequence[str] | None = None) -> xr.Dataset:
+    """Eq. 4–5 and the rankings from accuracies (seed, layer, token, neuron); ``stacks`` names each layer's
+    stack (default: all encoder). NaN accuracies (tokens a decoder layer does not have) are skipped."""
     per_token = np.maximum(accuracy, 1.0 - accuracy)
-    predictivity = per_token.max(axis=2).mean(axis=0)
+    predictivity = np.nanmax(per_token, axis=2).mean(axis=0)
     n_layers, n_neurons = predictivity.shape
     # equal predictivities may differ in the last bit (means of ratios): rank on 12 decimals, ties by neuron index
     key = -np.round(predictivity, 12)
@@ -311,12 +325,12 @@ def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray) -> xr.Dataset:
         {
             "accuracy": (dims4, accuracy),
             "predictivity": (dims2, predictivity),
-            "best_token": (("seed", "layer", "neuron"), per_token.argmax(axis=2).astype(np.int32)),
+            "best_token": (("seed", "layer", "neuron"), np.nanargmax(per_token, axis=2).astype(np.int32)),
             "rank_in_layer": (dims2, in_layer),
             "rank_global": (dims2, glob.reshape(predictivity.shape)),
         },
         coords={"seed": seeds, "layer": np.arange(n_layers), "token": np.arange(accuracy.shape[2]),
-                "neuron": np.arange(n_neurons)},
+                "neuron": np.arange(n_neurons), "stack": ("layer", list(stacks or ["encoder"] * n_layers))},
     )
 
 
@@ -327,7 +341,8 @@ def top_neurons(ranking: xr.Dataset, k: int = 10) -> list[dict]:
     for index in np.argsort(flat)[:k]:
         layer, neuron = np.unravel_index(index, ranking["rank_global"].shape)
         rows.append({
-            "rank": int(flat[index]) + 1, "layer": int(layer), "neuron": int(neuron),
+            "rank": int(flat[index]) + 1, "stack": str(ranking["stack"].values[layer]), "layer": int(layer),
+            "neuron": int(neuron),
             "predictivity": float(ranking["predictivity"].values[layer, neuron]),
             "best_token": int(np.bincount(ranking["best_token"].values[:, layer, neuron]).argmax()),
         })
@@ -341,14 +356,14 @@ def model_accuracy(store: Store, task: str, split: str = "validation") -> np.nda
 
 
 def _matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec) -> np.ndarray:
-    train = store.extraction_spec(baseline_task, "train")
+    train = store.extraction_spec(baseline_task, "train", dev.stack)
     if train is None:
         raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.path}: extract {baseline_task} --split train first")
     for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
                        ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
         if a != b:
             raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than {dev.task}/{dev.split}")
-    return store.baseline(baseline_task).values
+    return store.baseline(baseline_task, dev.stack).values
 
 
 def _thresholds(baseline: np.ndarray, dtype: str) -> np.ndarray:

@@ -22,10 +22,12 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import analysis
-from .ranking import default_baseline_task
 from .store import Store
+from .tasks import source_task
 
 FORMATS = ("png", "svg")
+#: the top share of all neurons whose layers the layer figure shows
+LAYER_PERCENT = 1.0
 SKILL, RANDOM, OWN = "tab:blue", "tab:orange", "tab:gray"
 
 
@@ -71,6 +73,9 @@ def render(store: Store, out: str | Path) -> Report:
              "mean ± std over seeds (Figure 2).")
         save(accuracy_figure(rows), "Neuron accuracy", "neuron-accuracy-distribution",
              "Accuracy (Eq. 3) of every neuron at every prompt token and seed; 0.5 is chance (Figure 8).")
+        save(layer_figure(analysis.skill_layers(store, ranked, LAYER_PERCENT)), "Where the skill neurons are",
+             "skill-neuron-layers", f"Share of each task's top {LAYER_PERCENT:g} % neurons (by predictivity, over all "
+             "layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding step).")
     for name in _or_note(report, store.results("correlation"), "task specificity: run actstore correlate --tasks A,B"):
         ds = store.result("correlation", name)
         zscored = ds.attrs["spec"]["normalize"] == "zscore"
@@ -101,7 +106,7 @@ def render(store: Store, out: str | Path) -> Report:
 def _accuracy_tasks(store: Store, ranked: list[str]) -> list[str]:
     """Ranked tasks, then tasks evaluated with their own prompts only."""
     evaluated = [n.split("@")[0] for n in store.results("evaluation")
-                 if n.split("@")[1] == default_baseline_task(n.split("@")[0])]
+                 if n.split("@")[1] == source_task(n.split("@")[0])]
     return list(dict.fromkeys([*ranked, *evaluated]))
 
 
@@ -180,6 +185,24 @@ def accuracy_figure(rows: list[dict]) -> Figure:
     ax.set_xlabel("task")
     ax.set_ylabel("neuron accuracy")
     fig.legend(loc="outside lower center", fontsize=8)
+    return fig
+
+
+def layer_figure(shares: xr.DataArray) -> Figure:
+    """Per task, the share of its top neurons in each layer; layers labelled by stack (E0…, D0…)."""
+    stacks = shares["stack"].values.tolist()
+    labels = [f"{stack[0].upper()}{i - stacks.index(stack)}" for i, stack in enumerate(stacks)]
+    fig = Figure(figsize=(2.0 + 0.45 * len(labels), 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(labels))
+    for task in shares["task"].values:
+        ax.plot(x, shares.sel(task=task).values, marker="o", markersize=3, label=str(task))
+    if "decoder" in stacks:
+        ax.axvline(stacks.index("decoder") - 0.5, color="gray", linestyle=":", linewidth=1)
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("share of the top neurons")
+    fig.legend(loc="outside right center", fontsize=8)
     return fig
 
 

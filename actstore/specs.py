@@ -59,6 +59,13 @@ class ModelSpec:
     n_neurons: int
     hidden: int
     max_positions: int
+    n_decoder_layers: int = 0  # T5: the decoder's FFNs, captured at the first decoding step
+
+
+#: the two stacks of an encoder-decoder model; encoder-only models have the first alone
+STACKS = ("encoder", "decoder")
+#: decoder positions captured: the first decoding step, where the label word is scored
+DECODER_STEPS = 1
 
 
 @dataclass(frozen=True)
@@ -90,10 +97,20 @@ class ExtractionSpec:
     max_length: int
     block: int
     store_acts: bool
+    stack: str = "encoder"
 
     @property
     def n_blocks(self) -> int:
         return -(-self.n_examples // self.block)
+
+    @property
+    def n_layers(self) -> int:
+        return self.model.n_layers if self.stack == "encoder" else self.model.n_decoder_layers
+
+    @property
+    def n_positions(self) -> int:
+        """The ``token`` axis: the prompt tokens in the encoder, the captured decoding steps in the decoder."""
+        return self.n_tokens if self.stack == "encoder" else DECODER_STEPS
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ import torch
 import xarray as xr
 
 from .errors import ActstoreError
-from .evaluation import Tick, accuracy, check_revision, prompt_source, run_spec, usable_prompts
+from .evaluation import Tick, accuracy, check_revision, run_spec, usable_prompts
 from .models import ActivationHook, PromptedModel
 from .store import Store
-from .tasks import Split, TaskSpec
+from .tasks import Split, TaskSpec, source_task
 
 MODES = ("zero", "noise", "mean")
 SCOPES = ("layer", "global")
@@ -86,14 +86,16 @@ def random_ranks(n_layers: int, n_neurons: int, draw: int, seed: int = 0) -> np.
 
 
 def activation_spread(store: Store, task: str, split: str = "validation") -> np.ndarray:
-    """(seed, layer, neuron) std of the stored activations over examples and prompt tokens, out of core in float64."""
-    acts = store.extraction(task, split)["acts"].data
-    return acts.std(axis=(1, 3), dtype=np.float64).compute()
+    """(seed, layer, neuron) std of the stored activations over examples and prompt tokens (T5's decoder: its
+    decoding step), every stack's layers in turn, out of core in float64."""
+    return np.concatenate([store.extraction(task, split, stack=stack)["acts"].data.std(axis=(1, 3), dtype=np.float64)
+                           .compute() for stack in store.stacks(task, split)], axis=1)
 
 
 def baseline_mean(store: Store, task: str) -> np.ndarray:
-    """(seed, layer, neuron) the train baseline (Eq. 2) averaged over the prompt tokens."""
-    return store.baseline(task).mean("token").values
+    """(seed, layer, neuron) the train baseline (Eq. 2) averaged over the prompt tokens, every stack's layers in turn."""
+    return np.concatenate([store.baseline(task, stack).mean("token").values for stack in store.stacks(task, "train")],
+                          axis=1)
 
 
 def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = None, *, device: torch.device | str = "cpu",
@@ -101,6 +103,7 @@ def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = No
     """``edit(seed_index)`` for ``evaluation.accuracy``: rewrite the masked neurons at every position.
 
     ``values`` (seed, layer, neuron) holds the replacement (mode ``mean``) or the noise std (mode ``noise``).
+    Layers beyond the mask (T5's decoder under an encoder-only mask) are left alone.
     Noise comes from a generator seeded by (noise_seed, seed_index): a run repeats exactly with the same
     batch size on the same device.
     """
@@ -112,8 +115,8 @@ def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = No
         generator.manual_seed(int(np.random.SeedSequence([noise_seed, seed_index]).generate_state(1)[0]))
 
         def hook(layer: int, act: torch.Tensor) -> torch.Tensor | None:
-            idx = index[layer]
-            if idx.numel() == 0:
+            idx = index[layer] if layer < len(index) else None
+            if idx is None or idx.numel() == 0:
                 return None
             out = act.clone()
             if mode == "zero":
@@ -150,7 +153,7 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
     neurons_from = neurons_from or task.name
     ranking = store.ranking(neurons_from)
     ranked = store.ranking_spec(neurons_from)
-    source = prompt_source(task)
+    source = source_task(task)
     prompts = usable_prompts(store, source, model, max_length)
     check_revision(f"ranking of '{neurons_from}'", ranked.model, model)
     if len(prompts.seeds) < 2:
@@ -197,7 +200,7 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
         {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control),
          "suppressed": (("percent", "layer"), counts)},
         coords={"seed": np.asarray(prompts.seeds), "percent": np.asarray(options.percents, dtype=np.float64),
-                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers)},
+                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers), "stack": ranking["stack"]},
     )
     name = suppression_name(task.name, neurons_from, options.mode, options.scope)
     store.put_result("suppression", name, spec, result)

@@ -8,7 +8,9 @@ the sha256 the registry records.
 Tasks without a dev split (IMDB, Rotten Tomatoes, or user files with only train) get one
 deterministically: permute train with ``numpy.random.default_rng(0)``; the first
 ``min(10 % of n, 2000)`` permuted indices, back in file order, are ``validation``; the rest, in file
-order, are ``train``. The same files therefore give the same splits on every machine.
+order, are ``train``. The same files therefore give the same splits on every machine. A local source
+marked ``resplit`` is one file split by the same rule into both (QNLI offline: only GLUE's dev file exists
+here, so its 90 % is train and 10 % validation; online the hub gives GLUE's own splits).
 """
 
 from __future__ import annotations
@@ -103,6 +105,17 @@ def get_task(name: str) -> TaskSpec:
                     hub_splits=entry["hub_splits"], local=entry["local"], dev_from_train=entry.get("dev_from_train", False))
 
 
+def source_task(task: str | TaskSpec) -> str:
+    """Whose prompts and train baseline a task uses (METHOD.md): an adversarial task's clean source, any other
+    task its own (a user's own task, unknown to the registry, included)."""
+    if isinstance(task, str):
+        try:
+            task = get_task(task)
+        except ActstoreError:
+            return task
+    return task.clean_source or task.name
+
+
 def custom_task(name: str, text_fields: Sequence[str], label_field: str, label_names: Sequence[str],
                 label_words: Sequence[str]) -> TaskSpec:
     """A task of the user's own files."""
@@ -146,7 +159,10 @@ def _from_sources(spec: TaskSpec, split: str, sources: Mapping[str, Mapping], ro
         return _derived(train, split)
     if split not in sources:
         raise ActstoreError(f"no '{split}' split among the files of task '{spec.name}' ({', '.join(sources)})")
-    return _read_source(spec, split, sources[split], root, overrides)
+    loaded = _read_source(spec, split, sources[split], root, overrides)
+    if sources[split].get("resplit"):
+        return replace(_derived(loaded, split), source=f"{loaded.source} (resplit: {split})")
+    return loaded
 
 
 def _derived(train: Split, split: str) -> Split:

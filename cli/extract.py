@@ -9,7 +9,6 @@ import typer
 
 from actstore import tasks
 from actstore.errors import ActstoreError
-from actstore.evaluation import prompt_source
 from actstore.extraction import ExtractOptions, extract as run_extract
 from actstore.models import load_model
 from actstore.prompts import PromptSet
@@ -23,7 +22,7 @@ def resolve_prompts(store: Store, task: tasks.TaskSpec, prompts: str | None, pro
                     seeds: str | None, length: int, hidden: int) -> tuple[PromptSet, str | None]:
     """The prompt set to extract with, and the task to record it under (None: it is already in the store)."""
     if prompts is None:
-        source = prompt_source(task, prompts_from)
+        source = prompts_from or tasks.source_task(task)
         found = store.prompts(source)
         if found is None:
             raise ActstoreError(

@@ -10,9 +10,9 @@ import typer
 from rich.table import Table
 
 from actstore.errors import ActstoreError
-from actstore.evaluation import prompt_source
 from actstore.models import load_model
 from actstore.store import Store
+from actstore.tasks import source_task
 from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
 
 from .common import DataSource, Device, with_data
@@ -57,7 +57,7 @@ def suppress(
     lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
     target = Store(store, mode="a")
     with target.writing():
-        prompts = target.prompts(prompt_source(spec))
+        prompts = target.prompts(source_task(spec))
         runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)
         with throughput(f"suppress {task}", len(examples) * runs) as rates:
             result = run_suppress(target, lm, spec, examples, options, neurons_from=neurons_from, batch_size=batch_size,

@@ -10,9 +10,10 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from actstore.evaluation import evaluate, prompt_source
+from actstore.evaluation import evaluate
 from actstore.models import load_model
 from actstore.store import Store
+from actstore.tasks import source_task
 from actstore.tuning import TuneOptions, tune as run_tune
 
 from .common import DataSource, Device, parse_ints, with_data
@@ -86,7 +87,7 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     lm = load_model(model, device=device)
     target = Store(store, mode="a")
     with target.writing():
-        prompts = target.prompts(prompt_source(spec, prompts_from))
+        prompts = target.prompts(prompts_from or source_task(spec))
         with throughput(f"eval {task}", len(examples) * (len(prompts.seeds) if prompts else 0)) as rates:
             result = evaluate(target, lm, spec, examples, prompts_from=prompts_from, batch_size=batch_size,
                               max_length=max_length, tick=lambda n: rates.add(n, 0))

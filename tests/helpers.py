@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from pathlib import Path
 
@@ -36,6 +37,28 @@ def run_toy(store_path: Path, model_dir: Path, data_dir: Path, *, n_train: int =
     for split, n in (("train", n_train), ("validation", n_dev)):
         extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, opts)
     return store
+
+
+def extract_interrupted(store: Store, model_dir: Path, data_dir: Path, prompts: PromptSet, options: ExtractOptions,
+                        *, n_train: int = 12, n_dev: int = 10, after: int = 14,
+                        between: Callable[[str], None] = lambda split: None) -> None:
+    """Extract toy train and validation, each stopped by Ctrl-C once ``after`` examples were reported, then
+    resumed by the same call; ``between(split)`` looks at the store in between."""
+    import pytest
+
+    model = load_model(str(model_dir))
+    for split, n in (("train", n_train), ("validation", n_dev)):
+        seen = []
+
+        def stop_after_some(examples: int, nbytes: int) -> None:
+            seen.append(examples)
+            if sum(seen) >= after:
+                raise KeyboardInterrupt
+
+        with pytest.raises(KeyboardInterrupt):
+            extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, options, progress=stop_after_some)
+        between(split)
+        extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, options)
 
 
 def reference_ranking(acts_train: np.ndarray, acts_dev: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:

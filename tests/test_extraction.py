@@ -13,23 +13,24 @@ from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import recompute_baseline
 from actstore.store import Store
-from helpers import SENTIMENT, run_toy, toy_split
+from helpers import SENTIMENT, extract_interrupted, run_toy, toy_split
 
 ARCHS = ["roberta", "bert", "bert_nohead", "mpnet", "t5", "t5_gated"]
 
 
-def independent_activations(model, texts, prompt, batch_size=2, max_length=128):
+def independent_activations(model, texts, prompt, batch_size=2, max_length=128, stack="encoder"):
     """The FFN activation as METHOD.md defines it, taken at other modules than actstore's hook point
-    (batched as the extraction batches, so that padding, and thus every float, is the same)."""
-    return np.concatenate([_independent(model, texts[i:i + batch_size], prompt, max_length)
+    (batched as the extraction batches, so that padding, and thus every float, is the same): the encoder's at
+    the prompt tokens, or T5's decoder's at the first decoding step."""
+    return np.concatenate([_independent(model, texts[i:i + batch_size], prompt, max_length, stack)
                            for i in range(0, len(texts), batch_size)])
 
 
-def _independent(model, texts, prompt, max_length):
+def _independent(model, texts, prompt, max_length, stack):
     seen: dict[int, torch.Tensor] = {}
     handles = []
     if model.is_t5:
-        for i, block in enumerate(model.model.encoder.block):
+        for i, block in enumerate(getattr(model.model, stack).block):
             ffn = block.layer[-1].DenseReluDense
             if hasattr(ffn, "wi_0"):  # gated T5 v1.1: act(wi_0 x) * wi_1 x
                 parts = {}
@@ -47,8 +48,8 @@ def _independent(model, texts, prompt, max_length):
     finally:
         for h in handles:
             h.remove()
-    p = prompt.shape[0]
-    return torch.stack([seen[i][:, :p] for i in range(len(seen))], dim=1).numpy()  # (example, layer, token, neuron)
+    positions = prompt.shape[0] if stack == "encoder" else 1
+    return torch.stack([seen[i][:, :positions] for i in range(len(seen))], dim=1).numpy()  # (example, layer, token, neuron)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -93,25 +94,15 @@ def test_float32_on_request(tiny_model_dir, data_dir, tmp_path):
 
 def test_interrupted_extraction_resumes_to_identical_arrays(tiny_model_dir, data_dir, tmp_path):
     reference = run_toy(tmp_path / "ref.zarr", tiny_model_dir("bert"), data_dir)
-    model = load_model(str(tiny_model_dir("bert")))
-    prompts = reference.prompts("toy")
     store = Store(tmp_path / "cut.zarr", mode="a")
-    options = ExtractOptions(batch_size=2, block=4, store_train=True, checkpoint_every=2)
-    seen = []
 
-    def stop_after_some(examples: int, nbytes: int) -> None:
-        seen.append(examples)
-        if sum(seen) >= 14:
-            raise KeyboardInterrupt
-
-    for split, n in (("train", 12), ("validation", 10)):
-        with pytest.raises(KeyboardInterrupt):
-            extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, options, progress=stop_after_some)
-        seen.clear()
+    def still_incomplete(split: str) -> None:
         assert store.summary()["extractions"][f"toy/{split}"]["state"] == "in_progress"
         with pytest.raises(ActstoreError, match="incomplete"):
             store.extraction("toy", split)
-        extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, options)
+
+    extract_interrupted(store, tiny_model_dir("bert"), data_dir, reference.prompts("toy"),
+                        ExtractOptions(batch_size=2, block=4, store_train=True, checkpoint_every=2), between=still_incomplete)
     for split in ("train", "validation"):
         a, b = reference.extraction("toy", split), store.extraction("toy", split)
         for name in ("acts", "scores", "prediction", "label"):

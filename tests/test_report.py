@@ -51,7 +51,7 @@ def full_store(tmp_path) -> Store:
 
 
 EXPECTED = ["transfer-relative-sst2_imdb_qnli", "transfer-absolute-sst2_imdb_qnli", "predictivity-distribution",
-            "neuron-accuracy-distribution", "correlation-sst2_imdb_qnli_adv_sst2", "correlation-sst2_imdb_qnli_adv_sst2.zscore",
+            "neuron-accuracy-distribution", "skill-neuron-layers", "correlation-sst2_imdb_qnli_adv_sst2", "correlation-sst2_imdb_qnli_adv_sst2.zscore",
             "suppression-zero-layer", "suppression-noise-layer", "cross-suppression-zero-layer", "adversarial-overlap"]
 
 
@@ -90,7 +90,7 @@ def test_table_rows_put_each_model_in_a_row():
 def test_report_command(full_store, tmp_path):
     result = invoke("report", "--store", full_store.path, "--out", tmp_path / "r")
     assert result.exit_code == 0, result.output
-    assert "10 figure(s), accuracy table of 4 task(s)" in result.output
+    assert "11 figure(s), accuracy table of 4 task(s)" in result.output
     assert (tmp_path / "r" / "cross-suppression-zero-layer.svg").is_file()
 
 

@@ -47,7 +47,7 @@ def zeroed_copy(model, mask: np.ndarray):
     """The independent route: a copy whose FFN output projections ignore the masked neurons (zero weight columns)."""
     other = copy.deepcopy(model)
     with torch.no_grad():
-        for layer, projection in enumerate(other.ffn_outputs):
+        for layer, projection in enumerate(other.ffn_outputs[:len(mask)]):  # T5: the decoder stays
             projection.weight[:, torch.from_numpy(mask[layer])] = 0
     return other
 

