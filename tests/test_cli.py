@@ -56,7 +56,7 @@ def test_analyst_api_speaks_named_dimensions(store):
     ds = open_store(store).extraction(task="sst2", split="validation")
     by_label = ds.acts.sel(layer=1, neuron=5).astype("float32").groupby(ds.label).mean()
     assert by_label.sizes["label"] == 2 and set(by_label.dims) == {"seed", "token", "label"}
-    best = open_store(store).ranking(task="sst2").predictivity.sel(layer=1).argmax()
+    best = open_store(store).ranking(task="sst2").predictivity.sel(layer=1).argmax("neuron")
     assert 0 <= int(best) < ds.sizes["neuron"]
 
 
