@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -27,6 +28,18 @@ class Rates:
     def __str__(self) -> str:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
         return f"{self.examples / elapsed:.1f} ex/s · {self.bytes / elapsed / 1e6:.1f} MB/s"
+
+
+def skill_table(title: str, rows: list[dict]) -> Table:
+    """Top skill neurons (``ranking.top_neurons`` rows); a stack column appears when T5's decoder is among them."""
+    stacks = any(row["stack"] != "encoder" for row in rows)
+    table = Table(title=title)
+    for column in ("rank", *(("stack",) if stacks else ()), "layer", "neuron", "predictivity", "best token"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(str(row["rank"]), *((row["stack"],) if stacks else ()), str(row["layer"]), str(row["neuron"]),
+                      f"{row['predictivity']:.4f}", str(row["best_token"]))
+    return table
 
 
 @contextmanager

@@ -8,12 +8,11 @@ from typing import Annotated, Optional
 
 import numpy as np
 import typer
-from rich.table import Table
 
 from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
 from actstore.store import Store
 
-from .output import out
+from .output import out, skill_table
 
 
 def rank(
@@ -56,13 +55,8 @@ def rank(
             what += f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, {spec['n_examples']} examples)"
         elif spec.get("parts"):
             what += f" (filled in turn from {', '.join(spec['parts'])})"
-        table = Table(title=f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})")
-        for column in ("rank", "layer", "neuron", "predictivity", "best token"):
-            table.add_column(column, justify="right")
-        for row in top_neurons(ranking, top):
-            table.add_row(str(row["rank"]), str(row["layer"]), str(row["neuron"]), f"{row['predictivity']:.4f}",
-                          str(row["best_token"]))
-        out.print(table)
+        out.print(skill_table(f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})",
+                              top_neurons(ranking, top)))
     where = ", ".join(f"{store}/rankings/{name}" for name in rankings)
     out.print(f"model accuracy per seed: {', '.join(f'{a:.4f}' for a in accuracy)} "
               f"(mean {np.mean(accuracy):.4f}); ranking stored in {where}")

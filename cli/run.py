@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from actstore.experiment import Experiment, run as run_experiment
 
-from .output import out, steps
+from .output import out, skill_table, steps
 
 
 def run(
@@ -33,13 +32,7 @@ def run(
         out.print(f"\n[bold]{report.task}[/] (prompts of {report.prompts_from}): model accuracy per seed "
                   + ", ".join(f"{seed}: {acc:.4f}" for seed, acc in report.dev_accuracy.items())
                   + f"  (mean {sum(accs) / len(accs):.4f})")
-        table = Table(title=f"top skill neurons of {report.task}")
-        for column in ("rank", "layer", "neuron", "predictivity", "best token"):
-            table.add_column(column, justify="right")
-        for row in report.top:
-            table.add_row(str(row["rank"]), str(row["layer"]), str(row["neuron"]), f"{row['predictivity']:.4f}",
-                          str(row["best_token"]))
-        out.print(table)
+        out.print(skill_table(f"top skill neurons of {report.task}", report.top))
     out.print(f"\nstore: {experiment.store}  (open it with actstore.open_store, or `actstore info {experiment.store}`)")
 
 

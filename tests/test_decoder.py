@@ -17,7 +17,7 @@ from actstore.store import Store
 from actstore.suppression import SuppressOptions, baseline_mean, random_ranks, suppress, suppression_edit
 from actstore.evaluation import scores
 from actstore.report import layer_figure
-from helpers import SENTIMENT, extract_interrupted, reference_ranking, run_toy, toy_split
+from helpers import SENTIMENT, extract_interrupted, invoke, reference_ranking, run_toy, toy_split
 from test_extraction import independent_activations
 from test_suppression import zeroed_copy
 
@@ -58,6 +58,8 @@ def test_encoder_only_models_have_no_decoder_stack(tiny_model_dir, data_dir, tmp
     with pytest.raises(ActstoreError, match=r"no extraction toy/validation \(decoder\)"):
         store.extraction("toy", "validation", stack="decoder")
     assert rank(store, "toy")["stack"].values.tolist() == ["encoder", "encoder"]
+    printed = invoke("rank", "--store", tmp_path / "s.zarr", "--task", "toy").output
+    assert "predictivity" in printed and "stack" not in printed  # the column shows only for T5
 
 
 def test_decoder_neurons_are_ranked_with_the_encoders_against_numpy_float64(t5_store):
@@ -136,3 +138,10 @@ def test_the_layer_figure_shows_where_the_top_neurons_are_by_stack(t5_store):
     assert shares["stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
     ax = layer_figure(shares).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["E0", "E1", "D0", "D1", "D2"]
+
+
+def test_rank_prints_the_stack_of_each_top_neuron(t5_store):
+    result = invoke("rank", "--store", t5_store, "--task", "toy", "--top", 5 * N_NEURONS)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "predictivity" in line)
+    assert "stack" in header and "decoder" in result.output and "encoder" in result.output
