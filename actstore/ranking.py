@@ -410,5 +410,5 @@ def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.n
     except ValueError as exc:
         if "checksum" in str(exc):
             raise ActstoreError(f"a chunk of the stored activations is corrupted ({exc}); "
-                                "run actstore verify to find and repair it") from None
+                                "run actstore verify --repair to find it, then the extract command again") from None
         raise

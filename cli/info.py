@@ -1,4 +1,4 @@
-"""`actstore info`: what a store holds and how complete it is."""
+"""`actstore info` and `actstore verify`: what a store holds, how complete and how sound it is."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from actstore.store import open_store
+from actstore.store import Store, open_store
 
 from .output import out
 
@@ -36,4 +36,30 @@ def info(
         out.print(f"  results/{kind}: {', '.join(names)}")
 
 
-COMMANDS = [info]
+def verify(
+    store: Annotated[Path, typer.Argument(help="the store to check")],
+    repair: Annotated[bool, typer.Option("--repair", help="mark the blocks of corrupted chunks as not done, "
+                                         "so that the same extract command computes them again")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Read back every stored activation chunk and list those whose checksum fails (exit 1 if any, unless repaired)."""
+    target = Store(store, mode="a" if repair else "r")
+    if repair:
+        with target.writing():
+            bad = target.verify(repair=True)
+    else:
+        bad = target.verify()
+    if as_json:
+        out.print_json(json.dumps({"corrupted": bad, "repaired": repair}))
+    else:
+        for c in bad:
+            out.print(f"  corrupted: extractions/{c['task']}/{c['split']}{'/decoder' if c['stack'] == 'decoder' else ''}"
+                      f" seed {c['seed']} block {c['block']} layer {c['layer']}")
+        out.print(f"{len(bad)} corrupted chunk(s) in {store}" + (
+            "; their blocks are marked to be extracted again: run the same actstore extract command" if bad and repair
+            else ""))
+    if bad and not repair:
+        raise typer.Exit(1)
+
+
+COMMANDS = [info, verify]

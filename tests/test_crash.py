@@ -1,7 +1,9 @@
-"""kill -9 in the middle of `actstore extract`, then the same command again: nothing lost, nothing different."""
+"""kill -9 in the middle of `actstore extract`, then the same command again: nothing lost, nothing different;
+and a chunk corrupted on disk is found by `actstore verify` and computed again after `--repair`."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -9,8 +11,14 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from actstore import open_store
+from actstore.errors import ActstoreError
+from actstore.extraction import ExtractOptions, extract
+from actstore.models import load_model
+from actstore.store import Store
+from helpers import SENTIMENT, invoke, run_toy, toy_split
 
 
 def command(model_dir, data_dir, store):
@@ -53,3 +61,32 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(tiny_model_dir, data_d
     for name in ("acts", "scores", "prediction", "label"):
         np.testing.assert_array_equal(resumed[name].values, reference[name].values)
     assert not list(store.rglob("*.partial"))
+
+
+def test_verify_finds_corrupted_chunks_and_repair_lets_extract_redo_their_blocks(tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir)  # train activations stored too
+    reference = {split: store.extraction("toy", split)["acts"].values for split in ("train", "validation")}
+    baseline = store.baseline("toy").values
+    assert invoke("verify", tmp_path / "s.zarr").exit_code == 0
+    for split, chunk in (("validation", "1/1/0/0/0"), ("train", "0/2/1/0/0")):
+        path = tmp_path / "s.zarr" / "extractions" / "toy" / split / "acts" / "c" / chunk
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        path.write_bytes(bytes(data))
+    found = invoke("verify", tmp_path / "s.zarr")
+    assert found.exit_code == 1 and "2 corrupted chunk(s)" in found.output
+    assert "extractions/toy/validation seed 1 block 1 layer 0" in found.output
+    assert "extractions/toy/train seed 0 block 2 layer 1" in found.output
+    repaired = invoke("verify", tmp_path / "s.zarr", "--repair", "--json")
+    assert repaired.exit_code == 0 and len(json.loads(repaired.output)["corrupted"]) == 2
+    with pytest.raises(ActstoreError, match=r"incomplete \(5/6 blocks done\)"):
+        Store(tmp_path / "s.zarr").extraction("toy", "validation")
+    model = load_model(str(tiny_model_dir("bert")))
+    for split, n in (("train", 12), ("validation", 10)):
+        extract(Store(tmp_path / "s.zarr", mode="a"), model, SENTIMENT, toy_split(data_dir, split, n),
+                store.prompts("toy"), ExtractOptions(batch_size=2, block=4, store_train=True, checkpoint_every=2))
+    again = Store(tmp_path / "s.zarr")
+    for split in ("train", "validation"):
+        np.testing.assert_array_equal(again.extraction("toy", split)["acts"].values, reference[split])
+    np.testing.assert_array_equal(again.baseline("toy").values, baseline)  # summed once, not twice
+    assert invoke("verify", tmp_path / "s.zarr").exit_code == 0

@@ -225,6 +225,35 @@ class Store:
                                 "extract its train split first")
         return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
 
+    def verify(self, *, repair: bool = False) -> list[dict]:
+        """Read back every stored activation chunk of every finished block; return the corrupted ones (CRC32C
+        mismatch) as {task, split, stack, seed, block, layer}. ``repair`` clears those blocks' done markers, so that
+        the same ``actstore extract`` command computes them again (a train split's baseline sum is kept: it was
+        made from the activations in memory, before they were written)."""
+        bad = []
+        for task, splits in self.tasks().items():
+            for split, stack in ((split, stack) for split in splits for stack in self.stacks(task, split)):
+                group = self._group(_extraction_path(task, split, stack), "extraction")
+                spec = from_attrs(ExtractionSpec, group.attrs["spec"])
+                if not spec.store_acts:
+                    continue
+                acts, done = group["acts"], np.asarray(group["done"][...])
+                for (s, b), layer in ((sb, layer) for sb in zip(*np.nonzero(done)) for layer in range(spec.n_layers)):
+                    try:
+                        acts[s, b * spec.block:(b + 1) * spec.block, layer]
+                    except ValueError as exc:
+                        if "checksum" not in str(exc):
+                            raise
+                        bad.append({"task": task, "split": split, "stack": stack, "seed": spec.seeds[s],
+                                    "block": int(b), "layer": layer})
+                if repair:
+                    for s, b in {(spec.seeds.index(c["seed"]), c["block"]) for c in bad
+                                 if (c["task"], c["split"], c["stack"]) == (task, split, stack)}:
+                        group["done"][s, b] = False
+                    if not np.asarray(group["done"][...]).all():
+                        group.attrs.put({**group.attrs, "stamp": {**group.attrs["stamp"], "state": "in_progress"}})
+        return bad
+
     # ---- rankings
 
     def put_ranking(self, spec: RankingSpec, ranking: xr.Dataset) -> None:
