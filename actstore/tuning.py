@@ -24,7 +24,7 @@ from .errors import ActstoreError
 from .evaluation import scores
 from .models import PromptedModel
 from .prompts import PromptSet
-from .specs import to_attrs
+from .specs import ModelSpec, from_attrs, to_attrs
 from .store import Store
 from .tasks import Split, TaskSpec
 
@@ -179,8 +179,9 @@ def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
     old = store.result("tuning", task)
     if old is None:
         return {}
-    if old.attrs["spec"] != spec:
-        changed = sorted(k for k in spec if old.attrs["spec"].get(k) != spec[k])
+    stored = {**old.attrs["spec"], "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}  # later fields: defaults
+    if stored != spec:
+        changed = sorted(k for k in spec if stored.get(k) != spec[k])
         raise ActstoreError(f"{store.path} holds prompts of '{task}' tuned with other settings ({', '.join(changed)} "
                             "differ); use another store or the original settings")
     out = {}

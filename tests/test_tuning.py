@@ -106,6 +106,22 @@ def test_a_crash_costs_only_the_seed_in_progress(tiny_model_dir, splits, tmp_pat
         tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=TuneOptions(**{**FAST.__dict__, "lr": 0.01}))
 
 
+def test_a_store_tuned_before_a_model_field_existed_still_resumes(tiny_model_dir, splits, tmp_path):
+    """Stores written before ModelSpec.n_decoder_layers lack it in their tuning spec; it defaults, not differs."""
+    import zarr
+
+    model = load_model(str(tiny_model_dir("bert")))
+    store = Store(tmp_path / "old.zarr", mode="a")
+    first = tune(store, model, SENTIMENT, *splits, seeds=[0], options=FAST)
+    group = zarr.open_group(tmp_path / "old.zarr", mode="a")["results/tuning/toy"]
+    attrs = dict(group.attrs)
+    del attrs["spec"]["model"]["n_decoder_layers"]
+    group.attrs.put(attrs)
+    trained = []
+    again = tune(store, model, SENTIMENT, *splits, seeds=[0], options=FAST, on_step=lambda *a: trained.append(a))
+    assert trained == [] and np.array_equal(again["prompt"].values, first["prompt"].values)
+
+
 @pytest.mark.parametrize("change, message", [
     ({"n_tokens": 0}, "prompt length must be positive"),
     ({"n_tokens": 290}, "exceed the"),
