@@ -74,15 +74,12 @@ def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
         raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
     baseline_task = baseline_from or source_task(spec.task)
     n_classes = len(spec.label_names)
-    counts, stacks = [], []
-    for stack in store.stacks(spec.task, spec.split):
-        stack_spec = store.extraction_spec(spec.task, spec.split, stack)
-        acts = dev if stack == "encoder" else store.extraction(spec.task, spec.split, stack=stack)
-        baseline = _matching_baseline(store, baseline_task, stack_spec)
-        counts.append(_reduce(acts["acts"].data, _count_kernel(spec.dtype, n_classes), (n_classes,),
-                              dev["label"].values, _thresholds(baseline, spec.dtype)))
-        stacks += [stack] * stack_spec.n_layers
-    return baseline_task, join_stacks(counts), stacks
+    specs = [store.extraction_spec(spec.task, spec.split, stack) for stack in store.stacks(spec.task, spec.split)]
+    baselines = [_matching_baseline(store, baseline_task, s) for s in specs]  # every stack checked before the long pass
+    counts = [_reduce((dev if s.stack == "encoder" else store.extraction(s.task, s.split, stack=s.stack))["acts"].data,
+                      _count_kernel(spec.dtype, n_classes), (n_classes,), dev["label"].values,
+                      _thresholds(baseline, spec.dtype)) for s, baseline in zip(specs, baselines)]
+    return baseline_task, join_stacks(counts), [s.stack for s in specs for _ in range(s.n_layers)]
 
 
 def join_stacks(parts: Sequence[np.ndarray]) -> np.ndarray:
