@@ -23,8 +23,6 @@ from .store import Store
 from .suppression import SCOPES, skill_mask
 from .tasks import source_task
 
-#: task names as variable-length strings: zarr v3 stores these without an "unstable dtype" warning
-NAMES = np.dtypes.StringDType()
 NORMALIZE = ("none", "zscore")
 #: percentages of top neurons compared by ``compare_adversarial`` (the paper's suppression range)
 ADVERSARIAL_PERCENTS = (1.0, 3.0, 5.0, 10.0, 15.0)
@@ -36,10 +34,6 @@ def distinct_tasks(tasks: Sequence[str], minimum: int = 2) -> list[str]:
     if len(unique) < minimum:
         raise ActstoreError(f"give at least {minimum} different tasks, got {len(unique)} ({', '.join(unique) or 'none'})")
     return unique
-
-
-def _names(tasks: Sequence[str]) -> np.ndarray:
-    return np.array(list(tasks), dtype=NAMES)
 
 
 # ---- transferability (Figures 1 and 6)
@@ -95,7 +89,7 @@ def transfer(store: Store, tasks: Sequence[str]) -> xr.Dataset:
     result = xr.Dataset(
         {"accuracy": (dims, acc), "relative": (dims, relative),
          "accuracy_mean": (dims[1:], acc.mean(axis=0)), "relative_mean": (dims[1:], relative.mean(axis=0))},
-        coords={"seed": seeds, "prompts": _names(tasks), "data": _names(tasks)},
+        coords={"seed": seeds, "prompts": list(tasks), "data": list(tasks)},
     )
     first = evals[tasks[0], tasks[0]].attrs["spec"]
     spec = {"kind": "transfer", "tasks": tasks, "seeds": seeds.tolist(), "model": first["model"],
@@ -200,7 +194,7 @@ def correlate(store: Store, tasks: Sequence[str], normalize: str = "none") -> xr
     dims = ("task_a", "task_b", "layer")
     result = xr.Dataset(
         {"rho": (dims, rho), "p": (dims, p), "rho_mean": (dims[:2], rho.mean(axis=2)), "p_max": (dims[:2], p.max(axis=2))},
-        coords={"task_a": _names(tasks), "task_b": _names(tasks), "layer": np.arange(n_layers)},
+        coords={"task_a": list(tasks), "task_b": list(tasks), "layer": np.arange(n_layers)},
     )
     spec = {"kind": "correlation", "tasks": tasks, "normalize": normalize, "method": "spearman per layer, mean over layers",
             "model": model, "n_neurons": n_neurons}
@@ -334,7 +328,7 @@ def skill_layers(store: Store, tasks: Sequence[str], percent: float = 1.0) -> xr
         mask = skill_mask(ranking, percent, "global")
         rows.append(xr.DataArray(mask.sum(axis=1) / max(int(mask.sum()), 1), dims=("layer",),
                                  coords={"layer": ranking["layer"].values, "stack": ranking["stack"]}))
-    return xr.concat(rows, dim=xr.DataArray(_names(tasks), dims="task"), join="outer")
+    return xr.concat(rows, dim=xr.DataArray(list(tasks), dims="task"), join="outer")
 
 
 # ---- suppression curves (written by actstore.suppression)

@@ -97,8 +97,9 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
             starts = [w.stream_progress(seed)[0] if streaming else 0 for w in writers]
             totals = [w.load_sum(s, w.stream_progress(seed)[1]) if start else np.zeros(shape, _SUM_DTYPE[spec.dtype])
                       for w, start, shape in zip(writers, starts, runner.block_shapes)]
+            unsummed = min(starts)
             for b in range(spec.n_blocks):
-                if done[s, b] and not (streaming and b * spec.block >= min(starts)):  # stored, and summed if train
+                if done[s, b] and not (streaming and b * spec.block >= unsummed):  # stored, and summed if train
                     report(runner.size(b), 0)
                     continue
                 stacks, scores = runner.run(b, prompt)

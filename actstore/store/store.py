@@ -237,7 +237,7 @@ class Store:
                 spec = from_attrs(ExtractionSpec, group.attrs["spec"])
                 if not spec.store_acts:
                     continue
-                acts, done = group["acts"], np.asarray(group["done"][...])
+                acts, done, found = group["acts"], np.asarray(group["done"][...]), len(bad)
                 for (s, b), layer in ((sb, layer) for sb in zip(*np.nonzero(done)) for layer in range(spec.n_layers)):
                     try:
                         acts[s, b * spec.block:(b + 1) * spec.block, layer]
@@ -246,12 +246,10 @@ class Store:
                             raise
                         bad.append({"task": task, "split": split, "stack": stack, "seed": spec.seeds[s],
                                     "block": int(b), "layer": layer})
-                if repair:
-                    for s, b in {(spec.seeds.index(c["seed"]), c["block"]) for c in bad
-                                 if (c["task"], c["split"], c["stack"]) == (task, split, stack)}:
-                        group["done"][s, b] = False
-                    if not np.asarray(group["done"][...]).all():
-                        group.attrs.put({**group.attrs, "stamp": {**group.attrs["stamp"], "state": "in_progress"}})
+                        done[s, b] = False
+                if repair and len(bad) > found:
+                    group["done"][...] = done
+                    group.attrs.put({**group.attrs, "stamp": {**group.attrs["stamp"], "state": "in_progress"}})
         return bad
 
     # ---- rankings
@@ -288,7 +286,7 @@ class Store:
         group.attrs.put({})
         for name, var in {**ds.coords, **ds.data_vars}.items():
             values = np.asarray(var.values)
-            if values.dtype.kind == "U":  # zarr v3's specified string type, not numpy's fixed-width one
+            if values.dtype.kind in "UT":  # text as zarr v3's variable-length string, not numpy's unspecified fixed width
                 group.create_array(name, shape=values.shape, dtype=str, dimension_names=var.dims, overwrite=True)[...] = values
             else:
                 group.create_array(name, data=values, dimension_names=var.dims, overwrite=True)
@@ -299,8 +297,7 @@ class Store:
         if group is None:
             return None
         ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3).load()
-        if "stack" in ds.variables:
-            ds = ds.assign_coords(stack=(ds["stack"].dims, [str(v) for v in ds["stack"].values]))
+        ds = ds.set_coords([name for name in ("stack",) if name in ds.data_vars])  # written as an array like any other
         ds.attrs = {**group.attrs.get("attrs", {}), "spec": dict(group.attrs["spec"])}
         return ds
 
