@@ -31,8 +31,7 @@ def _tasks(text: str) -> list[str]:
 
 def _existing(path: Path) -> Store:
     """A store to add results to; a mistyped path is an error, never a new empty store."""
-    Store(path)
-    return Store(path, mode="a")
+    return Store(path, mode="r+")
 
 
 def _matrix(title: str, matrix: xr.DataArray, fmt: str = "{:.3f}") -> Table:

@@ -43,7 +43,7 @@ def verify(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Read back every stored activation chunk and list those whose checksum fails (exit 1 if any, unless repaired)."""
-    target = Store(store, mode="a" if repair else "r")
+    target = Store(store, mode="r+" if repair else "r")
     if repair:
         with target.writing():
             bad = target.verify(repair=True)

@@ -29,7 +29,7 @@ def rank(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""
-    target = Store(store, mode="a")
+    target = Store(store, mode="r+")
     with target.writing():
         if subtask is None:
             rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from)}

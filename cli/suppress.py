@@ -55,7 +55,7 @@ def suppress(
     spec, splits = data.load(task, split)
     examples = next(iter(splits.values()))
     lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
-    target = Store(store, mode="a")
+    target = Store(store, mode="r+")
     with target.writing():
         prompts = target.prompts(source_task(spec))
         runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)

@@ -46,11 +46,14 @@ class Store:
     """An activation store on disk; analysts read it by task and split as xarray Datasets."""
 
     def __init__(self, path: str | Path, mode: str = "r") -> None:
+        """``mode``: ``"r"`` read only, ``"r+"`` add to an existing store, ``"a"`` create it if absent."""
+        if mode not in ("r", "r+", "a"):
+            raise ValueError(f"mode must be r, r+ or a, not {mode!r}")
         self.path = Path(path)
         self.read_only = mode == "r"
+        if mode != "a" and not (self.path / "zarr.json").is_file():
+            raise ActstoreError(f"no actstore store at {self.path}")
         if self.read_only:
-            if not (self.path / "zarr.json").is_file():
-                raise ActstoreError(f"no actstore store at {self.path}")
             self.root = zarr.open_group(self.path, mode="r")
         else:
             try:
@@ -307,7 +310,7 @@ class Store:
 
 
 def open_store(path: str | Path, mode: str = "r") -> Store:
-    """Open a store: ``mode="r"`` to read (the analyst's view), ``"a"`` to create or add to it."""
+    """Open a store: ``mode="r"`` to read (the analyst's view), ``"r+"`` to add to it, ``"a"`` to create or add."""
     return Store(path, mode)
 
 
