@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .checks import check_positive
 from .errors import ActstoreError
 from .models import ActivationHook, PromptedModel
 from .prompts import PromptSet
@@ -62,6 +63,7 @@ def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *
              batch_size: int = 16, max_length: int = 128, tick: Tick | None = None) -> xr.Dataset:
     """Accuracy per seed of the prompts the store holds for ``prompts_from`` (default: the task's own, or its
     clean source's for an adversarial task) on ``split``, stored as results/evaluation/<task>@<prompts_from>."""
+    check_run(model, split, batch_size, max_length)
     source = prompts_from or source_task(task)
     prompts = usable_prompts(store, source, model, max_length)
     acc = accuracy(model, task, split, prompts, batch_size=batch_size, max_length=max_length, tick=tick)
@@ -74,6 +76,14 @@ def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *
 def evaluation_name(task: str, prompts_from: str) -> str:
     """Where the evaluation of ``task`` with the prompts of ``prompts_from`` is stored under results/evaluation."""
     return f"{task}@{prompts_from}"
+
+
+def check_run(model: PromptedModel, split: Split, batch_size: int, max_length: int) -> None:
+    """Inference settings a run can take: positive sizes, room for the text, and examples to score."""
+    check_positive(batch_size=batch_size, max_length=max_length)
+    if not len(split):
+        raise ActstoreError(f"split '{split.name}' of task '{split.task}' is empty ({split.source})")
+    model.check_length(max_length, len(split.texts[0]))
 
 
 def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: int) -> PromptSet:

@@ -11,27 +11,37 @@ An experiment is a TOML file (see ``data/experiments/``)::
     [data]      # train_limit / dev_limit: a fixed sample of N examples of a split (Split.sample);
                 # baseline_limit: a smaller sample of that train split for the baseline only; data_dir
 
-Every step is resumable on its own (tuned seeds, extraction blocks, rankings are stored as they finish),
+The file is checked against ``schemas/experiment-v1.json`` (unknown keys and wrong types are errors), and all
+data against the model, before the store is opened. Every step is resumable on its own (tuned seeds, extraction blocks, rankings are stored as they finish),
 so running the same file again after a crash, or after adding a task, only does the missing work.
 """
 
 from __future__ import annotations
 
+import json
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 
 from . import tasks
+from .checks import existing_store
 from .errors import ActstoreError
-from .extraction import ExtractOptions, extract
+from .extraction import ExtractOptions, extract, plan
 from .models import PromptedModel, load_model
+from .prompts import PromptSet
 from .ranking import model_accuracy, rank, top_neurons
 from .store import Store
-from .tuning import TuneOptions, tune
+from .tuning import TuneOptions, check_tune, tune
+
+#: the version of ``schemas/experiment-v<N>.json`` experiment files are checked against
+SCHEMA_VERSION = 1
 
 #: progress(description, total) → a context yielding advance(n): the CLI draws bars, the library counts
 ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
@@ -59,21 +69,21 @@ class Experiment:
 
     @classmethod
     def load(cls, path: str | Path) -> "Experiment":
+        """Parse and check a file against ``schemas/experiment-v1.json``: an unknown key or a value of the wrong
+        type is one error naming the key, before anything runs."""
         path = Path(path)
         try:
             raw = tomllib.loads(path.read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError):
             raise ActstoreError(f"experiment file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ActstoreError(f"{path} is not valid TOML: {exc}") from None
-        missing = [k for k in ("store", "model", "seeds", "tasks") if k not in raw]
-        if missing:
-            raise ActstoreError(f"{path} lacks {', '.join(missing)}")
-        data = raw.get("data", {})
-        for name in tasks_of(raw):
+        _validate(raw, path)
+        for name in raw["tasks"]:
             tasks.get_task(name)
-        return cls(store=Path(raw["store"]), model=raw["model"], seeds=tuple(raw["seeds"]), tasks=tasks_of(raw),
-                   tune=_options(TuneOptions, raw.get("tune", {}), path), extract=_options(ExtractOptions, raw.get("extract", {}), path),
+        data = raw.get("data", {})
+        return cls(store=Path(raw["store"]), model=raw["model"], seeds=tuple(raw["seeds"]), tasks=tuple(raw["tasks"]),
+                   tune=_section(TuneOptions, raw, "tune", path), extract=_section(ExtractOptions, raw, "extract", path),
                    train_limit=data.get("train_limit"), dev_limit=data.get("dev_limit"),
                    baseline_limit=data.get("baseline_limit"), data_dir=data.get("data_dir"))
 
@@ -82,19 +92,31 @@ class Experiment:
         return sorted(self.tasks, key=lambda t: tasks.get_task(t).clean_source is not None)
 
 
-def tasks_of(raw: dict) -> tuple[str, ...]:
-    names = raw["tasks"]
-    if not isinstance(names, list) or not names or len(set(names)) != len(names):
-        raise ActstoreError(f"'tasks' must be a list of distinct task names, got {names!r}")
-    return tuple(names)
+@cache
+def _schema() -> dict:
+    return json.loads(resources.files("actstore.schemas").joinpath(f"experiment-v{SCHEMA_VERSION}.json").read_text())
 
 
-def _options(cls: type, values: dict, path: Path):
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ActstoreError(f"{path}: unknown {cls.__name__} setting(s) {unknown}; known: {sorted(known)}")
-    return cls(**values)
+def _validate(raw: dict, path: Path) -> None:
+    """One line for the most relevant schema violation, naming the key (an unknown key: the known ones too)."""
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_schema()).iter_errors(raw))
+    if error is None:
+        return
+    where = ".".join(map(str, error.absolute_path))
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema["properties"])
+        unknown = sorted(set(error.instance) - set(known))
+        section = f" in [{where}]" if where else ""
+        raise ActstoreError(f"{path}: unknown {error.schema['title']} setting(s) {unknown}{section}; known: {known}")
+    raise ActstoreError(f"{path}: {where or '(top)'}: {error.message}")
+
+
+def _section(cls: type, raw: dict, name: str, path: Path):
+    """A section's options; their own checks (e.g. a block that is no multiple of the batch size) name the section."""
+    try:
+        return cls(**raw.get(name, {}))
+    except ActstoreError as exc:
+        raise ActstoreError(f"{path}: [{name}] {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -109,37 +131,66 @@ class TaskReport:
 
 def run(experiment: Experiment, progress: ProgressFactory = _silent, say: Callable[[str], None] = lambda line: None,
         model: PromptedModel | None = None) -> list[TaskReport]:
-    """Run (or finish) every step of every task; returns per task its accuracy per seed and top skill neurons."""
+    """Run (or finish) every step of every task; returns per task its accuracy per seed and top skill neurons.
+    All data is loaded and checked against the model before the store is opened (so a bad run creates none)."""
     model = model or load_model(experiment.model)
+    loaded = {name: _load(experiment, tasks.get_task(name)) for name in experiment.ordered_tasks()}
+    check(experiment, model, loaded)
     store = Store(experiment.store, mode="a")
     reports = []
     with store.writing():
-        for name in experiment.ordered_tasks():
-            reports.append(_run_task(experiment, store, model, tasks.get_task(name), progress, say))
+        for name, (train, dev) in loaded.items():
+            reports.append(_run_task(experiment, store, model, tasks.get_task(name), train, dev, progress, say))
     return reports
 
 
-def _split(experiment: Experiment, task: tasks.TaskSpec, split: str) -> tasks.Split:
-    loaded = tasks.load_split(task, split, data_dir=experiment.data_dir)
-    limit = experiment.train_limit if split == "train" else experiment.dev_limit
-    return loaded.sample(limit) if limit else loaded
+#: a task's loaded splits: train (None for an adversarial task, which is not tuned) and dev
+Loaded = tuple[tasks.Split | None, tasks.Split]
+
+
+def _load(experiment: Experiment, task: tasks.TaskSpec) -> Loaded:
+    def split(name: str) -> tasks.Split:
+        loaded = tasks.load_split(task, name, data_dir=experiment.data_dir)
+        limit = experiment.train_limit if name == "train" else experiment.dev_limit
+        return loaded.sample(limit) if limit else loaded
+
+    return (None if task.clean_source else split("train")), split("validation")
+
+
+def _to_extract(experiment: Experiment, train: tasks.Split | None, dev: tasks.Split) -> list[tasks.Split]:
+    """A clean task's train sample for the baseline and its dev split; an adversarial task's dev split."""
+    if train is None:
+        return [dev]
+    return [train.sample(experiment.baseline_limit) if experiment.baseline_limit else train, dev]
+
+
+def check(experiment: Experiment, model: PromptedModel, loaded: Mapping[str, Loaded]) -> None:
+    """What every step will need, checked up front: tuning's seeds, splits and prompt fit, every extraction's plan,
+    and an adversarial task's clean source (in the experiment, or its prompts in the store already)."""
+    existing = existing_store(experiment.store)
+    for name, (train, dev) in loaded.items():
+        task = tasks.get_task(name)
+        source = tasks.source_task(task)
+        held = existing.prompts(source) if existing is not None and source not in loaded else None
+        if train is not None:
+            check_tune(model, task, train, dev, experiment.seeds, experiment.tune)
+        elif source not in loaded and held is None:
+            raise ActstoreError(f"adversarial task '{name}' needs the prompts of '{source}': add it to the experiment")
+        prompts = held if held is not None else PromptSet.random(experiment.seeds, experiment.tune.n_tokens, model.spec.hidden)
+        for split in _to_extract(experiment, train, dev):
+            plan(model, task, split, prompts, experiment.extract)
 
 
 def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: tasks.TaskSpec,
-              progress: ProgressFactory, say: Callable[[str], None]) -> TaskReport:
-    dev = _split(experiment, task, "validation")
+              train: tasks.Split | None, dev: tasks.Split, progress: ProgressFactory,
+              say: Callable[[str], None]) -> TaskReport:
     source = tasks.source_task(task)
-    if task.clean_source is None:
-        train = _split(experiment, task, "train")
+    if train is not None:
         with progress(f"tune {task.name}", len(experiment.seeds) * experiment.tune.max_steps) as advance:
             tune(store, model, task, train, dev, experiment.seeds, experiment.tune,
                  on_step=lambda seed, step, loss: advance(1))
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
-        splits = [train.sample(experiment.baseline_limit) if experiment.baseline_limit else train, dev]
-    else:
-        if store.prompts(source) is None:
-            raise ActstoreError(f"adversarial task '{task.name}' needs the prompts of '{source}': add it to the experiment")
-        splits = [dev]
+    splits = _to_extract(experiment, train, dev)
     prompts = store.prompts(source)
     for split in splits:
         with progress(f"extract {task.name}/{split.name}", len(split) * len(prompts.seeds)) as advance:

@@ -18,20 +18,25 @@ at the first decoding step (where the label word is scored); each stack is an ex
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from . import kernels
+from .checks import check_positive, existing_store
 from .errors import ActstoreError
 from .models import PromptedModel
 from .prompts import PromptSet
-from .specs import ExtractionSpec
+from .specs import ExtractionSpec, differences
 from .store import Store
-from .tasks import Split, TaskSpec
+from .tasks import Split, TaskSpec, check_examples, source_task
+
+#: the activation dtypes a store can hold
+DTYPES = ("float16", "float32")
 
 #: progress(examples, bytes): called as blocks finish (examples skipped on resume count too)
 Progress = Callable[[int, int], None]
@@ -50,21 +55,20 @@ class ExtractOptions:
     checkpoint_every: int = 32
 
     def __post_init__(self) -> None:
-        if self.dtype not in ("float16", "float32"):
+        if self.dtype not in DTYPES:
             raise ActstoreError(f"dtype must be float16 or float32, not {self.dtype}")
+        check_positive(max_length=self.max_length, batch_size=self.batch_size, block=self.block, queue=self.queue,
+                       checkpoint_every=self.checkpoint_every)
         if self.block % self.batch_size:
             raise ActstoreError(f"block ({self.block}) must be a multiple of batch size ({self.batch_size})")
 
 
 def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet, options: ExtractOptions) -> ExtractionSpec:
     """Check everything that can be checked before any work, and describe what will be stored."""
-    if len(split) == 0:
-        raise ActstoreError(f"split '{split.name}' of task '{task.name}' is empty")
+    check_examples(task, split, min_classes=1 if split.name == "train" else 2)  # train feeds the baseline, dev is ranked
     prompts.check_fits(model.spec, options.max_length)
+    model.check_length(options.max_length, len(split.texts[0]))
     model.label_word_ids(task.label_words)
-    bad = sorted(set(np.unique(split.labels)) - set(range(len(task.label_names))))
-    if bad:
-        raise ActstoreError(f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of '{task.name}'")
     return ExtractionSpec(
         task=task.name, split=split.name, model=model.spec, prompt_checksum=prompts.checksum, seeds=prompts.seeds,
         n_tokens=prompts.n_tokens, n_examples=len(split), data_fingerprint=split.fingerprint,
@@ -72,6 +76,46 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
         max_length=options.max_length, block=options.block,
         store_acts=split.name != "train" or options.store_train,
     )
+
+
+def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapping[str, Split], options: ExtractOptions,
+            *, prompts: str | None = None, prompts_from: str | None = None, seeds: Sequence[int] | None = None,
+            n_tokens: int = 100) -> tuple[PromptSet, str | None]:
+    """Check an extraction of ``splits`` into the store at ``path`` before the store is opened for writing (a
+    rejected run must leave the store as it was and create none): the prompts, every split's plan, and what the
+    store already holds. ``prompts``: None (the store's, of ``prompts_from`` or the task's source), ``"random"``
+    (``seeds``, ``n_tokens``) or comma-separated files. Returns the prompts and the task to record them under
+    (None: they are in the store already)."""
+    existing = existing_store(path)
+    prompt_set, record_under = _prompts(existing, path, task, prompts, prompts_from, seeds, n_tokens, model.spec.hidden)
+    prompt_set.check_fits(model.spec, options.max_length)
+    if existing is not None and record_under:
+        held = existing.prompt_spec(record_under)
+        if held is not None and held.checksum != prompt_set.checksum:
+            raise ActstoreError(f"{path} already holds other prompts for task '{record_under}' ({held.source}, "
+                                f"{held.checksum}); use another store")
+    for split in splits.values():
+        for spec in stack_specs(plan(model, task, split, prompt_set, options)):
+            old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
+            if old is not None and old != spec:
+                where = f"extractions/{spec.task}/{spec.split}" + ("" if spec.stack == "encoder" else f"/{spec.stack}")
+                raise ActstoreError(f"{path}/{where} was extracted with different settings "
+                                    f"({'; '.join(differences(old, spec))}); use another store or the original settings")
+    return prompt_set, record_under
+
+
+def _prompts(existing: Store | None, path: str | Path, task: TaskSpec, prompts: str | None, prompts_from: str | None,
+             seeds: Sequence[int] | None, n_tokens: int, hidden: int) -> tuple[PromptSet, str | None]:
+    if prompts is None:
+        source = prompts_from or source_task(task)
+        found = existing.prompts(source) if existing else None
+        if found is None:
+            raise ActstoreError(f"{path} holds no prompts for task '{source}': tune it first, or pass --prompts FILE "
+                                "or --prompts random")
+        return found, None
+    if prompts == "random":
+        return PromptSet.random(seeds if seeds is not None else (0, 1, 2), n_tokens, hidden), task.name
+    return PromptSet.from_files(prompts.split(","), seeds), task.name
 
 
 def stack_specs(spec: ExtractionSpec) -> list[ExtractionSpec]:

@@ -109,6 +109,15 @@ class PromptedModel:
             raise ActstoreError(f"label words {list(words)} share a first token in {self.spec.name}; choose other words")
         return ids
 
+    def check_length(self, max_length: int, n_fields: int) -> None:
+        """Refuse a ``max_length`` without room for the special tokens, the <mask> and a token of each text field:
+        the tokenizer would then silently not truncate at all."""
+        pair = n_fields > 1 and not self.is_t5  # T5 reads the fields joined into one text
+        needed = self.tokenizer.num_special_tokens_to_add(pair=pair) + (0 if self.is_t5 else 1) + n_fields
+        if max_length < needed:
+            raise ActstoreError(f"max-length {max_length} leaves no room for the text: {self.spec.name} needs at least "
+                                f"{needed} tokens for {n_fields} text field(s), its special tokens and the label slot")
+
     def encode(self, texts: Sequence[tuple[str, ...]], max_length: int) -> dict[str, torch.Tensor]:
         """Tokenise a batch (right padding); encoders get a <mask> before the final separator."""
         firsts = [t[0] for t in texts]
@@ -181,6 +190,18 @@ def _ffn_output_projections(model: nn.Module, arch: str) -> tuple[list[nn.Module
     return [layer.output.dense for layer in model.base_model.encoder.layer], []
 
 
+def _device(name: str | None) -> torch.device:
+    """The device to run on (default: cuda if available), refused in one line if torch does not know it or lacks it."""
+    try:
+        device = torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except (RuntimeError, ValueError) as exc:
+        raise ActstoreError(f"unknown device '{name}': {str(exc).splitlines()[0]}") from None
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(device.type, False) or (device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count()):
+        raise ActstoreError(f"device '{name}' is not available here (cuda: {torch.cuda.device_count()} device(s))")
+    return device
+
+
 def load_model(name: str, *, device: str | None = None) -> PromptedModel:
     """Load by Hugging Face name, registry alias or local directory; the hub is used only when needed."""
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, T5ForConditionalGeneration
@@ -188,6 +209,7 @@ def load_model(name: str, *, device: str | None = None) -> PromptedModel:
 
     logging.disable_progress_bar()  # actstore shows its own progress
 
+    target = _device(device)
     path = resolve(name)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -206,7 +228,7 @@ def load_model(name: str, *, device: str | None = None) -> PromptedModel:
         cls, scoring = AutoModel, "embedding_dot"
     model = cls.from_pretrained(path, config=config)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(target)
     loaded = PromptedModel(name, model, tokenizer, scoring, path)
     expected = _registry().get(name, {}).get("revision")
     if expected and loaded.spec.revision != expected:

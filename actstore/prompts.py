@@ -15,6 +15,21 @@ from .specs import ModelSpec, PromptSpec
 
 #: standard deviation of a fresh prompt: small, as in the prompt-tuning papers
 INIT_STD = 0.02
+#: seeds seed numpy's and torch's generators and are stored as int64: 0 … 2^32 - 1
+MAX_SEED = 2**32 - 1
+
+
+def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
+    """At least one seed, each a distinct integer in 0 … 2^32 - 1 (numpy refuses negative seeds deep inside a run)."""
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ActstoreError("give at least one seed")
+    bad = [s for s in seeds if not isinstance(s, int) or isinstance(s, bool) or not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ActstoreError(f"seeds must be integers from 0 to {MAX_SEED}, got {', '.join(map(repr, bad))}")
+    if len(set(seeds)) != len(seeds):
+        raise ActstoreError(f"duplicate seeds in {list(seeds)}")
+    return seeds
 
 
 @dataclass(frozen=True, eq=False)
@@ -28,8 +43,7 @@ class PromptSet:
     def __post_init__(self) -> None:
         if self.vectors.ndim != 3 or self.vectors.shape[0] != len(self.seeds):
             raise ActstoreError(f"a prompt set must be (seed, token, hidden) with one row per seed; got {self.vectors.shape}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ActstoreError(f"duplicate seeds in {list(self.seeds)}")
+        check_seeds(self.seeds)
         if self.vectors.shape[1] == 0:
             raise ActstoreError("a prompt needs at least one token")
         if not np.isfinite(self.vectors).all():
@@ -65,6 +79,7 @@ class PromptSet:
         """A seeded small-random prompt per seed (what tuning starts from, and a baseline for it)."""
         if n_tokens <= 0:
             raise ActstoreError(f"prompt length must be positive, got {n_tokens}")
+        seeds = check_seeds(seeds)
         rows = [np.random.default_rng(s).normal(0.0, INIT_STD, (n_tokens, hidden)).astype(np.float32) for s in seeds]
         return cls(np.stack(rows), tuple(seeds), f"random(std={INIT_STD})")
 

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from . import analysis
+from .errors import ActstoreError
 from .store import Store
 from .tasks import source_task
 
@@ -48,9 +49,12 @@ class Report:
 def render(store: Store, out: str | Path) -> Report:
     """Draw every figure the store has data for into ``out`` and write index.md and index.html there."""
     report = Report(Path(out))
-    report.out.mkdir(parents=True, exist_ok=True)
     ranked = store.ranked_tasks()
     report.table = analysis.accuracy_table(store, _accuracy_tasks(store, ranked))
+    try:
+        report.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ActstoreError(f"cannot write the report to {report.out}: {exc.strerror or exc}") from None
 
     def save(fig: Figure, title: str, stem: str, caption: str) -> None:
         for fmt in FORMATS:

@@ -24,8 +24,9 @@ import torch
 import xarray as xr
 
 from .errors import ActstoreError
-from .evaluation import Tick, accuracy, check_revision, run_spec, usable_prompts
+from .evaluation import Tick, accuracy, check_revision, check_run, run_spec, usable_prompts
 from .models import ActivationHook, PromptedModel
+from .prompts import MAX_SEED
 from .store import Store
 from .tasks import Split, TaskSpec, source_task
 
@@ -63,6 +64,9 @@ class SuppressOptions:
                                 f"at least 2, got {self.random_draws}")
         if not (math.isfinite(self.noise_scale) and self.noise_scale > 0):
             raise ActstoreError(f"the noise scale must be a positive number, got {self.noise_scale}")
+        if not (isinstance(self.random_seed, int) and 0 <= self.random_seed <= MAX_SEED):
+            raise ActstoreError(f"the seed of the random controls must be an integer from 0 to {MAX_SEED}, "
+                                f"got {self.random_seed!r}")
 
 
 def neuron_count(percent: float, n: int) -> int:
@@ -150,6 +154,7 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
     The prompts are the task's own, or its clean source's for an adversarial task (as ``evaluate``).
     Everything is checked before the first forward pass; the store is written only at the end.
     """
+    check_run(model, split, batch_size, max_length)
     neurons_from = neurons_from or task.name
     ranking = store.ranking(neurons_from)
     ranked = store.ranking_spec(neurons_from)

@@ -21,7 +21,7 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
@@ -75,6 +75,8 @@ class Split:
 
     def sample(self, n: int) -> "Split":
         """A deterministic sample of ``n`` examples in file order (files sorted by label make the first n useless)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ActstoreError(f"limit must be a positive number of examples, got {n!r}")
         if n >= len(self):
             return self
         keep = np.sort(np.random.default_rng(0).permutation(len(self))[:n])
@@ -125,6 +127,20 @@ def custom_task(name: str, text_fields: Sequence[str], label_field: str, label_n
                     label_names=tuple(label_names), label_words=tuple(label_words))
 
 
+def check_examples(task: TaskSpec, split: Split, min_classes: int = 2) -> None:
+    """A split holds examples, all of the task's classes, and of at least ``min_classes`` of them: ranked on one
+    class, every neuron would look perfectly predictive (predictivity 1.0), and tuning would learn nothing."""
+    if len(split) == 0:
+        raise ActstoreError(f"split '{split.name}' of task '{task.name}' is empty")
+    present = np.unique(split.labels)
+    bad = sorted(set(present.tolist()) - set(range(len(task.label_names))))
+    if bad:
+        raise ActstoreError(f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of '{task.name}'")
+    if len(present) < min_classes:
+        raise ActstoreError(f"split '{split.name}' of task '{task.name}' ({split.source}) holds only examples of class "
+                            f"'{task.label_names[present[0]]}' ({len(split)}): ranking and tuning need at least two classes")
+
+
 def parse_splits(text: str) -> list[str]:
     names = [ALIASES.get(s.strip(), s.strip()) for s in text.split(",") if s.strip()]
     bad = [s for s in names if s not in SPLITS]
@@ -141,7 +157,7 @@ def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None 
     split = parse_splits(split)[0]
     overrides = {"text_fields": list(text_fields) if text_fields else None, "label_field": label_field}
     if data_files is not None:
-        files = {ALIASES.get(k, k): {"file": str(v)} for k, v in data_files.items()}
+        files = {parse_splits(k)[0]: {"file": str(v)} for k, v in data_files.items()}
         return _from_sources(spec, split, files, None, overrides, derive=split == "validation" and split not in files)
     root = data_dir or os.environ.get("ACTSTORE_DATA_DIR")
     available = {s: e for s, e in spec.local.items() if "package" in e or (root and (Path(root) / e["file"]).is_file())}
@@ -194,41 +210,75 @@ def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | 
         raise ActstoreError(f"{path} does not match the sha256 in the task registry: the file was changed or is another version")
     text_fields = overrides.get("text_fields") or entry.get("text_fields") or spec.text_fields
     label_field = overrides.get("label_field") or entry.get("label_field") or spec.label_field
-    rows = [r for r in _rows(path, entry.get("encoding_errors", "strict")) if all(r.get(k) == v for k, v in entry.get("where", {}).items())]
-    if not rows:
+    where = entry.get("where", {})
+    records = [(n, r) for n, r in _records(path, entry.get("encoding_errors", "strict"))
+               if all(r.get(k) == v for k, v in where.items())]
+    if not records:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
-    missing = [f for f in (*text_fields, label_field) if f not in rows[0]]
-    if missing:
-        raise ActstoreError(f"{path} has no column(s) {missing}; its columns: {sorted(rows[0])}")
-    texts = tuple(tuple(str(r[f]) for f in text_fields) for r in rows)
-    labels = np.array([_label_id(spec, r[label_field], path) for r in rows], dtype=np.int64)
+    texts, labels = _examples(spec, records, text_fields, label_field, lambda n: f"{path} line {n}")
     return Split(spec.name, split, texts, labels, str(path))
 
 
-def _rows(path: Path, errors: str = "strict") -> list[dict]:
-    """Records of a CSV, TSV (no quoting, as GLUE ships it) or JSONL file; ``errors="replace"`` for files
-    the registry knows hold some bytes that are not UTF-8."""
+def _records(path: Path, errors: str = "strict") -> list[tuple[int, dict]]:
+    """(line number, record) of a CSV, TSV (no quoting, as GLUE ships it) or JSONL file; ``errors="replace"``
+    for files the registry knows hold some bytes that are not UTF-8. A JSONL line must hold one JSON object."""
     try:
-        if path.suffix == ".jsonl":
-            with open(path, encoding="utf-8", errors=errors) as f:
-                return [json.loads(line) for line in f if line.strip()]
-        csv.field_size_limit(sys.maxsize)
         with open(path, encoding="utf-8-sig", errors=errors, newline="") as f:
-            if path.suffix == ".tsv":
-                return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-            return list(csv.DictReader(f))
-    except (UnicodeDecodeError, json.JSONDecodeError, csv.Error) as exc:
+            if path.suffix == ".jsonl":
+                return [(n, _json_object(line, path, n)) for n, line in enumerate(f, 1) if line.strip()]
+            csv.field_size_limit(sys.maxsize)
+            reader = csv.DictReader(f, **({"delimiter": "\t", "quoting": csv.QUOTE_NONE} if path.suffix == ".tsv" else {}))
+            return [(reader.line_num, row) for row in reader]
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise ActstoreError(f"cannot parse {path}: {exc}") from None
+
+
+def _json_object(line: str, path: Path, n: int) -> dict:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ActstoreError(f"cannot parse {path} line {n}: {exc.msg} (column {exc.colno})") from None
+    if not isinstance(record, dict):
+        raise ActstoreError(f"{path} line {n}: a record must be a JSON object, got {type(record).__name__} {line.strip()[:40]}")
+    return record
+
+
+def _examples(spec: TaskSpec, records: Iterable[tuple[int, Mapping]], text_fields: Sequence[str], label_field: str,
+              where: Callable[[int], str]) -> tuple[tuple[tuple[str, ...], ...], np.ndarray]:
+    """Texts and label ids of numbered records, each checked: a missing or null field, a text that is not a string
+    or a label that is not a class would otherwise be stored (a null text as "None"), so each is an error naming
+    ``where(number)``."""
+    texts, labels = [], []
+    for n, record in records:
+        missing = [f for f in (*text_fields, label_field) if f not in record]
+        if missing:
+            raise ActstoreError(f"{where(n)}: no field(s) {missing}; its fields: {sorted(k for k in record if k)}")
+        for f in (*text_fields, label_field):
+            if record[f] is None:
+                raise ActstoreError(f"{where(n)}: field '{f}' is null (or missing from the row)")
+        bad = [f for f in text_fields if not isinstance(record[f], str)]
+        if bad:
+            raise ActstoreError(f"{where(n)}: text field '{bad[0]}' holds {type(record[bad[0]]).__name__} "
+                                f"{record[bad[0]]!r}, not a string")
+        texts.append(tuple(record[f] for f in text_fields))
+        labels.append(_label_id(spec, record[label_field], where(n)))
+    return tuple(texts), np.array(labels, dtype=np.int64)
+
+
+def _rows(path: Path, errors: str = "strict") -> list[dict]:
+    """The records of a file, without their line numbers."""
+    return [record for _, record in _records(path, errors)]
 
 
 def _label_id(spec: TaskSpec, value: object, where: object) -> int:
     text = str(value).strip()
     names = [n.lower() for n in spec.label_names]
-    if text.lower() in names:
-        return names.index(text.lower())
-    if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
-        return int(text)
-    raise ActstoreError(f"label '{text}' in {where} is not one of the {len(names)} classes of '{spec.name}' "
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        if text.lower() in names:
+            return names.index(text.lower())
+        if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+            return int(text)
+    raise ActstoreError(f"label {value!r} in {where} is not one of the {len(names)} classes of '{spec.name}' "
                         f"({', '.join(spec.label_names)} or 0..{len(names) - 1})")
 
 
@@ -257,8 +307,8 @@ def _from_hub(spec: TaskSpec, split: str, root: str | Path | None) -> Split:
     except Exception as exc:
         raise ActstoreError(f"task '{spec.name}' split '{split}' was not found locally {where}, and the hub could not "
                             f"provide {spec.hub_id}: {str(exc).splitlines()[0][:200]}") from None
-    texts = tuple(tuple(str(r[f]) for f in spec.text_fields) for r in rows)
-    labels = np.array([_label_id(spec, r[spec.label_field], spec.hub_id) for r in rows], dtype=np.int64)
+    texts, labels = _examples(spec, enumerate(rows), spec.text_fields, spec.label_field,
+                              lambda n: f"hub:{spec.hub_id} record {n}")
     loaded = Split(spec.name, "train" if derive else split, texts, labels, f"hub:{spec.hub_id}/{spec.hub_config or ''}")
     if not len(loaded):
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty")

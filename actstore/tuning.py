@@ -20,13 +20,14 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .checks import check_positive, check_positive_number
 from .errors import ActstoreError
 from .evaluation import scores
 from .models import PromptedModel
-from .prompts import PromptSet
+from .prompts import PromptSet, check_seeds
 from .specs import ModelSpec, from_attrs, to_attrs
 from .store import Store
-from .tasks import Split, TaskSpec
+from .tasks import Split, TaskSpec, check_examples
 
 #: step(seed, step, loss): called after every optimiser step
 StepReport = Callable[[int, int, float], None]
@@ -48,13 +49,17 @@ class TuneOptions:
     eval_batch_size: int = 32
 
     def __post_init__(self) -> None:
-        if self.n_tokens <= 0:
+        if isinstance(self.n_tokens, int) and self.n_tokens <= 0:
             raise ActstoreError(f"prompt length must be positive, got {self.n_tokens}")
+        check_positive(prompt_length=self.n_tokens, batch_size=self.batch_size, grad_accum=self.grad_accum,
+                       max_length=self.max_length, max_steps=self.max_steps, eval_every=self.eval_every,
+                       patience=self.patience, eval_batch_size=self.eval_batch_size)
+        if self.lr is not None:
+            check_positive_number(lr=self.lr)
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ActstoreError(f"weight-decay must be a number ≥ 0, got {self.weight_decay!r}")
         if self.batch_size % self.grad_accum:
             raise ActstoreError(f"batch size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})")
-        for name in ("max_steps", "eval_every", "patience", "max_length"):
-            if getattr(self, name) <= 0:
-                raise ActstoreError(f"{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
 
     def for_model(self, model: PromptedModel) -> "TuneOptions":
         """Fill in the architecture's default learning rate."""
@@ -145,17 +150,24 @@ def tune_spec(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
             "dev": {"n_examples": len(dev), "fingerprint": dev.fingerprint}}
 
 
+def check_tune(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
+               options: TuneOptions) -> tuple[int, ...]:
+    """Everything about a tuning run that can be checked without its store (so before a command opens, and so
+    creates, one): seeds, both splits, the prompt's fit and the label words. Returns the seeds."""
+    seeds = check_seeds(seeds)
+    for split in (train, dev):
+        check_examples(task, split)
+    PromptSet.random(seeds[:1], options.n_tokens, model.spec.hidden).check_fits(model.spec, options.max_length)
+    model.check_length(options.max_length, len(train.texts[0]))
+    model.label_word_ids(task.label_words)
+    return seeds
+
+
 def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
          options: TuneOptions = TuneOptions(), on_step: StepReport | None = None,
          on_seed: Callable[[SeedResult], None] | None = None) -> xr.Dataset:
     """Tune every seed not yet in the store, then publish the prompts; returns results/tuning/<task>."""
-    seeds = list(seeds)
-    if len(set(seeds)) != len(seeds):
-        raise ActstoreError(f"duplicate seeds in {seeds}")
-    if not len(train) or not len(dev):
-        raise ActstoreError(f"task '{task.name}' needs a non-empty train and dev split to tune")
-    PromptSet.random(seeds[:1], options.n_tokens, model.spec.hidden).check_fits(model.spec, options.max_length)
-    model.label_word_ids(task.label_words)
+    seeds = list(check_tune(model, task, train, dev, seeds, options))
     spec = tune_spec(model, task, train, dev, seeds, options)
     existing = store.prompt_spec(task.name)
     if existing is not None and not existing.source.startswith("tuned"):

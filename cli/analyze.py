@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 import xarray as xr
@@ -16,7 +16,7 @@ from actstore.models import load_model
 from actstore.report import render
 from actstore.store import Store
 
-from .common import DataSource, DataDir, Device, Limit
+from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength
 from .output import out, throughput
 from .suppress import parse_percents
 
@@ -51,8 +51,8 @@ def transfer(
     model: Annotated[Optional[str], typer.Option(help="default: the model the first task's prompts were made for")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     recompute: Annotated[bool, typer.Option(help="evaluate every pair again, not only missing or stale ones")] = False,
-    batch_size: int = 32,
-    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    batch_size: BatchSize = 32,
+    max_length: MaxLength = 128,
     data_dir: DataDir = None,
     limit: Limit = None,
     device: Device = None,
@@ -72,6 +72,7 @@ def transfer(
     with target.writing():
         if pairs:
             lm = load_model(model or target.prompt_spec(names[0]).model.name, device=device)
+            analysis.check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
             n_seeds = len(target.prompts(names[0]).seeds)
             with throughput("transfer", sum(len(data[d]) for d, _ in pairs) * n_seeds) as rates:
                 for name, prompts in pairs:
@@ -92,7 +93,8 @@ def transfer(
 def correlate(
     store: StorePath,
     tasks: Tasks,
-    normalize: Annotated[str, typer.Option(help="none, or zscore: standardise each neuron across the tasks first")] = "none",
+    normalize: Annotated[Literal[analysis.NORMALIZE], typer.Option(
+        help="none, or zscore: standardise each neuron across the tasks first")] = "none",
     as_json: AsJson = False,
 ) -> None:
     """Task specificity: Spearman correlation of the tasks' neuron predictivities per layer, averaged over layers."""

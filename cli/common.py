@@ -19,15 +19,21 @@ DataFiles = Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b
 TextField = Annotated[Optional[list[str]], typer.Option(help="text column(s) of --data-files")]
 LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-files")]
 LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, in label order")]
-Limit = Annotated[Optional[int], typer.Option(help="a fixed sample of N examples of each split (seeded, in file order)")]
+Limit = Annotated[Optional[int], typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file order)")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
 
 
-def parse_ints(text: str) -> list[int]:
+#: sizes and counts: typer refuses 0 and negatives as usage errors (the library checks them again)
+BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]
+MaxLength = Annotated[int, typer.Option(min=1, help="text tokens at most")]
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2``; the library checks the values (at least one, non-negative, distinct)."""
     try:
         return [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise ActstoreError(f"expected comma-separated integers, got '{text}'") from None
+        raise ActstoreError(f"--seeds takes comma-separated integers, got '{text}'") from None
 
 
 def parse_data_files(text: str | None) -> dict[str, str] | None:
@@ -63,7 +69,7 @@ class DataSource:
         files = parse_data_files(self.data_files)
         loaded = {name: tasks.load_split(spec, name, data_dir=self.data_dir, data_files=files, text_fields=self.text_field,
                                          label_field=self.label_field) for name in tasks.parse_splits(splits)}
-        if self.limit:
+        if self.limit is not None:
             loaded = {name: s.sample(self.limit) for name, s in loaded.items()}
         return spec, loaded
 

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
-from actstore import tasks
-from actstore.errors import ActstoreError
-from actstore.extraction import ExtractOptions, extract as run_extract
+from actstore.extraction import DTYPES, ExtractOptions, extract as run_extract, prepare
 from actstore.models import load_model
-from actstore.prompts import PromptSet
 from actstore.store import Store
 
-from .common import DataSource, Device, parse_ints, with_data
+from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_data
 from .output import out, throughput
-
-
-def resolve_prompts(store: Store, task: tasks.TaskSpec, prompts: str | None, prompts_from: str | None,
-                    seeds: str | None, length: int, hidden: int) -> tuple[PromptSet, str | None]:
-    """The prompt set to extract with, and the task to record it under (None: it is already in the store)."""
-    if prompts is None:
-        source = prompts_from or tasks.source_task(task)
-        found = store.prompts(source)
-        if found is None:
-            raise ActstoreError(
-                f"{store.path} holds no prompts for task '{source}': tune it first, or pass --prompts FILE or --prompts random"
-            )
-        return found, None
-    if prompts == "random":
-        return PromptSet.random(parse_ints(seeds or "0,1,2"), length, hidden), task.name
-    return PromptSet.from_files(prompts.split(","), parse_ints(seeds) if seeds else None), task.name
 
 
 def extract(
@@ -43,11 +24,11 @@ def extract(
     prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
-    dtype: Annotated[str, typer.Option(help="float16 or float32")] = "float16",
+    dtype: Annotated[Literal[DTYPES], typer.Option(help="float16 or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
-    batch_size: int = 8,
-    block: Annotated[int, typer.Option(help="examples per chunk")] = 32,
-    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    batch_size: BatchSize = 8,
+    block: Annotated[int, typer.Option(min=1, help="examples per chunk (a multiple of --batch-size)")] = 32,
+    max_length: MaxLength = 128,
     device: Device = None,
     data: DataSource = DataSource(),
 ) -> None:
@@ -55,16 +36,16 @@ def extract(
     options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train)
     spec, splits = data.load(task, split)
     lm = load_model(model, device=device)
+    prompt_set, record_under = prepare(store, lm, spec, splits, options, prompts=prompts, prompts_from=prompts_from,
+                                       seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length)
     target = Store(store, mode="a")
     with target.writing():
-        prompt_set, record_under = resolve_prompts(target, spec, prompts, prompts_from, seeds, prompt_length, lm.spec.hidden)
-        prompt_set.check_fits(lm.spec, max_length)
         if record_under:
             target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
-        for name, data in splits.items():
-            total = len(data) * len(prompt_set.seeds)
+        for name, examples in splits.items():
+            total = len(examples) * len(prompt_set.seeds)
             with throughput(f"{task}/{name}", total) as rates:
-                done = run_extract(target, lm, spec, data, prompt_set, options, progress=rates.add)
+                done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add)
             what = "activations + baseline" if name == "train" and not done.store_acts else "activations"
             out.print(f"{task}/{name}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store} ({rates})")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 
@@ -12,7 +12,7 @@ from actstore.models import load_model
 from actstore.prompts import FORMATS, PromptSet, export_prompts
 from actstore.store import Store, open_store
 
-from .common import parse_ints
+from .common import parse_seeds
 from .output import out
 
 GROUP = "prompts"
@@ -27,7 +27,7 @@ def import_(
     seeds: Annotated[Optional[str], typer.Option(help="seed of each prompt (default 0, 1, ...)")] = None,
 ) -> None:
     """Import released prompts (Prompt-Transferability / Robust-Neurons .pt, PEFT prompt tuning) as a task's prompts."""
-    prompts = PromptSet.from_files(files, parse_ints(seeds) if seeds else None)
+    prompts = PromptSet.from_files(files, parse_seeds(seeds) if seeds is not None else None)
     lm = load_model(model, device="cpu")
     prompts.check_fits(lm.spec, 1)
     target = Store(store, mode="a")
@@ -40,7 +40,7 @@ def export(
     task: Annotated[str, typer.Option(help="whose prompts")],
     store: Annotated[Path, typer.Option(help="the store holding them")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder to write")],
-    fmt: Annotated[str, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "pt",
+    fmt: Annotated[Literal[FORMATS], typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "pt",
 ) -> None:
     """Write a task's prompts as one file (pt: a [tokens, hidden] tensor) or PEFT checkpoint folder per seed."""
     source = open_store(store)

@@ -25,7 +25,7 @@ def rank(
              "(e.g. positive-vs-negative, neutral-vs-rest; join classes with +), one-vs-rest (every class against "
              "the rest) or combined (the first paper's skill neurons filled from positive-vs-negative and "
              "neutral-vs-rest); stored as rankings/<task>:<subtask>")] = None,
-    top: Annotated[int, typer.Option(help="rows of the top-neuron table")] = 10,
+    top: Annotated[int, typer.Option(min=1, help="rows of the top-neuron table")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""

@@ -15,15 +15,16 @@ from actstore.store import Store
 from actstore.tasks import source_task
 from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
 
-from .common import DataSource, Device, with_data
+from .common import BatchSize, DataSource, Device, MaxLength, with_data
 from .output import out, throughput
 
 
 def parse_percents(text: str) -> tuple[float, ...]:
+    """``0,1,5``; the library checks the values (range, repeats)."""
     try:
         return tuple(float(x) for x in text.split(",") if x.strip())
     except ValueError:
-        raise ActstoreError(f"expected comma-separated percentages, got '{text}'") from None
+        raise ActstoreError(f"--percent: expected comma-separated percentages, got '{text}'") from None
 
 
 def suppress(
@@ -38,11 +39,11 @@ def suppress(
     neurons_from: Annotated[Optional[str], typer.Option(help="suppress the skill neurons ranked on this task "
                                                              "(cross suppression; default: the task itself)")] = None,
     noise_scale: Annotated[float, typer.Option(help="noise std in units of the neuron's activation spread")] = 1.0,
-    seed: Annotated[int, typer.Option(help="seed of the random controls and the noise")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the random controls and the noise")] = 0,
     model: Annotated[Optional[str], typer.Option(help="default: the model the ranking was made with")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
-    batch_size: int = 32,
-    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    batch_size: BatchSize = 32,
+    max_length: MaxLength = 128,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),

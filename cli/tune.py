@@ -14,13 +14,14 @@ from actstore.evaluation import evaluate
 from actstore.models import load_model
 from actstore.store import Store
 from actstore.tasks import source_task
-from actstore.tuning import TuneOptions, tune as run_tune
+from actstore.tuning import TuneOptions, check_tune, tune as run_tune
 
-from .common import DataSource, Device, parse_ints, with_data
+from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_data
 from .output import out, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
 StorePath = Annotated[Path, typer.Option(help="the Zarr store (created if absent)")]
+ExistingStore = Annotated[Path, typer.Option(help="the Zarr store holding the prompts (the evaluation is added to it)")]
 
 
 def tune(
@@ -29,14 +30,14 @@ def tune(
     store: StorePath,
     seeds: Annotated[str, typer.Option(help="comma-separated seeds, one prompt each")] = "0,1,2,3,4",
     prompt_length: Annotated[int, typer.Option(help="soft prompt tokens")] = 100,
-    lr: Annotated[Optional[float], typer.Option(help="AdamW learning rate (default 1e-3; T5 5e-3)")] = None,
-    batch_size: Annotated[int, typer.Option(help="examples per optimiser step")] = 16,
-    grad_accum: Annotated[int, typer.Option(help="split each batch into this many micro-batches")] = 1,
-    max_steps: Annotated[int, typer.Option(help="optimiser steps at most")] = 1000,
-    eval_every: Annotated[int, typer.Option(help="steps between dev evaluations")] = 100,
-    patience: Annotated[int, typer.Option(help="evaluations without improvement before stopping")] = 5,
-    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
-    dev_limit: Annotated[Optional[int], typer.Option(help="evaluate on a fixed sample of N dev examples")] = None,
+    lr: Annotated[Optional[float], typer.Option(min=0.0, help="AdamW learning rate > 0 (default 1e-3; T5 5e-3)")] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="examples per optimiser step")] = 16,
+    grad_accum: Annotated[int, typer.Option(min=1, help="split each batch into this many micro-batches")] = 1,
+    max_steps: Annotated[int, typer.Option(min=1, help="optimiser steps at most")] = 1000,
+    eval_every: Annotated[int, typer.Option(min=1, help="steps between dev evaluations")] = 100,
+    patience: Annotated[int, typer.Option(min=1, help="evaluations without improvement before stopping")] = 5,
+    max_length: MaxLength = 128,
+    dev_limit: Annotated[Optional[int], typer.Option(min=1, help="evaluate on a fixed sample of N dev examples")] = None,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),
@@ -44,10 +45,11 @@ def tune(
     """Prompt-tune a frozen model: one prompt per seed, best checkpoint on dev, stored as the task's prompts."""
     options = TuneOptions(n_tokens=prompt_length, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                           max_steps=max_steps, eval_every=eval_every, patience=patience, max_length=max_length)
+    seed_list = parse_seeds(seeds)
     spec, splits = data.load(task, "train,validation")
-    dev = splits["validation"].sample(dev_limit) if dev_limit else splits["validation"]
-    seed_list = parse_ints(seeds)
+    dev = splits["validation"].sample(dev_limit) if dev_limit is not None else splits["validation"]
     lm = load_model(model, device=device)
+    check_tune(lm, spec, splits["train"], dev, seed_list, options)
     target = Store(store, mode="a")
     with target.writing(), steps(f"tune {task}", len(seed_list) * max_steps) as advance:
         result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options,
@@ -71,12 +73,12 @@ def tune(
 def eval(  # noqa: A001 - the command is `actstore eval`
     model: Model,
     task: Annotated[str, typer.Option(help="the task whose data is scored")],
-    store: StorePath,
+    store: ExistingStore,
     prompts_from: Annotated[Optional[str], typer.Option(help="use this task's prompts (default: the task's own, "
                                                                  "or its clean source's for adversarial tasks)")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
-    batch_size: int = 32,
-    max_length: Annotated[int, typer.Option(help="text tokens at most")] = 128,
+    batch_size: BatchSize = 32,
+    max_length: MaxLength = 128,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),
@@ -85,7 +87,7 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     spec, splits = data.load(task, split)
     examples = next(iter(splits.values()))
     lm = load_model(model, device=device)
-    target = Store(store, mode="a")
+    target = Store(store, mode="r+")
     with target.writing():
         prompts = target.prompts(prompts_from or source_task(spec))
         with throughput(f"eval {task}", len(examples) * (len(prompts.seeds) if prompts else 0)) as rates:
