@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from actstore.store import Store, open_store
+from actstore.store import open_store
+from actstore.store.verify import verify_path
 
 from .output import out
 
@@ -38,27 +39,24 @@ def info(
 
 def verify(
     store: Annotated[Path, typer.Argument(help="the store to check")],
-    repair: Annotated[bool, typer.Option("--repair", help="mark the blocks of corrupted chunks as not done, "
-                                         "so that the same extract command computes them again")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="mark everything damaged that extract can recompute "
+                                         "(blocks, seeds' train passes), rewrite what the specs define, and say what "
+                                         "cannot be recomputed")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Read back every stored activation chunk and list those whose checksum fails (exit 1 if any, unless repaired)."""
-    target = Store(store, mode="r+" if repair else "r")
-    if repair:
-        with target.writing():
-            bad = target.verify(repair=True)
-    else:
-        bad = target.verify()
+    """Check every zarr.json and every chunk (existence and CRC32C) of a store; exit 1 if anything is missing or
+    damaged (with --repair: only if something cannot be recomputed)."""
+    found = verify_path(store, repair=repair)
     if as_json:
-        out.print_json(json.dumps({"corrupted": bad, "repaired": repair}))
+        out.print_json(json.dumps({"damage": found, "repaired": repair}))
     else:
-        for c in bad:
-            out.print(f"  corrupted: extractions/{c['task']}/{c['split']}{'/decoder' if c['stack'] == 'decoder' else ''}"
-                      f" seed {c['seed']} block {c['block']} layer {c['layer']}")
-        out.print(f"{len(bad)} corrupted chunk(s) in {store}" + (
-            "; their blocks are marked to be extracted again: run the same actstore extract command" if bad and repair
-            else ""))
-    if bad and not repair:
+        for d in found:
+            out.print(f"  {d['problem']}: {d['group']} {d['item']} → {d['action']}")
+        lost = sum(not d["recomputable"] for d in found)
+        out.print(f"{len(found)} problem(s) in {store}" + (f", {lost} not recomputable" if lost else "") + (
+            "; run the same actstore extract / rank commands again to recompute what was marked" if found and repair
+            else "; actstore verify --repair marks what can be recomputed" if found else ""))
+    if any(not (repair and d["recomputable"]) for d in found):
         raise typer.Exit(1)
 
 

@@ -152,7 +152,7 @@ def test_corrupted_chunk(store, tmp_path):
     data[len(data) // 2] ^= 0x01
     chunk.write_bytes(bytes(data))
     before = digest(copy)
-    one_error_line(invoke("rank", "--store", copy, "--task", "sst2"), "corrupted")
+    one_error_line(invoke("rank", "--store", copy, "--task", "sst2"), "fails its CRC32C checksum", "actstore verify")
     assert digest(copy) == before
 
 

@@ -74,11 +74,11 @@ def test_verify_finds_corrupted_chunks_and_repair_lets_extract_redo_their_blocks
         data[len(data) // 2] ^= 0x01
         path.write_bytes(bytes(data))
     found = invoke("verify", tmp_path / "s.zarr")
-    assert found.exit_code == 1 and "2 corrupted chunk(s)" in found.output
-    assert "extractions/toy/validation seed 1 block 1 layer 0" in found.output
-    assert "extractions/toy/train seed 0 block 2 layer 1" in found.output
+    assert found.exit_code == 1 and "2 problem(s)" in found.output
+    assert "damaged: extractions/toy/validation acts seed 1 block 1 layer 0" in found.output
+    assert "damaged: extractions/toy/train acts seed 0 block 2 layer 1" in found.output
     repaired = invoke("verify", tmp_path / "s.zarr", "--repair", "--json")
-    assert repaired.exit_code == 0 and len(json.loads(repaired.output)["corrupted"]) == 2
+    assert repaired.exit_code == 0 and len(json.loads(repaired.output)["damage"]) == 2
     with pytest.raises(ActstoreError, match=r"incomplete \(5/6 blocks done\)"):
         Store(tmp_path / "s.zarr").extraction("toy", "validation")
     model = load_model(str(tiny_model_dir("bert")))

@@ -6,31 +6,34 @@ Crash safety rests on three rules:
 - a block of examples counts as stored only once its ``done`` marker exists, and that marker is
   written after the block's chunk files have been fsync'ed;
 - a group's spec is written last when it is created, so a group without one holds nothing.
+
+Faults are never data (``integrity``): every read goes through ``StrictStore`` (a missing chunk or a broken
+``zarr.json`` is an error), every chunk carries a CRC32C, every group's metadata a digest.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.codecs import Crc32cCodec
+from zarr.storage import LocalStore
 
 from .. import __version__
-from ..errors import ActstoreError
+from ..errors import ActstoreError, StoreFault
 from ..prompts import PromptSet
 from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
+from .integrity import CHECKSUM, StrictStore, check_seal, seal
+from .layout import coordinates, create_arrays, extraction_layout
 from .schema import SCHEMA_VERSION, validate
-
-ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
-#: every chunk carries a CRC32C, so a corrupted chunk is an error, never silent garbage
-CHECKSUM = [Crc32cCodec()]
 
 
 def _now() -> str:
@@ -53,17 +56,15 @@ class Store:
         self.read_only = mode == "r"
         if mode != "a" and not (self.path / "zarr.json").is_file():
             raise ActstoreError(f"no actstore store at {self.path}")
-        if self.read_only:
-            self.root = zarr.open_group(self.path, mode="r")
-        else:
-            try:
+        try:
+            if not self.read_only:
                 self.path.mkdir(parents=True, exist_ok=True)
-                self.root = zarr.open_group(self.path, mode="a")
-                if "actstore" not in self.root.attrs:
-                    self.root.attrs.put({"actstore": {"schema_version": SCHEMA_VERSION, "version": __version__,
-                                                      "created": _now(), "updated": _now()}})
-            except (PermissionError, OSError) as exc:
-                raise ActstoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
+            self.zstore = StrictStore(LocalStore(self.path, read_only=self.read_only), str(self.path))
+            self.root = zarr.open_group(self.zstore, mode="r" if self.read_only else "a", zarr_format=3)
+            if not self.read_only and "actstore" not in self.root.attrs:
+                self.root.attrs.put(new_root_attrs())
+        except OSError as exc:
+            raise ActstoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
         validate("root", dict(self.root.attrs), str(self.path))
 
     # ---- locking: one writer per store; the kernel drops the lock when a process dies, even by kill -9
@@ -72,7 +73,12 @@ class Store:
     def writing(self) -> Iterator[None]:
         if self.read_only:
             raise ActstoreError(f"{self.path} was opened read-only")
-        with open(self.path / ".actstore.lock", "w") as lock:
+        try:
+            lock = open(self.path / ".actstore.lock", "w")
+        except OSError as exc:
+            why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
+            raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
+        with lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -84,16 +90,29 @@ class Store:
     # ---- groups
 
     def _group(self, path: str, kind: str) -> zarr.Group | None:
-        """An existing, fully created group (its spec written), validated; else None."""
+        """An existing, fully created group (its spec written), validated and its digests checked; else None.
+        A folder that holds data but lost its ``zarr.json`` is a fault, not an absent group."""
         try:
             group = self.root[path]
         except KeyError:
+            if self._has_data(path):
+                raise StoreFault(f"{self.path}/{path} holds data but its zarr.json is missing: run actstore verify "
+                                 "on the store (--repair to mark what can be recomputed)") from None
             return None
         attrs = dict(group.attrs)
         if "spec" not in attrs:
             return None
+        check_seal(group, f"{self.path}/{path}")
         validate(kind, attrs, f"{self.path}/{path}")
         return group
+
+    def _has_data(self, path: str) -> bool:
+        async def first() -> bool:
+            async for _ in self.zstore.list_prefix(path + "/"):
+                return True
+            return False
+
+        return zarr.core.sync.sync(first())
 
     def _names(self, path: str) -> list[str]:
         try:
@@ -162,8 +181,9 @@ class Store:
         group = self.root.require_group(f"prompts/{task}")
         group.create_array("prompt", data=prompts.vectors, chunks=prompts.vectors.shape,
                            dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True)
-        group.create_array("seed", data=np.asarray(prompts.seeds, dtype=np.int64), dimension_names=("seed",), overwrite=True)
-        group.attrs.put({"spec": to_attrs(spec), "stamp": _stamp("complete")})
+        group.create_array("seed", data=np.asarray(prompts.seeds, dtype=np.int64), dimension_names=("seed",),
+                           compressors=CHECKSUM, overwrite=True)
+        put_attrs(group, {"spec": to_attrs(spec), "stamp": _stamp("complete")})
 
     # ---- extractions
 
@@ -178,11 +198,15 @@ class Store:
                     f"{self.path}/{path} was extracted with different settings ({'; '.join(differences(old, spec))}); "
                     "use another store or the original settings"
                 )
+            group["label"][...] = labels  # the same data (its fingerprint is in the spec): heals a damaged label chunk
             return ExtractionWriter(self, group, spec)
         group = self.root.require_group(path)
-        _create_extraction_arrays(group, spec, labels)
-        group.attrs.put({"spec": to_attrs(spec), "stamp": _stamp("in_progress"), "data_source": data_source,
-                         **({"baseline_progress": {}} if spec.split == "train" else {})})
+        create_arrays(group, extraction_layout(spec))
+        for name, values in coordinates(spec).items():
+            group[name][...] = values
+        group["label"][...] = labels
+        put_attrs(group, {"spec": to_attrs(spec), "stamp": _stamp("in_progress"), "data_source": data_source,
+                          **({"baseline_progress": {}} if spec.split == "train" else {})})
         return ExtractionWriter(self, group, spec)
 
     def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
@@ -196,7 +220,7 @@ class Store:
     def extraction(self, task: str, split: str = "validation", *, stack: str = "encoder",
                    complete_only: bool = True) -> xr.Dataset:
         """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label,
-        prediction, scores. T5's decoder activations (``stack="decoder"``) have one ``token``, the first
+        prediction, scores (``complete_only=False``: blocks not extracted yet read as NaN / -1). T5's decoder activations (``stack="decoder"``) have one ``token``, the first
         decoding step, and their layers numbered after the encoder's."""
         path = _extraction_path(task, split, stack)
         group = self._group(path, "extraction")
@@ -211,11 +235,14 @@ class Store:
                 f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
                 "run the same actstore extract command again to finish it"
             )
-        ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3)
+        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_sum") if v in ds])
-        for name in ("label", "prediction", "scores"):  # small: in memory, so that e.g. groupby(ds.label) works
-            ds[name] = ds[name].load()
+        ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
+        for name in ("prediction", "scores"):
+            ds[name] = ds[name].copy(data=_read_done_blocks(group[name], done, spec.block))
+        if "acts" in ds and not done.all():
+            ds["acts"] = ds["acts"].copy(data=_undone_as_nan(ds["acts"].data, done, spec.block))
         ds["complete"] = (("seed", "example"), complete)
         ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
         return ds
@@ -229,31 +256,11 @@ class Store:
         return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
 
     def verify(self, *, repair: bool = False) -> list[dict]:
-        """Read back every stored activation chunk of every finished block; return the corrupted ones (CRC32C
-        mismatch) as {task, split, stack, seed, block, layer}. ``repair`` clears those blocks' done markers, so that
-        the same ``actstore extract`` command computes them again (a train split's baseline sum is kept: it was
-        made from the activations in memory, before they were written)."""
-        bad = []
-        for task, splits in self.tasks().items():
-            for split, stack in ((split, stack) for split in splits for stack in self.stacks(task, split)):
-                group = self._group(_extraction_path(task, split, stack), "extraction")
-                spec = from_attrs(ExtractionSpec, group.attrs["spec"])
-                if not spec.store_acts:
-                    continue
-                acts, done, found = group["acts"], np.asarray(group["done"][...]), len(bad)
-                for (s, b), layer in ((sb, layer) for sb in zip(*np.nonzero(done)) for layer in range(spec.n_layers)):
-                    try:
-                        acts[s, b * spec.block:(b + 1) * spec.block, layer]
-                    except ValueError as exc:
-                        if "checksum" not in str(exc):
-                            raise
-                        bad.append({"task": task, "split": split, "stack": stack, "seed": spec.seeds[s],
-                                    "block": int(b), "layer": layer})
-                        done[s, b] = False
-                if repair and len(bad) > found:
-                    group["done"][...] = done
-                    group.attrs.put({**group.attrs, "stamp": {**group.attrs["stamp"], "state": "in_progress"}})
-        return bad
+        """Every chunk and every ``zarr.json`` of the store checked; what is missing or damaged, and what
+        ``repair`` did about it (see ``verify.verify``)."""
+        from .verify import verify
+
+        return verify(self, repair=repair)
 
     # ---- rankings
 
@@ -289,17 +296,16 @@ class Store:
         group.attrs.put({})
         for name, var in {**ds.coords, **ds.data_vars}.items():
             values = np.asarray(var.values)
-            if values.dtype.kind in "UT":  # text as zarr v3's variable-length string, not numpy's unspecified fixed width
-                group.create_array(name, shape=values.shape, dtype=str, dimension_names=var.dims, overwrite=True)[...] = values
-            else:
-                group.create_array(name, data=values, dimension_names=var.dims, overwrite=True)
-        group.attrs.put({"spec": spec, "stamp": _stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
+            text = values.dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
+            group.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=var.dims,
+                               compressors=CHECKSUM, overwrite=True)[...] = values
+        put_attrs(group, {"spec": spec, "stamp": _stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
         group = self._group(path, kind)
         if group is None:
             return None
-        ds = xr.open_zarr(self.path, group=path, consolidated=False, zarr_format=3).load()
+        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3).load()
         ds = ds.set_coords([name for name in ("stack",) if name in ds.data_vars])  # written as an array like any other
         ds.attrs = {**group.attrs.get("attrs", {}), "spec": dict(group.attrs["spec"])}
         return ds
@@ -319,38 +325,36 @@ def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
     return f"extractions/{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")
 
 
-def _coords(group: zarr.Group, spec: ExtractionSpec) -> None:
-    first = 0 if spec.stack == "encoder" else spec.model.n_layers  # layers are numbered across stacks
-    sizes = {"seed": np.asarray(spec.seeds), "example": np.arange(spec.n_examples),
-             "layer": first + np.arange(spec.n_layers), "token": np.arange(spec.n_positions), "neuron": np.arange(spec.model.n_neurons),
-             "class": np.arange(len(spec.label_names))}
-    for name, values in sizes.items():
-        group.create_array(name, data=values.astype(np.int64), dimension_names=(name,), overwrite=True)
+def new_root_attrs() -> dict:
+    return {"actstore": {"schema_version": SCHEMA_VERSION, "version": __version__, "created": _now(), "updated": _now()}}
 
 
-def _create_extraction_arrays(group: zarr.Group, spec: ExtractionSpec, labels: np.ndarray) -> None:
-    s, n, b = len(spec.seeds), spec.n_examples, spec.block
-    lay, tok, neu = spec.n_layers, spec.n_positions, spec.model.n_neurons
-    _coords(group, spec)
-    if spec.store_acts:
-        group.create_array("acts", shape=(s, n, lay, tok, neu), chunks=(1, b, 1, tok, neu), dtype=spec.dtype,
-                           dimension_names=ACT_DIMS, compressors=CHECKSUM, fill_value=0, overwrite=True)
-    group.create_array("label", data=labels.astype(np.int64), chunks=(min(n, 1 << 16),), dimension_names=("example",),
-                       overwrite=True)
-    group.create_array("prediction", shape=(s, n), chunks=(1, b), dtype="int16", fill_value=-1,
-                       dimension_names=("seed", "example"), overwrite=True)
-    group.create_array("scores", shape=(s, n, len(spec.label_names)), chunks=(1, b, len(spec.label_names)),
-                       dtype="float32", fill_value=np.nan, dimension_names=("seed", "example", "class"), overwrite=True)
-    group.create_array("done", shape=(s, spec.n_blocks), chunks=(1, 1), dtype="bool", fill_value=False,
-                       dimension_names=("seed", "block"), overwrite=True)
-    if spec.split == "train":
-        group.create_array("baseline", shape=(s, lay, tok, neu), chunks=(1, 1, tok, neu), dtype="float64",
-                           fill_value=np.nan, dimension_names=("seed", "layer", "token", "neuron"),
-                           compressors=CHECKSUM, overwrite=True)
-        group.create_array("baseline_sum", shape=(2, s, lay, tok, neu), chunks=(1, 1, 1, tok, neu),
-                           dtype="int64" if spec.dtype == "float16" else "float64",
-                           fill_value=0, dimension_names=("slot", "seed", "layer", "token", "neuron"),
-                           compressors=CHECKSUM, overwrite=True)
+def put_attrs(group: zarr.Group, attrs: dict) -> None:
+    """Every attribute write of a group: sealed with the digests ``Store._group`` checks."""
+    group.attrs.put(seal(group, attrs))
+
+
+def _undone_as_nan(acts: da.Array, done: np.ndarray, block: int) -> da.Array:
+    """Lazy activations whose blocks not extracted yet are NaN, made here, never read: their chunks do not
+    exist, and reading one would be a fault."""
+    rows = []
+    for s in range(done.shape[0]):
+        parts = [acts[s:s + 1, b * block:(b + 1) * block] for b in range(done.shape[1])]
+        rows.append(da.concatenate([p if done[s, b] else da.full(p.shape, np.nan, dtype=p.dtype, chunks=p.chunks)
+                                    for b, p in enumerate(parts)], axis=1))
+    return da.concatenate(rows, axis=0)
+
+
+def _read_done_blocks(array: zarr.Array, done: np.ndarray, block: int) -> np.ndarray:
+    """A (seed, example, ...) array read where its blocks are done, its fill value elsewhere: the chunks of blocks
+    not extracted yet do not exist, and any other missing chunk is a fault."""
+    if done.all():
+        return np.asarray(array[...])
+    values = np.full(array.shape, array.fill_value, array.dtype)
+    for s, b in zip(*np.nonzero(done)):
+        rows = slice(b * block, (b + 1) * block)
+        values[s, rows] = array[s, rows]
+    return values
 
 
 class ExtractionWriter:
@@ -416,7 +420,7 @@ class ExtractionWriter:
         attrs = dict(self.group.attrs)
         attrs.update(changes)
         attrs["stamp"] = {**attrs["stamp"], "updated": _now()}
-        self.group.attrs.put(attrs)
+        put_attrs(self.group, attrs)
 
     def finish(self) -> bool:
         """Mark the extraction complete if every block (and, for train, every seed's baseline) is in."""

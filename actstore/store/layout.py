@@ -1,0 +1,81 @@
+"""The arrays of an extraction group, derived from its spec: used to create them, and to check and rebuild their
+metadata (a damaged ``zarr.json`` of an extraction array is rewritten from here, its chunks kept)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from ..specs import ExtractionSpec
+from .integrity import CHECKSUM, array_metadata
+
+ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
+
+
+@dataclass(frozen=True)
+class ArrayLayout:
+    name: str
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    dtype: str
+    dims: tuple[str, ...]
+    fill: object = 0
+
+
+def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray]:
+    """The index coordinates of an extraction; its layers are numbered across stacks (T5's decoder after the
+    encoder)."""
+    first = 0 if spec.stack == "encoder" else spec.model.n_layers
+    return {"seed": np.asarray(spec.seeds, np.int64), "example": np.arange(spec.n_examples, dtype=np.int64),
+            "layer": first + np.arange(spec.n_layers, dtype=np.int64), "token": np.arange(spec.n_positions, dtype=np.int64),
+            "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
+            "class": np.arange(len(spec.label_names), dtype=np.int64)}
+
+
+def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
+    """Activations chunked one (seed, block of examples, layer) per chunk; one done marker per (seed, block)."""
+    s, n, b = len(spec.seeds), spec.n_examples, spec.block
+    lay, tok, neu, cls = spec.n_layers, spec.n_positions, spec.model.n_neurons, len(spec.label_names)
+    arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,)) for name, values in coordinates(spec).items()]
+    if spec.store_acts:
+        arrays.append(ArrayLayout("acts", (s, n, lay, tok, neu), (1, b, 1, tok, neu), spec.dtype, ACT_DIMS))
+    arrays += [
+        ArrayLayout("label", (n,), (min(n, 1 << 16),), "int64", ("example",)),
+        ArrayLayout("prediction", (s, n), (1, b), "int16", ("seed", "example"), -1),
+        ArrayLayout("scores", (s, n, cls), (1, b, cls), "float32", ("seed", "example", "class"), np.nan),
+        ArrayLayout("done", (s, spec.n_blocks), (1, 1), "bool", ("seed", "block"), False),
+    ]
+    if spec.split == "train":
+        arrays += [
+            ArrayLayout("baseline", (s, lay, tok, neu), (1, 1, tok, neu), "float64", ("seed", "layer", "token", "neuron"),
+                        np.nan),
+            ArrayLayout("baseline_sum", (2, s, lay, tok, neu), (1, 1, 1, tok, neu),
+                        "int64" if spec.dtype == "float16" else "float64", ("slot", "seed", "layer", "token", "neuron")),
+        ]
+    return arrays
+
+
+def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:
+    """Create the arrays (metadata only), each with a CRC32C on every chunk."""
+    for a in layout:
+        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=a.dtype, fill_value=a.fill,
+                           dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
+
+
+def expected_metadata(spec: ExtractionSpec) -> tuple[dict[str, dict], zarr.Group]:
+    """The metadata each array of ``spec`` must have, and a scratch in-memory group that holds it."""
+    scratch = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
+    create_arrays(scratch, extraction_layout(spec))
+    return array_metadata(scratch), scratch
+
+
+def rewrite_metadata(group: zarr.Group, name: str, scratch: zarr.Group) -> None:
+    """Put back an array's ``zarr.json`` as ``expected_metadata`` made it, leaving its chunks as they are."""
+    prototype = default_buffer_prototype()
+    value = sync(scratch.store.get(f"{name}/zarr.json", prototype))
+    key = f"{group.path}/{name}/zarr.json" if group.path else f"{name}/zarr.json"
+    sync(group.store.set(key, value))

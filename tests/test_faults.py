@@ -1,0 +1,170 @@
+"""Planted faults, for every kind of array and for the metadata: each is found by `actstore verify`, refused by
+every reader with one `error:` line (never read back as data), and healed bit-identically by
+`verify --repair` + the same `extract` and `rank` commands where it can be recomputed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from actstore import open_store
+from actstore.errors import StoreFault
+from helpers import digest, invoke, one_error_line
+
+VALIDATION, TRAIN = "extractions/sst2/validation", "extractions/sst2/train"
+
+
+def extract_args(model: Path, data_dir: Path, store: Path, *, new_prompts: bool = True) -> list:
+    """The extract command; without ``new_prompts`` it uses the prompts the store holds."""
+    prompts = ["--prompts", "random", "--seeds", "0,1", "--prompt-length", "3"] if new_prompts else []
+    return ["extract", "--model", model, "--task", "sst2", *prompts, "--limit", "16", "--batch-size", "4",
+            "--block", "8", "--store-train", "--data-dir", data_dir, "--store", store]
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, data_dir, tmp_path_factory) -> tuple[Path, list]:
+    """A finished store (train activations stored, validation, a ranking) and the command that made it."""
+    store = tmp_path_factory.mktemp("faults") / "ref.zarr"
+    args = extract_args(tiny_model_dir("bert"), data_dir, store)
+    assert invoke(*args).exit_code == 0
+    assert invoke("rank", "--store", store, "--task", "sst2").exit_code == 0
+    return store, args
+
+
+def arrays(store: Path) -> dict[str, np.ndarray]:
+    """Every array of every group, read with plain zarr."""
+    found = {}
+
+    def walk(group: zarr.Group) -> None:
+        for name, member in group.members():
+            if isinstance(member, zarr.Group):
+                walk(member)
+            else:
+                found[member.path] = np.asarray(member[...])
+
+    walk(zarr.open_group(store, mode="r"))
+    return found
+
+
+def live_slot_chunk(store: Path) -> str:
+    progress = json.loads((store / TRAIN / "zarr.json").read_text())["attributes"]["baseline_progress"]
+    return f"{TRAIN}/baseline_sum/c/{progress['1']['slot']}/1/0/0/0"
+
+
+CHUNKS = {  # array kind → one chunk of a finished block / seed
+    "acts": f"{VALIDATION}/acts/c/1/1/0/0/0",
+    "train acts": f"{TRAIN}/acts/c/0/1/1/0/0",
+    "scores": f"{VALIDATION}/scores/c/0/1/0",
+    "prediction": f"{VALIDATION}/prediction/c/1/0",
+    "label": f"{VALIDATION}/label/c/0",
+    "done": f"{VALIDATION}/done/c/0/1",
+    "coordinate": f"{VALIDATION}/example/c/0",
+    "baseline": f"{TRAIN}/baseline/c/1/0/0/0",
+    "baseline_sum": None,  # the live slot: read from the store
+    "ranking": "rankings/sst2/predictivity/c/0/0",
+}
+
+
+def plant(path: Path, fault: str) -> None:
+    data = path.read_bytes()
+    if fault == "flip":
+        path.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1:])
+    elif fault == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    else:
+        path.unlink()
+
+
+def heal(store: Path, args: list, expected: dict[str, np.ndarray]) -> None:
+    """repair, then the same extract and rank: bit-identical to the store before the fault, and verify is clean."""
+    repaired = invoke("verify", store, "--repair")
+    assert repaired.exit_code == 0, repaired.output
+    assert invoke(*args[:-1], store).exit_code == 0
+    assert invoke("rank", "--store", store, "--task", "sst2").exit_code == 0
+    clean = invoke("verify", store)
+    assert clean.exit_code == 0 and "0 problem(s)" in clean.output, clean.output
+    got = arrays(store)
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        np.testing.assert_array_equal(got[key], values, err_msg=key)
+
+
+@pytest.mark.parametrize("fault", ["flip", "truncate", "delete"])
+@pytest.mark.parametrize("kind", list(CHUNKS))
+def test_a_damaged_chunk_is_found_refused_and_healed(reference, tmp_path, kind, fault):
+    source, args = reference
+    expected = arrays(source)
+    store = tmp_path / "s.zarr"
+    shutil.copytree(source, store)
+    key = CHUNKS[kind] or live_slot_chunk(store)
+    plant(store / key, fault)
+
+    found = invoke("verify", store, "--json")
+    assert found.exit_code == 1, found.output
+    damage = json.loads(found.output)["damage"]
+    assert damage and all(d["recomputable"] for d in damage)
+
+    if kind == "train acts":  # rank reads the train baseline, not the train activations: the analyst's view refuses
+        with pytest.raises(StoreFault):
+            open_store(store).extraction("sst2", "train")["acts"].values
+    elif kind == "ranking":
+        one_error_line(invoke("info", store), "verify")
+    elif kind != "baseline_sum":  # a finished train pass's running sum is read by nothing but verify
+        deleted_marker = kind == "done" and fault == "delete"  # a block not marked done is a block to extract again
+        one_error_line(invoke("rank", "--store", store, "--task", "sst2"), "extract" if deleted_marker else "verify")
+    heal(store, args, expected)
+
+
+@pytest.mark.parametrize("fault", ["broken array zarr.json", "dtype edited", "broken group zarr.json",
+                                   "spec edited", "broken root zarr.json", "ranking dtype edited"])
+def test_damaged_metadata_is_found_refused_and_healed(reference, tmp_path, fault):
+    source, args = reference
+    expected = arrays(source)
+    store = tmp_path / "s.zarr"
+    shutil.copytree(source, store)
+    meta = {"broken array zarr.json": f"{VALIDATION}/acts", "dtype edited": f"{VALIDATION}/acts",
+            "broken group zarr.json": VALIDATION, "spec edited": VALIDATION, "broken root zarr.json": "",
+            "ranking dtype edited": "rankings/sst2/predictivity"}[fault]
+    path = store / meta / "zarr.json"
+    text = path.read_text()
+    if fault.startswith("broken"):
+        path.write_text(text[: len(text) // 2])
+    elif fault == "spec edited":
+        path.write_text(text.replace('"max_length": 128', '"max_length": 127'))
+    else:
+        path.write_text(text.replace('"float16"', '"int16"').replace('"float64"', '"int64"'))
+    assert path.read_text() != text
+
+    assert invoke("verify", store).exit_code == 1
+    one_error_line(invoke("rank", "--store", store, "--task", "sst2") if "ranking" not in fault
+                   else invoke("info", store), "verify")
+    heal(store, args, expected)
+
+
+def test_lost_prompts_are_reported_as_not_recomputable(reference, tiny_model_dir, data_dir, tmp_path):
+    source, _ = reference
+    store = tmp_path / "s.zarr"
+    shutil.copytree(source, store)
+    plant(store / "prompts/sst2/prompt/c/0/0/0", "flip")
+    repaired = invoke("verify", store, "--repair")
+    assert repaired.exit_code == 1 and "1 not recomputable" in repaired.output
+    assert "prompts import" in repaired.output
+    before = digest(store)
+    extract_with_stored_prompts = extract_args(tiny_model_dir("bert"), data_dir, store, new_prompts=False)
+    one_error_line(invoke(*extract_with_stored_prompts), "verify")
+    assert digest(store) == before
+
+
+def test_a_chunk_of_all_fill_values_is_still_written(tmp_path):
+    """zarr skips chunks equal to the fill value by default; then a missing chunk could be data. Not here."""
+    from actstore.store import Store
+
+    store = Store(tmp_path / "s.zarr", mode="a")
+    group = store.root.require_group("g")
+    group.create_array("zeros", shape=(4,), chunks=(2,), dtype="float16", fill_value=0)[...] = 0
+    assert sorted(p.name for p in (tmp_path / "s.zarr/g/zeros/c").iterdir()) == ["0", "1"]
