@@ -220,8 +220,9 @@ class Store:
     def extraction(self, task: str, split: str = "validation", *, stack: str = "encoder",
                    complete_only: bool = True) -> xr.Dataset:
         """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label,
-        prediction, scores (``complete_only=False``: blocks not extracted yet read as NaN / -1). T5's decoder activations (``stack="decoder"``) have one ``token``, the first
-        decoding step, and their layers numbered after the encoder's."""
+        prediction, scores (``complete_only=False``: blocks not extracted yet read as NaN / -1, ``complete`` says
+        which). T5's decoder activations (``stack="decoder"``) have one ``token``, the first decoding step, and their
+        layers numbered after the encoder's."""
         path = _extraction_path(task, split, stack)
         group = self._group(path, "extraction")
         if group is None:
