@@ -49,7 +49,7 @@ def test_info(store):
     assert "extractions/sst2/validation: complete, 6/6 blocks, 24 examples × 2 seeds" in result.output
     assert "extractions/sst2/train: complete" in result.output and "baseline only" in result.output
     summary = json.loads(invoke("info", store, "--json").output)
-    assert summary["schema_version"] == 1 and "sst2" in summary["rankings"]
+    assert summary["schema_version"] == 2 and "sst2" in summary["rankings"]
 
 
 def test_analyst_api_speaks_named_dimensions(store):
@@ -127,14 +127,14 @@ def test_non_binary_labels_for_rank(tiny_model_dir, tmp_path):
 def test_store_of_another_schema_version(store, tmp_path):
     import shutil
 
-    copy = tmp_path / "v2.zarr"
+    copy = tmp_path / "v1.zarr"
     shutil.copytree(store, copy)
     meta = json.loads((copy / "zarr.json").read_text())
-    meta["attributes"]["actstore"]["schema_version"] = 2
+    meta["attributes"]["actstore"]["schema_version"] = 1
     (copy / "zarr.json").write_text(json.dumps(meta))
     before = digest(copy)
-    one_error_line(invoke("info", copy), "schema version 2", "version 1 only")
-    one_error_line(invoke("rank", "--store", copy, "--task", "sst2"), "schema version 2")
+    one_error_line(invoke("info", copy), "schema version 1", "version 2 only", "extract again")
+    one_error_line(invoke("rank", "--store", copy, "--task", "sst2"), "schema version 1")
     assert digest(copy) == before
 
 
