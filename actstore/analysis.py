@@ -228,6 +228,10 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
     Plus Spearman's rho of the two predictivity vectors per layer. Stored as results/adversarial/<task>@<clean>
     (suffixed ``.global`` for the global scope).
     """
+    if scope not in SCOPES:
+        raise ActstoreError(f"unknown scope '{scope}'; use {' or '.join(SCOPES)}")
+    if not percents or any(not 0 < p <= 100 for p in percents):
+        raise ActstoreError(f"percentages must lie in (0, 100], got {', '.join(map(str, percents)) or 'none'}")
     clean = clean or source_task(task)
     if clean == task:
         raise ActstoreError(f"task '{task}' has no clean source task in the registry: name one with --clean")
@@ -237,10 +241,6 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
         raise ActstoreError(f"the ranking of '{task}' used the train baseline of '{baseline}', not of its clean task "
                             f"'{clean}': rank it again with --baseline-from {clean}")
     pred, model = _predictivities(store, [clean, task])
-    if scope not in SCOPES:
-        raise ActstoreError(f"unknown scope '{scope}'; use {' or '.join(SCOPES)}")
-    if not percents or any(not 0 < p <= 100 for p in percents):
-        raise ActstoreError(f"percentages must lie in (0, 100], got {', '.join(map(str, percents)) or 'none'}")
     adv_pred = pred[1]
     ranks = adv_rank["rank_in_layer" if scope == "layer" else "rank_global"].values
     pool = ranks.shape[1] if scope == "layer" else ranks.size

@@ -87,8 +87,9 @@ class PromptSet:
     def from_files(cls, paths: Sequence[str | Path], seeds: Sequence[int] | None = None) -> "PromptSet":
         """Load .pt/.npy/.safetensors files or PEFT checkpoint folders: one [p, hidden] tensor per seed
         (Prompt-Transferability format) or one [k, p, hidden]."""
+        seeds = check_seeds(seeds) if seeds is not None else None
         rows = [row for path in paths for row in _read_prompt_file(Path(path))]
-        seeds = tuple(seeds) if seeds is not None else tuple(range(len(rows)))
+        seeds = seeds if seeds is not None else tuple(range(len(rows)))
         if len(seeds) != len(rows):
             raise ActstoreError(f"{len(rows)} prompts were read but {len(seeds)} seeds were given")
         if len({r.shape for r in rows}) != 1:

@@ -38,7 +38,7 @@ def suppress(
     random_draws: Annotated[int, typer.Option(help="random controls (at least 2, reported as mean ± std)")] = 5,
     neurons_from: Annotated[Optional[str], typer.Option(help="suppress the skill neurons ranked on this task "
                                                              "(cross suppression; default: the task itself)")] = None,
-    noise_scale: Annotated[float, typer.Option(help="noise std in units of the neuron's activation spread")] = 1.0,
+    noise_scale: Annotated[float, typer.Option(min=0.0, help="noise std in units of the neuron's activation spread")] = 1.0,
     seed: Annotated[int, typer.Option(min=0, help="seed of the random controls and the noise")] = 0,
     model: Annotated[Optional[str], typer.Option(help="default: the model the ranking was made with")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
