@@ -49,11 +49,11 @@ class TuneOptions:
     eval_batch_size: int = 32
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_tokens, int) and self.n_tokens <= 0:
-            raise ActstoreError(f"prompt length must be positive, got {self.n_tokens}")
-        check_positive(prompt_length=self.n_tokens, batch_size=self.batch_size, grad_accum=self.grad_accum,
-                       max_length=self.max_length, max_steps=self.max_steps, eval_every=self.eval_every,
-                       patience=self.patience, eval_batch_size=self.eval_batch_size)
+        if isinstance(self.n_tokens, bool) or not isinstance(self.n_tokens, int) or self.n_tokens <= 0:
+            raise ActstoreError(f"prompt length must be positive, got {self.n_tokens!r}")
+        check_positive(batch_size=self.batch_size, grad_accum=self.grad_accum, max_length=self.max_length,
+                       max_steps=self.max_steps, eval_every=self.eval_every, patience=self.patience,
+                       eval_batch_size=self.eval_batch_size)
         if self.lr is not None:
             check_positive_number(lr=self.lr)
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
