@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from actstore import open_store
-from actstore.errors import ActstoreError
+from actstore.errors import ActstoreError, StoreFault
 from actstore.ranking import rank, ranking_dataset, top_neurons
 from helpers import reference_ranking, run_toy
 
@@ -63,7 +63,7 @@ def test_a_corrupted_chunk_is_reported(tiny_model_dir, data_dir, tmp_path):
     data = bytearray(chunk.read_bytes())
     data[10] ^= 0xFF
     chunk.write_bytes(bytes(data))
-    with pytest.raises(ActstoreError, match="corrupted"):
+    with pytest.raises(StoreFault, match="fails its CRC32C checksum"):
         rank(store, "toy")
 
 

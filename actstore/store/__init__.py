@@ -1,5 +1,6 @@
 """Storage backend: the Zarr v3 layout, its JSON Schema, and crash-safe writers."""
 
-from .store import ExtractionWriter, Store, open_store
+from .store import Store, open_store
+from .writer import ExtractionWriter
 
 __all__ = ["ExtractionWriter", "Store", "open_store"]

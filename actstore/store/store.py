@@ -13,10 +13,8 @@ Faults are never data (``integrity``): every read goes through ``StrictStore`` (
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,22 +25,14 @@ import xarray as xr
 import zarr
 from zarr.storage import LocalStore
 
-from .. import __version__
 from ..errors import ActstoreError, StoreFault
 from ..prompts import PromptSet
 from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
-from .integrity import CHECKSUM, StrictStore, check_seal, seal
+from .attrs import new_root_attrs, put_attrs, stamp
+from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
-from .schema import SCHEMA_VERSION, validate
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _stamp(state: str, created: str | None = None) -> dict:
-    now = _now()
-    return {"version": __version__, "created": created or now, "updated": now, "state": state}
+from .schema import validate
+from .writer import ExtractionWriter
 
 
 class Store:
@@ -183,11 +173,11 @@ class Store:
                            dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True)
         group.create_array("seed", data=np.asarray(prompts.seeds, dtype=np.int64), dimension_names=("seed",),
                            compressors=CHECKSUM, overwrite=True)
-        put_attrs(group, {"spec": to_attrs(spec), "stamp": _stamp("complete")})
+        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("complete")})
 
     # ---- extractions
 
-    def extraction_writer(self, spec: ExtractionSpec, labels: np.ndarray, data_source: str) -> "ExtractionWriter":
+    def extraction_writer(self, spec: ExtractionSpec, labels: np.ndarray, data_source: str) -> ExtractionWriter:
         """Open an extraction for (re)writing: a new one is created, a matching one resumes, another is refused."""
         path = _extraction_path(spec.task, spec.split, spec.stack)
         group = self._group(path, "extraction")
@@ -205,7 +195,7 @@ class Store:
         for name, values in coordinates(spec).items():
             group[name][...] = values
         group["label"][...] = labels
-        put_attrs(group, {"spec": to_attrs(spec), "stamp": _stamp("in_progress"), "data_source": data_source,
+        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), "data_source": data_source,
                           **({"baseline_progress": {}} if spec.split == "train" else {})})
         return ExtractionWriter(self, group, spec)
 
@@ -300,7 +290,7 @@ class Store:
             text = values.dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
             group.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=var.dims,
                                compressors=CHECKSUM, overwrite=True)[...] = values
-        put_attrs(group, {"spec": spec, "stamp": _stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
+        put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
         group = self._group(path, kind)
@@ -326,15 +316,6 @@ def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
     return f"extractions/{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")
 
 
-def new_root_attrs() -> dict:
-    return {"actstore": {"schema_version": SCHEMA_VERSION, "version": __version__, "created": _now(), "updated": _now()}}
-
-
-def put_attrs(group: zarr.Group, attrs: dict) -> None:
-    """Every attribute write of a group: sealed with the digests ``Store._group`` checks."""
-    group.attrs.put(seal(group, attrs))
-
-
 def _undone_as_nan(acts: da.Array, done: np.ndarray, block: int) -> da.Array:
     """Lazy activations whose blocks not extracted yet are NaN, made here, never read: their chunks do not
     exist, and reading one would be a fault."""
@@ -357,77 +338,3 @@ def _read_done_blocks(array: zarr.Array, done: np.ndarray, block: int) -> np.nda
         values[s, rows] = array[s, rows]
     return values
 
-
-class ExtractionWriter:
-    """Writes one extraction block by block; safe to call ``write_block`` from writer threads."""
-
-    def __init__(self, store: Store, group: zarr.Group, spec: ExtractionSpec) -> None:
-        self.store, self.group, self.spec = store, group, spec
-        self.created = group.attrs["stamp"]["created"]
-
-    def done(self) -> np.ndarray:
-        """(seed, block) bool: which blocks are safely stored."""
-        return np.asarray(self.group["done"][...])
-
-    def write_block(self, seed_index: int, block: int, acts: np.ndarray | None, scores: np.ndarray) -> None:
-        """Store one block's activations and scores, make them durable, then mark the block done."""
-        lo = block * self.spec.block
-        hi = lo + scores.shape[0]
-        written = []
-        if acts is not None and self.spec.store_acts:
-            self.group["acts"][seed_index, lo:hi] = acts
-            written += [("acts", (seed_index, block, layer, 0, 0)) for layer in range(self.spec.n_layers)]
-        self.group["scores"][seed_index, lo:hi] = scores
-        self.group["prediction"][seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
-        written += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
-        for name, coords in written:
-            self._fsync(name, coords)
-        self.group["done"][seed_index, block] = True
-
-    def _fsync(self, name: str, coords: tuple[int, ...]) -> None:
-        array = self.group[name]
-        fd = os.open(self.store.path / array.path / array.metadata.encode_chunk_key(coords), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    # ---- the train split's streamed baseline (Eq. 2), checkpointed in two slots
-
-    def stream_progress(self, seed: int) -> tuple[int, int]:
-        """(examples already summed, slot holding that sum) for one seed."""
-        entry = self.group.attrs.get("baseline_progress", {}).get(str(seed))
-        return (entry["examples"], entry["slot"]) if entry else (0, 1)
-
-    def load_sum(self, seed_index: int, slot: int) -> np.ndarray:
-        return np.asarray(self.group["baseline_sum"][slot, seed_index])
-
-    def checkpoint_sum(self, seed_index: int, total: np.ndarray, examples: int) -> None:
-        """Write the running sum into the slot not in use, then flip the pointer in one atomic attrs write."""
-        seed = self.spec.seeds[seed_index]
-        _, slot = self.stream_progress(seed)
-        free = 1 - slot
-        self.group["baseline_sum"][free, seed_index] = total
-        for layer in range(self.spec.n_layers):
-            self._fsync("baseline_sum", (free, seed_index, layer, 0, 0))
-        progress = dict(self.group.attrs.get("baseline_progress", {}))
-        progress[str(seed)] = {"examples": examples, "slot": free}
-        self._update_attrs(baseline_progress=progress)
-
-    def put_baseline(self, seed_index: int, baseline: np.ndarray) -> None:
-        self.group["baseline"][seed_index] = baseline
-
-    def _update_attrs(self, **changes: object) -> None:
-        attrs = dict(self.group.attrs)
-        attrs.update(changes)
-        attrs["stamp"] = {**attrs["stamp"], "updated": _now()}
-        put_attrs(self.group, attrs)
-
-    def finish(self) -> bool:
-        """Mark the extraction complete if every block (and, for train, every seed's baseline) is in."""
-        complete = bool(self.done().all())
-        if self.spec.split == "train":
-            complete &= all(self.stream_progress(s)[0] == self.spec.n_examples for s in self.spec.seeds)
-        if complete:
-            self._update_attrs(stamp={**self.group.attrs["stamp"], "state": "complete"})
-        return complete

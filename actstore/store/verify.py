@@ -30,7 +30,8 @@ from ..specs import ExtractionSpec, from_attrs
 from .integrity import metadata_of, seal_problems
 from .layout import coordinates, expected_metadata, rewrite_metadata
 from .schema import validate
-from .store import Store, new_root_attrs, put_attrs
+from .attrs import new_root_attrs, put_attrs
+from .store import Store
 
 #: the groups of a store, by the path of any key inside them
 _GROUP = re.compile(r"^(prompts/[^/]+|rankings/[^/]+|results/[^/]+/[^/]+|extractions/[^/]+/[^/]+(?:/decoder)?)/")
