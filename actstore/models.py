@@ -202,6 +202,17 @@ def _device(name: str | None) -> torch.device:
     return device
 
 
+def _unloadable(name: str, path: str, exc: Exception) -> str:
+    """Why a model could not be loaded, in one line: transformers' reasons run over several, and for a path that
+    does not exist they speak of hub repository ids."""
+    reason = str(exc).strip().splitlines()[0]
+    if os.path.isdir(path):
+        return f"cannot load model '{name}' from the directory {path}: {reason}"
+    if os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:  # a path, never a hub id
+        return f"unknown model '{name}': no such directory"
+    return f"unknown model '{name}': not a registry alias, a local directory or a model the hub cache holds ({reason})"
+
+
 def load_model(name: str, *, device: str | None = None) -> PromptedModel:
     """Load by Hugging Face name, registry alias or local directory; the hub is used only when needed."""
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, T5ForConditionalGeneration
@@ -214,8 +225,7 @@ def load_model(name: str, *, device: str | None = None) -> PromptedModel:
     try:
         config = AutoConfig.from_pretrained(path)
     except (OSError, ValueError) as exc:
-        where = "no such local directory and " if not os.path.isdir(path) else ""
-        raise ActstoreError(f"unknown model '{name}': {where}it could not be loaded ({str(exc).splitlines()[0]})") from None
+        raise ActstoreError(_unloadable(name, path, exc)) from None
     arch = config.model_type
     if arch not in SUPPORTED:
         raise ActstoreError(f"model '{name}' is a {arch}; supported architectures: {', '.join(SUPPORTED)}")
@@ -226,8 +236,11 @@ def load_model(name: str, *, device: str | None = None) -> PromptedModel:
         cls, scoring = AutoModelForMaskedLM, "mlm_head"
     else:
         cls, scoring = AutoModel, "embedding_dot"
-    model = cls.from_pretrained(path, config=config)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    try:
+        model = cls.from_pretrained(path, config=config)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:  # e.g. a directory with config.json but no weights
+        raise ActstoreError(_unloadable(name, path, exc)) from None
     model.to(target)
     loaded = PromptedModel(name, model, tokenizer, scoring, path)
     expected = _registry().get(name, {}).get("revision")

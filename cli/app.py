@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import functools
+import signal
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import typer
+from rich.markup import escape
 
 from actstore.errors import ActstoreError
+from actstore_entry import AGAIN, KEPT, stop_message
 
 from . import analyze, extract, info, prompts, rank, run, suppress, tune
 from .output import err
@@ -17,18 +22,37 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="Store and analyse FFN activations of prompt-tuned transformers.")
 
 
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1) from None
+
+
+def _os_fault(exc: OSError) -> str:
+    """A fault of the machine (disk full, read-only file system, I/O error) in one line; every write is atomic
+    and every finished block or seed marked only once durable, so what is marked is whole."""
+    reason = exc.strerror or str(exc)
+    reason = reason[:1].lower() + reason[1:]  # "No space left on device" inside a sentence
+    where = f": {exc.filename}" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full ({reason}{where}): {KEPT}; free some space, then {AGAIN}"
+    return f"{reason}{where}"
+
+
 def _clean_errors(command: Callable) -> Callable:
-    """Bad input ends in one readable line and exit 1; Ctrl-C in a hint to resume."""
+    """Bad input and faults of the machine end in one readable line and exit 1; Ctrl-C in a hint to resume."""
 
     @functools.wraps(command)
     def run(*args, **kwargs):
         try:
             return command(*args, **kwargs)
         except ActstoreError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("interrupted: finished blocks are stored; run the same command again to continue")
+            _fail(str(exc))
+        except OSError as exc:
+            if exc.errno in (None, errno.EPIPE):  # a library's own message (a bug here), or a closed pipe typer ends
+                raise
+            _fail(_os_fault(exc))
+        except KeyboardInterrupt:  # Ctrl-C without the console script's handlers (python -m, the library's tests)
+            err.print(stop_message(signal.SIGINT))
             raise typer.Exit(130) from None
 
     return run

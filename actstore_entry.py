@@ -1,0 +1,53 @@
+"""The ``actstore`` console script: its signal handlers are in place before the slow imports (torch, transformers,
+zarr: seconds), so that Ctrl-C or the SIGTERM a scheduler such as SLURM sends before it kills a job ends the
+command at any moment, start-up included, with one line, exit code 128 + signal number, and a store that the
+same command resumes. A top-level module: anything inside the ``actstore`` package would import the heavy
+modules first."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+KEPT = "finished blocks and seeds are stored"
+AGAIN = "run the same command again to continue"
+
+
+class Stopped(BaseException):
+    """SIGINT or SIGTERM, raised in the main thread wherever it is. Not a KeyboardInterrupt, which click would
+    end as a silent exit 130, and not an Exception, which an ``except Exception`` could swallow."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_message(signum: int) -> str:
+    what = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
+    return f"{what}: {KEPT}; {AGAIN}"
+
+
+def _raise(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
+def _ignore_signals() -> None:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, _raise)
+    signal.signal(signal.SIGTERM, _raise)
+    try:
+        from actstore.cli.app import main as run
+
+        run()
+    except Stopped as stop:
+        _ignore_signals()  # a second signal must not cut the message short
+        print(stop_message(stop.signum), file=sys.stderr)
+        sys.exit(128 + stop.signum)
+    finally:
+        # the command is over: a signal in the interpreter's teardown would print a traceback (Python ignores
+        # exceptions raised there) or, once Python restored the default handlers, kill it without a word
+        _ignore_signals()
