@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
@@ -20,6 +19,7 @@ import xarray as xr
 from . import kernels
 from .errors import ActstoreError
 from .extraction import baseline_from_sum, block_sum
+from .scheduler import shared
 from .specs import ExtractionSpec, RankingSpec
 from .store import Store
 from .tasks import source_task
@@ -385,21 +385,23 @@ def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None) -> np.ndarra
 def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
             per_neuron: np.ndarray | None) -> np.ndarray:
     """Apply ``kernel(block (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every chunk of
-    acts (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron)."""
-    s, _, n_layers, n_tokens, n_neurons = acts.shape
+    acts (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on the
+    current dask scheduler (``scheduler.using``). ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a
+    cluster), never inside the task function, which would ship them with the graph."""
+    n_tokens, n_neurons = acts.shape[3:]
     acts = acts.rechunk({1: acts.chunks[1][0] * CHUNKS_PER_TASK})
     n_out = int(np.prod(out, dtype=int)) if out else 1
+    # indices: seed, example, class (the kernel's out), layer, token, neuron
+    thresholds = (None, None) if per_neuron is None else (shared(per_neuron, (1, 1, n_tokens, n_neurons)), "sltn")
+    classes = (None, None) if labels is None else (shared(labels, (acts.chunks[1],)), "e")
+    per_block = da.blockwise(_block, "secltn", acts, "seltn", *thresholds, *classes, kernel=kernel,
+                             new_axes={"c": n_out}, adjust_chunks={"e": 1},
+                             dtype=np.int64 if acts.dtype == np.float16 else np.float64)
+    return per_block.sum(axis=1).compute()
 
-    def block(a: np.ndarray, block_info: dict) -> np.ndarray:
-        (s0, _), (e0, e1), (layer, _), _, _ = block_info[0]["array-location"]
-        flat = a.reshape(a.shape[1], -1)
-        lab = None if labels is None else labels[e0:e1]
-        thr = None if per_neuron is None else per_neuron[s0, layer].reshape(-1)
-        return kernel(flat, thr, lab).reshape(1, 1, n_out, 1, n_tokens, n_neurons)
 
-    partial = acts.map_blocks(
-        block, new_axis=[2], dtype=np.int64 if acts.dtype == np.float16 else np.float64,
-        chunks=((1,) * s, (1,) * len(acts.chunks[1]), (n_out,), (1,) * n_layers, (n_tokens,), (n_neurons,)),
-    )
-    with dask.config.set(scheduler="threads"):
-        return partial.sum(axis=1).compute()
+def _block(a: np.ndarray, thresholds: np.ndarray | None, labels: np.ndarray | None, *, kernel: Callable) -> np.ndarray:
+    """One chunk (1, e, 1, token, neuron) → (1, 1, out, 1, token, neuron); module level, so that workers import it."""
+    flat = a.reshape(a.shape[1], -1)
+    counts = kernel(flat, None if thresholds is None else thresholds.reshape(-1), labels)
+    return counts.reshape(1, 1, -1, 1, *a.shape[3:])

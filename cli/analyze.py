@@ -14,9 +14,10 @@ from actstore import analysis
 from actstore.evaluation import evaluate
 from actstore.models import load_model
 from actstore.report import render
+from actstore.scheduler import using
 from actstore.store import Store
 
-from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength
+from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength, Scheduler
 from .output import out, throughput
 from .suppress import parse_percents
 
@@ -96,10 +97,11 @@ def correlate(
     normalize: Annotated[Literal[analysis.NORMALIZE], typer.Option(
         help="none, or zscore: standardise each neuron across the tasks first")] = "none",
     as_json: AsJson = False,
+    scheduler: Scheduler = None,
 ) -> None:
     """Task specificity: Spearman correlation of the tasks' neuron predictivities per layer, averaged over layers."""
     target = _existing(store)
-    with target.writing():
+    with using(scheduler), target.writing():
         result = analysis.correlate(target, _tasks(tasks), normalize)
     if as_json:
         out.print_json(json.dumps({"tasks": result["task_a"].values.tolist(), "normalize": normalize,
@@ -118,10 +120,11 @@ def compare_adversarial(
         ",".join(f"{p:g}" for p in analysis.ADVERSARIAL_PERCENTS),
     scope: Annotated[str, typer.Option(help="layer: top x % of each layer; global: of all neurons")] = "layer",
     as_json: AsJson = False,
+    scheduler: Scheduler = None,
 ) -> None:
     """Are the clean task's skill neurons among the most predictive on the adversarial data?"""
     target = _existing(store)
-    with target.writing():
+    with using(scheduler), target.writing():
         result = analysis.compare_adversarial(target, task, clean=clean, percents=parse_percents(percent), scope=scope)
     spec = result.attrs["spec"]
     columns = ("overlap", "chance", "adv_predictivity_clean_top", "adv_predictivity_adv_top", "clean_top_percentile")
@@ -143,9 +146,11 @@ def compare_adversarial(
 def report(
     store: StorePath,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the figures and index.md / index.html")],
+    scheduler: Scheduler = None,
 ) -> None:
     """Render every figure the store has data for (PNG and SVG) and an index page with the accuracy table."""
-    written = render(Store(store), out_dir)
+    with using(scheduler):
+        written = render(Store(store), out_dir)
     for title, stem, _ in written.figures:
         out.print(f"{title}: {out_dir / stem}.png, .svg")
     for note in written.skipped:

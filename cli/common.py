@@ -21,6 +21,9 @@ LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-
 LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, in label order")]
 Limit = Annotated[Optional[int], typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file order)")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
+Scheduler = Annotated[Optional[str], typer.Option(
+    help="where dask computes: threads, processes (a local cluster of worker processes), tcp://host:8786 or a dask "
+         "scheduler file (default: $DASK_SCHEDULER_ADDRESS, else threads)")]
 
 
 #: sizes and counts: typer refuses 0 and negatives as usage errors (the library checks them again)

@@ -10,8 +10,10 @@ import numpy as np
 import typer
 
 from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
+from actstore.scheduler import using
 from actstore.store import Store
 
+from .common import Scheduler
 from .output import out, skill_table
 
 
@@ -27,10 +29,11 @@ def rank(
              "neutral-vs-rest); stored as rankings/<task>:<subtask>")] = None,
     top: Annotated[int, typer.Option(min=1, help="rows of the top-neuron table")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    scheduler: Scheduler = None,
 ) -> None:
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""
     target = Store(store, mode="r+")
-    with target.writing():
+    with using(scheduler), target.writing():
         if subtask is None:
             rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from)}
         else:

@@ -12,10 +12,11 @@ from rich.table import Table
 from actstore.errors import ActstoreError
 from actstore.models import load_model
 from actstore.store import Store
+from actstore.scheduler import using
 from actstore.tasks import source_task
 from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
 
-from .common import BatchSize, DataSource, Device, MaxLength, with_data
+from .common import BatchSize, DataSource, Device, MaxLength, Scheduler, with_data
 from .output import out, throughput
 
 
@@ -46,6 +47,7 @@ def suppress(
     max_length: MaxLength = 128,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    scheduler: Scheduler = None,
     data: DataSource = DataSource(),
 ) -> None:
     """Suppress the top x % skill neurons while the model runs; accuracy against x, with random controls."""
@@ -53,16 +55,17 @@ def suppress(
                               random_seed=seed, noise_scale=noise_scale)
     source = neurons_from or task
     ranked = Store(store).ranking(source)  # fails clearly before any data or model is loaded
-    spec, splits = data.load(task, split)
-    examples = next(iter(splits.values()))
-    lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
-    target = Store(store, mode="r+")
-    with target.writing():
-        prompts = target.prompts(source_task(spec))
-        runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)
-        with throughput(f"suppress {task}", len(examples) * runs) as rates:
-            result = run_suppress(target, lm, spec, examples, options, neurons_from=neurons_from, batch_size=batch_size,
-                                  max_length=max_length, tick=lambda n: rates.add(n, 0))
+    with using(scheduler):  # so does an unreachable scheduler
+        spec, splits = data.load(task, split)
+        examples = next(iter(splits.values()))
+        lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
+        target = Store(store, mode="r+")
+        with target.writing():
+            prompts = target.prompts(source_task(spec))
+            runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)
+            with throughput(f"suppress {task}", len(examples) * runs) as rates:
+                result = run_suppress(target, lm, spec, examples, options, neurons_from=neurons_from,
+                                      batch_size=batch_size, max_length=max_length, tick=lambda n: rates.add(n, 0))
     skill = result["accuracy_skill"].values                 # (seed, percent)
     control = result["accuracy_random"].values.mean(axis=1)  # (draw, percent): seed mean per draw
     rows = [{"percent": float(p), "neurons": int(n), "skill_mean": float(s.mean()), "skill_std": float(s.std()),
