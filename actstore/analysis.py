@@ -44,7 +44,7 @@ def _check_own_prompts(store: Store, tasks: Sequence[str]) -> None:
         if store.prompt_spec(task) is None:
             source = source_task(task)
             hint = f" (an adversarial task uses the prompts of '{source}')" if source != task else ""
-            raise ActstoreError(f"task '{task}' has no prompts of its own in {store.path}{hint}; "
+            raise ActstoreError(f"task '{task}' has no prompts of its own in {store.location}{hint}; "
                                 "transfer compares tasks that each have their own prompts")
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .errors import ActstoreError
 from .store import Store
+from .store.backends import StoreLocation, open_backend
 
 
 def check_positive(**values: object) -> None:
@@ -28,7 +29,8 @@ def check_positive_number(**values: object) -> None:
             raise ActstoreError(f"{name.replace('_', '-')} must be a positive number, got {value!r}")
 
 
-def existing_store(path: str | Path) -> Store | None:
-    """The store at ``path`` opened read-only, or None where there is none yet: what a writing command checks its
+def existing_store(location: str | Path | StoreLocation) -> Store | None:
+    """The store at ``location`` opened read-only, or None where there is none yet: what a writing command checks its
     input against before it opens (and so creates) the store."""
-    return Store(path) if (Path(path) / "zarr.json").is_file() else None
+    backend = open_backend(location)
+    return Store(backend) if backend.exists() else None

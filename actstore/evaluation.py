@@ -90,7 +90,7 @@ def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: 
     """The prompts the store holds for ``source``, checked to fit ``model`` and to have been made for it."""
     prompts = store.prompts(source)
     if prompts is None:
-        raise ActstoreError(f"{store.path} holds no prompts for task '{source}': run actstore tune --task {source} first")
+        raise ActstoreError(f"{store.location} holds no prompts for task '{source}': run actstore tune --task {source} first")
     prompts.check_fits(model.spec, max_length)
     check_revision(f"prompts of '{source}'", store.prompt_spec(source).model, model)
     return prompts

@@ -33,11 +33,12 @@ import numpy as np
 from . import tasks
 from .checks import existing_store
 from .errors import ActstoreError
-from .extraction import ExtractOptions, extract, plan
+from .extraction import ExtractOptions, extract, owned_examples, plan
+from .launch import Shard, wait_until
 from .models import PromptedModel, load_model
 from .prompts import PromptSet
 from .ranking import model_accuracy, rank, top_neurons
-from .store import Store
+from .store import Store, StoreLocation
 from .tuning import TuneOptions, check_tune, tune
 
 #: the version of ``schemas/experiment-v<N>.json`` experiment files are checked against
@@ -56,7 +57,7 @@ def _silent(description: str, total: int) -> Iterator[Callable[[int], None]]:
 class Experiment:
     """A parsed experiment file."""
 
-    store: Path
+    store: str | StoreLocation  # a path or a URL (s3://bucket/prefix, ...)
     model: str
     seeds: tuple[int, ...]
     tasks: tuple[str, ...]
@@ -82,7 +83,7 @@ class Experiment:
         for name in raw["tasks"]:
             tasks.get_task(name)
         data = raw.get("data", {})
-        return cls(store=Path(raw["store"]), model=raw["model"], seeds=tuple(raw["seeds"]), tasks=tuple(raw["tasks"]),
+        return cls(store=raw["store"], model=raw["model"], seeds=tuple(raw["seeds"]), tasks=tuple(raw["tasks"]),
                    tune=_section(TuneOptions, raw, "tune", path), extract=_section(ExtractOptions, raw, "extract", path),
                    train_limit=data.get("train_limit"), dev_limit=data.get("dev_limit"),
                    baseline_limit=data.get("baseline_limit"), data_dir=data.get("data_dir"))
@@ -133,14 +134,16 @@ def run(experiment: Experiment, progress: ProgressFactory = _silent, say: Callab
         model: PromptedModel | None = None) -> list[TaskReport]:
     """Run (or finish) every step of every task; returns per task its accuracy per seed and top skill neurons.
     All data is loaded and checked against the model before the store is opened (so a bad run creates none)."""
-    model = model or load_model(experiment.model)
+    shard = Shard.from_env()
+    model = model or load_model(experiment.model, device=shard.device(None))
     loaded = {name: _load(experiment, tasks.get_task(name)) for name in experiment.ordered_tasks()}
     check(experiment, model, loaded)
     store = Store(experiment.store, mode="a")
     reports = []
-    with store.writing():
+    with store.writing(shared=shard.sharded):
         for name, (train, dev) in loaded.items():
-            reports.append(_run_task(experiment, store, model, tasks.get_task(name), train, dev, progress, say))
+            report = _run_task(experiment, store, model, tasks.get_task(name), train, dev, progress, say, shard)
+            reports += [report] if report else []
     return reports
 
 
@@ -183,18 +186,28 @@ def check(experiment: Experiment, model: PromptedModel, loaded: Mapping[str, Loa
 
 def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: tasks.TaskSpec,
               train: tasks.Split | None, dev: tasks.Split, progress: ProgressFactory,
-              say: Callable[[str], None]) -> TaskReport:
+              say: Callable[[str], None], shard: Shard) -> TaskReport | None:
+    """Tune, extract and rank one task; under a launcher every rank tunes and extracts its share, and rank 0 ranks
+    once every rank's share is in (the others return None)."""
     source = tasks.source_task(task)
     if train is not None:
-        with progress(f"tune {task.name}", len(experiment.seeds) * experiment.tune.max_steps) as advance:
+        mine = sum(shard.owns(i) for i in range(len(experiment.seeds)))
+        with progress(f"tune {task.name}", mine * experiment.tune.max_steps) as advance:
             tune(store, model, task, train, dev, experiment.seeds, experiment.tune,
-                 on_step=lambda seed, step, loss: advance(1))
+                 on_step=lambda seed, step, loss: advance(1), shard=shard)
+        wait_until(lambda: store.prompts(source) is not None, f"the prompts of '{source}'", shard)
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
     splits = _to_extract(experiment, train, dev)
     prompts = store.prompts(source)
     for split in splits:
-        with progress(f"extract {task.name}/{split.name}", len(split) * len(prompts.seeds)) as advance:
-            extract(store, model, task, split, prompts, experiment.extract, progress=lambda n, nbytes: advance(n))
+        planned = plan(model, task, split, prompts, experiment.extract)
+        with progress(f"extract {task.name}/{split.name}", owned_examples(planned, shard)) as advance:
+            extract(store, model, task, split, prompts, experiment.extract, progress=lambda n, nbytes: advance(n),
+                    shard=shard)
+    if shard.rank:
+        say(f"{task.name}: rank {shard.rank} of {shard.world} did its share; rank 0 ranks and reports")
+        return None
+    wait_until(lambda: all(store.complete(task.name, s.name) for s in splits), "every rank's extraction", shard)
     say(f"{task.name}: activations extracted ({', '.join(f'{s.name} {len(s)}' for s in splits)} examples)")
     ranked = store.ranking_spec(task.name)
     if ranked is None or ranked.prompt_checksum != prompts.checksum or ranked.n_examples != len(dev):

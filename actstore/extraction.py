@@ -6,9 +6,14 @@ I/O and memory stays bounded by (queue + 1) blocks whatever the split size. A bl
 after a crash unless its done marker exists; blocks are batched identically on every run, so a
 resumed extraction is bit-identical to an uninterrupted one.
 
-The train split also feeds Eq. 2's baseline as an exact int64 fixed-point sum of the float16
-values (``kernels.fixed_point_sum``), checkpointed every ``checkpoint_every`` blocks; with
-``store_acts=False`` (the default for train) its activations are never written.
+The train split also feeds Eq. 2's baseline as exact int64 fixed-point sums of the float16 values
+(``kernels.fixed_point_sum``), one per segment of ``segment`` blocks, each stored whole and marked
+done; the baseline is their sum, which no order of summing changes. With ``store_acts=False`` (the default
+for train) its activations are never written.
+
+Under a launcher (``launch.Shard``) every process takes its share of whole units, dev blocks and train
+segments, round robin; each unit's bytes are the same whoever computes it, so the store is bit-identical to a
+single process's, and the last rank to finish writes the baselines and marks the extraction complete.
 
 T5 is captured in both stacks in the same forward pass: the encoder at the prompt tokens, the decoder
 at the first decoding step (where the label word is scored); each stack is an extraction of its own
@@ -29,6 +34,7 @@ import torch
 from . import kernels
 from .checks import check_positive, existing_store
 from .errors import ActstoreError
+from .launch import Shard, wait_until
 from .models import PromptedModel
 from .prompts import PromptSet
 from .specs import ExtractionSpec, differences
@@ -52,13 +58,13 @@ class ExtractOptions:
     block: int = 32
     store_train: bool = False
     queue: int = 2
-    checkpoint_every: int = 32
+    segment: int = 32
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ActstoreError(f"dtype must be float16 or float32, not {self.dtype}")
         check_positive(max_length=self.max_length, batch_size=self.batch_size, block=self.block, queue=self.queue,
-                       checkpoint_every=self.checkpoint_every)
+                       segment=self.segment)
         if self.block % self.batch_size:
             raise ActstoreError(f"block ({self.block}) must be a multiple of batch size ({self.batch_size})")
 
@@ -75,6 +81,7 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
         label_names=tuple(task.label_names), label_words=tuple(task.label_words), dtype=options.dtype,
         max_length=options.max_length, block=options.block,
         store_acts=split.name != "train" or options.store_train,
+        segment=options.segment if split.name == "train" else 0,
     )
 
 
@@ -124,48 +131,91 @@ def stack_specs(spec: ExtractionSpec) -> list[ExtractionSpec]:
 
 
 def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
-            options: ExtractOptions = ExtractOptions(), progress: Progress | None = None) -> ExtractionSpec:
-    """Extract one split into ``store`` (resuming if it was interrupted); returns its (encoder) spec."""
+            options: ExtractOptions = ExtractOptions(), progress: Progress | None = None,
+            shard: Shard = Shard()) -> ExtractionSpec:
+    """Extract one split into ``store`` (resuming if it was interrupted), or this rank's share of it; returns its
+    (encoder) spec."""
     spec = plan(model, task, split, prompts, options)
     specs = stack_specs(spec)
-    writers = [store.extraction_writer(stack, split.labels, split.source) for stack in specs]
+    writers = _writers(store, specs, split, shard)
     runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options)
     report = progress or (lambda examples, nbytes: None)
     done = np.logical_and.reduce([w.done() for w in writers])
-    streaming = spec.split == "train"
     with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:
         queue = _WriteQueue(pool, options.queue)
-        for s, seed in enumerate(spec.seeds):
-            prompt = torch.from_numpy(prompts.vectors[s])
-            # per stack: examples already in its checkpointed sum (a crash may fall between two checkpoints)
-            starts = [w.stream_progress(seed)[0] if streaming else 0 for w in writers]
-            totals = [w.load_sum(s, w.stream_progress(seed)[1]) if start else np.zeros(shape, _SUM_DTYPE[spec.dtype])
-                      for w, start, shape in zip(writers, starts, runner.block_shapes)]
-            unsummed = min(starts)
-            for b in range(spec.n_blocks):
-                if done[s, b] and not (streaming and b * spec.block >= unsummed):  # stored, and summed if train
-                    report(runner.size(b), 0)
-                    continue
-                stacks, scores = runner.run(b, prompt)
-                for writer, acts, start, total in zip(writers, stacks, starts, totals):
-                    if streaming and b * spec.block >= start:
-                        total += block_sum(acts)
+
+        def run_block(s: int, b: int, prompt: torch.Tensor) -> list[np.ndarray]:
+            """Compute a block, and write it unless it is stored already (a train block is recomputed for its
+            segment's sum)."""
+            stacks, scores = runner.run(b, prompt)
+            if not done[s, b]:
+                for writer, acts in zip(writers, stacks):
                     queue.submit(writer.write_block, s, b, acts, scores)
-                report(len(scores), sum(a.nbytes for a in stacks) if spec.store_acts else 0)
-                if streaming and (b + 1) % options.checkpoint_every == 0 and b + 1 < spec.n_blocks:
-                    queue.drain()
-                    for writer, total in zip(writers, totals):
-                        writer.checkpoint_sum(s, total, (b + 1) * spec.block)
-            if streaming:
-                queue.drain()
-                for writer, total in zip(writers, totals):
-                    if writer.stream_progress(seed)[0] < spec.n_examples:
-                        writer.checkpoint_sum(s, total, spec.n_examples)
-                    writer.put_baseline(s, baseline_from_sum(total, spec.n_examples))
+            report(len(scores), sum(a.nbytes for a in stacks) if spec.store_acts and not done[s, b] else 0)
+            return stacks
+
+        if spec.split == "train":
+            _stream_segments(spec, writers, runner, prompts, shard, queue, done, run_block, report)
+        else:
+            for s, b in _owned(shard, len(spec.seeds), spec.n_blocks):
+                if done[s, b]:
+                    report(runner.size(b), 0)
+                else:
+                    run_block(s, b, torch.from_numpy(prompts.vectors[s]))
         queue.drain()
     for writer in writers:
         writer.finish()
     return spec
+
+
+def owned_examples(spec: ExtractionSpec, shard: Shard = Shard()) -> int:
+    """How many examples (times seeds) a rank computes or skips in ``extract``: its progress bar's total."""
+    size = lambda b: min(spec.block, spec.n_examples - b * spec.block)  # noqa: E731
+    if spec.split == "train":
+        return sum(size(b) for _, g in _owned(shard, len(spec.seeds), spec.n_segments) for b in spec.segment_blocks(g))
+    return sum(size(b) for _, b in _owned(shard, len(spec.seeds), spec.n_blocks))
+
+
+def _owned(shard: Shard, n_seeds: int, n_units: int) -> list[tuple[int, int]]:
+    """This rank's (seed index, unit) pairs, units numbered seed-major across ranks."""
+    return [(s, u) for s in range(n_seeds) for u in range(n_units) if shard.owns(s * n_units + u)]
+
+
+def _writers(store: Store, specs: list[ExtractionSpec], split: Split, shard: Shard) -> list:
+    """The extraction writers; rank 0 creates the groups, the other ranks wait for them to appear."""
+    if shard.rank:
+        wait_until(lambda: all(store.extraction_spec(s.task, s.split, s.stack) == s for s in specs),
+                   f"rank 0 to create extractions/{specs[0].task}/{specs[0].split}", shard)
+    return [store.extraction_writer(s, split.labels, split.source) for s in specs]
+
+
+def _stream_segments(spec: ExtractionSpec, writers: list, runner: "_BlockRunner", prompts: PromptSet, shard: Shard,
+                     queue: "_WriteQueue", done: np.ndarray, run_block: Callable, report: Progress) -> None:
+    """The train split: this rank's segments, each summed over its blocks and stored whole once its blocks are;
+    then the baseline of every seed whose segments are all in (the last rank to finish writes them)."""
+    seg_done = np.logical_and.reduce([w.segments_done() for w in writers])
+    computed = False
+    for s, g in _owned(shard, len(spec.seeds), spec.n_segments):
+        prompt = torch.from_numpy(prompts.vectors[s])
+        if seg_done[s, g]:  # summed: only blocks whose stored activations were lost (verify --repair) are redone
+            for b in spec.segment_blocks(g):
+                if done[s, b]:
+                    report(runner.size(b), 0)
+                else:
+                    run_block(s, b, prompt)
+            continue
+        totals = [np.zeros(shape, _SUM_DTYPE[spec.dtype]) for shape in runner.block_shapes]
+        for b in spec.segment_blocks(g):
+            for total, acts in zip(totals, run_block(s, b, prompt)):
+                total += block_sum(acts)
+        queue.drain()  # the segment's blocks are stored before its sum is marked done
+        for writer, total in zip(writers, totals):
+            writer.put_segment(s, g, total)
+        computed = True
+    for writer in writers:
+        if computed or not writer.is_complete():
+            for s in np.nonzero(writer.segments_done().all(axis=1))[0]:
+                writer.put_baseline(s, baseline_from_sum(writer.segment_total(s), spec.n_examples))
 
 
 #: float16 activations sum exactly in int64 fixed point; float32 ones in float64 (in block order)

@@ -19,7 +19,7 @@ import xarray as xr
 from . import kernels
 from .errors import ActstoreError
 from .extraction import baseline_from_sum, block_sum
-from .scheduler import shared
+from .scheduler import current_client, shared
 from .specs import ExtractionSpec, RankingSpec
 from .store import Store
 from .tasks import source_task
@@ -355,7 +355,7 @@ def model_accuracy(store: Store, task: str, split: str = "validation") -> np.nda
 def _matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec) -> np.ndarray:
     train = store.extraction_spec(baseline_task, "train", dev.stack)
     if train is None:
-        raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.path}: extract {baseline_task} --split train first")
+        raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} --split train first")
     for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
                        ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
         if a != b:
@@ -389,7 +389,11 @@ def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.n
     current dask scheduler (``scheduler.using``). ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a
     cluster), never inside the task function, which would ship them with the graph."""
     n_tokens, n_neurons = acts.shape[3:]
-    acts = acts.rechunk({1: acts.chunks[1][0] * CHUNKS_PER_TASK})
+    # On threads, a task per CHUNKS_PER_TASK storage chunks cuts the per-task overhead. On a cluster, merging chunks
+    # would ship activations between workers, so each task counts the chunk it read, when that cannot change a bit:
+    # float16 gives int64 counts and fixed-point sums (float32's float64 sums depend on their grouping).
+    if current_client() is None or acts.dtype != np.float16:
+        acts = acts.rechunk({1: acts.chunks[1][0] * CHUNKS_PER_TASK})
     n_out = int(np.prod(out, dtype=int)) if out else 1
     # indices: seed, example, class (the kernel's out), layer, token, neuron
     thresholds = (None, None) if per_neuron is None else (shared(per_neuron, (1, 1, n_tokens, n_neurons)), "sltn")

@@ -32,9 +32,9 @@ USAGE = "--scheduler takes threads, processes, tcp://host:port or the path of a 
 
 @contextmanager
 def using(scheduler: str | None = None) -> Iterator[Any]:
-    """Compute the block's dask work on ``scheduler``: ``threads``, ``processes`` (a ``LocalCluster`` of worker
-    processes, closed on exit), an address such as ``tcp://host:8786``, or a scheduler file; None: ``$DASK_SCHEDULER_ADDRESS``,
-    else threads. Yields the distributed ``Client`` (None on threads). A scheduler that cannot be reached is an
+    """Compute the block's dask work on ``scheduler``: ``threads``, ``processes`` (a ``local_cluster``, closed on
+    exit), an address such as ``tcp://host:8786``, or a scheduler file; None: ``$DASK_SCHEDULER_ADDRESS``, else
+    threads. Yields the distributed ``Client`` (None on threads). A scheduler that cannot be reached is an
     ``ActstoreError`` raised before the block runs, so nothing was read or written."""
     scheduler = scheduler or os.environ.get(ENV) or THREADS
     if scheduler == THREADS:
@@ -43,20 +43,30 @@ def using(scheduler: str | None = None) -> Iterator[Any]:
         return
     address = None if scheduler == PROCESSES else _address(scheduler)
     distributed = _import_distributed()
-    # dask threads already fill the cores: numba's own threads inside each task would oversubscribe them
-    # (workers get OMP/MKL_NUM_THREADS=1 from this setting, but not NUMBA_NUM_THREADS)
-    spawn_environ = {**dask.config.get("distributed.nanny.pre-spawn-environ", {}), "NUMBA_NUM_THREADS": "1"}
     # scheduler: set here too, so that leaving restores it even after a failed Client, which leaves it set
-    with dask.config.set({"scheduler": "dask.distributed", "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s",
-                          "distributed.nanny.pre-spawn-environ": spawn_environ}), ExitStack() as stack:
+    settings = {"scheduler": "dask.distributed", "distributed.comm.timeouts.connect": f"{CONNECT_TIMEOUT}s"}
+    with dask.config.set(settings), ExitStack() as stack:
         if address is None:
-            address = stack.enter_context(distributed.LocalCluster(processes=True, dashboard_address=":0"))
+            address = stack.enter_context(local_cluster())
         try:
             client = stack.enter_context(distributed.Client(address, timeout=CONNECT_TIMEOUT))
         except (OSError, TimeoutError, ValueError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ActstoreError(f"cannot connect to the dask scheduler at {address}: {why}") from None
         yield client
+
+
+@contextmanager
+def local_cluster(**options: Any) -> Iterator[Any]:
+    """A ``LocalCluster`` of worker processes (``options``: its ``n_workers``, ``threads_per_worker``, ...) whose
+    numba kernels run one thread per task (unless the dask config says otherwise): dask's threads already fill the
+    cores, and workers get ``OMP/MKL_NUM_THREADS=1`` from ``distributed.nanny.pre-spawn-environ`` but not
+    ``NUMBA_NUM_THREADS``."""
+    distributed = _import_distributed()
+    environ = {"NUMBA_NUM_THREADS": "1", **dask.config.get("distributed.nanny.pre-spawn-environ", {})}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
+            distributed.LocalCluster(processes=True, dashboard_address=":0", **options) as cluster:
+        yield cluster
 
 
 def _address(scheduler: str) -> str:

@@ -98,10 +98,18 @@ class ExtractionSpec:
     block: int
     store_acts: bool
     stack: str = "encoder"
+    segment: int = 0  # train: blocks per baseline segment (the unit of resume and of sharding); 0 otherwise
 
     @property
     def n_blocks(self) -> int:
         return -(-self.n_examples // self.block)
+
+    @property
+    def n_segments(self) -> int:
+        return -(-self.n_blocks // self.segment) if self.segment else 0
+
+    def segment_blocks(self, g: int) -> range:
+        return range(g * self.segment, min((g + 1) * self.segment, self.n_blocks))
 
     @property
     def n_layers(self) -> int:

@@ -5,8 +5,9 @@ off, so its weights cannot change. Each seed is reproducible from the seed alone
 is ``PromptSet.random`` of that seed (the same one the random-prompt baseline uses) and the example
 order of every epoch is a permutation drawn from ``numpy.random.default_rng(seed)``.
 
-A finished seed is stored at once (results/tuning/<task>, one row per seed), so a crash costs at
-most the seed in progress; when every seed is in, the prompts are published as prompts/<task>,
+A finished seed is stored at once (results/tuning-seed/<task>:<seed>), so a crash costs at most the seed in
+progress, and ranks of a launch can each tune their share of the seeds; when every seed is in, all of them are
+published as results/tuning/<task> and the prompts as prompts/<task>,
 where extraction, evaluation and the analyses read them.
 """
 
@@ -22,6 +23,7 @@ import xarray as xr
 
 from .checks import check_positive, check_positive_number
 from .errors import ActstoreError
+from .launch import Shard
 from .evaluation import scores
 from .models import PromptedModel
 from .prompts import PromptSet, check_seeds
@@ -165,36 +167,53 @@ def check_tune(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, s
 
 def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
          options: TuneOptions = TuneOptions(), on_step: StepReport | None = None,
-         on_seed: Callable[[SeedResult], None] | None = None) -> xr.Dataset:
-    """Tune every seed not yet in the store, then publish the prompts; returns results/tuning/<task>."""
+         on_seed: Callable[[SeedResult], None] | None = None, shard: Shard = Shard()) -> xr.Dataset:
+    """Tune every seed (of this rank's share) not yet in the store, each stored as it finishes; once every seed
+    is in, publish results/tuning/<task> and the prompts (under a launcher: the last rank to finish does).
+    Returns the tuning results of the seeds stored so far."""
     seeds = list(check_tune(model, task, train, dev, seeds, options))
     spec = tune_spec(model, task, train, dev, seeds, options)
     existing = store.prompt_spec(task.name)
     if existing is not None and not existing.source.startswith("tuned"):
-        raise ActstoreError(f"{store.path} already holds {existing.source} prompts for '{task.name}'; use another store")
+        raise ActstoreError(f"{store.location} already holds {existing.source} prompts for '{task.name}'; use another store")
     done = _stored_seeds(store, task.name, spec)
-    for seed in seeds:
-        if seed in done:
+    for i, seed in enumerate(seeds):
+        if seed in done or not shard.owns(i):
             continue
         result = tune_seed(model, task, train, dev, seed, options, on_step)
+        store.put_result(SEED_KIND, f"{task.name}:{seed}", spec, _tuning_dataset([result]))
         done[seed] = result
-        _put_tuning(store, task.name, spec, [done[s] for s in seeds if s in done])
         if on_seed:
             on_seed(result)
-    prompts = PromptSet(np.stack([done[s].prompt for s in seeds]), tuple(seeds), f"tuned:{store.path.name}/results/tuning/{task.name}")
-    store.put_prompts(task.name, prompts, prompts.spec(model.spec))
-    return store.result("tuning", task.name)
+    done.update(_stored_seeds(store, task.name, spec))  # the other ranks' seeds
+    if all(s in done for s in seeds) and store.prompt_spec(task.name) is None:
+        store.put_result("tuning", task.name, spec, _tuning_dataset([done[s] for s in seeds]))
+        prompts = PromptSet(np.stack([done[s].prompt for s in seeds]), tuple(seeds),
+                            f"tuned:{store.name}/results/tuning/{task.name}")
+        store.put_prompts(task.name, prompts, prompts.spec(model.spec))
+    return _tuning_dataset([done[s] for s in seeds if s in done]).assign_attrs(spec=spec)
+
+
+#: each seed's results as it finishes, before every seed is in: results/tuning-seed/<task>:<seed>
+SEED_KIND = "tuning-seed"
 
 
 def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
-    """Seeds already tuned under this very spec (other settings are refused, not overwritten)."""
-    old = store.result("tuning", task)
-    if old is None:
-        return {}
+    """Seeds already tuned under this very spec, published or stored one by one (other settings are refused, not
+    overwritten)."""
+    out = {}
+    names = [n for n in store.results(SEED_KIND) if n.rpartition(":")[0] == task]
+    for old in [store.result("tuning", task)] + [store.result(SEED_KIND, n) for n in names]:
+        if old is not None:
+            out.update(_seed_results(store, task, spec, old))
+    return out
+
+
+def _seed_results(store: Store, task: str, spec: dict, old: xr.Dataset) -> dict[int, SeedResult]:
     stored = {**old.attrs["spec"], "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}  # later fields: defaults
     if stored != spec:
         changed = sorted(k for k in spec if stored.get(k) != spec[k])
-        raise ActstoreError(f"{store.path} holds prompts of '{task}' tuned with other settings ({', '.join(changed)} "
+        raise ActstoreError(f"{store.location} holds prompts of '{task}' tuned with other settings ({', '.join(changed)} "
                             "differ); use another store or the original settings")
     out = {}
     for s in old["seed"].values.tolist():
@@ -206,14 +225,14 @@ def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
     return out
 
 
-def _put_tuning(store: Store, task: str, spec: dict, results: list[SeedResult]) -> None:
-    """Every finished seed as one labelled dataset: prompt (seed, token, hidden) and curves (seed, evaluation)."""
+def _tuning_dataset(results: list[SeedResult]) -> xr.Dataset:
+    """Finished seeds as one labelled dataset: prompt (seed, token, hidden) and curves (seed, evaluation)."""
     width = max(len(r.steps) for r in results)
 
     def padded(values: np.ndarray, fill: float) -> np.ndarray:
         return np.concatenate([values.astype(np.float64), np.full(width - len(values), fill)])
 
-    ds = xr.Dataset(
+    return xr.Dataset(
         {
             "prompt": (("seed", "token", "hidden"), np.stack([r.prompt for r in results])),
             "curve_step": (("seed", "evaluation"), np.stack([padded(r.steps, -1) for r in results]).astype(np.int64)),
@@ -223,6 +242,5 @@ def _put_tuning(store: Store, task: str, spec: dict, results: list[SeedResult]) 
             "best_accuracy": (("seed",), np.array([r.best_accuracy for r in results])),
             "wall_s": (("seed",), np.array([r.wall_s for r in results])),
         },
-        coords={"seed": np.array([r.seed for r in results])},
+        coords={"seed": np.array([r.seed for r in results], dtype=np.int64)},
     )
-    store.put_result("tuning", task, spec, ds)

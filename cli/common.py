@@ -1,18 +1,21 @@
-"""Argument parsing shared by the commands: integer lists, and the data options with the task and splits they load."""
+"""Argument parsing shared by the commands: integer lists, the data options with the task and splits they load, and
+the store's location with its storage options."""
 
 from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 
 from actstore import tasks
 from actstore.errors import ActstoreError
+from actstore.store import StoreLocation
 
 DataDir = Annotated[Optional[Path], typer.Option(envvar="ACTSTORE_DATA_DIR", help="local task files (../shared/data layout)")]
 DataFiles = Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b.jsonl (CSV/TSV/JSONL)")]
@@ -95,4 +98,56 @@ def with_data(command: Callable) -> Callable:
     kept = [p for p in signature.parameters.values() if p.name != "data"]
     run.__signature__ = signature.replace(parameters=kept + extra)
     run.__annotations__ = {p.name: p.annotation for p in kept} | _DATA_OPTIONS
+    return run
+
+
+StorageOption = Annotated[Optional[list[str]], typer.Option(
+    "--storage-option", metavar="KEY=VALUE",
+    help="an option of the store's file system, repeatable: endpoint_url=http://host:9000, anon=true, "
+         "config_kwargs.connect_timeout=10 (credentials and endpoints also come from the standard environment: "
+         "AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...)")]
+
+
+def parse_storage_options(items: list[str] | None) -> dict[str, object]:
+    """``key=value`` pairs; a value is JSON where it parses (``true``, ``5``), else text; ``a.b=v`` nests."""
+    options: dict[str, object] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ActstoreError(f"--storage-option takes key=value, got '{item}'")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        *parents, leaf = key.strip().split(".")
+        target = options
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ActstoreError(f"--storage-option {key}: {part} is set to a value already")
+        target[leaf] = value
+    return options
+
+
+def with_store(command: Callable) -> Callable:
+    """Give a command whose ``store`` parameter takes a path or URL the repeatable ``--storage-option`` once, here:
+    it receives both as ``store: StoreLocation`` (None where an optional store was not given)."""
+    signature = inspect.signature(command, eval_str=True)
+    if "store" not in signature.parameters:
+        return command
+    store = signature.parameters["store"]
+    _, *declaration = get_args(store.annotation)  # Annotated[StoreLocation, typer.Option(help=...)]
+    text = Annotated[Optional[str] if store.default is None else str, *declaration]
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        url, options = kwargs.pop("store"), parse_storage_options(kwargs.pop("storage_option"))
+        if url is None and options:
+            raise ActstoreError("--storage-option needs --store")
+        return command(*args, store=None if url is None else StoreLocation(url, options), **kwargs)
+
+    kept = [p.replace(annotation=text) if p.name == "store" else p for p in signature.parameters.values()]
+    extra = inspect.Parameter("storage_option", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StorageOption)
+    run.__signature__ = signature.replace(parameters=[*kept, extra])
+    run.__annotations__ = {p.name: p.annotation for p in kept} | {"storage_option": StorageOption}
     return run

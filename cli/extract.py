@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import typer
 
-from actstore.extraction import DTYPES, ExtractOptions, extract as run_extract, prepare
+from actstore.extraction import DTYPES, ExtractOptions, extract as run_extract, owned_examples, plan, prepare
+from actstore.launch import Shard
 from actstore.models import load_model
-from actstore.store import Store
+from actstore.store import Store, StoreLocation
 
 from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_data
 from .output import out, throughput
@@ -18,7 +18,7 @@ from .output import out, throughput
 def extract(
     model: Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")],
     task: Annotated[str, typer.Option(help="a registry task (sst2, qnli, ...) or a name for --data-files")],
-    store: Annotated[Path, typer.Option(help="the Zarr store to write (created if absent)")],
+    store: Annotated[StoreLocation, typer.Option(help="the Zarr store to write (created if absent): a path or a URL such as s3://bucket/prefix")],
     split: Annotated[str, typer.Option(help="comma-separated splits")] = "train,validation",
     prompts: Annotated[Optional[str], typer.Option(help="'random', or .pt/.npy file(s); default: the store's prompts")] = None,
     prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
@@ -29,25 +29,31 @@ def extract(
     batch_size: BatchSize = 8,
     block: Annotated[int, typer.Option(min=1, help="examples per chunk (a multiple of --batch-size)")] = 32,
     max_length: MaxLength = 128,
+    segment: Annotated[int, typer.Option(min=1, help="train: blocks per baseline segment, the unit of resume and "
+                                         "of sharding")] = 32,
     device: Device = None,
     data: DataSource = DataSource(),
 ) -> None:
     """Extract FFN activations at the prompt positions for every layer, neuron, token, seed and example."""
-    options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train)
+    options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train,
+                             segment=segment)
+    shard = Shard.from_env()
     spec, splits = data.load(task, split)
-    lm = load_model(model, device=device)
+    lm = load_model(model, device=shard.device(device))
     prompt_set, record_under = prepare(store, lm, spec, splits, options, prompts=prompts, prompts_from=prompts_from,
                                        seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length)
     target = Store(store, mode="a")
-    with target.writing():
-        if record_under:
+    with target.writing(shared=shard.sharded):
+        if record_under and shard.rank == 0:  # the other ranks wait for rank 0's extraction groups
             target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
         for name, examples in splits.items():
-            total = len(examples) * len(prompt_set.seeds)
-            with throughput(f"{task}/{name}", total) as rates:
-                done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add)
+            planned = plan(lm, spec, examples, prompt_set, options)
+            rank = f" (rank {shard.rank} of {shard.world})" if shard.sharded else ""
+            with throughput(f"{task}/{name}{rank}", owned_examples(planned, shard)) as rates:
+                done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add, shard=shard)
             what = "activations + baseline" if name == "train" and not done.store_acts else "activations"
-            out.print(f"{task}/{name}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store} ({rates})")
+            out.print(f"{task}/{name}{rank}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store} "
+                      f"({rates})")
 
 
 COMMANDS = [with_data(extract)]

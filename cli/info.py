@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from actstore.store import open_store
+from actstore.store import StoreLocation, open_store
 from actstore.store.verify import verify_path
 
 from .output import out
 
 
 def info(
-    store: Annotated[Path, typer.Argument(help="the store to describe")],
+    store: Annotated[StoreLocation, typer.Argument(help="the store to describe: a path or a URL such as s3://bucket/prefix")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
@@ -38,7 +37,7 @@ def info(
 
 
 def verify(
-    store: Annotated[Path, typer.Argument(help="the store to check")],
+    store: Annotated[StoreLocation, typer.Argument(help="the store to check")],
     repair: Annotated[bool, typer.Option("--repair", help="mark everything damaged that extract can recompute "
                                          "(blocks, seeds' train passes), rewrite what the specs define, and say what "
                                          "cannot be recomputed")] = False,

@@ -10,7 +10,7 @@ import typer
 from actstore.errors import ActstoreError
 from actstore.models import load_model
 from actstore.prompts import FORMATS, PromptSet, export_prompts
-from actstore.store import Store, open_store
+from actstore.store import Store, StoreLocation, open_store
 
 from .common import parse_seeds
 from .output import out
@@ -22,7 +22,7 @@ def import_(
     files: Annotated[list[Path], typer.Argument(help=".pt/.npy/.safetensors files or PEFT checkpoint folders, one per seed "
                                                      "(or one [seeds, tokens, hidden] array)")],
     task: Annotated[str, typer.Option(help="the task the prompts were trained on")],
-    store: Annotated[Path, typer.Option(help="the store to add them to")],
+    store: Annotated[StoreLocation, typer.Option(help="the store to add them to")],
     model: Annotated[str, typer.Option(help="the model they were trained for")],
     seeds: Annotated[Optional[str], typer.Option(help="seed of each prompt (default 0, 1, ...)")] = None,
 ) -> None:
@@ -38,7 +38,7 @@ def import_(
 
 def export(
     task: Annotated[str, typer.Option(help="whose prompts")],
-    store: Annotated[Path, typer.Option(help="the store holding them")],
+    store: Annotated[StoreLocation, typer.Option(help="the store holding them")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder to write")],
     fmt: Annotated[Literal[FORMATS], typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "pt",
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
@@ -11,14 +10,14 @@ import typer
 
 from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
 from actstore.scheduler import using
-from actstore.store import Store
+from actstore.store import Store, StoreLocation
 
 from .common import Scheduler
 from .output import out, skill_table
 
 
 def rank(
-    store: Annotated[Path, typer.Option(help="the store holding the task's extractions")],
+    store: Annotated[StoreLocation, typer.Option(help="the store holding the task's extractions")],
     task: Annotated[str, typer.Option(help="the task to rank")],
     split: Annotated[str, typer.Option(help="the split the accuracies are measured on")] = "validation",
     baseline_from: Annotated[Optional[str], typer.Option(help="take the train baseline of this task")] = None,

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from actstore.experiment import Experiment, run as run_experiment
+from actstore.store import StoreLocation
 
 from .output import out, skill_table, steps
 
@@ -17,7 +18,7 @@ from .output import out, skill_table, steps
 def run(
     file: Annotated[Path, typer.Argument(help="the experiment TOML (see data/experiments/)")],
     model: Annotated[Optional[str], typer.Option(help="override the file's model")] = None,
-    store: Annotated[Optional[Path], typer.Option(help="override the file's store")] = None,
+    store: Annotated[Optional[StoreLocation], typer.Option(help="override the file's store (--storage-option applies to this one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Run an experiment file; re-running it after a crash or after adding a task only does the missing work."""

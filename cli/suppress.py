@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -11,7 +10,7 @@ from rich.table import Table
 
 from actstore.errors import ActstoreError
 from actstore.models import load_model
-from actstore.store import Store
+from actstore.store import Store, StoreLocation
 from actstore.scheduler import using
 from actstore.tasks import source_task
 from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
@@ -29,7 +28,7 @@ def parse_percents(text: str) -> tuple[float, ...]:
 
 
 def suppress(
-    store: Annotated[Path, typer.Option(help="the store holding the ranking and the prompts")],
+    store: Annotated[StoreLocation, typer.Option(help="the store holding the ranking and the prompts")],
     task: Annotated[str, typer.Option(help="the task whose data is scored")],
     percent: Annotated[str, typer.Option(help="comma-separated percentages of neurons to suppress (0–100)")] =
         ",".join(f"{p:g}" for p in DEFAULT_PERCENTS),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import numpy as np
@@ -11,8 +10,9 @@ import typer
 from rich.table import Table
 
 from actstore.evaluation import evaluate
+from actstore.launch import Shard
 from actstore.models import load_model
-from actstore.store import Store
+from actstore.store import Store, StoreLocation
 from actstore.tasks import source_task
 from actstore.tuning import TuneOptions, check_tune, tune as run_tune
 
@@ -20,8 +20,8 @@ from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_
 from .output import out, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
-StorePath = Annotated[Path, typer.Option(help="the Zarr store (created if absent)")]
-ExistingStore = Annotated[Path, typer.Option(help="the Zarr store holding the prompts (the evaluation is added to it)")]
+StorePath = Annotated[StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as s3://bucket/prefix")]
+ExistingStore = Annotated[StoreLocation, typer.Option(help="the Zarr store holding the prompts (the evaluation is added to it)")]
 
 
 def tune(
@@ -48,15 +48,17 @@ def tune(
     seed_list = parse_seeds(seeds)
     spec, splits = data.load(task, "train,validation")
     dev = splits["validation"].sample(dev_limit) if dev_limit is not None else splits["validation"]
-    lm = load_model(model, device=device)
+    shard = Shard.from_env()
+    lm = load_model(model, device=shard.device(device))
     check_tune(lm, spec, splits["train"], dev, seed_list, options)
     target = Store(store, mode="a")
-    with target.writing(), steps(f"tune {task}", len(seed_list) * max_steps) as advance:
-        result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options,
+    mine = sum(shard.owns(i) for i in range(len(seed_list)))
+    with target.writing(shared=shard.sharded), steps(f"tune {task}", mine * max_steps) as advance:
+        result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options, shard=shard,
                           on_step=lambda seed, step, loss: advance(1, f"seed {seed} · step {step} · loss {loss:.4f}"))
     rows = [{"seed": int(s), "dev_accuracy": float(result["best_accuracy"].sel(seed=s)),
              "best_step": int(result["best_step"].sel(seed=s)), "wall_s": float(result["wall_s"].sel(seed=s))}
-            for s in seed_list]
+            for s in result["seed"].values]
     accs = np.array([r["dev_accuracy"] for r in rows])
     if as_json:
         out.print_json(json.dumps({"task": task, "seeds": rows, "mean": accs.mean(), "std": accs.std(ddof=0)}))
@@ -67,6 +69,10 @@ def tune(
     for r in rows:
         table.add_row(str(r["seed"]), f"{r['dev_accuracy']:.4f}", str(r["best_step"]), f"{r['wall_s']:.0f}")
     out.print(table)
+    if len(rows) < len(seed_list):  # a rank that finished before the others: the last one publishes the prompts
+        out.print(f"rank {shard.rank} of {shard.world}: {len(rows)} of {len(seed_list)} seeds tuned so far; the rank "
+                  f"that finishes last publishes {store}/prompts/{task}")
+        return
     out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in {store}/prompts/{task}")
 
 

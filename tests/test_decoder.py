@@ -114,7 +114,7 @@ def test_an_interrupted_t5_extraction_resumes_both_stacks_identically(tiny_model
     reference = run_toy(tmp_path / "ref.zarr", tiny_model_dir("t5"), data_dir, store_train=False)
     store = Store(tmp_path / "cut.zarr", mode="a")
     extract_interrupted(store, tiny_model_dir("t5"), data_dir, reference.prompts("toy"),
-                        ExtractOptions(batch_size=2, block=4, checkpoint_every=1))
+                        ExtractOptions(batch_size=2, block=4, segment=1))
     for stack in ("encoder", "decoder"):
         np.testing.assert_array_equal(reference.baseline("toy", stack).values, store.baseline("toy", stack).values)
         np.testing.assert_array_equal(reference.extraction("toy", stack=stack)["acts"].values,

@@ -102,7 +102,7 @@ def test_interrupted_extraction_resumes_to_identical_arrays(tiny_model_dir, data
             store.extraction("toy", split)
 
     extract_interrupted(store, tiny_model_dir("bert"), data_dir, reference.prompts("toy"),
-                        ExtractOptions(batch_size=2, block=4, store_train=True, checkpoint_every=2), between=still_incomplete)
+                        ExtractOptions(batch_size=2, block=4, store_train=True, segment=2), between=still_incomplete)
     for split in ("train", "validation"):
         a, b = reference.extraction("toy", split), store.extraction("toy", split)
         for name in ("acts", "scores", "prediction", "label"):

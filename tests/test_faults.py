@@ -51,11 +51,6 @@ def arrays(store: Path) -> dict[str, np.ndarray]:
     return found
 
 
-def live_slot_chunk(store: Path) -> str:
-    progress = json.loads((store / TRAIN / "zarr.json").read_text())["attributes"]["baseline_progress"]
-    return f"{TRAIN}/baseline_sum/c/{progress['1']['slot']}/1/0/0/0"
-
-
 CHUNKS = {  # array kind → one chunk of a finished block / seed
     "acts": f"{VALIDATION}/acts/c/1/1/0/0/0",
     "train acts": f"{TRAIN}/acts/c/0/1/1/0/0",
@@ -65,7 +60,8 @@ CHUNKS = {  # array kind → one chunk of a finished block / seed
     "done": f"{VALIDATION}/done/c/0/1",
     "coordinate": f"{VALIDATION}/example/c/0",
     "baseline": f"{TRAIN}/baseline/c/1/0/0/0",
-    "baseline_sum": None,  # the live slot: read from the store
+    "segment sum": f"{TRAIN}/baseline_parts/c/1/0/1/0/0",
+    "segment marker": f"{TRAIN}/segment_done/c/0/0",
     "ranking": "rankings/sst2/predictivity/c/0/0",
 }
 
@@ -101,7 +97,7 @@ def test_a_damaged_chunk_is_found_refused_and_healed(reference, tmp_path, kind, 
     expected = arrays(source)
     store = tmp_path / "s.zarr"
     shutil.copytree(source, store)
-    key = CHUNKS[kind] or live_slot_chunk(store)
+    key = CHUNKS[kind]
     plant(store / key, fault)
 
     found = invoke("verify", store, "--json")
@@ -114,7 +110,7 @@ def test_a_damaged_chunk_is_found_refused_and_healed(reference, tmp_path, kind, 
             open_store(store).extraction("sst2", "train")["acts"].values
     elif kind == "ranking":
         one_error_line(invoke("info", store), "verify")
-    elif kind != "baseline_sum":  # a finished train pass's running sum is read by nothing but verify
+    elif not kind.startswith("segment"):  # a finished train split's segment sums are read by nothing but verify
         deleted_marker = kind == "done" and fault == "delete"  # a block not marked done is a block to extract again
         one_error_line(invoke("rank", "--store", store, "--task", "sst2"), "extract" if deleted_marker else "verify")
     heal(store, args, expected)

@@ -96,7 +96,8 @@ def test_a_crash_costs_only_the_seed_in_progress(tiny_model_dir, splits, tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST, on_step=crash_in_seed_1)
-    assert store.prompts("toy") is None and store.result("tuning", "toy")["seed"].values.tolist() == [0]
+    assert store.prompts("toy") is None and store.result("tuning", "toy") is None  # published once every seed is in
+    assert store.results("tuning-seed") == ["toy:0"] and store.result("tuning-seed", "toy:0")["seed"].values.tolist() == [0]
     trained = []
     resumed = tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST,
                    on_step=lambda seed, step, loss: trained.append(seed))

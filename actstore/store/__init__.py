@@ -1,6 +1,7 @@
 """Storage backend: the Zarr v3 layout, its JSON Schema, and crash-safe writers."""
 
+from .backends import StoreLocation
 from .store import Store, open_store
 from .writer import ExtractionWriter
 
-__all__ = ["ExtractionWriter", "Store", "open_store"]
+__all__ = ["ExtractionWriter", "Store", "StoreLocation", "open_store"]

@@ -27,8 +27,8 @@ from zarr.storage import WrapperStore
 
 from ..errors import StoreFault
 
-#: arrays whose chunks may legitimately be absent: a block's done marker exists only once the block is stored
-OPTIONAL_CHUNKS = frozenset({"done"})
+#: arrays whose chunks may legitimately be absent: a block's (a segment's) marker exists only once it is stored
+OPTIONAL_CHUNKS = frozenset({"done", "segment_done"})
 _CHUNK_KEY = re.compile(r"(?:^|/)c(?:/\d+)*$")  # zarr v3's default chunk key encoding: <array>/c/0/1/...
 _HINT = "run actstore verify on the store to list the damage (--repair to mark what can be recomputed)"
 

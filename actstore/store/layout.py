@@ -37,7 +37,8 @@ def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray]:
 
 
 def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
-    """Activations chunked one (seed, block of examples, layer) per chunk; one done marker per (seed, block)."""
+    """Activations chunked one (seed, block of examples, layer) per chunk; one done marker per (seed, block); for
+    train, the exact sum of each segment of blocks per (seed, layer), and one marker per (seed, segment)."""
     s, n, b = len(spec.seeds), spec.n_examples, spec.block
     lay, tok, neu, cls = spec.n_layers, spec.n_positions, spec.model.n_neurons, len(spec.label_names)
     arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,)) for name, values in coordinates(spec).items()]
@@ -50,11 +51,13 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
         ArrayLayout("done", (s, spec.n_blocks), (1, 1), "bool", ("seed", "block"), False),
     ]
     if spec.split == "train":
+        g = spec.n_segments
         arrays += [
             ArrayLayout("baseline", (s, lay, tok, neu), (1, 1, tok, neu), "float64", ("seed", "layer", "token", "neuron"),
                         np.nan),
-            ArrayLayout("baseline_sum", (2, s, lay, tok, neu), (1, 1, 1, tok, neu),
-                        "int64" if spec.dtype == "float16" else "float64", ("slot", "seed", "layer", "token", "neuron")),
+            ArrayLayout("baseline_parts", (s, g, lay, tok, neu), (1, 1, 1, tok, neu),
+                        "int64" if spec.dtype == "float16" else "float64", ("seed", "segment", "layer", "token", "neuron")),
+            ArrayLayout("segment_done", (s, g), (1, 1), "bool", ("seed", "segment"), False),
         ]
     return arrays
 

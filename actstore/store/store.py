@@ -1,21 +1,21 @@
 """The Zarr v3 backend: groups, arrays, completion markers and crash-safe writes.
 
 Crash safety rests on three rules:
-- zarr's LocalStore writes every chunk and every ``zarr.json`` to a temporary file and renames it,
-  so no reader ever sees half a chunk;
+- every chunk and every ``zarr.json`` is written whole or not at all (a local file is written to a temporary
+  file and renamed; an object PUT is atomic), so no reader ever sees half a chunk;
 - a block of examples counts as stored only once its ``done`` marker exists, and that marker is
-  written after the block's chunk files have been fsync'ed;
+  written after the block's chunks were made durable (``Backend.make_durable``: fsync on a local disk);
 - a group's spec is written last when it is created, so a group without one holds nothing.
 
 Faults are never data (``integrity``): every read goes through ``StrictStore`` (a missing chunk or a broken
 ``zarr.json`` is an error), every chunk carries a CRC32C, every group's metadata a digest.
+
+Where the store lives (a directory, a bucket) is the ``backends`` package's business only.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,12 +23,12 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.storage import LocalStore
 
 from ..errors import ActstoreError, StoreFault
 from ..prompts import PromptSet
 from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
 from .attrs import new_root_attrs, put_attrs, stamp
+from .backends import Backend, StoreLocation, open_backend
 from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
 from .schema import validate
@@ -36,45 +36,52 @@ from .writer import ExtractionWriter
 
 
 class Store:
-    """An activation store on disk; analysts read it by task and split as xarray Datasets."""
+    """An activation store in a directory or a bucket; analysts read it by task and split as xarray Datasets."""
 
-    def __init__(self, path: str | Path, mode: str = "r") -> None:
-        """``mode``: ``"r"`` read only, ``"r+"`` add to an existing store, ``"a"`` create it if absent."""
+    def __init__(self, location: str | Path | StoreLocation | Backend, mode: str = "r",
+                 storage_options: Mapping[str, object] | None = None) -> None:
+        """``location``: a path, or a URL (``s3://bucket/prefix``, ``gs://``, ``az://``, ``file://``, ``memory://``)
+        with ``storage_options`` for its file system (``backends.open_backend``). ``mode``: ``"r"`` read only,
+        ``"r+"`` add to an existing store, ``"a"`` create it if absent."""
         if mode not in ("r", "r+", "a"):
             raise ValueError(f"mode must be r, r+ or a, not {mode!r}")
-        self.path = Path(path)
+        self.backend = open_backend(location, storage_options)
+        #: the store's path or URL, as messages name it
+        self.location = self.backend.url
         self.read_only = mode == "r"
-        if mode != "a" and not (self.path / "zarr.json").is_file():
-            raise ActstoreError(f"no actstore store at {self.path}")
+        if not self.backend.exists() and mode != "a":
+            raise ActstoreError(f"no actstore store at {self.location}")
         try:
-            if not self.read_only:
-                self.path.mkdir(parents=True, exist_ok=True)
-            self.zstore = StrictStore(LocalStore(self.path, read_only=self.read_only), str(self.path))
+            self.zstore = StrictStore(self.backend.zarr_store(self.read_only), self.location)
             self.root = zarr.open_group(self.zstore, mode="r" if self.read_only else "a", zarr_format=3)
             if not self.read_only and "actstore" not in self.root.attrs:
                 self.root.attrs.put(new_root_attrs())
         except OSError as exc:
-            raise ActstoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
-        validate("root", dict(self.root.attrs), str(self.path))
+            raise ActstoreError(f"cannot write a store at {self.location}: {exc.strerror or exc}") from None
+        validate("root", dict(self.root.attrs), self.location)
 
-    # ---- locking: one writer per store; the kernel drops the lock when a process dies, even by kill -9
+    @property
+    def path(self) -> Path:
+        """The directory of a local store (messages use ``location``, which names any store)."""
+        path = getattr(self.backend, "path", None)
+        if path is None:
+            raise ActstoreError(f"{self.location} is not a local directory")
+        return path
+
+    @property
+    def name(self) -> str:
+        """The store's last path component (``sst2.zarr``)."""
+        return self.backend.name
+
+    # ---- locking: what one writer may assume depends on where the store lives (``Backend.writer_lock``)
 
     @contextmanager
-    def writing(self) -> Iterator[None]:
+    def writing(self, shared: bool = False) -> Iterator[None]:
+        """Hold the store's writer lock: exclusive for one process; ``shared`` for the ranks of one sharded launch,
+        which write disjoint units (an exclusive writer is refused meanwhile, and only it clears orphans)."""
         if self.read_only:
-            raise ActstoreError(f"{self.path} was opened read-only")
-        try:
-            lock = open(self.path / ".actstore.lock", "w")
-        except OSError as exc:
-            why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
-            raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
-        with lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ActstoreError(f"{self.path} is being written by another actstore process") from None
-            for orphan in self.path.rglob("*.partial"):  # temporary files of a writer that was killed
-                orphan.unlink()
+            raise ActstoreError(f"{self.location} was opened read-only")
+        with self.backend.writer_lock(shared):
             yield
 
     # ---- groups
@@ -86,14 +93,14 @@ class Store:
             group = self.root[path]
         except KeyError:
             if self._has_data(path):
-                raise StoreFault(f"{self.path}/{path} holds data but its zarr.json is missing: run actstore verify "
+                raise StoreFault(f"{self.location}/{path} holds data but its zarr.json is missing: run actstore verify "
                                  "on the store (--repair to mark what can be recomputed)") from None
             return None
         attrs = dict(group.attrs)
         if "spec" not in attrs:
             return None
-        check_seal(group, f"{self.path}/{path}")
-        validate(kind, attrs, f"{self.path}/{path}")
+        check_seal(group, f"{self.location}/{path}")
+        validate(kind, attrs, f"{self.location}/{path}")
         return group
 
     def _has_data(self, path: str) -> bool:
@@ -141,7 +148,7 @@ class Store:
             group = self.root[f"rankings/{task}"]
             rankings[task] = {**dict(group.attrs["spec"]),
                               "best_predictivity": float(np.max(group["predictivity"][...]))}
-        return {"path": str(self.path), "schema_version": root["schema_version"], "version": root["version"],
+        return {"path": self.location, "schema_version": root["schema_version"], "version": root["version"],
                 "prompts": prompts, "extractions": extractions, "rankings": rankings,
                 "results": {kind: self.results(kind) for kind in self._names("results")}}
 
@@ -164,7 +171,7 @@ class Store:
         if old is not None:
             if old.checksum != spec.checksum:
                 raise ActstoreError(
-                    f"{self.path} already holds other prompts for task '{task}' ({old.source}, {old.checksum}); "
+                    f"{self.location} already holds other prompts for task '{task}' ({old.source}, {old.checksum}); "
                     "use another store"
                 )
             return
@@ -185,7 +192,7 @@ class Store:
             old = from_attrs(ExtractionSpec, group.attrs["spec"])
             if old != spec:
                 raise ActstoreError(
-                    f"{self.path}/{path} was extracted with different settings ({'; '.join(differences(old, spec))}); "
+                    f"{self.location}/{path} was extracted with different settings ({'; '.join(differences(old, spec))}); "
                     "use another store or the original settings"
                 )
             group["label"][...] = labels  # the same data (its fingerprint is in the spec): heals a damaged label chunk
@@ -195,13 +202,19 @@ class Store:
         for name, values in coordinates(spec).items():
             group[name][...] = values
         group["label"][...] = labels
-        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), "data_source": data_source,
-                          **({"baseline_progress": {}} if spec.split == "train" else {})})
+        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), "data_source": data_source})
         return ExtractionWriter(self, group, spec)
 
     def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
         group = self._group(_extraction_path(task, split, stack), "extraction")
         return None if group is None else from_attrs(ExtractionSpec, group.attrs["spec"])
+
+    def complete(self, task: str, split: str) -> bool:
+        """Whether every stack of an extraction is complete (every block stored; for train, every baseline)."""
+        stacks = self.stacks(task, split)
+        return bool(stacks) and all(
+            self._group(_extraction_path(task, split, stack), "extraction").attrs["stamp"]["state"] == "complete"
+            for stack in stacks)
 
     def stacks(self, task: str, split: str) -> list[str]:
         """The stacks extracted for a split: ``["encoder"]``, or T5's ``["encoder", "decoder"]``."""
@@ -218,7 +231,7 @@ class Store:
         if group is None:
             known = ", ".join(f"{t}/{s}" for t, ss in self.tasks().items() for s in ss) or "none"
             what = f"{task}/{split}" + ("" if stack == "encoder" else f" ({stack})")
-            raise ActstoreError(f"no extraction {what} in {self.path} (present: {known})")
+            raise ActstoreError(f"no extraction {what} in {self.location} (present: {known})")
         spec = from_attrs(ExtractionSpec, group.attrs["spec"])
         done = np.asarray(group["done"][...])
         if complete_only and not done.all():
@@ -228,7 +241,7 @@ class Store:
             )
         ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
-        ds = ds.drop_vars([v for v in ("done", "baseline_sum") if v in ds])
+        ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done") if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
         for name in ("prediction", "scores"):
             ds[name] = ds[name].copy(data=_read_done_blocks(group[name], done, spec.block))
@@ -242,7 +255,7 @@ class Store:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
         group = self._group(_extraction_path(task, "train", stack), "extraction")
         if group is None or group.attrs["stamp"]["state"] != "complete":
-            raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.path}: "
+            raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.location}: "
                                 "extract its train split first")
         return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
 
@@ -263,7 +276,7 @@ class Store:
         """Skill-neuron ranking of a task: accuracy, predictivity, best_token, rank_in_layer, rank_global."""
         ds = self._dataset(f"rankings/{task}", "ranking")
         if ds is None:
-            raise ActstoreError(f"task '{task}' has no ranking in {self.path} yet: run actstore rank --task {task}")
+            raise ActstoreError(f"task '{task}' has no ranking in {self.location} yet: run actstore rank --task {task}")
         if "stack" not in ds.coords:  # a ranking stored before decoder neurons existed: encoder only
             ds = ds.assign_coords(stack=("layer", ["encoder"] * ds.sizes["layer"]))
         return ds
@@ -306,9 +319,11 @@ class Store:
         return None if group is None else from_attrs(RankingSpec, group.attrs["spec"])
 
 
-def open_store(path: str | Path, mode: str = "r") -> Store:
-    """Open a store: ``mode="r"`` to read (the analyst's view), ``"r+"`` to add to it, ``"a"`` to create or add."""
-    return Store(path, mode)
+def open_store(location: str | Path | StoreLocation, mode: str = "r", **storage_options: object) -> Store:
+    """Open a store (a path or a URL such as ``s3://bucket/runs/sst2.zarr``; keyword arguments go to its file
+    system, e.g. ``endpoint_url=...``): ``mode="r"`` to read (the analyst's view), ``"r+"`` to add to it, ``"a"``
+    to create or add."""
+    return Store(location, mode, storage_options)
 
 
 def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:

@@ -3,7 +3,8 @@
 
 What repair does, by what is damaged:
 - an extraction's activation, score or prediction chunk, or its done marker → the block is marked not done;
-- a train split's baseline or baseline sum → that seed's pass over the train split is marked to run again;
+- a train segment's exact sum or its marker → the segment is marked to extract again;
+- a train split's baseline → the next ``extract`` rewrites it from the segment sums;
 - an extraction's coordinates or array metadata → rewritten from its spec (the chunks are kept and re-checked);
 - an extraction's label chunk → rewritten by the next ``extract`` of that split (from the same data);
 - a group's own ``zarr.json`` or attributes (its spec) → the group is removed: ``extract``/``rank``/the analysis
@@ -23,7 +24,6 @@ import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
-from zarr.storage import LocalStore
 
 from ..errors import ActstoreError, StoreFault
 from ..specs import ExtractionSpec, from_attrs
@@ -31,6 +31,7 @@ from .integrity import metadata_of, seal_problems
 from .layout import coordinates, expected_metadata, rewrite_metadata
 from .schema import validate
 from .attrs import new_root_attrs, put_attrs
+from .backends import Backend, StoreLocation, open_backend
 from .store import Store
 
 #: the groups of a store, by the path of any key inside them
@@ -49,35 +50,44 @@ class Damage:
     recomputable: bool = True
 
 
-def verify_path(path: str | Path, *, repair: bool = False) -> list[dict]:
+def verify_path(location: str | Path | StoreLocation, *, repair: bool = False) -> list[dict]:
     """Check a store (its root ``zarr.json`` first, which ``Store`` needs to open) and every group in it."""
-    root = [asdict(d) for d in _check_root(Path(path), repair)]
+    backend = open_backend(location)
+    root = [asdict(d) for d in _check_root(backend, repair)]
     if not repair:
-        return root + verify(Store(path), repair=False)
-    store = Store(path, mode="r+")
+        return root + verify(Store(backend), repair=False)
+    store = Store(backend, mode="r+")
     with store.writing():
         return root + verify(store, repair=True)
 
 
-def _check_root(path: Path, repair: bool) -> list[Damage]:
-    meta = path / "zarr.json"
-    if not path.is_dir() or not any(path.iterdir()):
+def _check_root(backend: Backend, repair: bool) -> list[Damage]:
+    raw = backend.zarr_store(read_only=True)
+    there = backend.exists()
+    if not there and not sync(_any_key(raw)):
         return []  # no store at all: Store says so
-    try:
-        attrs = json.loads(meta.read_bytes())["attributes"]
-        validate("root", attrs, str(path))
-        return []
-    except (OSError, ValueError, KeyError, TypeError, StoreFault):
-        pass
+    meta = sync(raw.get("zarr.json", default_buffer_prototype())) if there else None
+    if meta is not None:
+        try:
+            validate("root", json.loads(meta.to_bytes())["attributes"], backend.url)
+            return []
+        except (OSError, ValueError, KeyError, TypeError, StoreFault):
+            pass
     if repair:
-        _rewrite_root(path)
-    return [Damage("/", "zarr.json", "damaged" if meta.exists() else "missing",
+        _rewrite_root(backend.zarr_store(read_only=False))
+    return [Damage("/", "zarr.json", "missing" if meta is None else "damaged",
                    "rewritten (the store's creation time is lost)" if repair else "repair rewrites it")]
 
 
-def _rewrite_root(path: Path) -> None:
-    (path / "zarr.json").unlink(missing_ok=True)
-    zarr.open_group(LocalStore(path), mode="a", zarr_format=3).attrs.put(new_root_attrs())
+async def _any_key(zstore: zarr.abc.store.Store) -> bool:
+    async for _ in zstore.list():
+        return True
+    return False
+
+
+def _rewrite_root(zstore: zarr.abc.store.Store) -> None:
+    sync(zstore.delete("zarr.json"))
+    zarr.open_group(zstore, mode="a", zarr_format=3).attrs.put(new_root_attrs())
 
 
 def verify(store: Store, *, repair: bool = False) -> list[dict]:
@@ -184,38 +194,40 @@ class _Checker:
         if "label" in usable and self._bad_chunks(group["label"]):
             self.found.append(Damage(self.path, "label", "damaged", "the next extract of this split rewrites it "
                                      "from the same data"))
-        marked = len(self.found)  # what follows (done markers, blocks, baselines) is for extract to redo
-        done = self._done(group, spec) if "done" in usable else None
-        if done is None:
-            return
-        self._blocks(group, spec, done, usable)
-        reset = self._baselines(group, spec, usable) if spec.split == "train" else []
-        if self.repair and len(self.found) > marked:
-            for s in reset:
-                done[s] = False
-            group["done"][...] = done
-            attrs = dict(group.attrs)
-            progress = {k: v for k, v in attrs.get("baseline_progress", {}).items()
-                        if int(k) not in {spec.seeds[s] for s in reset}}
-            put_attrs(group, {**attrs, **({"baseline_progress": progress} if spec.split == "train" else {}),
-                              "stamp": {**attrs["stamp"], "state": "in_progress"}})
-
-    def _done(self, group: zarr.Group, spec: ExtractionSpec) -> np.ndarray:
-        """The done markers; a damaged one counts as not done, a missing one of a complete extraction is reported
-        (repair marks both blocks to extract again)."""
-        array, done = group["done"], np.zeros((len(spec.seeds), spec.n_blocks), bool)
+        marked = len(self.found)  # what follows (markers, blocks, segments, baselines) is for extract to redo
         complete = group.attrs["stamp"]["state"] == "complete"
-        for s, b in itertools.product(range(len(spec.seeds)), range(spec.n_blocks)):
-            if f"{array.path}/{array.metadata.encode_chunk_key((s, b))}" not in self.keys and not complete:
-                continue  # a block not extracted yet
-            problem = self._chunk_problem(array, (s, b))
+        if "done" not in usable:
+            return
+        done = self._markers(group["done"], "block", spec, complete)
+        self._blocks(group, spec, done, usable)
+        segments = None
+        if spec.split == "train" and {"segment_done", "baseline_parts", "baseline"} <= usable:
+            segments = self._markers(group["segment_done"], "segment", spec, complete)
+            self._segments(group, spec, segments)
+        if self.repair and len(self.found) > marked:
+            group["done"][...] = done
+            if segments is not None:
+                group["segment_done"][...] = segments
+            attrs = dict(group.attrs)
+            put_attrs(group, {**attrs, "stamp": {**attrs["stamp"], "state": "in_progress"}})
+
+    def _markers(self, array: zarr.Array, unit: str, spec: ExtractionSpec, complete: bool) -> np.ndarray:
+        """Done markers (of blocks or train segments); a damaged one counts as not done, a missing one of a
+        complete extraction is reported (repair marks both to extract again)."""
+        marked = np.zeros(array.shape, bool)
+        for s, u in itertools.product(*map(range, array.shape)):
+            if f"{array.path}/{array.metadata.encode_chunk_key((s, u))}" not in self.keys and not complete:
+                continue  # not extracted yet
+            problem = self._chunk_problem(array, (s, u))
             if problem is None:
-                done[s, b] = bool(array[s, b])
+                marked[s, u] = bool(array[s, u])
             elif problem == "damaged" or complete:
-                self.found.append(Damage(self.path, f"done marker seed {spec.seeds[s]} block {b}", problem,
-                                         self._did("block marked to extract again", "repair marks the block to "
-                                                   "extract again")))
-        return done
+                self.found.append(Damage(self.path, f"{array.basename} marker seed {spec.seeds[s]} {unit} {u}",
+                                         problem, self._redo(unit)))
+        return marked
+
+    def _redo(self, unit: str) -> str:
+        return self._did(f"{unit} marked to extract again", f"repair marks the {unit} to extract again")
 
     def _blocks(self, group: zarr.Group, spec: ExtractionSpec, done: np.ndarray, usable: set[str]) -> None:
         """Every chunk of every done block; a block with a bad one is marked not done in ``done``."""
@@ -229,29 +241,26 @@ class _Checker:
                     if problem:
                         where = f" layer {layer}" if name == "acts" else ""
                         self.found.append(Damage(self.path, f"{name} seed {spec.seeds[s]} block {b}{where}", problem,
-                                                 self._did("block marked to extract again",
-                                                           "repair marks the block to extract again")))
+                                                 self._redo("block")))
                         done[s, b] = False
 
-    def _baselines(self, group: zarr.Group, spec: ExtractionSpec, usable: set[str]) -> list[int]:
-        """Seeds whose baseline sum (the live slot) or baseline is missing or damaged."""
-        reset = []
-        progress = group.attrs.get("baseline_progress", {})
-        for s, seed in enumerate(spec.seeds):
-            entry = progress.get(str(seed))
-            if not entry:
-                continue
-            wanted = [("baseline_sum", (entry["slot"], s, layer, 0, 0)) for layer in range(spec.n_layers)]
-            if entry["examples"] == spec.n_examples:
-                wanted += [("baseline", (s, layer, 0, 0)) for layer in range(spec.n_layers)]
-            bad = [(name, c) for name, c in wanted if name in usable and self._chunk_problem(group[name], c)]
-            bad += [(name, None) for name in ("baseline_sum", "baseline") if name not in usable]
-            if bad:
-                self.found.append(Damage(self.path, f"{bad[0][0]} seed {seed}", "damaged",
-                                         self._did("the seed's train pass marked to run again",
-                                                   "repair marks the seed's train pass to run again")))
-                reset.append(s)
-        return reset
+    def _segments(self, group: zarr.Group, spec: ExtractionSpec, segments: np.ndarray) -> None:
+        """The exact sums of every done train segment (a bad one marks its segment not done), and the baseline of
+        every seed whose segments are all done (the next extract rewrites a bad one from the sums)."""
+        for s, g in zip(*np.nonzero(segments)):
+            for layer in range(spec.n_layers):
+                problem = self._chunk_problem(group["baseline_parts"], (s, g, layer, 0, 0))
+                if problem:
+                    self.found.append(Damage(self.path, f"baseline_parts seed {spec.seeds[s]} segment {g} layer "
+                                             f"{layer}", problem, self._redo("segment")))
+                    segments[s, g] = False
+                    break
+        for s in np.nonzero(segments.all(axis=1))[0]:
+            problem = next(filter(None, (self._chunk_problem(group["baseline"], (s, layer, 0, 0))
+                                         for layer in range(spec.n_layers))), None)
+            if problem:
+                self.found.append(Damage(self.path, f"baseline seed {spec.seeds[s]}", problem,
+                                         "the next extract of the train split rewrites it from the segment sums"))
 
     # ---- prompts, rankings, results: every chunk of every array
 

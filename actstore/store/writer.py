@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,7 +20,6 @@ class ExtractionWriter:
 
     def __init__(self, store: Store, group: zarr.Group, spec: ExtractionSpec) -> None:
         self.store, self.group, self.spec = store, group, spec
-        self.created = group.attrs["stamp"]["created"]
 
     def done(self) -> np.ndarray:
         """(seed, block) bool: which blocks are safely stored."""
@@ -43,34 +41,28 @@ class ExtractionWriter:
         self.group["done"][seed_index, block] = True
 
     def _fsync(self, name: str, coords: tuple[int, ...]) -> None:
+        """Make one written chunk durable where the store lives (fsync on a disk; an object PUT already is)."""
         array = self.group[name]
-        fd = os.open(self.store.path / array.path / array.metadata.encode_chunk_key(coords), os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        self.store.backend.make_durable([f"{array.path}/{array.metadata.encode_chunk_key(coords)}"])
 
-    # ---- the train split's streamed baseline (Eq. 2), checkpointed in two slots
+    # ---- the train split's streamed baseline (Eq. 2), as exact sums of segments of blocks
 
-    def stream_progress(self, seed: int) -> tuple[int, int]:
-        """(examples already summed, slot holding that sum) for one seed."""
-        entry = self.group.attrs.get("baseline_progress", {}).get(str(seed))
-        return (entry["examples"], entry["slot"]) if entry else (0, 1)
+    def segments_done(self) -> np.ndarray:
+        """(seed, segment) bool: which segments' sums are safely stored."""
+        return np.asarray(self.group["segment_done"][...])
 
-    def load_sum(self, seed_index: int, slot: int) -> np.ndarray:
-        return np.asarray(self.group["baseline_sum"][slot, seed_index])
-
-    def checkpoint_sum(self, seed_index: int, total: np.ndarray, examples: int) -> None:
-        """Write the running sum into the slot not in use, then flip the pointer in one atomic attrs write."""
-        seed = self.spec.seeds[seed_index]
-        _, slot = self.stream_progress(seed)
-        free = 1 - slot
-        self.group["baseline_sum"][free, seed_index] = total
+    def put_segment(self, seed_index: int, segment: int, total: np.ndarray) -> None:
+        """Store a segment's exact sum (layer, token, neuron), make it durable, then mark the segment done. Its
+        bytes are the same whoever computes it, so ranks, resumed runs and concurrent launches agree."""
+        self.group["baseline_parts"][seed_index, segment] = total
         for layer in range(self.spec.n_layers):
-            self._fsync("baseline_sum", (free, seed_index, layer, 0, 0))
-        progress = dict(self.group.attrs.get("baseline_progress", {}))
-        progress[str(seed)] = {"examples": examples, "slot": free}
-        self._update_attrs(baseline_progress=progress)
+            self._fsync("baseline_parts", (seed_index, segment, layer, 0, 0))
+        self.group["segment_done"][seed_index, segment] = True
+
+    def segment_total(self, seed_index: int) -> np.ndarray:
+        """Σ over every segment of a seed, layer by layer (memory stays at one segment's sum per layer)."""
+        parts = self.group["baseline_parts"]
+        return np.stack([np.asarray(parts[seed_index, :, layer]).sum(axis=0) for layer in range(self.spec.n_layers)])
 
     def put_baseline(self, seed_index: int, baseline: np.ndarray) -> None:
         self.group["baseline"][seed_index] = baseline
@@ -81,11 +73,15 @@ class ExtractionWriter:
         attrs["stamp"] = {**attrs["stamp"], "updated": now()}
         put_attrs(self.group, attrs)
 
+    def is_complete(self) -> bool:
+        return self.group.attrs["stamp"]["state"] == "complete"
+
     def finish(self) -> bool:
-        """Mark the extraction complete if every block (and, for train, every seed's baseline) is in."""
+        """Mark the extraction complete if every block (and, for train, every segment, so every seed's baseline)
+        is in; any rank may call it, the last one to finish its share completes the extraction."""
         complete = bool(self.done().all())
         if self.spec.split == "train":
-            complete &= all(self.stream_progress(s)[0] == self.spec.n_examples for s in self.spec.seeds)
+            complete &= bool(self.segments_done().all())
         if complete:
             self._update_attrs(stamp={**self.group.attrs["stamp"], "state": "complete"})
         return complete

@@ -1,0 +1,170 @@
+"""Extraction sharded by a real launcher (torchrun, one process per rank, on CPU): 1, 2 and 3 ranks write the
+store one process writes, bit for bit and chunk for chunk; a rank killed mid-run costs only its unfinished units."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from actstore.launch import Shard
+from helpers import invoke, one_error_line
+
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+
+
+def extract_args(model: Path, data_dir: Path, store: Path) -> list[str]:
+    """Train (stored, 10 blocks in segments of 2) and validation of 2 seeds: units of both kinds to share."""
+    return [str(a) for a in ("extract", "--model", model, "--task", "sst2", "--prompts", "random", "--seeds", "0,1",
+                             "--prompt-length", "3", "--limit", "40", "--batch-size", "2", "--block", "4",
+                             "--segment", "2", "--store-train", "--data-dir", data_dir, "--store", store)]
+
+
+def launch(ranks: int, args: list[str]) -> list[str]:
+    """The command line a user types: the console script alone, or under torchrun."""
+    if ranks == 1:
+        return [str(BIN / "actstore"), *args]
+    return [str(BIN / "torchrun"), "--standalone", "--nproc-per-node", str(ranks), "--no-python", str(BIN / "actstore"),
+            *args]
+
+
+def contents(store: Path) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Every array's values, and every chunk file that exists (markers included)."""
+    values = {}
+
+    def walk(group: zarr.Group) -> None:
+        for _, member in group.members():
+            if isinstance(member, zarr.Group):
+                walk(member)
+            else:
+                values[member.path] = np.asarray(member[...])
+
+    walk(zarr.open_group(store, mode="r"))
+    chunks = {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file() and "/c/" in str(p.relative_to(store))}
+    return values, chunks
+
+
+def assert_same_store(got: Path, expected: Path) -> None:
+    (values, chunks), (ref_values, ref_chunks) = contents(got), contents(expected)
+    assert chunks == ref_chunks
+    assert values.keys() == ref_values.keys()
+    for key, ref in ref_values.items():
+        np.testing.assert_array_equal(values[key], ref, err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
+    store = tmp_path_factory.mktemp("one") / "one.zarr"
+    subprocess.run(launch(1, extract_args(tiny_model_dir("bert"), data_dir, store)), check=True, env=ENV,
+                   capture_output=True)
+    return store
+
+
+@pytest.mark.parametrize("ranks", [1, 2, 3])
+def test_ranks_write_what_one_process_writes(reference, tiny_model_dir, data_dir, tmp_path, ranks):
+    store = tmp_path / f"{ranks}.zarr"
+    done = subprocess.run(launch(ranks, extract_args(tiny_model_dir("bert"), data_dir, store)), env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    if ranks > 1:
+        assert f"(rank {ranks - 1} of {ranks})" in done.stdout
+    assert_same_store(store, reference)
+    assert invoke("verify", store).exit_code == 0
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_a_rank_killed_mid_run_then_the_same_launch_again(reference, tiny_model_dir, data_dir, tmp_path):
+    store = tmp_path / "killed.zarr"
+    command = launch(2, extract_args(tiny_model_dir("bert"), data_dir, store))
+    proc = subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    markers = store / "extractions" / "sst2" / "train" / "done" / "c"
+    deadline = time.time() + 120
+    while (not markers.exists() or sum(1 for p in markers.rglob("*") if p.is_file()) < 3) and time.time() < deadline:
+        time.sleep(0.01)
+    ranks = _children(proc.pid)
+    assert len(ranks) == 2 and proc.poll() is None, "the launch finished before a rank could be killed"
+    os.kill(ranks[1], signal.SIGKILL)
+    proc.wait(timeout=120)
+    assert proc.returncode != 0
+    train_markers = store / "extractions" / "sst2" / "train" / "segment_done" / "c"
+    assert not train_markers.exists() or sum(1 for p in train_markers.rglob("*") if p.is_file()) < 10
+
+    again = subprocess.run(command, env=ENV, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert_same_store(store, reference)
+
+
+@pytest.mark.parametrize("env, shard", [
+    ({}, Shard(0, 1, 0)),
+    ({"RANK": "2", "WORLD_SIZE": "4", "LOCAL_RANK": "0"}, Shard(2, 4, 0)),
+    ({"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1"}, Shard(5, 8, 1)),
+])
+def test_the_rank_comes_from_the_launcher(env, shard):
+    assert Shard.from_env(env) == shard
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"WORLD_SIZE": "2"}, "RANK and WORLD_SIZE must both be set"),
+    ({"RANK": "1"}, "RANK and WORLD_SIZE must both be set"),
+    ({"RANK": "2", "WORLD_SIZE": "2"}, "rank 2 of world size 2"),
+    ({"SLURM_PROCID": "x", "SLURM_NTASKS": "2"}, "must be integers"),
+])
+def test_a_broken_launch_environment_is_one_error_line(env, message, tiny_model_dir, data_dir, tmp_path,
+                                                       monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    store = tmp_path / "never.zarr"
+    one_error_line(invoke(*extract_args(tiny_model_dir("bert"), data_dir, store)), message)
+    assert not store.exists()
+
+
+def experiment(tmp_path: Path, name: str, model: Path, data_dir: Path) -> Path:
+    """sst2 and its adversarial set, 3 seeds (an uneven share for 2 ranks): tune → extract → rank."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'''store = "{tmp_path / name}.zarr"
+model = "{model}"
+seeds = [0, 1, 2]
+tasks = ["sst2", "adv_sst2"]
+[data]
+train_limit = 16
+dev_limit = 12
+data_dir = "{data_dir}"
+[tune]
+n_tokens = 3
+max_steps = 4
+eval_every = 2
+batch_size = 4
+max_length = 32
+[extract]
+max_length = 32
+batch_size = 4
+block = 4
+segment = 1
+''')
+    return path
+
+
+def test_run_under_torchrun_tunes_extracts_and_ranks_as_one_process(tiny_model_dir, data_dir, tmp_path):
+    model = tiny_model_dir("roberta")
+    for name, ranks in (("one", 1), ("two", 2)):
+        done = subprocess.run(launch(ranks, ["run", str(experiment(tmp_path, name, model, data_dir))]), env=ENV,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 1 of 2 did its share" in done.stdout and "top skill neurons of sst2" in done.stdout
+    (values, chunks), (ref_values, ref_chunks) = contents(tmp_path / "two.zarr"), contents(tmp_path / "one.zarr")
+    assert chunks == ref_chunks
+    assert values.keys() == ref_values.keys() and any(k.startswith("rankings/adv_sst2") for k in values)
+    for key, ref in ref_values.items():
+        if not key.endswith("wall_s"):  # how long a seed took is the one thing that differs
+            np.testing.assert_array_equal(values[key], ref, err_msg=key)
