@@ -118,6 +118,17 @@ def test_cli_rank_on_a_scheduler_address_file_and_environment(toy, cluster, tmp_
         assert loaded(open_store(toy).ranking("toy")) == threaded
 
 
+def test_cli_report_on_a_cluster_equals_threads(toy, cluster, tmp_path):
+    rank(open_store(toy, "r+"), "toy")
+    assert invoke("report", "--store", toy, "--out", tmp_path / "threads").exit_code == 0
+    workers = ran_on_workers(cluster, lambda: invoke("report", "--store", toy, "--out", tmp_path / "cluster",
+                                                     "--scheduler", cluster))
+    assert len(workers) == 2
+    threaded, clustered = tmp_path / "threads", tmp_path / "cluster"
+    assert sorted(p.name for p in clustered.iterdir()) == sorted(p.name for p in threaded.iterdir())
+    assert (clustered / "index.md").read_text() == (threaded / "index.md").read_text()
+
+
 def test_an_unreachable_scheduler_is_one_error_line_and_changes_nothing(toy, tmp_path):
     before = digest(toy)
     started = time.monotonic()
