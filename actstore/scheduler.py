@@ -21,6 +21,7 @@ import dask.array as da
 import numpy as np
 
 from .errors import ActstoreError
+from .store.backends import StoreLocation, open_backend
 
 THREADS, PROCESSES = "threads", "processes"
 #: honoured when no scheduler is named, as dask.distributed's own ``Client()`` honours it
@@ -31,12 +32,16 @@ USAGE = "--scheduler takes threads, processes, tcp://host:port or the path of a 
 
 
 @contextmanager
-def using(scheduler: str | None = None) -> Iterator[Any]:
+def using(scheduler: str | None = None, store: str | Path | StoreLocation | None = None) -> Iterator[Any]:
     """Compute the block's dask work on ``scheduler``: ``threads``, ``processes`` (a ``local_cluster``, closed on
     exit), an address such as ``tcp://host:8786``, or a scheduler file; None: ``$DASK_SCHEDULER_ADDRESS``, else
     threads. Yields the distributed ``Client`` (None on threads). A scheduler that cannot be reached is an
-    ``ActstoreError`` raised before the block runs, so nothing was read or written."""
+    ``ActstoreError`` raised before the block runs, so nothing was read or written; so is a ``store`` that lives in
+    this process's memory (``memory://``) on any scheduler but threads: worker processes would not see it."""
     scheduler = scheduler or os.environ.get(ENV) or THREADS
+    if scheduler != THREADS and store is not None and open_backend(store).in_process:
+        raise ActstoreError(f"{store} lives in this process's memory, which dask's worker processes do not see: "
+                            "use --scheduler threads, or a store on disk or in object storage")
     if scheduler == THREADS:
         with dask.config.set(scheduler=THREADS):
             yield None

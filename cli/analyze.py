@@ -101,7 +101,7 @@ def correlate(
 ) -> None:
     """Task specificity: Spearman correlation of the tasks' neuron predictivities per layer, averaged over layers."""
     target = _existing(store)
-    with using(scheduler), target.writing():
+    with using(scheduler, store), target.writing():
         result = analysis.correlate(target, _tasks(tasks), normalize)
     if as_json:
         out.print_json(json.dumps({"tasks": result["task_a"].values.tolist(), "normalize": normalize,
@@ -124,7 +124,7 @@ def compare_adversarial(
 ) -> None:
     """Are the clean task's skill neurons among the most predictive on the adversarial data?"""
     target = _existing(store)
-    with using(scheduler), target.writing():
+    with using(scheduler, store), target.writing():
         result = analysis.compare_adversarial(target, task, clean=clean, percents=parse_percents(percent), scope=scope)
     spec = result.attrs["spec"]
     columns = ("overlap", "chance", "adv_predictivity_clean_top", "adv_predictivity_adv_top", "clean_top_percentile")
@@ -149,7 +149,7 @@ def report(
     scheduler: Scheduler = None,
 ) -> None:
     """Render every figure the store has data for (PNG and SVG) and an index page with the accuracy table."""
-    with using(scheduler):
+    with using(scheduler, store):
         written = render(Store(store), out_dir)
     for title, stem, _ in written.figures:
         out.print(f"{title}: {out_dir / stem}.png, .svg")

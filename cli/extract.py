@@ -18,7 +18,8 @@ from .output import out, throughput
 def extract(
     model: Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")],
     task: Annotated[str, typer.Option(help="a registry task (sst2, qnli, ...) or a name for --data-files")],
-    store: Annotated[StoreLocation, typer.Option(help="the Zarr store to write (created if absent): a path or a URL such as s3://bucket/prefix")],
+    store: Annotated[StoreLocation, typer.Option(help="the Zarr store to write (created if absent): a path or a URL "
+                                                      "such as s3://bucket/prefix")],
     split: Annotated[str, typer.Option(help="comma-separated splits")] = "train,validation",
     prompts: Annotated[Optional[str], typer.Option(help="'random', or .pt/.npy file(s); default: the store's prompts")] = None,
     prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,

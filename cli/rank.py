@@ -32,7 +32,7 @@ def rank(
 ) -> None:
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""
     target = Store(store, mode="r+")
-    with using(scheduler), target.writing():
+    with using(scheduler, store), target.writing():
         if subtask is None:
             rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from)}
         else:

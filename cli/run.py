@@ -18,7 +18,8 @@ from .output import out, skill_table, steps
 def run(
     file: Annotated[Path, typer.Argument(help="the experiment TOML (see data/experiments/)")],
     model: Annotated[Optional[str], typer.Option(help="override the file's model")] = None,
-    store: Annotated[Optional[StoreLocation], typer.Option(help="override the file's store (--storage-option applies to this one)")] = None,
+    store: Annotated[Optional[StoreLocation], typer.Option(
+        help="override the file's store (--storage-option applies to this one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ) -> None:
     """Run an experiment file; re-running it after a crash or after adding a task only does the missing work."""

@@ -54,7 +54,7 @@ def suppress(
                               random_seed=seed, noise_scale=noise_scale)
     source = neurons_from or task
     ranked = Store(store).ranking(source)  # fails clearly before any data or model is loaded
-    with using(scheduler):  # so does an unreachable scheduler
+    with using(scheduler, store):  # so does an unreachable scheduler
         spec, splits = data.load(task, split)
         examples = next(iter(splits.values()))
         lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)

@@ -20,7 +20,8 @@ from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_
 from .output import out, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
-StorePath = Annotated[StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as s3://bucket/prefix")]
+StorePath = Annotated[StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as "
+                                                        "s3://bucket/prefix")]
 ExistingStore = Annotated[StoreLocation, typer.Option(help="the Zarr store holding the prompts (the evaluation is added to it)")]
 
 

@@ -16,6 +16,8 @@ class Backend(ABC):
 
     #: the store's path or URL, as messages name it
     url: str
+    #: the store exists in this process only (``memory://``): worker processes would see an empty one
+    in_process: bool = False
 
     @abstractmethod
     def zarr_store(self, read_only: bool) -> zarr.abc.store.Store:

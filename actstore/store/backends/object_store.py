@@ -8,6 +8,7 @@ whoever writes it, so concurrent writers of one extraction are safe without one 
 
 from __future__ import annotations
 
+import atexit
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -20,14 +21,16 @@ from zarr.storage import FsspecStore
 from ...errors import ActstoreError
 from .base import Backend
 
-#: URL scheme → the fsspec package that implements it, and the actstore extra that installs it
-SCHEMES = {"s3": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"),
-           "abfs": ("adlfs", "azure"), "memory": (None, None)}
+#: URL scheme → how to install the fsspec package that implements it (gcsfs and adlfs: of the installed fsspec's
+#: version, which this project does not pin)
+SCHEMES = {"s3": "pip install 'actstore[s3]'", "gs": "pip install gcsfs", "gcs": "pip install gcsfs",
+           "az": "pip install adlfs", "abfs": "pip install adlfs", "memory": ""}
 
 #: fail fast on an endpoint that does not answer; a key already listed is never cached (other writers add keys)
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "s3": {"skip_instance_cache": True, "use_listings_cache": False,
-           "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}}},
+           "config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
+                             "retries": {"max_attempts": 3, "mode": "standard"}}},
     "gs": {"skip_instance_cache": True, "use_listings_cache": False},
     "az": {"skip_instance_cache": True, "use_listings_cache": False},
 }
@@ -40,14 +43,13 @@ _CREDENTIALS = {"s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_P
 class ObjectBackend(Backend):
     def __init__(self, url: str, scheme: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self.url, self.scheme = url.rstrip("/"), scheme
-        #: a ``memory://`` store lives in this process only: worker processes would see an empty one
         self.in_process = scheme == "memory"
         self.options = _merge(_DEFAULTS.get(scheme, {}), dict(storage_options or {}))
-        package, extra = SCHEMES[scheme]
         try:
             self._store = FsspecStore.from_url(self.url, storage_options=self.options)
-        except ImportError:
-            raise ActstoreError(f"{scheme}:// stores need the {package} package: pip install 'actstore[{extra}]'") from None
+        except ImportError as exc:
+            raise ActstoreError(f"{scheme}:// stores need a package that is not installed ({exc}): "
+                                f"{SCHEMES[scheme]}") from None
         except (TypeError, ValueError) as exc:  # an option the file system does not take
             raise ActstoreError(f"bad --storage-option for {self.url}: {exc}") from None
         self._closing = False
@@ -81,6 +83,8 @@ class ObjectBackend(Backend):
             raise
         except PermissionError as exc:
             raise ActstoreError(f"access to {self.url} was denied: {exc}") from None
+        except TypeError as exc:  # an option the file system does not take, met when it first connects
+            raise ActstoreError(f"bad --storage-option for {self.url}: {exc}") from None
         except Exception as exc:  # the file system's own types (botocore's, aiohttp's, ...)
             kind = type(exc).__name__
             if "Credential" in kind:
@@ -97,13 +101,20 @@ class ObjectBackend(Backend):
         fs = self._store.fs
         creator = getattr(fs, "_s3creator", None)
         if creator is not None and not self._closing:
-            weakref.finalize(fs, type(fs).close_session, zarr.core.sync._get_loop(), creator)
+            _SESSIONS.append(weakref.finalize(fs, type(fs).close_session, zarr.core.sync._get_loop(), creator))
             self._closing = True
+
+
+#: sessions to close when their file system is collected, or at exit while zarr's loop still runs (this handler,
+#: registered after zarr's import, runs before zarr stops its loop)
+_SESSIONS: list[weakref.finalize] = []
+atexit.register(lambda: [close() for close in _SESSIONS])
 
 
 def _merge(defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
     """``given`` over ``defaults``, dictionaries (such as ``config_kwargs``) merged key by key."""
     merged = dict(defaults)
     for key, value in given.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = _merge(merged[key], value) if nested else value
     return merged

@@ -1,0 +1,327 @@
+"""Stores on object storage. One conformance suite of store behaviour runs on every backend (a local directory,
+``memory://``, S3 on localhost through moto's server): create, extract, a crash before a block's done marker,
+resume, verify, planted faults found and refused, read back with xarray. Then the commands on ``s3://`` against the
+same commands on a local directory, a writer killed mid-run against S3, and bad locations, one error line each."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+
+import numpy as np
+import pytest
+import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+
+from actstore.errors import ActstoreError, StoreFault
+from actstore.experiment import Experiment
+from actstore.ranking import rank
+from actstore.store import Store, open_store
+from actstore.store.backends import open_backend
+from helpers import invoke, one_error_line, run_toy
+
+BACKENDS = ("local", "memory", "s3")
+
+
+@pytest.fixture(params=BACKENDS)
+def location(request, tmp_path) -> str:
+    """Where a new store goes, on each backend."""
+    if request.param == "local":
+        return str(tmp_path / "s.zarr")
+    if request.param == "memory":
+        return f"memory://{uuid.uuid4().hex}/s.zarr"
+    return request.getfixturevalue("s3_bucket") + "/runs/s.zarr"
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_model_dir, data_dir, tmp_path_factory) -> dict[str, np.ndarray]:
+    """The toy extraction in a local directory, uninterrupted: what every backend must hold, bit for bit."""
+    store = run_toy(tmp_path_factory.mktemp("reference") / "s.zarr", tiny_model_dir("bert"), data_dir)
+    return arrays(store)
+
+
+def arrays(store: Store) -> dict[str, np.ndarray]:
+    """Every array of a store by path, read through actstore's strict store layer (a fault raises)."""
+    with warnings.catch_warnings():  # a local store's lock file is no zarr node
+        warnings.simplefilter("ignore")
+        members = store.root.members(max_depth=None)
+    return {path: np.asarray(node[...]) for path, node in members if isinstance(node, zarr.Array)}
+
+
+def assert_same_arrays(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
+    assert sorted(got) == sorted(want)
+    for path, values in want.items():
+        if values.dtype.kind == "f":  # bit for bit, NaN included
+            assert got[path].dtype == values.dtype, path
+            assert got[path].tobytes() == values.tobytes(), path
+        else:
+            np.testing.assert_array_equal(got[path], values, err_msg=path)
+
+
+def raw(location: str):
+    """The store's keys without actstore's checks: where a test plants faults."""
+    return open_backend(location).zarr_store(read_only=False)
+
+
+def keys(location: str) -> list[str]:
+    async def listed() -> list[str]:
+        return [key async for key in raw(location).list()]
+
+    return sorted(k for k in sync(listed()) if not k.endswith(".actstore.lock"))
+
+
+def contents(location: str) -> dict[str, bytes]:
+    """Every key and its bytes: equal contents mean nothing stored was touched."""
+    store = raw(location)
+    return {key: sync(store.get(key, default_buffer_prototype())).to_bytes() for key in keys(location)}
+
+
+# ---- the conformance suite: every backend behaves the same
+
+
+def test_a_store_is_created_extracted_verified_and_read_back_with_xarray(location, reference, tiny_model_dir, data_dir):
+    store = run_toy(location, tiny_model_dir("bert"), data_dir)
+    assert store.verify() == []
+    again = open_store(location)
+    assert_same_arrays(arrays(again), reference)
+    ds = again.extraction("toy", "validation")  # lazy xarray over the chunks, through the strict layer
+    assert ds["acts"].dims == ("seed", "example", "layer", "token", "neuron")
+    assert ds["acts"].values.tobytes() == reference["extractions/toy/validation/acts"].tobytes()
+    assert float(ds["acts"].sel(layer=1).astype("float32").mean()) == pytest.approx(
+        float(reference["extractions/toy/validation/acts"][:, :, 1].astype(np.float32).mean()))
+    assert again.summary()["path"] == location and set(again.tasks()["toy"]) == {"train", "validation"}
+
+
+def test_a_crash_before_a_done_marker_loses_only_that_block_and_the_same_call_resumes_bit_identically(
+        location, reference, tiny_model_dir, data_dir, monkeypatch):
+    backend = type(open_backend(location))
+    durable = backend.make_durable
+    made = []
+
+    def crash_on_the_third_validation_block(self, written):
+        written = list(written)
+        if any("/validation/acts/" in key for key in written):
+            made.append(written)
+            if len(made) == 3:  # its chunks are written, its done marker is not
+                raise RuntimeError("power cut")
+        durable(self, written)
+
+    monkeypatch.setattr(backend, "make_durable", crash_on_the_third_validation_block)
+    with pytest.raises(RuntimeError, match="power cut"):
+        run_toy(location, tiny_model_dir("bert"), data_dir)
+    monkeypatch.setattr(backend, "make_durable", durable)
+
+    cut = made[2][0]  # an activation chunk of the block that crashed: in the store, but not data
+    assert cut in keys(location)
+    store = open_store(location)
+    with pytest.raises(ActstoreError, match="incomplete"):
+        store.extraction("toy", "validation")
+    partial = store.extraction("toy", "validation", complete_only=False)
+    complete = partial["complete"].values
+    assert 0 < complete.sum() < complete.size
+    acts = partial["acts"].values
+    assert np.isnan(acts[~complete]).all()  # never read as data
+    np.testing.assert_array_equal(acts[complete], reference["extractions/toy/validation/acts"][complete])
+    assert store.verify() == []  # a block not done yet is no damage
+
+    resumed = run_toy(location, tiny_model_dir("bert"), data_dir)
+    assert_same_arrays(arrays(resumed), reference)
+    assert resumed.verify() == []
+
+
+def test_planted_faults_are_found_by_verify_refused_by_readers_and_healed(location, reference, tiny_model_dir,
+                                                                          data_dir):
+    run_toy(location, tiny_model_dir("bert"), data_dir)
+    acts = "extractions/toy/validation/acts/c"
+    store = raw(location)
+    sync(store.delete(f"{acts}/1/1/0/0/0"))  # seed 1, block 1, layer 0: deleted
+    flipped = bytearray(sync(store.get(f"{acts}/0/0/1/0/0", default_buffer_prototype())).to_bytes())
+    flipped[len(flipped) // 2] ^= 0x01  # seed 0, block 0, layer 1: one bit
+    sync(store.set(f"{acts}/0/0/1/0/0", default_buffer_prototype().buffer.from_bytes(bytes(flipped))))
+
+    found = {(d["item"], d["problem"]) for d in open_store(location).verify()}
+    assert found == {("acts seed 1 block 1 layer 0", "missing"), ("acts seed 0 block 0 layer 1", "damaged")}
+    with pytest.raises(StoreFault):
+        open_store(location).extraction("toy", "validation")["acts"].values
+    with pytest.raises(StoreFault):
+        rank(Store(location, mode="r+"), "toy")
+
+    damaged = Store(location, mode="r+")
+    with damaged.writing():
+        assert len(damaged.verify(repair=True)) == 2
+    healed = run_toy(location, tiny_model_dir("bert"), data_dir)
+    assert_same_arrays(arrays(healed), reference)
+    assert healed.verify() == []
+
+
+def test_the_writer_lock_is_exclusive_on_a_disk_and_absent_on_object_stores(location):
+    """The guarantees of the README's table: one writer process per local store; on object stores no lock."""
+    first, second = Store(location, mode="a"), Store(location, mode="r+")
+    with first.writing():
+        if location.startswith("/"):
+            with pytest.raises(ActstoreError, match="being written by another actstore process"):
+                with second.writing():
+                    pass
+        else:
+            with second.writing():
+                pass
+
+
+# ---- the commands on s3:// equal to the same commands on a local directory
+
+
+def test_extract_rank_suppress_on_s3_equal_the_same_commands_on_a_local_directory(s3_bucket, tiny_model_dir, data_dir,
+                                                                                 tmp_path):
+    local, remote = str(tmp_path / "l.zarr"), f"{s3_bucket}/cli/s.zarr"
+    for where in (local, remote):
+        common = ("--model", tiny_model_dir("roberta"), "--store", where, "--limit", "12", "--batch-size", "4",
+                  "--block", "4", "--data-dir", data_dir)
+        for args in (("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3",
+                      *common),
+                     ("rank", "--store", where, "--task", "sst2"),
+                     ("suppress", "--store", where, "--task", "sst2", "--limit", "12", "--batch-size", "4",
+                      "--data-dir", data_dir, "--random-draws", "2", "--percent", "0,50")):
+            result = invoke(*args)
+            assert result.exit_code == 0, result.output
+    assert_same_arrays(arrays(open_store(remote)), arrays(open_store(local)))
+    shown = invoke("info", remote, "--json")
+    assert shown.exit_code == 0 and json.loads(shown.output)["path"] == remote
+    checked = invoke("verify", remote)
+    assert checked.exit_code == 0 and "0 problem(s)" in checked.output
+
+
+# ---- kill -9 of a writer against S3
+
+
+def extract_command(model_dir, data_dir, store) -> list[str]:
+    return [sys.executable, "-m", "actstore.cli.app", "extract", "--model", str(model_dir), "--task", "sst2",
+            "--split", "validation", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4",
+            "--batch-size", "2", "--block", "4", "--limit", "80", "--data-dir", str(data_dir), "--store", str(store)]
+
+
+def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(s3_bucket, s3_env, tiny_model_dir, data_dir,
+                                                                    tmp_path):
+    import boto3
+
+    model = tiny_model_dir("bert")
+    env = {**os.environ, **s3_env, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(extract_command(model, data_dir, tmp_path / "ref.zarr"), check=True, env=env, capture_output=True)
+
+    bucket, url = s3_bucket.removeprefix("s3://"), f"{s3_bucket}/killed.zarr"
+    client = boto3.client("s3", endpoint_url=s3_env["AWS_ENDPOINT_URL"])
+
+    def done_blocks() -> int:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix="killed.zarr/extractions/sst2/validation/done/c/")
+        return listed.get("KeyCount", 0)
+
+    proc = subprocess.Popen(extract_command(model, data_dir, url), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while done_blocks() < 6 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the extraction finished before it could be killed"
+    assert 0 < done_blocks() < 2 * 20
+
+    reference = open_store(tmp_path / "ref.zarr").extraction("sst2", "validation")
+    partial = open_store(url).extraction("sst2", "validation", complete_only=False)
+    complete = partial["complete"].values
+    assert 0 < complete.sum() < complete.size
+    np.testing.assert_array_equal(partial["acts"].values[complete], reference["acts"].values[complete])
+
+    rerun = subprocess.run(extract_command(model, data_dir, url), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stderr.strip() == ""  # no warnings either (an unclosed HTTP session would say so here)
+    resumed = open_store(url)
+    assert_same_arrays(arrays(resumed), arrays(open_store(tmp_path / "ref.zarr")))
+    assert resumed.verify() == []
+
+
+# ---- bad locations: one error line each, fast, and nothing stored touched
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def existing(s3_bucket, tiny_model_dir) -> str:
+    """A store in the bucket (its root and the prompts of 'toy'), whose bytes a failed command must leave alone."""
+    from actstore.models import load_model
+    from actstore.prompts import PromptSet
+
+    url = f"{s3_bucket}/s.zarr"
+    spec = load_model(str(tiny_model_dir("bert"))).spec
+    prompts = PromptSet.random((0,), 2, spec.hidden)
+    Store(url, mode="a").put_prompts("toy", prompts, prompts.spec(spec))
+    return url
+
+
+COMMANDS = {
+    "info": lambda url, model, data: ("info", url),
+    "rank": lambda url, model, data: ("rank", "--store", url, "--task", "toy"),
+    "extract": lambda url, model, data: ("extract", "--model", model, "--task", "sst2", "--split", "validation",
+                                         "--prompts", "random", "--limit", "8", "--data-dir", data, "--store", url),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("fault, fragment", [
+    ("scheme", "unknown store URL scheme 'ftp://'"),
+    ("unreachable", "cannot reach the storage service"),
+    ("credentials", "no credentials for s3://"),
+    ("bucket", "the bucket 'no-such-bucket' of s3://no-such-bucket/s.zarr does not exist"),
+])
+def test_a_bad_location_is_one_error_line_and_touches_nothing(command, fault, fragment, existing, tiny_model_dir,
+                                                              data_dir, monkeypatch):
+    before = contents(existing)
+    url, options = existing, ()
+    with monkeypatch.context() as env:
+        if fault == "scheme":
+            url = existing.replace("s3://", "ftp://")
+        elif fault == "unreachable":
+            options = ("--storage-option", f"endpoint_url=http://127.0.0.1:{closed_port()}")
+        elif fault == "credentials":
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+                env.delenv(name, raising=False)
+            env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+            env.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+        else:
+            url = "s3://no-such-bucket/s.zarr"
+        start = time.perf_counter()
+        result = invoke(*COMMANDS[command](url, tiny_model_dir("bert"), data_dir), *options)
+        one_error_line(result, fragment)
+        assert time.perf_counter() - start < 30  # fails fast, not after minutes of retries
+    assert contents(existing) == before
+
+
+def test_storage_options_need_a_store_url_and_experiment_files_take_urls(tmp_path):
+    one_error_line(invoke("info", tmp_path / "s.zarr", "--storage-option", "anon=true"), "for object stores")
+    one_error_line(invoke("info", "s3://b/s.zarr", "--storage-option", "anon"), "takes key=value")
+    toml = tmp_path / "e.toml"
+    toml.write_text('store = "s3://bucket/runs/e.zarr"\nmodel = "m"\nseeds = [0]\ntasks = ["sst2"]\n')
+    assert Experiment.load(toml).store == "s3://bucket/runs/e.zarr"
+    one_error_line(invoke("run", toml, "--storage-option", "anon=true"), "--storage-option needs --store")
+
+
+@pytest.mark.parametrize("command", [("rank", "--task", "toy"), ("correlate", "--tasks", "a,b")])
+def test_a_memory_store_is_refused_on_worker_processes(command):
+    """memory:// is for tests in one process: dask's worker processes would see an empty store."""
+    url = f"memory://{uuid.uuid4().hex}/s.zarr"
+    Store(url, mode="a")
+    before = contents(url)
+    one_error_line(invoke(command[0], "--store", url, *command[1:], "--scheduler", "processes"),
+                   "lives in this process's memory", "--scheduler threads")
+    assert contents(url) == before
+    assert not open_backend("s3://b/s.zarr").in_process and not open_backend("s.zarr").in_process
