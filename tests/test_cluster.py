@@ -99,7 +99,7 @@ def test_large_arrays_are_scattered_not_put_in_the_graph(cluster):
     assert scheduler.current_client() is None
 
 
-def test_processes_starts_workers_with_one_numba_thread_and_closes_them(toy):
+def test_processes_starts_workers_with_one_numba_thread_and_closes_them():
     with scheduler.using("processes") as client:
         assert set(client.run(os.environ.get, "NUMBA_NUM_THREADS").values()) == {"1"}
         cluster = client.cluster
