@@ -51,6 +51,9 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
         raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
                             f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
+    if len(np.unique(labels)) < 2:  # every neuron would be "perfectly predictive" of the one class
+        raise ActstoreError(f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
+                            "a neuron's accuracy needs both")
     baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from)
     ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
     return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
@@ -333,6 +336,8 @@ def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray, stacks: Sequence[st
 
 def top_neurons(ranking: xr.Dataset, k: int = 10) -> list[dict]:
     """The k most predictive neurons overall, best first."""
+    if k < 1:
+        raise ActstoreError(f"the number of top neurons must be at least 1, not {k}")
     flat = ranking["rank_global"].values.ravel()
     rows = []
     for index in np.argsort(flat)[:k]:

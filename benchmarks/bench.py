@@ -312,7 +312,7 @@ def main() -> None:
     results["rank"] = bench_rank(args.out / "rank.zarr")
     results["rank"]["rss_over_data"] = results["rank"]["rank_peak_rss_MB"] * 1e6 / results["rank"]["bytes"]
     results["cluster_rank"] = bench_cluster_rank(args.out / "rank.zarr")
-    results["sharded"] = bench_sharded(args.out, min(args.examples, 256), args.prompt_length)
+    results["sharded"] = bench_sharded(args.out, min(args.examples, 512), args.prompt_length)
     results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
                    rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
                    cluster_rank_ratio=results["cluster_rank"]["ratio"])

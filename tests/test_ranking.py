@@ -74,3 +74,15 @@ def test_equal_predictivities_tie_whatever_their_last_bit():
     ds = ranking_dataset(accuracy, np.array([0, 1, 2]))
     assert ds["predictivity"].values[0, 0] != ds["predictivity"].values[0, 1]
     assert list(ds["rank_in_layer"].values[0]) == [0, 1, 2] and list(ds["rank_global"].values[0]) == [0, 1, 2]
+
+
+def test_a_split_of_one_class_is_not_ranked(tiny_model_dir, data_dir, tmp_path):
+    """A neuron's accuracy against one class alone is meaningless (predictivity 1.0 for every neuron)."""
+    import zarr
+
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir)
+    zarr.open_group(tmp_path / "s.zarr", mode="a")["extractions/toy/validation/label"][...] = 1
+    with pytest.raises(ActstoreError, match="one class only"):
+        rank(store, "toy")
+    with pytest.raises(ActstoreError, match="at least 1"):
+        top_neurons(rank(store, "toy", split="train"), 0)
