@@ -7,9 +7,11 @@ from typing import Annotated
 
 import typer
 
+from actstore.scheduler import using
 from actstore.store import StoreLocation, open_store
 from actstore.store.verify import verify_path
 
+from .common import Scheduler
 from .output import out
 
 
@@ -39,13 +41,15 @@ def info(
 def verify(
     store: Annotated[StoreLocation, typer.Argument(help="the store to check")],
     repair: Annotated[bool, typer.Option("--repair", help="mark everything damaged that extract can recompute "
-                                         "(blocks, seeds' train passes), rewrite what the specs define, and say what "
+                                         "(blocks, train segments), rewrite what the specs define, and say what "
                                          "cannot be recomputed")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    scheduler: Scheduler = None,
 ) -> None:
     """Check every zarr.json and every chunk (existence and CRC32C) of a store; exit 1 if anything is missing or
     damaged (with --repair: only if something cannot be recomputed)."""
-    found = verify_path(store, repair=repair)
+    with using(scheduler, store):  # the activation chunks are read back on it
+        found = verify_path(store, repair=repair)
     if as_json:
         out.print_json(json.dumps({"damage": found, "repaired": repair}))
     else:

@@ -10,8 +10,10 @@ from typing import Annotated, Optional
 import typer
 
 from actstore.experiment import Experiment, run as run_experiment
+from actstore.scheduler import using
 from actstore.store import StoreLocation
 
+from .common import Scheduler
 from .output import out, skill_table, steps
 
 
@@ -21,11 +23,13 @@ def run(
     store: Annotated[Optional[StoreLocation], typer.Option(
         help="override the file's store (--storage-option applies to this one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    scheduler: Scheduler = None,
 ) -> None:
     """Run an experiment file; re-running it after a crash or after adding a task only does the missing work."""
     experiment = Experiment.load(file)
     experiment = replace(experiment, model=model or experiment.model, store=store or experiment.store)
-    reports = run_experiment(experiment, progress=steps, say=out.print)
+    with using(scheduler, experiment.store):  # where the rankings are counted
+        reports = run_experiment(experiment, progress=steps, say=out.print)
     if as_json:
         out.print_json(json.dumps({"store": str(experiment.store), "tasks": [asdict(r) for r in reports]}))
         return

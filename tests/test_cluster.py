@@ -146,3 +146,19 @@ def test_an_unreachable_scheduler_is_one_error_line_and_changes_nothing(toy, tmp
     with pytest.raises(ActstoreError, match="no dask scheduler file at nowhere:8786"):
         with scheduler.using("nowhere:8786"):
             pass
+
+
+def test_verify_reads_the_chunks_back_on_a_cluster(toy, cluster, tmp_path):
+    import shutil
+
+    copy = tmp_path / "damaged.zarr"
+    shutil.copytree(toy, copy)
+    chunk = copy / "extractions/toy/validation/acts/c/1/2/1/0/0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"\x00")
+    threaded = invoke("verify", copy, "--json")
+    workers = ran_on_workers(cluster, lambda: invoke("verify", copy, "--json", "--scheduler", cluster))
+    assert len(workers) == 2
+    clustered = invoke("verify", copy, "--json", "--scheduler", cluster)
+    assert threaded.exit_code == clustered.exit_code == 1
+    assert json.loads(clustered.output) == json.loads(threaded.output)
+    assert [d["item"] for d in json.loads(clustered.output)["damage"]] == ["acts seed 1 block 2 layer 1"]

@@ -20,6 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import dask
 import numpy as np
 import zarr
 from zarr.core.buffer import default_buffer_prototype
@@ -230,19 +231,23 @@ class _Checker:
         return self._did(f"{unit} marked to extract again", f"repair marks the {unit} to extract again")
 
     def _blocks(self, group: zarr.Group, spec: ExtractionSpec, done: np.ndarray, usable: set[str]) -> None:
-        """Every chunk of every done block; a block with a bad one is marked not done in ``done``."""
+        """Every chunk of every done block, read on the command's dask scheduler (the bulk of a store); a block
+        with a bad one is marked not done in ``done``."""
         names = [n for n in ("acts", "scores", "prediction") if n in usable]
+        wanted = []  # (array, chunk coords, seed index, block, what it is)
         for s, b in zip(*np.nonzero(done)):
             for name in names:
-                layers = range(spec.n_layers) if name == "acts" else [None]
-                for layer in layers:
+                for layer in range(spec.n_layers) if name == "acts" else [None]:
                     coords = (s, b, layer, 0, 0) if name == "acts" else (s, b, 0)[: group[name].ndim]
-                    problem = self._chunk_problem(group[name], coords)
-                    if problem:
-                        where = f" layer {layer}" if name == "acts" else ""
-                        self.found.append(Damage(self.path, f"{name} seed {spec.seeds[s]} block {b}{where}", problem,
-                                                 self._redo("block")))
-                        done[s, b] = False
+                    where = f" layer {layer}" if name == "acts" else ""
+                    wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
+        present = [w for w in wanted if self._key(w[0], w[1]) in self.keys]
+        damaged = _damaged(self.store.backend, [(a.path, coords, a.chunks) for a, coords, *_ in present])
+        bad = [(w, "missing") for w in wanted if self._key(w[0], w[1]) not in self.keys]
+        bad += [(w, "damaged") for w, d in zip(present, damaged) if d]
+        for (_, _, s, b, what), problem in bad:
+            self.found.append(Damage(self.path, what, problem, self._redo("block")))
+            done[s, b] = False
 
     def _segments(self, group: zarr.Group, spec: ExtractionSpec, segments: np.ndarray) -> None:
         """The exact sums of every done train segment (a bad one marks its segment not done), and the baseline of
@@ -282,9 +287,12 @@ class _Checker:
 
     # ---- chunks
 
+    @staticmethod
+    def _key(array: zarr.Array, coords: tuple[int, ...]) -> str:
+        return f"{array.path}/{array.metadata.encode_chunk_key(coords)}"
+
     def _chunk_problem(self, array: zarr.Array, coords: tuple[int, ...]) -> str | None:
-        key = f"{array.path}/{array.metadata.encode_chunk_key(coords)}"
-        if key not in self.keys:
+        if self._key(array, coords) not in self.keys:
             return "missing"
         selection = tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, array.chunks))
         try:
@@ -299,6 +307,30 @@ class _Checker:
 
     def _did(self, done: str, todo: str) -> str:
         return done if self.repair else todo
+
+
+#: chunks one dask task reads back (each task opens the store read-only, on a worker of any scheduler)
+BATCH = 64
+
+
+def _damaged(backend: Backend, chunks: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> list[bool]:
+    """Which of the (array path, chunk coordinates, chunk shape) fail their checksum when read back, read in
+    batches on the dask scheduler in use (``scheduler.using``: threads by default, or a cluster)."""
+    batches = [chunks[i:i + BATCH] for i in range(0, len(chunks), BATCH)]
+    return [bad for done in dask.compute(*[dask.delayed(_read_back)(backend, batch) for batch in batches])
+            for bad in done]
+
+
+def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> list[bool]:
+    root = Store(backend).root
+    bad = []
+    for path, coords, shape in chunks:
+        try:
+            root[path][tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, shape))]
+            bad.append(False)
+        except StoreFault:
+            bad.append(True)
+    return bad
 
 
 def seal_problems_safe(group: zarr.Group) -> list[str]:
