@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 
 from pathlib import Path
@@ -92,3 +93,44 @@ def one_error_line(result, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def experiment_toml(store: object, model: object, data_dir: object, *, tasks: tuple[str, ...] = ("sst2",),
+                    seeds: tuple[int, ...] = (0, 1), max_steps: int = 4, eval_every: int = 2, extract: str = "") -> str:
+    """A small experiment file on a tiny model: 16 train / 12 dev examples, 3 prompt tokens."""
+    return f"""store = "{store}"
+model = "{model}"
+seeds = {list(seeds)}
+tasks = {json.dumps(list(tasks))}
+[data]
+train_limit = 16
+dev_limit = 12
+data_dir = "{data_dir}"
+[tune]
+n_tokens = 3
+max_steps = {max_steps}
+eval_every = {eval_every}
+batch_size = 4
+max_length = 32
+[extract]
+max_length = 32
+batch_size = 4
+block = 4
+{extract}"""
+
+
+def stored_arrays(store: Path) -> dict[str, np.ndarray]:
+    """Every array of every group of a local store, read with plain zarr."""
+    import zarr
+
+    found = {}
+
+    def walk(group: zarr.Group) -> None:
+        for _, member in group.members():
+            if isinstance(member, zarr.Group):
+                walk(member)
+            else:
+                found[member.path] = np.asarray(member[...])
+
+    walk(zarr.open_group(store, mode="r"))
+    return found

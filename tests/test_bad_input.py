@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from actstore import tasks
 from actstore.errors import ActstoreError
 from actstore.experiment import Experiment
-from helpers import digest, invoke
+from helpers import digest, experiment_toml, invoke
 
 MINE = ("--task", "mine", "--label-words", "bad,good")
 BASES = {
@@ -356,25 +356,7 @@ def test_commands_that_need_a_store_create_none(world, command, tmp_path):
 
 # ---- experiment files: checked against schemas/experiment-v1.json before anything runs
 
-EXPERIMENT = """store = "{store}"
-model = "{model}"
-seeds = [0, 1]
-tasks = ["sst2"]
-[data]
-train_limit = 16
-dev_limit = 12
-data_dir = "{data}"
-[tune]
-n_tokens = 3
-max_steps = 2
-eval_every = 1
-batch_size = 4
-max_length = 32
-[extract]
-max_length = 32
-batch_size = 4
-block = 4
-"""
+EXPERIMENT = experiment_toml("{store}", "{model}", "{data}", max_steps=2, eval_every=1)
 
 #: (change: old line → new line, or a line to append at the end (of [extract]), fragment of the error)
 EXPERIMENT_CASES = [

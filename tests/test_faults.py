@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from actstore import open_store
 from actstore.errors import StoreFault
-from helpers import digest, invoke, one_error_line
+from helpers import digest, invoke, one_error_line, stored_arrays
 
 VALIDATION, TRAIN = "extractions/sst2/validation", "extractions/sst2/train"
 
@@ -34,21 +33,6 @@ def reference(tiny_model_dir, data_dir, tmp_path_factory) -> tuple[Path, list]:
     assert invoke(*args).exit_code == 0
     assert invoke("rank", "--store", store, "--task", "sst2").exit_code == 0
     return store, args
-
-
-def arrays(store: Path) -> dict[str, np.ndarray]:
-    """Every array of every group, read with plain zarr."""
-    found = {}
-
-    def walk(group: zarr.Group) -> None:
-        for name, member in group.members():
-            if isinstance(member, zarr.Group):
-                walk(member)
-            else:
-                found[member.path] = np.asarray(member[...])
-
-    walk(zarr.open_group(store, mode="r"))
-    return found
 
 
 CHUNKS = {  # array kind → one chunk of a finished block / seed
@@ -84,7 +68,7 @@ def heal(store: Path, args: list, expected: dict[str, np.ndarray]) -> None:
     assert invoke("rank", "--store", store, "--task", "sst2").exit_code == 0
     clean = invoke("verify", store)
     assert clean.exit_code == 0 and "0 problem(s)" in clean.output, clean.output
-    got = arrays(store)
+    got = stored_arrays(store)
     assert got.keys() == expected.keys()
     for key, values in expected.items():
         np.testing.assert_array_equal(got[key], values, err_msg=key)
@@ -94,7 +78,7 @@ def heal(store: Path, args: list, expected: dict[str, np.ndarray]) -> None:
 @pytest.mark.parametrize("kind", list(CHUNKS))
 def test_a_damaged_chunk_is_found_refused_and_healed(reference, tmp_path, kind, fault):
     source, args = reference
-    expected = arrays(source)
+    expected = stored_arrays(source)
     store = tmp_path / "s.zarr"
     shutil.copytree(source, store)
     key = CHUNKS[kind]
@@ -120,7 +104,7 @@ def test_a_damaged_chunk_is_found_refused_and_healed(reference, tmp_path, kind, 
                                    "spec edited", "broken root zarr.json", "ranking dtype edited"])
 def test_damaged_metadata_is_found_refused_and_healed(reference, tmp_path, fault):
     source, args = reference
-    expected = arrays(source)
+    expected = stored_arrays(source)
     store = tmp_path / "s.zarr"
     shutil.copytree(source, store)
     meta = {"broken array zarr.json": f"{VALIDATION}/acts", "dtype edited": f"{VALIDATION}/acts",

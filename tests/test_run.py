@@ -12,7 +12,7 @@ import torch
 
 from actstore import open_store
 from actstore.experiment import Experiment, run
-from helpers import digest, invoke, one_error_line
+from helpers import digest, experiment_toml, invoke, one_error_line
 
 TUNE = ["--prompt-length", "3", "--max-steps", "4", "--eval-every", "2", "--batch-size", "4", "--max-length", "32",
         "--limit", "16"]
@@ -89,25 +89,7 @@ def test_bad_tuning_input_is_one_line_and_harmless(tuned, tiny_model_dir, data_d
 
 def experiment_file(tmp_path, model_dir, data_dir, tasks):
     path = tmp_path / "exp.toml"
-    path.write_text(f'''store = "{tmp_path / 'exp.zarr'}"
-model = "{model_dir}"
-seeds = [0, 1]
-tasks = {json.dumps(tasks)}
-[data]
-train_limit = 16
-dev_limit = 12
-data_dir = "{data_dir}"
-[tune]
-n_tokens = 3
-max_steps = 4
-eval_every = 2
-batch_size = 4
-max_length = 32
-[extract]
-max_length = 32
-batch_size = 4
-block = 4
-''')
+    path.write_text(experiment_toml(tmp_path / "exp.zarr", model_dir, data_dir, tasks=tuple(tasks)))
     return path
 
 

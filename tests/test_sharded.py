@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from actstore.launch import Shard
-from helpers import invoke, one_error_line
+from helpers import experiment_toml, invoke, one_error_line, stored_arrays
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
@@ -38,18 +37,8 @@ def launch(ranks: int, args: list[str]) -> list[str]:
 
 def contents(store: Path) -> tuple[dict[str, np.ndarray], set[str]]:
     """Every array's values, and every chunk file that exists (markers included)."""
-    values = {}
-
-    def walk(group: zarr.Group) -> None:
-        for _, member in group.members():
-            if isinstance(member, zarr.Group):
-                walk(member)
-            else:
-                values[member.path] = np.asarray(member[...])
-
-    walk(zarr.open_group(store, mode="r"))
     chunks = {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file() and "/c/" in str(p.relative_to(store))}
-    return values, chunks
+    return stored_arrays(store), chunks
 
 
 def assert_same_store(got: Path, expected: Path) -> None:
@@ -132,26 +121,8 @@ def test_a_broken_launch_environment_is_one_error_line(env, message, tiny_model_
 def experiment(tmp_path: Path, name: str, model: Path, data_dir: Path) -> Path:
     """sst2 and its adversarial set, 3 seeds (an uneven share for 2 ranks): tune → extract → rank."""
     path = tmp_path / f"{name}.toml"
-    path.write_text(f'''store = "{tmp_path / name}.zarr"
-model = "{model}"
-seeds = [0, 1, 2]
-tasks = ["sst2", "adv_sst2"]
-[data]
-train_limit = 16
-dev_limit = 12
-data_dir = "{data_dir}"
-[tune]
-n_tokens = 3
-max_steps = 4
-eval_every = 2
-batch_size = 4
-max_length = 32
-[extract]
-max_length = 32
-batch_size = 4
-block = 4
-segment = 1
-''')
+    path.write_text(experiment_toml(tmp_path / f"{name}.zarr", model, data_dir, tasks=("sst2", "adv_sst2"),
+                                    seeds=(0, 1, 2), extract="segment = 1\n"))
     return path
 
 

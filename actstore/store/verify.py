@@ -138,7 +138,7 @@ class _Checker:
         """The group, if its own metadata and attributes are sound (else it is reported, and removed on repair)."""
         problem = self._meta_problem(f"{self.path}/zarr.json")
         if problem:
-            self._lost(f"zarr.json", problem)
+            self._lost("zarr.json", problem)
             return None
         group = self.store.root[self.path]
         if "spec" not in group.attrs:
