@@ -139,3 +139,20 @@ def test_run_under_torchrun_tunes_extracts_and_ranks_as_one_process(tiny_model_d
     for key, ref in ref_values.items():
         if not key.endswith("wall_s"):  # how long a seed took is the one thing that differs
             np.testing.assert_array_equal(values[key], ref, err_msg=key)
+
+
+@pytest.mark.parametrize("model, ranks, args", [
+    # 2 dev blocks of one seed for 3 ranks: rank 2 has nothing to do, and just finishes
+    ("tiny", 3, ["--split", "validation", "--seeds", "0", "--limit", "8"]),
+    # the real MiniLM weights (6 layers × 1536 neurons), train and dev
+    ("all-minilm-l6-v2", 2, ["--seeds", "0,1", "--limit", "24", "--segment", "1"]),
+])
+def test_uneven_shares_and_a_real_model(tiny_model_dir, data_dir, tmp_path, model, ranks, args):
+    model = tiny_model_dir("bert") if model == "tiny" else model
+    common = ["extract", "--model", str(model), "--task", "sst2", "--prompts", "random", "--prompt-length", "3",
+              "--batch-size", "4", "--block", "4", "--data-dir", str(data_dir), *args]
+    for name, n in (("one", 1), ("many", ranks)):
+        done = subprocess.run(launch(n, [*common, "--store", str(tmp_path / f"{name}.zarr")]), env=ENV,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert_same_store(tmp_path / "many.zarr", tmp_path / "one.zarr")
