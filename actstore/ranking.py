@@ -19,7 +19,7 @@ import xarray as xr
 from . import kernels
 from .errors import ActstoreError
 from .extraction import baseline_from_sum, block_sum
-from .scheduler import current_client, shared
+from .scheduler import shared
 from .specs import ExtractionSpec, RankingSpec
 from .store import Store
 from .tasks import source_task
@@ -79,8 +79,7 @@ def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
     n_classes = len(spec.label_names)
     specs = [store.extraction_spec(spec.task, spec.split, stack) for stack in store.stacks(spec.task, spec.split)]
     baselines = [_matching_baseline(store, baseline_task, s) for s in specs]  # every stack checked before the long pass
-    counts = [_reduce((dev if s.stack == "encoder" else store.extraction(s.task, s.split, stack=s.stack))["acts"].data,
-                      _count_kernel(spec.dtype, n_classes), (n_classes,), dev["label"].values,
+    counts = [_reduce(_acts(store, s), _count_kernel(spec.dtype, n_classes), (n_classes,), dev["label"].values,
                       _thresholds(baseline, spec.dtype)) for s, baseline in zip(specs, baselines)]
     return baseline_task, join_stacks(counts), [s.stack for s in specs for _ in range(s.n_layers)]
 
@@ -295,8 +294,7 @@ def recompute_baseline(store: Store, task: str, stack: str = "encoder") -> np.nd
     spec = store.extraction_spec(task, "train", stack)
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
-    acts = store.extraction(task, "train", stack=stack)["acts"].data
-    return baseline_from_sum(_reduce(acts, _sum_kernel, (), None, None)[:, 0], spec.n_examples)
+    return baseline_from_sum(_reduce(_acts(store, spec), _sum_kernel, (), None, None)[:, 0], spec.n_examples)
 
 
 def accuracy_from_counts(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -387,18 +385,18 @@ def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None) -> np.ndarra
     return block_sum(data)[None]
 
 
+def _acts(store: Store, spec: ExtractionSpec) -> da.Array:
+    """An extraction's activations in dask chunks of ``CHUNKS_PER_TASK`` storage chunks, each read by one task."""
+    return store.extraction(spec.task, spec.split, stack=spec.stack, blocks_per_chunk=CHUNKS_PER_TASK)["acts"].data
+
+
 def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
             per_neuron: np.ndarray | None) -> np.ndarray:
-    """Apply ``kernel(block (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every chunk of
-    acts (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on the
+    """Apply ``kernel(block (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every dask chunk of
+    acts (seed, example, layer, token, neuron) (each read by one task: see ``_acts``) and sum over examples → (seed, *out, layer, token, neuron), on the
     current dask scheduler (``scheduler.using``). ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a
     cluster), never inside the task function, which would ship them with the graph."""
     n_tokens, n_neurons = acts.shape[3:]
-    # On threads, a task per CHUNKS_PER_TASK storage chunks cuts the per-task overhead. On a cluster, merging chunks
-    # would ship activations between workers, so each task counts the chunk it read, when that cannot change a bit:
-    # float16 gives int64 counts and fixed-point sums (float32's float64 sums depend on their grouping).
-    if current_client() is None or acts.dtype != np.float16:
-        acts = acts.rechunk({1: acts.chunks[1][0] * CHUNKS_PER_TASK})
     n_out = int(np.prod(out, dtype=int)) if out else 1
     # indices: seed, example, class (the kernel's out), layer, token, neuron
     thresholds = (None, None) if per_neuron is None else (shared(per_neuron, (1, 1, n_tokens, n_neurons)), "sltn")

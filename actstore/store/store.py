@@ -221,11 +221,12 @@ class Store:
         return [stack for stack in STACKS if self.extraction_spec(task, split, stack) is not None]
 
     def extraction(self, task: str, split: str = "validation", *, stack: str = "encoder",
-                   complete_only: bool = True) -> xr.Dataset:
+                   complete_only: bool = True, blocks_per_chunk: int = 1) -> xr.Dataset:
         """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label,
         prediction, scores (``complete_only=False``: blocks not extracted yet read as NaN / -1, ``complete`` says
         which). T5's decoder activations (``stack="decoder"``) have one ``token``, the first decoding step, and their
-        layers numbered after the encoder's."""
+        layers numbered after the encoder's. A dask chunk of ``acts`` spans ``blocks_per_chunk`` storage chunks along
+        ``example``, read by one task (more work per task, no data moved between dask workers)."""
         path = _extraction_path(task, split, stack)
         group = self._group(path, "extraction")
         if group is None:
@@ -239,7 +240,8 @@ class Store:
                 f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
                 "run the same actstore extract command again to finish it"
             )
-        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
+        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3,
+                          chunks={"example": spec.block * blocks_per_chunk} if blocks_per_chunk > 1 else {})
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done") if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
