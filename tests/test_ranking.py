@@ -86,3 +86,14 @@ def test_a_split_of_one_class_is_not_ranked(tiny_model_dir, data_dir, tmp_path):
         rank(store, "toy")
     with pytest.raises(ActstoreError, match="at least 1"):
         top_neurons(rank(store, "toy", split="train"), 0)
+
+
+def test_rank_reads_its_chunks_without_a_warning(tiny_model_dir, data_dir, tmp_path):
+    """rank reads several storage chunks per task; nothing about that may reach the user as a warning."""
+    import warnings
+
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir, n_dev=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ranking = rank(store, "toy")
+    assert ranking["predictivity"].shape[1] == store.extraction("toy").sizes["neuron"]

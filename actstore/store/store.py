@@ -240,8 +240,11 @@ class Store:
                 f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
                 "run the same actstore extract command again to finish it"
             )
-        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3,
-                          chunks={"example": spec.block * blocks_per_chunk} if blocks_per_chunk > 1 else {})
+        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
+        if "acts" in ds and blocks_per_chunk > 1:  # acts alone: label's one storage chunk stays whole
+            acts = group["acts"]
+            chunks = (1, spec.block * blocks_per_chunk, *acts.chunks[2:])
+            ds["acts"] = ds["acts"].copy(data=da.from_zarr(acts, chunks=chunks))
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done") if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
