@@ -154,14 +154,18 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
             report(len(scores), sum(a.nbytes for a in stacks) if spec.store_acts and not done[s, b] else 0)
             return stacks
 
+        def store_block(s: int, b: int, prompt: torch.Tensor) -> None:
+            """Compute and write a block unless it is stored already."""
+            if done[s, b]:
+                report(spec.block_examples(b), 0)
+            else:
+                run_block(s, b, prompt)
+
         if spec.split == "train":
-            _stream_segments(spec, writers, runner, prompts, shard, queue, done, run_block, report)
+            _stream_segments(spec, writers, runner, prompts, shard, queue, run_block, store_block)
         else:
             for s, b in _owned(shard, len(spec.seeds), spec.n_blocks):
-                if done[s, b]:
-                    report(runner.size(b), 0)
-                else:
-                    run_block(s, b, torch.from_numpy(prompts.vectors[s]))
+                store_block(s, b, torch.from_numpy(prompts.vectors[s]))
         queue.drain()
     for writer in writers:
         writer.finish()
@@ -170,10 +174,10 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
 
 def owned_examples(spec: ExtractionSpec, shard: Shard = Shard()) -> int:
     """How many examples (times seeds) a rank computes or skips in ``extract``: its progress bar's total."""
-    size = lambda b: min(spec.block, spec.n_examples - b * spec.block)  # noqa: E731
     if spec.split == "train":
-        return sum(size(b) for _, g in _owned(shard, len(spec.seeds), spec.n_segments) for b in spec.segment_blocks(g))
-    return sum(size(b) for _, b in _owned(shard, len(spec.seeds), spec.n_blocks))
+        return sum(spec.block_examples(b) for _, g in _owned(shard, len(spec.seeds), spec.n_segments)
+                   for b in spec.segment_blocks(g))
+    return sum(spec.block_examples(b) for _, b in _owned(shard, len(spec.seeds), spec.n_blocks))
 
 
 def _owned(shard: Shard, n_seeds: int, n_units: int) -> list[tuple[int, int]]:
@@ -190,7 +194,7 @@ def _writers(store: Store, specs: list[ExtractionSpec], split: Split, shard: Sha
 
 
 def _stream_segments(spec: ExtractionSpec, writers: list, runner: "_BlockRunner", prompts: PromptSet, shard: Shard,
-                     queue: "_WriteQueue", done: np.ndarray, run_block: Callable, report: Progress) -> None:
+                     queue: "_WriteQueue", run_block: Callable, store_block: Callable) -> None:
     """The train split: this rank's segments, each summed over its blocks and stored whole once its blocks are;
     then the baseline of every seed whose segments are all in (the last rank to finish writes them)."""
     seg_done = np.logical_and.reduce([w.segments_done() for w in writers])
@@ -199,10 +203,7 @@ def _stream_segments(spec: ExtractionSpec, writers: list, runner: "_BlockRunner"
         prompt = torch.from_numpy(prompts.vectors[s])
         if seg_done[s, g]:  # summed: only blocks whose stored activations were lost (verify --repair) are redone
             for b in spec.segment_blocks(g):
-                if done[s, b]:
-                    report(runner.size(b), 0)
-                else:
-                    run_block(s, b, prompt)
+                store_block(s, b, prompt)
             continue
         totals = [np.zeros(shape, _SUM_DTYPE[spec.dtype]) for shape in runner.block_shapes]
         for b in spec.segment_blocks(g):
@@ -243,13 +244,10 @@ class _BlockRunner:
         self.model, self.spec, self.split, self.word_ids, self.options = model, specs[0], split, word_ids, options
         self.block_shapes = [(s.n_layers, s.n_positions, s.model.n_neurons) for s in specs]
 
-    def size(self, b: int) -> int:
-        return min(self.spec.block, self.spec.n_examples - b * self.spec.block)
-
     @torch.inference_mode()
     def run(self, b: int, prompt: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
         """(activations per stack (example, layer, token, neuron), label-word scores) of block ``b``."""
-        lo, n = b * self.spec.block, self.size(b)
+        lo, n = b * self.spec.block, self.spec.block_examples(b)
         stacks = [np.empty((n, *shape), dtype=self.spec.dtype) for shape in self.block_shapes]
         targets = [torch.from_numpy(acts) for acts in stacks]
         scores = np.empty((n, len(self.word_ids)), dtype=np.float32)

@@ -104,6 +104,10 @@ class ExtractionSpec:
     def n_blocks(self) -> int:
         return -(-self.n_examples // self.block)
 
+    def block_examples(self, b: int) -> int:
+        """Examples in block ``b`` (the last one may be short)."""
+        return min(self.block, self.n_examples - b * self.block)
+
     @property
     def n_segments(self) -> int:
         return -(-self.n_blocks // self.segment) if self.segment else 0

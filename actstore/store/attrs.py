@@ -24,6 +24,11 @@ def new_root_attrs() -> dict:
     return {"actstore": {"schema_version": SCHEMA_VERSION, "version": __version__, "created": now(), "updated": now()}}
 
 
+def is_complete(group: zarr.Group) -> bool:
+    """Whether a group's stamp says every part of it is in."""
+    return group.attrs["stamp"]["state"] == "complete"
+
+
 def put_attrs(group: zarr.Group, attrs: dict) -> None:
     """Every attribute write of a group: sealed with the digests ``Store._group`` checks."""
     group.attrs.put(seal(group, attrs))

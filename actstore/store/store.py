@@ -27,7 +27,7 @@ import zarr
 from ..errors import ActstoreError, StoreFault
 from ..prompts import PromptSet
 from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
-from .attrs import new_root_attrs, put_attrs, stamp
+from .attrs import is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
@@ -92,7 +92,7 @@ class Store:
         try:
             group = self.root[path]
         except KeyError:
-            if self._has_data(path):
+            if any_key(self.zstore, path + "/"):
                 raise StoreFault(f"{self.location}/{path} holds data but its zarr.json is missing: run actstore verify "
                                  "on the store (--repair to mark what can be recomputed)") from None
             return None
@@ -102,14 +102,6 @@ class Store:
         check_seal(group, f"{self.location}/{path}")
         validate(kind, attrs, f"{self.location}/{path}")
         return group
-
-    def _has_data(self, path: str) -> bool:
-        async def first() -> bool:
-            async for _ in self.zstore.list_prefix(path + "/"):
-                return True
-            return False
-
-        return zarr.core.sync.sync(first())
 
     def _names(self, path: str) -> list[str]:
         try:
@@ -211,10 +203,8 @@ class Store:
 
     def complete(self, task: str, split: str) -> bool:
         """Whether every stack of an extraction is complete (every block stored; for train, every baseline)."""
-        stacks = self.stacks(task, split)
-        return bool(stacks) and all(
-            self._group(_extraction_path(task, split, stack), "extraction").attrs["stamp"]["state"] == "complete"
-            for stack in stacks)
+        groups = [g for stack in STACKS if (g := self._group(_extraction_path(task, split, stack), "extraction"))]
+        return bool(groups) and all(map(is_complete, groups))
 
     def stacks(self, task: str, split: str) -> list[str]:
         """The stacks extracted for a split: ``["encoder"]``, or T5's ``["encoder", "decoder"]``."""
@@ -259,7 +249,7 @@ class Store:
     def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
         group = self._group(_extraction_path(task, "train", stack), "extraction")
-        if group is None or group.attrs["stamp"]["state"] != "complete":
+        if group is None or not is_complete(group):
             raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.location}: "
                                 "extract its train split first")
         return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
@@ -329,6 +319,16 @@ def open_store(location: str | Path | StoreLocation, mode: str = "r", **storage_
     system, e.g. ``endpoint_url=...``): ``mode="r"`` to read (the analyst's view), ``"r+"`` to add to it, ``"a"``
     to create or add."""
     return Store(location, mode, storage_options)
+
+
+def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
+    """Whether any key starts with ``prefix`` (a folder that holds data, or a store that holds anything)."""
+    async def first() -> bool:
+        async for _ in zstore.list_prefix(prefix):
+            return True
+        return False
+
+    return zarr.core.sync.sync(first())
 
 
 def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:

@@ -31,9 +31,9 @@ from ..specs import ExtractionSpec, from_attrs
 from .integrity import metadata_of, seal_problems
 from .layout import coordinates, expected_metadata, rewrite_metadata
 from .schema import validate
-from .attrs import new_root_attrs, put_attrs
+from .attrs import is_complete, new_root_attrs, put_attrs
 from .backends import Backend, StoreLocation, open_backend
-from .store import Store
+from .store import Store, any_key
 
 #: the groups of a store, by the path of any key inside them
 _GROUP = re.compile(r"^(prompts/[^/]+|rankings/[^/]+|results/[^/]+/[^/]+|extractions/[^/]+/[^/]+(?:/decoder)?)/")
@@ -65,7 +65,7 @@ def verify_path(location: str | Path | StoreLocation, *, repair: bool = False) -
 def _check_root(backend: Backend, repair: bool) -> list[Damage]:
     raw = backend.zarr_store(read_only=True)
     there = backend.exists()
-    if not there and not sync(_any_key(raw)):
+    if not there and not any_key(raw):
         return []  # no store at all: Store says so
     meta = sync(raw.get("zarr.json", default_buffer_prototype())) if there else None
     if meta is not None:
@@ -78,12 +78,6 @@ def _check_root(backend: Backend, repair: bool) -> list[Damage]:
         _rewrite_root(backend.zarr_store(read_only=False))
     return [Damage("/", "zarr.json", "missing" if meta is None else "damaged",
                    "rewritten (the store's creation time is lost)" if repair else "repair rewrites it")]
-
-
-async def _any_key(zstore: zarr.abc.store.Store) -> bool:
-    async for _ in zstore.list():
-        return True
-    return False
 
 
 def _rewrite_root(zstore: zarr.abc.store.Store) -> None:
@@ -196,7 +190,7 @@ class _Checker:
             self.found.append(Damage(self.path, "label", "damaged", "the next extract of this split rewrites it "
                                      "from the same data"))
         marked = len(self.found)  # what follows (markers, blocks, segments, baselines) is for extract to redo
-        complete = group.attrs["stamp"]["state"] == "complete"
+        complete = is_complete(group)
         if "done" not in usable:
             return
         done = self._markers(group["done"], "block", spec, complete)
@@ -242,7 +236,7 @@ class _Checker:
                     where = f" layer {layer}" if name == "acts" else ""
                     wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
         present = [w for w in wanted if self._key(w[0], w[1]) in self.keys]
-        damaged = _damaged(self.store.backend, [(a.path, coords, a.chunks) for a, coords, *_ in present])
+        damaged = _damaged(self.store.backend, [(a.path, coords) for a, coords, *_ in present])
         bad = [(w, "missing") for w in wanted if self._key(w[0], w[1]) not in self.keys]
         bad += [(w, "damaged") for w, d in zip(present, damaged) if d]
         for (_, _, s, b, what), problem in bad:
@@ -294,12 +288,7 @@ class _Checker:
     def _chunk_problem(self, array: zarr.Array, coords: tuple[int, ...]) -> str | None:
         if self._key(array, coords) not in self.keys:
             return "missing"
-        selection = tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, array.chunks))
-        try:
-            array[selection]
-        except StoreFault:
-            return "damaged"
-        return None
+        return "damaged" if _fails_read(array, coords) else None
 
     def _bad_chunks(self, array: zarr.Array) -> bool:
         grid = [range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)]
@@ -313,24 +302,26 @@ class _Checker:
 BATCH = 64
 
 
-def _damaged(backend: Backend, chunks: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> list[bool]:
-    """Which of the (array path, chunk coordinates, chunk shape) fail their checksum when read back, read in
-    batches on the dask scheduler in use (``scheduler.using``: threads by default, or a cluster)."""
+def _damaged(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[bool]:
+    """Which of the (array path, chunk coordinates) fail their checksum when read back, read in batches on the
+    dask scheduler in use (``scheduler.using``: threads by default, or a cluster)."""
     batches = [chunks[i:i + BATCH] for i in range(0, len(chunks), BATCH)]
     return [bad for done in dask.compute(*[dask.delayed(_read_back)(backend, batch) for batch in batches])
             for bad in done]
 
 
-def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...], tuple[int, ...]]]) -> list[bool]:
+def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[bool]:
     root = Store(backend).root
-    bad = []
-    for path, coords, shape in chunks:
-        try:
-            root[path][tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, shape))]
-            bad.append(False)
-        except StoreFault:
-            bad.append(True)
-    return bad
+    return [_fails_read(root[path], coords) for path, coords in chunks]
+
+
+def _fails_read(array: zarr.Array, coords: tuple[int, ...]) -> bool:
+    """Whether one stored chunk fails to read back (its CRC32C, or a truncation)."""
+    try:
+        array[tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, array.chunks))]
+    except StoreFault:
+        return True
+    return False
 
 
 def seal_problems_safe(group: zarr.Group) -> list[str]:

@@ -9,7 +9,7 @@ import zarr
 
 from ..specs import ExtractionSpec
 
-from .attrs import now, put_attrs
+from .attrs import is_complete, now, put_attrs
 
 if TYPE_CHECKING:
     from .store import Store
@@ -74,7 +74,7 @@ class ExtractionWriter:
         put_attrs(self.group, attrs)
 
     def is_complete(self) -> bool:
-        return self.group.attrs["stamp"]["state"] == "complete"
+        return is_complete(self.group)
 
     def finish(self) -> bool:
         """Mark the extraction complete if every block (and, for train, every segment, so every seed's baseline)
