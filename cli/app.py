@@ -4,27 +4,54 @@ from __future__ import annotations
 
 import errno
 import functools
+import logging
 import signal
 import sys
+import time
 from collections.abc import Callable
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.markup import escape
 
+from actstore import __version__
 from actstore.errors import ActstoreError
 from actstore_entry import AGAIN, KEPT, stop_message
 
 from . import analyze, extract, info, prompts, rank, run, suppress, tune
 from .common import with_store
-from .output import err
+from .output import configure_logging, err, print_json
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="Store and analyse FFN activations of prompt-tuned transformers.")
+log = logging.getLogger("actstore.cli")
 
 
-def _fail(message: str) -> NoReturn:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+def _show_version(value: bool) -> None:
+    if value:
+        print(f"actstore {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
+                                          help="print the version and exit")] = False,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: what the command does and how long "
+                                         "it took; -vv: debug")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="errors only: no warnings, no progress bars")] = False,
+) -> None:
+    """Store and analyse FFN activations of prompt-tuned transformers."""
+    configure_logging(verbose, quiet)
+
+
+def _fail(message: str, as_json: bool = False) -> NoReturn:
+    """One ``error:`` line on stderr; under --json the same message as ``{"error": ...}`` on stdout, so that a script
+    reading stdout always gets one JSON document."""
+    if as_json:
+        print_json({"error": message})
+    else:
+        err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1) from None
 
 
@@ -44,17 +71,21 @@ def _clean_errors(command: Callable) -> Callable:
 
     @functools.wraps(command)
     def run(*args, **kwargs):
+        as_json = bool(kwargs.get("as_json"))
+        start = time.perf_counter()
         try:
-            return command(*args, **kwargs)
+            result = command(*args, **kwargs)
         except ActstoreError as exc:
-            _fail(str(exc))
+            _fail(str(exc), as_json)
         except OSError as exc:
             if exc.errno in (None, errno.EPIPE):  # a library's own message (a bug here), or a closed pipe typer ends
                 raise
-            _fail(_os_fault(exc))
+            _fail(_os_fault(exc), as_json)
         except KeyboardInterrupt:  # Ctrl-C without the console script's handlers (python -m, the library's tests)
             err.print(stop_message(signal.SIGINT))
             raise typer.Exit(130) from None
+        log.info("%s: done in %.1f s", command.__name__.rstrip("_").replace("_", "-"), time.perf_counter() - start)
+        return result
 
     return run
 

@@ -9,13 +9,17 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional, get_args
+from typing import TYPE_CHECKING, Annotated, Optional, get_args
 
 import typer
 
 from actstore import tasks
 from actstore.errors import ActstoreError
-from actstore.store import StoreLocation
+
+if TYPE_CHECKING:
+    from actstore.store import StoreLocation
+else:  # in the commands' signatures only, where with_store replaces it: the store (zarr, dask) loads when a command runs
+    StoreLocation = str
 
 DataDir = Annotated[Optional[Path], typer.Option(envvar="ACTSTORE_DATA_DIR", help="local task files (../shared/data layout)")]
 DataFiles = Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b.jsonl (CSV/TSV/JSONL)")]
@@ -144,6 +148,8 @@ def with_store(command: Callable) -> Callable:
         url, options = kwargs.pop("store"), parse_storage_options(kwargs.pop("storage_option"))
         if url is None and options:
             raise ActstoreError("--storage-option needs --store")
+        from actstore.store import StoreLocation
+
         return command(*args, store=None if url is None else StoreLocation(url, options), **kwargs)
 
     kept = [p.replace(annotation=text) if p.name == "store" else p for p in signature.parameters.values()]

@@ -6,13 +6,13 @@ from typing import Annotated, Literal, Optional
 
 import typer
 
-from actstore.extraction import DTYPES, ExtractOptions, extract as run_extract, owned_examples, plan, prepare
 from actstore.launch import Shard
-from actstore.models import load_model
-from actstore.store import Store, StoreLocation
 
-from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_data
-from .output import out, throughput
+from .common import BatchSize, DataSource, Device, MaxLength, StoreLocation, parse_seeds, with_data
+from .output import closing_rate, out, print_json, throughput
+
+#: actstore.extraction.DTYPES, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
+Dtype = Literal["float16", "float32"]
 
 
 def extract(
@@ -25,7 +25,7 @@ def extract(
     prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
-    dtype: Annotated[Literal[DTYPES], typer.Option(help="float16 or float32")] = "float16",
+    dtype: Annotated[Dtype, typer.Option(help="float16 or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
     batch_size: BatchSize = 8,
     block: Annotated[int, typer.Option(min=1, help="examples per chunk (a multiple of --batch-size)")] = 32,
@@ -33,9 +33,14 @@ def extract(
     segment: Annotated[int, typer.Option(min=1, help="train: blocks per baseline segment, the unit of resume and "
                                          "of sharding")] = 32,
     device: Device = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line per split")] = False,
     data: DataSource = DataSource(),
 ) -> None:
     """Extract FFN activations at the prompt positions for every layer, neuron, token, seed and example."""
+    from actstore.extraction import ExtractOptions, extract as run_extract, owned_examples, plan, prepare
+    from actstore.models import load_model
+    from actstore.store import Store
+
     options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train,
                              segment=segment)
     shard = Shard.from_env()
@@ -44,17 +49,25 @@ def extract(
     prompt_set, record_under = prepare(store, lm, spec, splits, options, prompts=prompts, prompts_from=prompts_from,
                                        seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length)
     target = Store(store, mode="a")
+    done_splits = []
     with target.writing(shared=shard.sharded):
         if record_under and shard.rank == 0:  # the other ranks wait for rank 0's extraction groups
             target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
         for name, examples in splits.items():
             planned = plan(lm, spec, examples, prompt_set, options)
             rank = f" (rank {shard.rank} of {shard.world})" if shard.sharded else ""
+            was_complete = target.complete(task, name)  # then the run below only checks that the settings match
             with throughput(f"{task}/{name}{rank}", owned_examples(planned, shard)) as rates:
                 done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add, shard=shard)
             what = "activations + baseline" if name == "train" and not done.store_acts else "activations"
-            out.print(f"{task}/{name}{rank}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in {store} "
-                      f"({rates})")
+            done_splits.append({"split": name, "n_examples": done.n_examples, "seeds": list(done.seeds),
+                                "stored": what, "already_complete": was_complete,
+                                "examples_per_s": None if was_complete else rates.examples_per_s})
+            if not as_json:
+                out.print(f"{task}/{name}{rank}: {done.n_examples} examples × {len(done.seeds)} seeds → {what} in "
+                          f"{store} ({closing_rate(rates, was_complete)})")
+    if as_json:
+        print_json({"task": task, "store": str(store), "splits": done_splits})
 
 
 COMMANDS = [with_data(extract)]

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from actstore.scheduler import using
-from actstore.store import StoreLocation, open_store
-from actstore.store.verify import verify_path
-
-from .common import Scheduler
-from .output import out
+from .common import Scheduler, StoreLocation
+from .output import out, print_json
 
 
 def info(
@@ -20,9 +15,11 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
+    from actstore.store import open_store
+
     summary = open_store(store).summary()
     if as_json:
-        out.print_json(json.dumps(summary))
+        print_json(summary)
         return
     out.print(f"[bold]{store}[/]  actstore store v{summary['schema_version']} (written by actstore {summary['version']})")
     for task, p in summary["prompts"].items():
@@ -48,10 +45,13 @@ def verify(
 ) -> None:
     """Check every zarr.json and every chunk (existence and CRC32C) of a store; exit 1 if anything is missing or
     damaged (with --repair: only if something cannot be recomputed)."""
+    from actstore.scheduler import using
+    from actstore.store.verify import verify_path
+
     with using(scheduler, store):  # the activation chunks are read back on it
         found = verify_path(store, repair=repair)
     if as_json:
-        out.print_json(json.dumps({"damage": found, "repaired": repair}))
+        print_json({"damage": found, "repaired": repair})
     else:
         for d in found:
             out.print(f"  {d['problem']}: {d['group']} {d['item']} → {d['action']}")

@@ -2,16 +2,54 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+#: what -q turned off: the progress bars (its errors still show)
+_quiet = False
+
+
+class _ErrHandler(logging.Handler):
+    """Log records as ``level: message`` lines on the error console (the one sys.stderr of the moment)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err.print(f"{record.levelname.lower()}: {escape(self.format(record))}", highlight=False, soft_wrap=True)
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """-q: errors only (no warnings, no progress bars); default: warnings; -v: info; -vv: debug. Python's
+    warnings go through ``logging`` too, so -q silences them."""
+    global _quiet
+    _quiet = quiet
+    level = logging.ERROR if quiet else max(logging.DEBUG, logging.WARNING - 10 * verbose)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _ErrHandler)]:  # once per invocation (tests invoke often)
+        root.removeHandler(handler)
+    root.addHandler(_ErrHandler())
+    root.setLevel(level)
+    logging.captureWarnings(True)
+
+
+def print_json(payload: object) -> None:
+    """A command's result (or ``{"error": ...}``) as one JSON document on stdout."""
+    out.print_json(json.dumps(payload))
+
+
+def closing_rate(rates: Rates, was_complete: bool) -> str:
+    """The closing line's throughput, or "already complete" where nothing was left to do (a rate of skipped work
+    would be meaningless)."""
+    return "already complete" if was_complete else str(rates)
 
 
 class Rates:
@@ -24,6 +62,10 @@ class Rates:
         self.examples += examples
         self.bytes += nbytes
         self.on_add(examples)
+
+    @property
+    def examples_per_s(self) -> float:
+        return self.examples / max(time.perf_counter() - self.start, 1e-9)
 
     def __str__(self) -> str:
         elapsed = max(time.perf_counter() - self.start, 1e-9)
@@ -47,7 +89,7 @@ def throughput(description: str, total: int) -> Iterator[Rates]:
     """A progress bar with examples/s and MB/s, cleared when done; yields the ``Rates`` to feed."""
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.completed}/{task.total} ex · {task.fields[rate]}"), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, disable=_quiet) as bar:
         task = bar.add_task(description, total=total, rate="")
         rates = Rates(lambda examples: bar.update(task, advance=examples, rate=str(rates)))
         yield rates
@@ -58,6 +100,6 @@ def steps(description: str, total: int) -> Iterator[Callable[..., None]]:
     """A progress bar of work units with a status line (seed, step, loss); yields ``advance(n, status="")``."""
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[status]}"),
                TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
+    with Progress(*columns, console=err, transient=True, disable=_quiet) as bar:
         task = bar.add_task(description, total=total, status="")
         yield lambda n, status="": bar.update(task, advance=n, status=status)

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from actstore.experiment import Experiment, run as run_experiment
-from actstore.scheduler import using
-from actstore.store import StoreLocation
-
-from .common import Scheduler
-from .output import out, skill_table, steps
+from .common import Scheduler, StoreLocation
+from .output import err, out, print_json, skill_table, steps
 
 
 def run(
@@ -26,12 +21,16 @@ def run(
     scheduler: Scheduler = None,
 ) -> None:
     """Run an experiment file; re-running it after a crash or after adding a task only does the missing work."""
+    from actstore.experiment import Experiment, run as run_experiment
+    from actstore.scheduler import using
+
     experiment = Experiment.load(file)
     experiment = replace(experiment, model=model or experiment.model, store=store or experiment.store)
     with using(scheduler, experiment.store):  # where the rankings are counted
-        reports = run_experiment(experiment, progress=steps, say=out.print)
+        # under --json the running commentary goes to stderr: stdout holds the one JSON document
+        reports = run_experiment(experiment, progress=steps, say=err.print if as_json else out.print)
     if as_json:
-        out.print_json(json.dumps({"store": str(experiment.store), "tasks": [asdict(r) for r in reports]}))
+        print_json({"store": str(experiment.store), "tasks": [asdict(r) for r in reports]})
         return
     for report in reports:
         accs = list(report.dev_accuracy.values())

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import numpy as np
 import typer
 from rich.table import Table
 
-from actstore.evaluation import evaluate
 from actstore.launch import Shard
-from actstore.models import load_model
-from actstore.store import Store, StoreLocation
 from actstore.tasks import source_task
-from actstore.tuning import TuneOptions, check_tune, tune as run_tune
 
-from .common import BatchSize, DataSource, Device, MaxLength, parse_seeds, with_data
-from .output import out, steps, throughput
+from .common import BatchSize, DataSource, Device, MaxLength, StoreLocation, parse_seeds, with_data
+from .output import out, print_json, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
 StorePath = Annotated[StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as "
@@ -44,6 +39,10 @@ def tune(
     data: DataSource = DataSource(),
 ) -> None:
     """Prompt-tune a frozen model: one prompt per seed, best checkpoint on dev, stored as the task's prompts."""
+    from actstore.models import load_model
+    from actstore.store import Store
+    from actstore.tuning import TuneOptions, check_tune, tune as run_tune
+
     options = TuneOptions(n_tokens=prompt_length, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
                           max_steps=max_steps, eval_every=eval_every, patience=patience, max_length=max_length)
     seed_list = parse_seeds(seeds)
@@ -54,15 +53,20 @@ def tune(
     check_tune(lm, spec, splits["train"], dev, seed_list, options)
     target = Store(store, mode="a")
     mine = sum(shard.owns(i) for i in range(len(seed_list)))
+    tuned: set[int] = set()  # none: every seed was stored already, and the table shows what is
     with target.writing(shared=shard.sharded), steps(f"tune {task}", mine * max_steps) as advance:
-        result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options, shard=shard,
-                          on_step=lambda seed, step, loss: advance(1, f"seed {seed} · step {step} · loss {loss:.4f}"))
+        def on_step(seed: int, step: int, loss: float) -> None:
+            tuned.add(seed)
+            advance(1, f"seed {seed} · step {step} · loss {loss:.4f}")
+
+        result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options, shard=shard, on_step=on_step)
     rows = [{"seed": int(s), "dev_accuracy": float(result["best_accuracy"].sel(seed=s)),
              "best_step": int(result["best_step"].sel(seed=s)), "wall_s": float(result["wall_s"].sel(seed=s))}
             for s in result["seed"].values]
     accs = np.array([r["dev_accuracy"] for r in rows])
     if as_json:
-        out.print_json(json.dumps({"task": task, "seeds": rows, "mean": accs.mean(), "std": accs.std(ddof=0)}))
+        print_json({"task": task, "seeds": rows, "mean": accs.mean(), "std": accs.std(ddof=0),
+                    "already_complete": not tuned})
         return
     table = Table(title=f"prompt tuning of {task} ({len(dev)} dev examples)")
     for column in ("seed", "dev accuracy", "best step", "wall s"):
@@ -74,7 +78,8 @@ def tune(
         out.print(f"rank {shard.rank} of {shard.world}: {len(rows)} of {len(seed_list)} seeds tuned so far; the rank "
                   f"that finishes last publishes {store}/prompts/{task}")
         return
-    out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in {store}/prompts/{task}")
+    out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in {store}/prompts/{task}"
+              + ("" if tuned else " (already complete)"))
 
 
 def eval(  # noqa: A001 - the command is `actstore eval`
@@ -91,6 +96,10 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     data: DataSource = DataSource(),
 ) -> None:
     """Accuracy per seed (and mean ± std) of stored prompts on a task; the result is stored too."""
+    from actstore.evaluation import evaluate
+    from actstore.models import load_model
+    from actstore.store import Store
+
     spec, splits = data.load(task, split)
     examples = next(iter(splits.values()))
     lm = load_model(model, device=device)
@@ -103,9 +112,9 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     source = result.attrs["spec"]["prompts_from"]
     accs = result["accuracy"].values
     if as_json:
-        out.print_json(json.dumps({"task": task, "split": examples.name, "prompts_from": source,
-                                   "accuracy": dict(zip(map(str, result["seed"].values.tolist()), accs.tolist())),
-                                   "mean": float(accs.mean()), "std": float(accs.std())}))
+        print_json({"task": task, "split": examples.name, "prompts_from": source,
+                    "accuracy": dict(zip(map(str, result["seed"].values.tolist()), accs.tolist())),
+                    "mean": float(accs.mean()), "std": float(accs.std())})
         return
     table = Table(title=f"{task}/{examples.name} with the prompts of {source} ({len(examples)} examples)")
     table.add_column("seed", justify="right")
