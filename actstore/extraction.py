@@ -43,6 +43,8 @@ from .tasks import Split, TaskSpec, check_examples, source_task
 
 #: the activation dtypes a store can hold
 DTYPES = ("float16", "float32")
+#: what a dev extraction keeps: the values, their above-baseline bits (1/16 of float16's size), or both
+KEEPS = ("acts", "bits", "both")
 
 #: progress(examples, bytes): called as blocks finish (examples skipped on resume count too)
 Progress = Callable[[int, int], None]
@@ -59,10 +61,14 @@ class ExtractOptions:
     store_train: bool = False
     queue: int = 2
     segment: int = 32
+    keep: str = "acts"
+    baseline_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ActstoreError(f"dtype must be float16 or float32, not {self.dtype}")
+        if self.keep not in KEEPS:
+            raise ActstoreError(f"keep must be one of {', '.join(KEEPS)}, not {self.keep}")
         check_positive(max_length=self.max_length, batch_size=self.batch_size, block=self.block, queue=self.queue,
                        segment=self.segment)
         if self.block % self.batch_size:
@@ -75,13 +81,17 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
     prompts.check_fits(model.spec, options.max_length)
     model.check_length(options.max_length, len(split.texts[0]))
     model.label_word_ids(task.label_words)
+    dev = split.name != "train"  # train feeds the baseline: --keep is for the splits that are ranked
+    store_bits = dev and options.keep != "acts"
     return ExtractionSpec(
         task=task.name, split=split.name, model=model.spec, prompt_checksum=prompts.checksum, seeds=prompts.seeds,
         n_tokens=prompts.n_tokens, n_examples=len(split), data_fingerprint=split.fingerprint,
         label_names=tuple(task.label_names), label_words=tuple(task.label_words), dtype=options.dtype,
         max_length=options.max_length, block=options.block,
-        store_acts=split.name != "train" or options.store_train,
+        store_acts=options.store_train if not dev else options.keep != "bits",
         segment=options.segment if split.name == "train" else 0,
+        store_bits=store_bits, baseline_task=(options.baseline_from or source_task(task)) if store_bits else "",
+        store_moments=dev,
     )
 
 
@@ -102,13 +112,40 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
             raise ActstoreError(f"{path} already holds other prompts for task '{record_under}' ({held.source}, "
                                 f"{held.checksum}); use another store")
     for split in splits.values():
-        for spec in stack_specs(plan(model, task, split, prompt_set, options)):
+        planned = plan(model, task, split, prompt_set, options)
+        if planned.store_bits and not (planned.baseline_task == task.name and "train" in splits):
+            _check_baseline(existing, path, planned)
+        for spec in stack_specs(planned):
             old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
             if old is not None and old != spec:
                 where = f"extractions/{spec.task}/{spec.split}" + ("" if spec.stack == "encoder" else f"/{spec.stack}")
                 raise ActstoreError(f"{path}/{where} was extracted with different settings "
                                     f"({'; '.join(differences(old, spec))}); use another store or the original settings")
     return prompt_set, record_under
+
+
+def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec) -> None:
+    """Bits compare with a train baseline that must exist before the first block is written."""
+    if store is None or not store.complete(dev.baseline_task, "train"):
+        raise ActstoreError(f"--keep {'bits' if not dev.store_acts else 'both'} compares {dev.task}/{dev.split} with the "
+                            f"train baseline of '{dev.baseline_task}', which {path} does not hold complete yet: extract "
+                            f"{dev.baseline_task} --split train first (or include train in --split), or use --keep acts")
+    for spec in stack_specs(dev):
+        matching_baseline(store, dev.baseline_task, spec)
+
+
+def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec) -> np.ndarray:
+    """The train baseline (seed, layer, token, neuron) of ``baseline_task`` for ``dev``'s stack, refused unless it
+    was made with the same model, prompts, seeds and prompt length."""
+    train = store.extraction_spec(baseline_task, "train", dev.stack)
+    if train is None:
+        raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} "
+                            "--split train first")
+    for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
+                       ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
+        if a != b:
+            raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than {dev.task}/{dev.split}")
+    return store.baseline(baseline_task, dev.stack).values
 
 
 def _prompts(existing: Store | None, path: str | Path, task: TaskSpec, prompts: str | None, prompts_from: str | None,
@@ -137,8 +174,13 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
     (encoder) spec."""
     spec = plan(model, task, split, prompts, options)
     specs = stack_specs(spec)
+    if spec.store_bits:
+        wait_until(lambda: store.complete(spec.baseline_task, "train"), f"the train baseline of '{spec.baseline_task}'",
+                   shard)
+        _check_baseline(store, store.location, spec)
     writers = _writers(store, specs, split, shard)
-    runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options)
+    runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options,
+                          [matching_baseline(store, s.baseline_task, s) for s in specs] if spec.store_bits else None)
     report = progress or (lambda examples, nbytes: None)
     done = np.logical_and.reduce([w.done() for w in writers])
     with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:
@@ -147,12 +189,12 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
         def run_block(s: int, b: int, prompt: torch.Tensor) -> list[np.ndarray]:
             """Compute a block, and write it unless it is stored already (a train block is recomputed for its
             segment's sum)."""
-            stacks, scores = runner.run(b, prompt)
+            stacks, scores = runner.run(s, b, prompt)
             if not done[s, b]:
-                for writer, acts in zip(writers, stacks):
-                    queue.submit(writer.write_block, s, b, acts, scores)
-            report(len(scores), sum(a.nbytes for a in stacks) if spec.store_acts and not done[s, b] else 0)
-            return stacks
+                for writer, captured in zip(writers, stacks):
+                    queue.submit(lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c)))
+            report(len(scores), sum(c.stored_bytes for c in stacks) if not done[s, b] else 0)
+            return [c.acts for c in stacks]
 
         def store_block(s: int, b: int, prompt: torch.Tensor) -> None:
             """Compute and write a block unless it is stored already."""
@@ -235,21 +277,68 @@ def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:
     return total.astype(np.float64) / scale / n
 
 
+@dataclass
+class _Captured:
+    """One stack's share of a block: its values on the host (None when only bits leave the device), and, when made
+    on the device, its bits and moments (else the writer thread makes them from the values)."""
+
+    stack: int
+    acts: np.ndarray | None
+    bits: np.ndarray | None = None
+    moments: np.ndarray | None = None
+    stored_bytes: int = 0
+
+
 class _BlockRunner:
     """Runs the model over one block of examples, capturing every FFN: the encoder's at the prompt tokens,
-    T5's decoder's at the first decoding step."""
+    T5's decoder's at the first decoding step.
+
+    A dev split's bits ``1[a > baseline]`` and moments are made from the values as the dtype stores them. On a
+    CPU the values are captured and a numba kernel makes both in one pass (in the writer thread); on a GPU
+    (``on_device``) torch makes them where the values are, so only bits and moments cross to the host (and the
+    values only when they are kept). Both ways give the same bits (the float16 moments are exact integers).
+    """
 
     def __init__(self, model: PromptedModel, specs: list[ExtractionSpec], split: Split, word_ids: list[int],
-                 options: ExtractOptions):
-        self.model, self.spec, self.split, self.word_ids, self.options = model, specs[0], split, word_ids, options
+                 options: ExtractOptions, baselines: list[np.ndarray] | None = None, on_device: bool | None = None):
+        self.model, self.specs, self.spec, self.split, self.word_ids = model, specs, specs[0], split, word_ids
+        self.options, self.baselines = options, baselines
         self.block_shapes = [(s.n_layers, s.n_positions, s.model.n_neurons) for s in specs]
+        self.on_device = (model.device.type != "cpu") if on_device is None else on_device
+        self.on_device &= self.spec.store_moments  # nothing to make on a train split
+        self._thresholds: dict[tuple[int, int], object] = {}
+
+    def thresholds(self, seed_index: int, stack: int) -> object:
+        """What the bits of one seed and stack compare with: numba's ``thresholds_for`` on the host, the baseline
+        floored to the dtype as a tensor on the device (cached: one per seed and stack)."""
+        key = (seed_index, stack)
+        if key not in self._thresholds:
+            baseline = self.baselines[stack][seed_index]
+            self._thresholds[key] = (torch.from_numpy(kernels.floor_to(baseline, self.spec.dtype)).to(self.model.device)
+                                     if self.on_device else kernels.thresholds_for(baseline, self.spec.dtype))
+        return self._thresholds[key]
+
+    def finish(self, seed_index: int, captured: _Captured) -> tuple:
+        """(acts to store or None, bits or None, moments or None) of one stack's block: made here from the values
+        when the device did not make them (called in a writer thread: numba releases the GIL)."""
+        spec = self.specs[captured.stack]
+        bits, moments = captured.bits, captured.moments
+        if spec.store_moments and moments is None:
+            bits, moments = kernels.bits_and_moments(
+                captured.acts, self.thresholds(seed_index, captured.stack) if spec.store_bits else None)
+        return (captured.acts if spec.store_acts else None), bits, moments
 
     @torch.inference_mode()
-    def run(self, b: int, prompt: torch.Tensor) -> tuple[list[np.ndarray], np.ndarray]:
-        """(activations per stack (example, layer, token, neuron), label-word scores) of block ``b``."""
+    def run(self, seed_index: int, b: int, prompt: torch.Tensor) -> tuple[list[_Captured], np.ndarray]:
+        """(what each stack captured, label-word scores) of block ``b``."""
         lo, n = b * self.spec.block, self.spec.block_examples(b)
-        stacks = [np.empty((n, *shape), dtype=self.spec.dtype) for shape in self.block_shapes]
-        targets = [torch.from_numpy(acts) for acts in stacks]
+        host = [not self.on_device or s.store_acts for s in self.specs]  # the values cross to the host
+        stacks = [_Captured(i, np.empty((n, *shape), dtype=self.spec.dtype) if h else None)
+                  for i, (shape, h) in enumerate(zip(self.block_shapes, host))]
+        targets = [torch.from_numpy(c.acts) if c.acts is not None else None for c in stacks]
+        made = [_DeviceBlock(n, shape, self.spec, self.thresholds(seed_index, i) if spec.store_bits else None,
+                             self.model.device) if self.on_device else None
+                for i, (shape, spec) in enumerate(zip(self.block_shapes, self.specs))]
         scores = np.empty((n, len(self.word_ids)), dtype=np.float32)
         n_encoder = self.spec.model.n_layers
         for r in range(0, n, self.options.batch_size):
@@ -258,23 +347,81 @@ class _BlockRunner:
 
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
                 stack, index = (0, layer) if layer < n_encoder else (1, layer - n_encoder)
-                target = targets[stack]
-                target[rows, index].copy_(act[:, :target.shape[2]])
+                values = act[:, :self.block_shapes[stack][1]]
+                if targets[stack] is not None:
+                    targets[stack][rows, index].copy_(values)
+                if made[stack] is not None:
+                    made[stack].add(rows, index, values)
 
             with self.model.ffn_hooks(capture):
                 scores[rows] = self.model.label_logits(batch, prompt, self.word_ids).float().cpu().numpy()
-        for first, acts in zip((0, n_encoder), stacks):
-            if kernels.has_nonfinite(acts) if self.spec.dtype == "float16" else not np.isfinite(acts).all():
+        for first, captured, device_block, spec in zip((0, n_encoder), stacks, made, self.specs):
+            if device_block is not None:
+                captured.bits, captured.moments, finite = device_block.result()
+                if not finite:
+                    raise ActstoreError(_overflow_message(None, lo, first, self.spec.dtype))
+            acts = captured.acts
+            if acts is not None and (kernels.has_nonfinite(acts) if self.spec.dtype == "float16"
+                                     else not np.isfinite(acts).all()):
                 raise ActstoreError(_overflow_message(acts, lo, first, self.spec.dtype))
+            values = n * spec.n_layers * spec.n_positions
+            captured.stored_bytes = ((values * spec.model.n_neurons * np.dtype(spec.dtype).itemsize if spec.store_acts
+                                      else 0) + (values * kernels.packed_size(spec.model.n_neurons) if spec.store_bits
+                                                 else 0))
         return stacks, scores
 
 
-def _overflow_message(acts: np.ndarray, lo: int, first_layer: int, dtype: str) -> str:
-    bad = ~np.isfinite(acts)
-    layer = first_layer + int(np.argwhere(bad.any(axis=(0, 2, 3)))[0, 0])
-    example = lo + int(np.argwhere(bad.any(axis=(1, 2, 3)))[0, 0])
+class _DeviceBlock:
+    """One stack's bits and moments of a block made with torch where the activations are (a GPU; the same code
+    runs on a CPU, where the tests compare it with the numba kernel)."""
+
+    def __init__(self, n: int, shape: tuple[int, int, int], spec: ExtractionSpec, floor: torch.Tensor | None,
+                 device: torch.device) -> None:
+        n_layers, n_tokens, n_neurons = shape
+        self.dtype = getattr(torch, spec.dtype)
+        self.floor, self.n_neurons = floor, n_neurons
+        self.packed = kernels.packed_size(n_neurons)
+        self.bits = torch.zeros((n, n_layers, n_tokens, self.packed), dtype=torch.uint8, device=device) \
+            if floor is not None else None
+        exact = spec.dtype == "float16"
+        self.moments = torch.zeros((kernels.MOMENT_SLOTS, n_layers, n_neurons), device=device,
+                                   dtype=torch.int64 if exact else torch.float64)
+        self.finite = torch.ones((), dtype=torch.bool, device=device)
+        self.shifts = torch.arange(8, dtype=torch.uint8, device=device)
+
+    def add(self, rows: slice, layer: int, act: torch.Tensor) -> None:
+        values = act.to(self.dtype)
+        self.finite &= torch.isfinite(values).all()
+        if self.floor is not None:
+            above = (values > self.floor[layer]).to(torch.uint8)
+            above = torch.nn.functional.pad(above, (0, self.packed * 8 - self.n_neurons))
+            self.bits[rows, layer] = (above.view(*above.shape[:-1], self.packed, 8) << self.shifts).sum(-1, dtype=torch.uint8)
+        if self.moments.dtype == torch.int64:  # m = a·2^24 exactly; |m| = hi·2^20 + lo (kernels.moment_stats)
+            m = (values.double() * kernels.FIXED_POINT_SCALE).long()
+            a = m.abs()
+            hi, lo = a >> 20, a & ((1 << 20) - 1)
+            for slot, term in enumerate((m, hi * hi, hi * lo, lo * lo)):
+                self.moments[slot, layer] += term.sum((0, 1))
+        else:
+            wide = values.double()
+            self.moments[0, layer] += wide.sum((0, 1))
+            self.moments[1, layer] += (wide * wide).sum((0, 1))
+
+    def result(self) -> tuple[np.ndarray | None, np.ndarray, bool]:
+        bits = None if self.bits is None else self.bits.cpu().numpy()
+        return bits, self.moments.cpu().numpy(), bool(self.finite)
+
+
+def _overflow_message(acts: np.ndarray | None, lo: int, first_layer: int, dtype: str) -> str:
+    """Where a block overflowed (values made on a device and not copied: the block's first example)."""
+    if acts is None:
+        where = f"in the block of examples from {lo}"
+    else:
+        bad = ~np.isfinite(acts)
+        layer = first_layer + int(np.argwhere(bad.any(axis=(0, 2, 3)))[0, 0])
+        where = f"at layer {layer}, example {lo + int(np.argwhere(bad.any(axis=(1, 2, 3)))[0, 0])}"
     hint = " (float16 holds at most 65504): re-run with --dtype float32 into a new store" if dtype == "float16" else ""
-    return f"activation overflow at layer {layer}, example {example}{hint}; nothing of this block was stored"
+    return f"activation overflow {where}{hint}; nothing of this block was stored"
 
 
 class _WriteQueue:

@@ -64,20 +64,29 @@ def f16_keys(a: np.ndarray) -> np.ndarray:
     return _keys(bits.ravel()).reshape(a.shape)
 
 
-def threshold_keys(baseline: np.ndarray) -> np.ndarray:
-    """float64 baselines → keys t with ``key(a) > t  ⇔  float(a) > baseline`` for every finite float16 a."""
+def floor_to(baseline: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
+    """float64 baselines → the largest value of ``dtype`` not above each (-inf below the finite range, +inf at or
+    above its top), so that ``a > floor  ⇔  a > baseline`` for every finite ``a`` of that dtype, compared in the
+    dtype itself (on a GPU as well as here)."""
     baseline = np.asarray(baseline, dtype=np.float64)
     if np.isnan(baseline).any():
         raise ValueError("a baseline is NaN")
-    finite_max = float(np.finfo(np.float16).max)
+    finite_max = float(np.finfo(dtype).max)
     clipped = np.clip(baseline, -finite_max, finite_max)
-    floor = clipped.astype(np.float16)  # round to nearest, then step down where that rounded up
+    floor = np.asarray(clipped.astype(dtype))  # round to nearest, then step down where that rounded up
     up = floor.astype(np.float64) > clipped
-    floor[up] = np.nextafter(floor[up], np.float16(-np.inf))
-    keys = f16_keys(floor)
-    keys[baseline >= finite_max] = _MAX_KEY  # nothing finite exceeds it
-    below = baseline < -finite_max  # every finite value exceeds it: a key below that of -65504
-    keys[below] = f16_keys(np.array([-finite_max], np.float16))[0] - 1
+    floor[up] = np.nextafter(floor[up], np.asarray(-np.inf, dtype))
+    floor[baseline >= finite_max] = np.inf  # nothing finite exceeds it
+    floor[baseline < -finite_max] = -np.inf  # every finite value exceeds it
+    return floor
+
+
+def threshold_keys(baseline: np.ndarray) -> np.ndarray:
+    """float64 baselines → keys t with ``key(a) > t  ⇔  float(a) > baseline`` for every finite float16 a."""
+    floor = floor_to(baseline, np.float16)
+    keys = f16_keys(np.clip(floor, -np.finfo(np.float16).max, np.finfo(np.float16).max))
+    keys[floor == np.inf] = _MAX_KEY  # nothing finite exceeds it
+    keys[floor == -np.inf] = f16_keys(np.array([-np.finfo(np.float16).max], np.float16))[0] - 1  # below -65504's key
     return keys
 
 
@@ -162,3 +171,145 @@ def _nonfinite(bits: np.ndarray) -> bool:
 def has_nonfinite(data: np.ndarray) -> bool:
     """Any inf or NaN in a float16 array."""
     return bool(_nonfinite(np.ascontiguousarray(data).view(np.uint16).ravel()))
+
+
+# ---- one pass over a captured block: its above-baseline bits (packed 8 neurons to a byte) and its moments
+
+#: moments of a float16 block, exact integers: Σm, Σhi², Σhi·lo, Σlo² for m = a·2^24 = hi·2^20 + lo (|m| < 2^40)
+MOMENT_SLOTS = 4
+_LOW = (1 << 20) - 1
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bits: np.ndarray,
+                      moments: np.ndarray) -> None:
+    n, n_layers, n_tokens, n_neurons = values.shape
+    for layer in numba.prange(n_layers):
+        above = np.zeros((n_neurons + 7) // 8 * 8, np.uint8)
+        for e in range(n):
+            for t in range(n_tokens):
+                row = values[e, layer, t]
+                key = keys[layer, t]
+                for j in range(n_neurons):
+                    m = _fixed(row[j])
+                    a = -m if m < 0 else m
+                    hi = a >> 20
+                    lo = a & _LOW
+                    moments[0, layer, j] += m
+                    moments[1, layer, j] += hi * hi
+                    moments[2, layer, j] += hi * lo
+                    moments[3, layer, j] += lo * lo
+                    above[j] = _raw_key(row[j]) > key[j]
+                if with_bits:
+                    out = bits[e, layer, t]
+                    for byte in range(out.size):
+                        v = 0
+                        for k in range(8):
+                            v |= above[byte * 8 + k] << k
+                        out[byte] = v
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _bits_moments_f32(values: np.ndarray, baseline: np.ndarray, with_bits: bool, bits: np.ndarray,
+                      moments: np.ndarray) -> None:
+    n, n_layers, n_tokens, n_neurons = values.shape
+    for layer in numba.prange(n_layers):
+        above = np.zeros((n_neurons + 7) // 8 * 8, np.uint8)
+        for e in range(n):
+            for t in range(n_tokens):
+                row = values[e, layer, t]
+                base = baseline[layer, t]
+                for j in range(n_neurons):
+                    a = np.float64(row[j])
+                    moments[0, layer, j] += a
+                    moments[1, layer, j] += a * a
+                    above[j] = a > base[j]
+                if with_bits:
+                    out = bits[e, layer, t]
+                    for byte in range(out.size):
+                        v = 0
+                        for k in range(8):
+                            v |= above[byte * 8 + k] << k
+                        out[byte] = v
+
+
+def packed_size(n_neurons: int) -> int:
+    """Bytes per (example, layer, token) of above-baseline bits: 8 neurons to a byte."""
+    return -(-n_neurons // 8)
+
+
+def thresholds_for(baseline: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
+    """What the kernels compare a dtype's values with: keys for float16 (``threshold_keys``), the float64 baseline
+    itself for float32 (a float32 value compares exactly in float64)."""
+    return threshold_keys(baseline) if np.dtype(dtype) == np.float16 else np.asarray(baseline, np.float64)
+
+
+def bits_and_moments(values: np.ndarray, thresholds: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray]:
+    """A block (example, layer, token, neuron) of float16 or float32 values and its ``thresholds_for`` the
+    baseline (layer, token, neuron) → (its bits ``1[a > baseline]``
+    (example, layer, token, byte), neuron ``8·byte + i`` in bit ``i``, padding bits 0; None without a baseline),
+    and its moments (MOMENT_SLOTS, layer, neuron), summed over examples and tokens: exact integers for float16
+    (see ``moment_stats``), Σa and Σa² in float64 (then zeros) for float32, summed in a fixed order."""
+    n, n_layers, n_tokens, n_neurons = values.shape
+    with_bits = thresholds is not None
+    bits = np.empty((n, n_layers, n_tokens, packed_size(n_neurons)) if with_bits else (0, 0, 0, 1), np.uint8)
+    if values.dtype == np.float16:
+        moments = np.zeros((MOMENT_SLOTS, n_layers, n_neurons), np.int64)
+        keys = thresholds if with_bits else np.zeros((n_layers, n_tokens, n_neurons), np.uint16)
+        _bits_moments_f16(np.ascontiguousarray(values).view(np.uint16), keys, with_bits, bits, moments)
+    else:
+        moments = np.zeros((MOMENT_SLOTS, n_layers, n_neurons), np.float64)
+        base = thresholds if with_bits else np.zeros((n_layers, n_tokens, n_neurons))
+        _bits_moments_f32(np.ascontiguousarray(values, np.float32), base, with_bits, bits, moments)
+    return (bits if with_bits else None), moments
+
+
+def moment_stats(moments: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block moments (..., block, MOMENT_SLOTS, layer, neuron) of ``count`` values per neuron → (mean, std)
+    (..., layer, neuron) in float64 (the population std). Blocks are combined in a fixed order, so every run
+    and every sharding gives the same bits."""
+    if moments.dtype == np.int64:  # exact per block (each slot < 2^53), so float64 holds each exactly
+        m = moments.astype(np.float64).sum(axis=-4)
+        total = m[..., 0, :, :] / FIXED_POINT_SCALE
+        squares = (m[..., 1, :, :] * 2.0**40 + m[..., 2, :, :] * 2.0**21 + m[..., 3, :, :]) / float(FIXED_POINT_SCALE) ** 2
+    else:
+        m = moments.sum(axis=-4)
+        total, squares = m[..., 0, :, :], m[..., 1, :, :]
+    mean = total / count
+    return mean, np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+
+
+@numba.njit(parallel=True, nogil=True, cache=True)
+def _count_bits(bits: np.ndarray, labels: np.ndarray, block: int, n_classes: int) -> np.ndarray:
+    n, m = bits.shape
+    counts = np.zeros((n_classes, m * 8), np.int64)
+    for start in numba.prange((m + block - 1) // block):
+        lo = start * block
+        hi = min(lo + block, m)
+        local = np.zeros((n_classes, (hi - lo) * 8), np.uint16)  # per-thread, flushed before it could overflow
+        for e in range(n):
+            label = labels[e]
+            if 0 <= label < n_classes:
+                row = bits[e, lo:hi]
+                acc = local[label]
+                for j in range(hi - lo):
+                    v = row[j]
+                    for k in range(8):
+                        acc[j * 8 + k] += (v >> k) & 1
+            if e % 32768 == 32767 or e == n - 1:
+                for c in range(n_classes):
+                    for j in range((hi - lo) * 8):
+                        counts[c, lo * 8 + j] += local[c, j]
+                        local[c, j] = 0
+    return counts
+
+
+def count_bits(bits: np.ndarray, labels: np.ndarray, n_neurons: int, n_classes: int = 2) -> np.ndarray:
+    """(E, ..., byte) packed above-baseline bits, (E,) labels → int64 (n_classes, ..., neuron): per label, how many
+    bits are set; labels outside ``0..n_classes-1`` are left out, as in ``count_greater``."""
+    flat = np.ascontiguousarray(bits, np.uint8).reshape(bits.shape[0], -1)
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biu":
+        raise ValueError(f"labels must be integers, not {labels.dtype}")
+    counts = _count_bits(flat, labels.astype(np.int64), 4096, n_classes)
+    return counts.reshape(n_classes, *bits.shape[1:-1], bits.shape[-1] * 8)[..., :n_neurons]

@@ -18,7 +18,7 @@ import xarray as xr
 
 from . import kernels
 from .errors import ActstoreError
-from .extraction import baseline_from_sum, block_sum
+from .extraction import baseline_from_sum, block_sum, matching_baseline
 from .scheduler import shared
 from .specs import ExtractionSpec, RankingSpec
 from .store import Store
@@ -73,14 +73,24 @@ def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
     each layer), in one pass over the activations of ``dev`` and, for T5, of its decoder (labels outside the
     classes, e.g. -1, are left out)."""
-    if not spec.store_acts:
-        raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
     baseline_task = baseline_from or source_task(spec.task)
     n_classes = len(spec.label_names)
+    labels = dev["label"].values
     specs = [store.extraction_spec(spec.task, spec.split, stack) for stack in store.stacks(spec.task, spec.split)]
-    baselines = [_matching_baseline(store, baseline_task, s) for s in specs]  # every stack checked before the long pass
-    counts = [_reduce(_acts(store, s), _count_kernel(spec.dtype, n_classes), (n_classes,), dev["label"].values,
-                      _thresholds(baseline, spec.dtype)) for s, baseline in zip(specs, baselines)]
+    if spec.store_bits and spec.baseline_task == baseline_task:  # compared at extraction: count the bits (1/16)
+        counts = [_reduce(_stored(store, s, "bits"), partial(_count_bits, n_tokens=s.n_positions,
+                                                                n_neurons=s.model.n_neurons, n_classes=n_classes),
+                          (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s in specs]
+    elif spec.store_acts:
+        baselines = [matching_baseline(store, baseline_task, s) for s in specs]  # every stack before the long pass
+        counts = [_reduce(_stored(store, s, "acts"), _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
+                          kernels.thresholds_for(baseline, spec.dtype)) for s, baseline in zip(specs, baselines)]
+    elif spec.store_bits:
+        raise ActstoreError(f"{spec.task}/{spec.split} kept only its bits against the baseline of '{spec.baseline_task}'"
+                            f", not of '{baseline_task}': rank it with --baseline-from {spec.baseline_task}, or extract "
+                            f"it with --keep both --baseline-from {baseline_task} into a new store")
+    else:
+        raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
     return baseline_task, join_stacks(counts), [s.stack for s in specs for _ in range(s.n_layers)]
 
 
@@ -253,7 +263,7 @@ def combine_rankings(parts: Sequence[xr.Dataset]) -> xr.Dataset:
             "source": (("layer", "neuron"), source),
             "part": (("layer", "neuron"), best.astype(np.int32)),
         },
-        coords={name: first[name] for name in ("seed", "layer", "token", "neuron", "stack")},
+        coords={name: first[name] for name in ("seed", "layer", "token", "neuron", "layer_stack")},
     )
 
 
@@ -294,7 +304,7 @@ def recompute_baseline(store: Store, task: str, stack: str = "encoder") -> np.nd
     spec = store.extraction_spec(task, "train", stack)
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
-    return baseline_from_sum(_reduce(_acts(store, spec), _sum_kernel, (), None, None)[:, 0], spec.n_examples)
+    return baseline_from_sum(_reduce(_stored(store, spec, "acts"), _sum_kernel, (), None, None)[:, 0], spec.n_examples)
 
 
 def accuracy_from_counts(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -328,7 +338,7 @@ def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray, stacks: Sequence[st
             "rank_global": (dims2, glob.reshape(predictivity.shape)),
         },
         coords={"seed": seeds, "layer": np.arange(n_layers), "token": np.arange(accuracy.shape[2]),
-                "neuron": np.arange(n_neurons), "stack": ("layer", list(stacks or ["encoder"] * n_layers))},
+                "neuron": np.arange(n_neurons), "layer_stack": ("layer", list(stacks or ["encoder"] * n_layers))},
     )
 
 
@@ -341,7 +351,7 @@ def top_neurons(ranking: xr.Dataset, k: int = 10) -> list[dict]:
     for index in np.argsort(flat)[:k]:
         layer, neuron = np.unravel_index(index, ranking["rank_global"].shape)
         rows.append({
-            "rank": int(flat[index]) + 1, "stack": str(ranking["stack"].values[layer]), "layer": int(layer),
+            "rank": int(flat[index]) + 1, "stack": str(ranking["layer_stack"].values[layer]), "layer": int(layer),
             "neuron": int(neuron),
             "predictivity": float(ranking["predictivity"].values[layer, neuron]),
             "best_token": int(np.bincount(ranking["best_token"].values[:, layer, neuron]).argmax()),
@@ -353,21 +363,6 @@ def model_accuracy(store: Store, task: str, split: str = "validation") -> np.nda
     """Per seed: how often the prompted model's label-word prediction is right."""
     ds = store.extraction(task, split)
     return (ds["prediction"] == ds["label"]).mean("example").values
-
-
-def _matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec) -> np.ndarray:
-    train = store.extraction_spec(baseline_task, "train", dev.stack)
-    if train is None:
-        raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} --split train first")
-    for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
-                       ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
-        if a != b:
-            raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than {dev.task}/{dev.split}")
-    return store.baseline(baseline_task, dev.stack).values
-
-
-def _thresholds(baseline: np.ndarray, dtype: str) -> np.ndarray:
-    return kernels.threshold_keys(baseline) if dtype == "float16" else baseline
 
 
 def _count_kernel(dtype: str, n_classes: int = 2) -> Callable:
@@ -385,25 +380,39 @@ def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None) -> np.ndarra
     return block_sum(data)[None]
 
 
-def _acts(store: Store, spec: ExtractionSpec) -> da.Array:
-    """An extraction's activations in dask chunks of ``CHUNKS_PER_TASK`` storage chunks, each read by one task."""
-    return store.extraction(spec.task, spec.split, stack=spec.stack, blocks_per_chunk=CHUNKS_PER_TASK)["acts"].data
+def _count_bits(data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_tokens: int, n_neurons: int,
+                n_classes: int) -> np.ndarray:
+    """Per label, how many of a block's packed bits (e, token*byte) are set → (n_classes, token*neuron)."""
+    counts = kernels.count_bits(data.reshape(data.shape[0], n_tokens, -1), labels, n_neurons, n_classes)
+    return counts.reshape(n_classes, -1)
+
+
+#: dask chunks of bits span this many storage chunks more than those of float16 values (a 16th of the bytes each)
+BITS_PER_TASK = 16
+
+
+def _stored(store: Store, spec: ExtractionSpec, name: str) -> da.Array:
+    """An extraction's ``acts`` or ``bits`` in dask chunks of ``CHUNKS_PER_TASK`` storage chunks (bits: 16 times
+    as many), each read by one task."""
+    per_task = CHUNKS_PER_TASK * (BITS_PER_TASK if name == "bits" else 1)
+    return store.extraction(spec.task, spec.split, stack=spec.stack, blocks_per_chunk=per_task)[name].data
 
 
 def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
-            per_neuron: np.ndarray | None) -> np.ndarray:
+            per_neuron: np.ndarray | None, n_neurons: int | None = None) -> np.ndarray:
     """Apply ``kernel(block (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every dask chunk of
-    acts (seed, example, layer, token, neuron) (each read by one task: see ``_acts``) and sum over examples → (seed, *out, layer, token, neuron), on the
-    current dask scheduler (``scheduler.using``). ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a
-    cluster), never inside the task function, which would ship them with the graph."""
-    n_tokens, n_neurons = acts.shape[3:]
+    acts (seed, example, layer, token, neuron) (each read by one task: see ``_stored``) and sum over examples →
+    (seed, *out, layer, token, neuron), on the current dask scheduler (``scheduler.using``). ``labels`` and
+    ``per_neuron`` enter as dask arrays (scattered on a cluster), never inside the task function, which would ship
+    them with the graph. Packed bits (``n_neurons`` given) come out per neuron."""
+    n_tokens, last = acts.shape[3:]
     n_out = int(np.prod(out, dtype=int)) if out else 1
     # indices: seed, example, class (the kernel's out), layer, token, neuron
-    thresholds = (None, None) if per_neuron is None else (shared(per_neuron, (1, 1, n_tokens, n_neurons)), "sltn")
+    thresholds = (None, None) if per_neuron is None else (shared(per_neuron, (1, 1, n_tokens, last)), "sltn")
     classes = (None, None) if labels is None else (shared(labels, (acts.chunks[1],)), "e")
     per_block = da.blockwise(_block, "secltn", acts, "seltn", *thresholds, *classes, kernel=kernel,
-                             new_axes={"c": n_out}, adjust_chunks={"e": 1},
-                             dtype=np.int64 if acts.dtype == np.float16 else np.float64)
+                             new_axes={"c": n_out}, adjust_chunks={"e": 1, "n": n_neurons or last},
+                             dtype=np.float64 if acts.dtype == np.float32 else np.int64)
     return per_block.sum(axis=1).compute()
 
 
@@ -411,4 +420,4 @@ def _block(a: np.ndarray, thresholds: np.ndarray | None, labels: np.ndarray | No
     """One chunk (1, e, 1, token, neuron) → (1, 1, out, 1, token, neuron); module level, so that workers import it."""
     flat = a.reshape(a.shape[1], -1)
     counts = kernel(flat, None if thresholds is None else thresholds.reshape(-1), labels)
-    return counts.reshape(1, 1, -1, 1, *a.shape[3:])
+    return counts.reshape(1, 1, counts.shape[0], 1, a.shape[3], -1)

@@ -99,6 +99,9 @@ class ExtractionSpec:
     store_acts: bool
     stack: str = "encoder"
     segment: int = 0  # train: blocks per baseline segment (the unit of resume and of sharding); 0 otherwise
+    store_bits: bool = False  # dev: 1[a > baseline] packed 8 neurons to a byte (``--keep bits|both``)
+    baseline_task: str = ""  # whose train baseline the bits were compared with
+    store_moments: bool = False  # dev: per-block moments of the values (mean and spread without the values)
 
     @property
     def n_blocks(self) -> int:

@@ -8,8 +8,8 @@ A random control suppresses, in every layer, as many neurons as the skill mask d
 ``numpy.random.default_rng([random_seed, draw])``; one draw's masks are nested across percentages.
 
 Modes: ``zero``; ``mean`` (the neuron's train baseline, Eq. 2, averaged over the prompt tokens);
-``noise`` (add N(0, (noise_scale × spread)²), where spread is the std of the neuron's stored activations on
-the ranked split, pooled over examples and prompt tokens). ``mean`` and ``noise`` read statistics made with
+``noise`` (add N(0, (noise_scale × spread)²), where spread is the std of the neuron's activations on the
+ranked split, pooled over examples and prompt tokens, from the moments extraction keeps). ``mean`` and ``noise`` read statistics made with
 the ranking's prompts, so they require the evaluated prompts to be those prompts.
 """
 
@@ -90,10 +90,10 @@ def random_ranks(n_layers: int, n_neurons: int, draw: int, seed: int = 0) -> np.
 
 
 def activation_spread(store: Store, task: str, split: str = "validation") -> np.ndarray:
-    """(seed, layer, neuron) std of the stored activations over examples and prompt tokens (T5's decoder: its
-    decoding step), every stack's layers in turn, out of core in float64."""
-    return np.concatenate([store.extraction(task, split, stack=stack)["acts"].data.std(axis=(1, 3), dtype=np.float64)
-                           .compute() for stack in store.stacks(task, split)], axis=1)
+    """(seed, layer, neuron) std of the activations over examples and prompt tokens (T5's decoder: its decoding
+    step), every stack's layers in turn, from the moments kept during extraction (a bits-only store has them)."""
+    return np.concatenate([store.activation_stats(task, split, stack=stack)["std"].values
+                           for stack in store.stacks(task, split)], axis=1)
 
 
 def baseline_mean(store: Store, task: str) -> np.ndarray:
@@ -205,7 +205,7 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
         {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control),
          "suppressed": (("percent", "layer"), counts)},
         coords={"seed": np.asarray(prompts.seeds), "percent": np.asarray(options.percents, dtype=np.float64),
-                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers), "stack": ranking["stack"]},
+                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers), "layer_stack": ranking["layer_stack"]},
     )
     name = suppression_name(task.name, neurons_from, options.mode, options.scope)
     store.put_result("suppression", name, spec, result)

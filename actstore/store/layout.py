@@ -10,10 +10,15 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
+from ..kernels import MOMENT_SLOTS, packed_size
 from ..specs import ExtractionSpec
 from .integrity import CHECKSUM, array_metadata
 
 ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
+#: above-baseline bits: byte j holds neurons 8j..8j+7, neuron 8j+i in bit i (numpy's bitorder="little")
+BITS_DIMS = ("seed", "example", "layer", "token", "neuron_byte")
+#: per block, the moments of its values over examples and tokens (``kernels.bits_and_moments``)
+MOMENT_DIMS = ("seed", "block", "moment", "layer", "neuron")
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray]:
     return {"seed": np.asarray(spec.seeds, np.int64), "example": np.arange(spec.n_examples, dtype=np.int64),
             "layer": first + np.arange(spec.n_layers, dtype=np.int64), "token": np.arange(spec.n_positions, dtype=np.int64),
             "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
-            "class": np.arange(len(spec.label_names), dtype=np.int64)}
+            "label_class": np.arange(len(spec.label_names), dtype=np.int64)}
 
 
 def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
@@ -44,10 +49,16 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,)) for name, values in coordinates(spec).items()]
     if spec.store_acts:
         arrays.append(ArrayLayout("acts", (s, n, lay, tok, neu), (1, b, 1, tok, neu), spec.dtype, ACT_DIMS))
+    if spec.store_bits:
+        packed = packed_size(neu)
+        arrays.append(ArrayLayout("bits", (s, n, lay, tok, packed), (1, b, 1, tok, packed), "uint8", BITS_DIMS))
+    if spec.store_moments:
+        arrays.append(ArrayLayout("moments", (s, spec.n_blocks, MOMENT_SLOTS, lay, neu), (1, 1, MOMENT_SLOTS, lay, neu),
+                                  "int64" if spec.dtype == "float16" else "float64", MOMENT_DIMS))
     arrays += [
         ArrayLayout("label", (n,), (min(n, 1 << 16),), "int64", ("example",)),
         ArrayLayout("prediction", (s, n), (1, b), "int16", ("seed", "example"), -1),
-        ArrayLayout("scores", (s, n, cls), (1, b, cls), "float32", ("seed", "example", "class"), np.nan),
+        ArrayLayout("scores", (s, n, cls), (1, b, cls), "float32", ("seed", "example", "label_class"), np.nan),
         ArrayLayout("done", (s, spec.n_blocks), (1, 1), "bool", ("seed", "block"), False),
     ]
     if spec.split == "train":
@@ -62,10 +73,23 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     return arrays
 
 
+def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tuple[str, tuple[int, ...]]]:
+    """The (array, chunk coordinates) a block writes before its done marker: what the writer makes durable and
+    what verify checks."""
+    per_layer = [name for name, kept in (("acts", spec.store_acts), ("bits", spec.store_bits)) if kept]
+    chunks = [(name, (seed_index, block, layer, 0, 0)) for name in per_layer for layer in range(spec.n_layers)]
+    chunks += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
+    if spec.store_moments:
+        chunks.append(("moments", (seed_index, block, 0, 0, 0)))
+    return chunks
+
+
 def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:
-    """Create the arrays (metadata only), each with a CRC32C on every chunk."""
+    """Create the arrays (metadata only), each with a CRC32C on every chunk; a float array's fill value is NaN, so
+    that plain zarr/xarray read a block not extracted yet (its chunks absent) as NaN, never as zeros."""
     for a in layout:
-        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=a.dtype, fill_value=a.fill,
+        fill = np.nan if np.dtype(a.dtype).kind == "f" else a.fill
+        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=a.dtype, fill_value=fill,
                            dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
 
 

@@ -25,9 +25,10 @@ import xarray as xr
 import zarr
 
 from ..errors import ActstoreError, StoreFault
+from ..kernels import MOMENT_SLOTS, bits_and_moments, moment_stats
 from ..prompts import PromptSet
 from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
-from .attrs import is_complete, new_root_attrs, put_attrs, stamp
+from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
@@ -53,9 +54,12 @@ class Store:
             raise ActstoreError(f"no actstore store at {self.location}")
         try:
             self.zstore = StrictStore(self.backend.zarr_store(self.read_only), self.location)
-            self.root = zarr.open_group(self.zstore, mode="r" if self.read_only else "a", zarr_format=3)
+            # every zarr.json as it is now; the root's consolidated copy is for plain xarray (``attrs.consolidate``)
+            self.root = zarr.open_group(self.zstore, mode="r" if self.read_only else "a", zarr_format=3,
+                                        use_consolidated=False)
             if not self.read_only and "actstore" not in self.root.attrs:
                 self.root.attrs.put(new_root_attrs())
+                consolidate(self.zstore)
         except OSError as exc:
             raise ActstoreError(f"cannot write a store at {self.location}: {exc.strerror or exc}") from None
         validate("root", dict(self.root.attrs), self.location)
@@ -83,6 +87,7 @@ class Store:
             raise ActstoreError(f"{self.location} was opened read-only")
         with self.backend.writer_lock(shared):
             yield
+            consolidate(self.zstore)  # whatever the command changed (a group removed by verify --repair, ...)
 
     # ---- groups
 
@@ -169,7 +174,8 @@ class Store:
             return
         group = self.root.require_group(f"prompts/{task}")
         group.create_array("prompt", data=prompts.vectors, chunks=prompts.vectors.shape,
-                           dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True)
+                           dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True,
+                           fill_value=np.nan)
         group.create_array("seed", data=np.asarray(prompts.seeds, dtype=np.int64), dimension_names=("seed",),
                            compressors=CHECKSUM, overwrite=True)
         put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("complete")})
@@ -231,20 +237,68 @@ class Store:
                 "run the same actstore extract command again to finish it"
             )
         ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
-        if "acts" in ds and blocks_per_chunk > 1:  # acts alone: label's one storage chunk stays whole
-            acts = group["acts"]
-            chunks = (1, spec.block * blocks_per_chunk, *acts.chunks[2:])
-            ds["acts"] = ds["acts"].copy(data=da.from_zarr(acts, chunks=chunks))
+        per_block = [name for name in ("acts", "bits") if name in ds]
+        for name in per_block if blocks_per_chunk > 1 else ():  # these alone: label's one storage chunk stays whole
+            chunks = (1, spec.block * blocks_per_chunk, *group[name].chunks[2:])
+            ds[name] = ds[name].copy(data=da.from_zarr(group[name], chunks=chunks))
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
-        ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done") if v in ds])
+        ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done", "moments") if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
         for name in ("prediction", "scores"):
             ds[name] = ds[name].copy(data=_read_done_blocks(group[name], done, spec.block))
-        if "acts" in ds and not done.all():
-            ds["acts"] = ds["acts"].copy(data=_undone_as_nan(ds["acts"].data, done, spec.block))
+        for name in per_block if not done.all() else ():
+            ds[name] = ds[name].copy(data=_undone_as_fill(ds[name].data, done, spec.block))
         ds["complete"] = (("seed", "example"), complete)
         ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
         return ds
+
+    def activations(self, task: str, split: str = "validation", *, stack: str = "encoder",
+                    blocks_per_chunk: int = 1) -> xr.DataArray:
+        """The stored values (seed, example, layer, token, neuron), lazily; refused in one line when the extraction
+        kept only its above-baseline bits."""
+        ds = self.extraction(task, split, stack=stack, blocks_per_chunk=blocks_per_chunk)
+        if "acts" not in ds:
+            spec = from_attrs(ExtractionSpec, ds.attrs["spec"])
+            kept = (f"only its above-baseline bits (--keep bits, against the baseline of '{spec.baseline_task}')"
+                    if spec.store_bits else "no activations (a streamed train split: only its baseline)")
+            raise ActstoreError(f"{task}/{split} in {self.location} kept {kept}: the raw activations are not stored; "
+                                "extract into a new store with --keep both (or --store-train) for them")
+        return ds["acts"]
+
+    def above(self, task: str, split: str = "validation", *, stack: str = "encoder") -> xr.DataArray:
+        """``1[a > baseline]`` (seed, example, layer, token, neuron) as booleans, unpacked lazily from the stored
+        bits (the baseline: ``attrs["baseline_task"]``'s train mean)."""
+        ds = self.extraction(task, split, stack=stack)
+        spec = from_attrs(ExtractionSpec, ds.attrs["spec"])
+        if "bits" not in ds:
+            raise ActstoreError(f"{task}/{split} in {self.location} kept no above-baseline bits: extract it with "
+                                "--keep bits or --keep both")
+        n = spec.model.n_neurons
+        bits = ds["bits"].data
+        unpacked = bits.map_blocks(lambda b: np.unpackbits(b, axis=-1, bitorder="little")[..., :n].astype(bool),
+                                   chunks=(*bits.chunks[:-1], (n,)), dtype=bool)
+        return xr.DataArray(unpacked, dims=("seed", "example", "layer", "token", "neuron"),
+                            coords={k: ds[k] for k in ("seed", "example", "layer", "token")} | {"neuron": np.arange(n)},
+                            attrs={"baseline_task": spec.baseline_task}, name="above")
+
+    def activation_stats(self, task: str, split: str = "validation", *, stack: str = "encoder") -> xr.Dataset:
+        """mean and std (population) per (seed, layer, neuron) of the values over examples and tokens, from the
+        moments kept during extraction (so a bits-only store has them); an extraction made before moments were kept
+        has them computed from its values, block by block, to the same bits."""
+        group = self._group(_extraction_path(task, split, stack), "extraction")
+        ds = self.extraction(task, split, stack=stack)  # complete, or a clear error
+        spec = from_attrs(ExtractionSpec, group.attrs["spec"])
+        if spec.store_moments:
+            moments = np.asarray(group["moments"][...])
+        else:
+            acts = self.activations(task, split, stack=stack).data
+            moments = da.blockwise(_block_moments, "sbmln", acts, "sbltn", new_axes={"m": MOMENT_SLOTS},
+                                   adjust_chunks={"b": 1}, concatenate=True,
+                                   dtype=np.int64 if spec.dtype == "float16" else np.float64).compute()
+        mean, std = moment_stats(moments, spec.n_examples * spec.n_positions)
+        dims = ("seed", "layer", "neuron")
+        return xr.Dataset({"mean": (dims, mean), "std": (dims, std)},
+                          coords={k: ds[k].values for k in dims})
 
     def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
@@ -272,8 +326,8 @@ class Store:
         ds = self._dataset(f"rankings/{task}", "ranking")
         if ds is None:
             raise ActstoreError(f"task '{task}' has no ranking in {self.location} yet: run actstore rank --task {task}")
-        if "stack" not in ds.coords:  # a ranking stored before decoder neurons existed: encoder only
-            ds = ds.assign_coords(stack=("layer", ["encoder"] * ds.sizes["layer"]))
+        if "layer_stack" not in ds.coords:  # a ranking stored before decoder neurons existed: encoder only
+            ds = ds.assign_coords(layer_stack=("layer", ["encoder"] * ds.sizes["layer"]))
         return ds
 
     # ---- analysis results (evaluations, suppression curves, transfer, correlations): labelled datasets
@@ -297,7 +351,8 @@ class Store:
             values = np.asarray(var.values)
             text = values.dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
             group.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=var.dims,
-                               compressors=CHECKSUM, overwrite=True)[...] = values
+                               compressors=CHECKSUM, overwrite=True, attributes=coordinate_attrs(ds, name),
+                               fill_value=np.nan if values.dtype.kind == "f" else None)[...] = values
         put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
@@ -305,7 +360,7 @@ class Store:
         if group is None:
             return None
         ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3).load()
-        ds = ds.set_coords([name for name in ("stack",) if name in ds.data_vars])  # written as an array like any other
+        ds = ds.set_coords([name for name in ("layer_stack",) if name in ds.data_vars])  # coordinate_attrs says so too
         ds.attrs = {**group.attrs.get("attrs", {}), "spec": dict(group.attrs["spec"])}
         return ds
 
@@ -319,6 +374,15 @@ def open_store(location: str | Path | StoreLocation, mode: str = "r", **storage_
     system, e.g. ``endpoint_url=...``): ``mode="r"`` to read (the analyst's view), ``"r+"`` to add to it, ``"a"``
     to create or add."""
     return Store(location, mode, storage_options)
+
+
+def coordinate_attrs(ds: xr.Dataset, name: str) -> dict[str, str]:
+    """A data variable's ``coordinates`` attribute: the non-index coordinates along its dimensions, which plain
+    ``xr.open_zarr`` then decodes as coordinates (the convention xarray's own ``to_zarr`` writes)."""
+    if name not in ds.data_vars:
+        return {}
+    names = [c for c in ds.coords if c not in ds.dims and set(ds[c].dims) <= set(ds[name].dims)]
+    return {"coordinates": " ".join(names)} if names else {}
 
 
 def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
@@ -336,15 +400,22 @@ def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
     return f"extractions/{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")
 
 
-def _undone_as_nan(acts: da.Array, done: np.ndarray, block: int) -> da.Array:
-    """Lazy activations whose blocks not extracted yet are NaN, made here, never read: their chunks do not
-    exist, and reading one would be a fault."""
+def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
+    """Lazy activations (NaN) or bits (0) whose blocks not extracted yet are made here, never read: their chunks do
+    not exist, and reading one would be a fault (``complete`` says which blocks are real)."""
+    fill = np.nan if values.dtype.kind == "f" else 0
     rows = []
     for s in range(done.shape[0]):
-        parts = [acts[s:s + 1, b * block:(b + 1) * block] for b in range(done.shape[1])]
-        rows.append(da.concatenate([p if done[s, b] else da.full(p.shape, np.nan, dtype=p.dtype, chunks=p.chunks)
+        parts = [values[s:s + 1, b * block:(b + 1) * block] for b in range(done.shape[1])]
+        rows.append(da.concatenate([p if done[s, b] else da.full(p.shape, fill, dtype=p.dtype, chunks=p.chunks)
                                     for b, p in enumerate(parts)], axis=1))
     return da.concatenate(rows, axis=0)
+
+
+def _block_moments(acts: np.ndarray) -> np.ndarray:
+    """One storage chunk (1, e, 1, token, neuron) → its moments (1, 1, MOMENT_SLOTS, 1, neuron), as extraction keeps
+    them (``kernels.bits_and_moments``)."""
+    return bits_and_moments(acts[0], None)[1][None, None]
 
 
 def _read_done_blocks(array: zarr.Array, done: np.ndarray, block: int) -> np.ndarray:

@@ -29,7 +29,7 @@ from zarr.core.sync import sync
 from ..errors import ActstoreError, StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .integrity import metadata_of, seal_problems
-from .layout import coordinates, expected_metadata, rewrite_metadata
+from .layout import block_chunks, coordinates, expected_metadata, rewrite_metadata
 from .schema import validate
 from .attrs import is_complete, new_root_attrs, put_attrs
 from .backends import Backend, StoreLocation, open_backend
@@ -227,13 +227,11 @@ class _Checker:
     def _blocks(self, group: zarr.Group, spec: ExtractionSpec, done: np.ndarray, usable: set[str]) -> None:
         """Every chunk of every done block, read on the command's dask scheduler (the bulk of a store); a block
         with a bad one is marked not done in ``done``."""
-        names = [n for n in ("acts", "scores", "prediction") if n in usable]
         wanted = []  # (array, chunk coords, seed index, block, what it is)
         for s, b in zip(*np.nonzero(done)):
-            for name in names:
-                for layer in range(spec.n_layers) if name == "acts" else [None]:
-                    coords = (s, b, layer, 0, 0) if name == "acts" else (s, b, 0)[: group[name].ndim]
-                    where = f" layer {layer}" if name == "acts" else ""
+            for name, coords in block_chunks(spec, s, b):
+                if name in usable:
+                    where = f" layer {coords[2]}" if name in ("acts", "bits") else ""
                     wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
         present = [w for w in wanted if self._key(w[0], w[1]) in self.keys]
         damaged = _damaged(self.store.backend, [(a.path, coords) for a, coords, *_ in present])

@@ -10,6 +10,7 @@ import zarr
 from ..specs import ExtractionSpec
 
 from .attrs import is_complete, now, put_attrs
+from .layout import block_chunks
 
 if TYPE_CHECKING:
     from .store import Store
@@ -25,18 +26,20 @@ class ExtractionWriter:
         """(seed, block) bool: which blocks are safely stored."""
         return np.asarray(self.group["done"][...])
 
-    def write_block(self, seed_index: int, block: int, acts: np.ndarray | None, scores: np.ndarray) -> None:
-        """Store one block's activations and scores, make them durable, then mark the block done."""
+    def write_block(self, seed_index: int, block: int, scores: np.ndarray, acts: np.ndarray | None = None,
+                    bits: np.ndarray | None = None, moments: np.ndarray | None = None) -> None:
+        """Store one block's scores and what the spec keeps of it (values, bits, moments), make them durable,
+        then mark the block done."""
         lo = block * self.spec.block
         hi = lo + scores.shape[0]
-        written = []
-        if acts is not None and self.spec.store_acts:
-            self.group["acts"][seed_index, lo:hi] = acts
-            written += [("acts", (seed_index, block, layer, 0, 0)) for layer in range(self.spec.n_layers)]
+        for name, values in (("acts", acts), ("bits", bits)):
+            if values is not None:
+                self.group[name][seed_index, lo:hi] = values
+        if moments is not None:
+            self.group["moments"][seed_index, block] = moments
         self.group["scores"][seed_index, lo:hi] = scores
         self.group["prediction"][seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
-        written += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
-        for name, coords in written:
+        for name, coords in block_chunks(self.spec, seed_index, block):
             self._fsync(name, coords)
         self.group["done"][seed_index, block] = True
 

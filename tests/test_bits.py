@@ -1,0 +1,78 @@
+"""The 1-bit store (``--keep bits|both``): bits equal ``acts > baseline`` exactly, rankings from bits equal those
+from float16 bit for bit, and every analysis runs on a store that kept only bits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from actstore import kernels
+from actstore.errors import ActstoreError
+from actstore.ranking import rank, rank_subtasks
+from actstore.store import Store
+from helpers import run_toy
+
+
+def packed_reference(acts: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """np.packbits of a plain float64 comparison, independent of actstore's kernels."""
+    return np.packbits(acts.astype(np.float64) > baseline[:, None], axis=-1, bitorder="little")
+
+
+@pytest.mark.parametrize("arch", ["bert", "t5"])
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_bits_equal_acts_above_the_baseline(arch, dtype, tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir(arch), data_dir, keep="both", dtype=dtype)
+    for stack in store.stacks("toy", "validation"):
+        ds = store.extraction("toy", "validation", stack=stack)
+        baseline = store.baseline("toy", stack).values
+        assert ds.attrs["spec"]["baseline_task"] == "toy"
+        np.testing.assert_array_equal(ds["bits"].values, packed_reference(ds["acts"].values, baseline))
+        above = store.above("toy", "validation", stack=stack)
+        np.testing.assert_array_equal(above.values, ds["acts"].values.astype(np.float64) > baseline[:, None])
+
+
+def rankings(store: Store) -> dict[str, np.ndarray]:
+    return {k: v.values for k, v in {**rank(store, "toy").data_vars, **rank(store, "toy").coords}.items()}
+
+
+@pytest.mark.parametrize("arch", ["bert", "t5"])
+def test_rank_from_bits_equals_rank_from_float16(arch, tiny_model_dir, data_dir, tmp_path):
+    acts = rankings(run_toy(tmp_path / "acts.zarr", tiny_model_dir(arch), data_dir, keep="acts"))
+    bits_store = run_toy(tmp_path / "bits.zarr", tiny_model_dir(arch), data_dir, keep="bits")
+    assert "acts" not in bits_store.extraction("toy", "validation")
+    bits = rankings(bits_store)
+    assert acts.keys() == bits.keys()
+    for name in acts:
+        np.testing.assert_array_equal(acts[name], bits[name], err_msg=name)
+
+
+def test_moments_equal_the_values_statistics(tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir, keep="both", n_dev=11)
+    stats = store.activation_stats("toy", "validation")
+    values = store.extraction("toy", "validation")["acts"].values.astype(np.float64)
+    np.testing.assert_allclose(stats["mean"].values, values.mean(axis=(1, 3)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(stats["std"].values, values.std(axis=(1, 3)), rtol=1e-9, atol=1e-12)
+
+
+def test_a_bits_only_store_refuses_raw_activations_in_one_clear_error(tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir, keep="bits")
+    with pytest.raises(ActstoreError, match="kept only its above-baseline bits"):
+        store.activations("toy", "validation")
+
+
+def test_kernels_compare_exactly_at_ties_signed_zeros_and_neighbours():
+    rng = np.random.default_rng(1)
+    baseline = rng.standard_normal((2, 3, 21))
+    baseline[0, 0, :4] = [0.0, -0.0, 1.0, -2.5]
+    values = np.empty((5, 2, 3, 21), np.float16)
+    values[...] = rng.standard_normal(values.shape)
+    b16 = baseline.astype(np.float16)
+    values[0] = b16                                               # ties at the rounded baseline
+    values[1] = np.nextafter(b16, np.float16(np.inf))             # one step above
+    values[2] = np.nextafter(b16, np.float16(-np.inf))            # one step below
+    values[3, 0, 0, :4] = [-0.0, 0.0, 1.0, -2.5]                  # -0/+0 against +0/-0, exact ties
+    for dtype in (np.float16, np.float32):
+        v = values.astype(dtype)
+        bits, _ = kernels.bits_and_moments(v, kernels.thresholds_for(baseline, dtype))
+        np.testing.assert_array_equal(bits, packed_reference(v[None], baseline[None])[0])
