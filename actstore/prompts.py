@@ -97,8 +97,9 @@ class PromptSet:
         return cls(np.stack(rows), seeds, "files:" + ",".join(Path(p).name for p in paths))
 
 
-#: export formats: one torch file per seed (Prompt-Transferability / Robust-Neurons), or a PEFT checkpoint per seed
-FORMATS = ("pt", "peft")
+#: export formats: one torch file per seed (Prompt-Transferability / Robust-Neurons), the same array as .npy, or
+#: a PEFT checkpoint per seed
+FORMATS = ("pt", "npy", "peft")
 #: the tensor a PEFT prompt-tuning checkpoint keeps its prompt in
 PEFT_KEY = "prompt_embeddings"
 
@@ -138,7 +139,8 @@ def _read_prompt_file(path: Path) -> list[np.ndarray]:
 
 
 def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str) -> list[Path]:
-    """Write one prompt per seed: ``seed<k>.pt`` ([tokens, hidden] float tensor) or a PEFT folder ``seed<k>/``."""
+    """Write one prompt per seed: ``seed<k>.pt`` ([tokens, hidden] float tensor), ``seed<k>.npy`` (the same array)
+    or a PEFT folder ``seed<k>/`` whose config names ``base_model`` (a hub id, so that PEFT can load it anywhere)."""
     import torch
     from safetensors.torch import save_file
 
@@ -150,6 +152,10 @@ def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str) -> 
         raise ActstoreError(f"cannot write to {out}: {exc.strerror or exc}") from None
     written = []
     for seed, vectors in zip(prompts.seeds, prompts.vectors):
+        if fmt == "npy":
+            np.save(out / f"seed{seed}.npy", np.ascontiguousarray(vectors))
+            written.append(out / f"seed{seed}.npy")
+            continue
         tensor = torch.from_numpy(np.ascontiguousarray(vectors))
         if fmt == "pt":
             torch.save(tensor, out / f"seed{seed}.pt")

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal, Optional
 
 import typer
-import xarray as xr
 from rich.table import Table
 
-from actstore import analysis
-from actstore.evaluation import evaluate
-from actstore.models import load_model
-from actstore.report import render
-from actstore.scheduler import using
-from actstore.store import Store, StoreLocation
+from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength, Scheduler, StoreLocation
+from .output import out, print_json, throughput
+from .suppress import ScopeOption, parse_percents
 
-from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength, Scheduler
-from .output import out, throughput
-from .suppress import parse_percents
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from actstore.store import Store
+
+#: actstore.analysis's NORMALIZE and ADVERSARIAL_PERCENTS, spelled out so that --help does not import torch
+#: (tests/test_conventions.py checks that they are equal)
+Normalize = Literal["none", "zscore"]
+ADVERSARIAL_PERCENTS = (1, 3, 5, 10, 15)
 
 StorePath = Annotated[StoreLocation, typer.Option(help="the store: a path or a URL such as s3://bucket/prefix")]
 Tasks = Annotated[str, typer.Option(help="comma-separated tasks, e.g. sst2,imdb,qnli")]
@@ -27,11 +28,15 @@ AsJson = Annotated[bool, typer.Option("--json", help="print JSON instead of a ta
 
 
 def _tasks(text: str) -> list[str]:
-    return analysis.distinct_tasks(text.split(","))
+    from actstore.analysis import distinct_tasks
+
+    return distinct_tasks(text.split(","))
 
 
 def _existing(path: StoreLocation) -> Store:
     """A store to add results to; a mistyped path is an error, never a new empty store."""
+    from actstore.store import Store
+
     return Store(path, mode="r+")
 
 
@@ -63,6 +68,10 @@ def transfer(
 
     Pairs not yet evaluated on exactly these examples (e.g. another --limit) are evaluated first.
     """
+    from actstore import analysis
+    from actstore.evaluation import evaluate
+    from actstore.models import load_model
+
     names = _tasks(tasks)
     target = _existing(store)
     analysis.transfer_pairs(target, names)  # fails on a task without prompts before any data is read
@@ -81,9 +90,8 @@ def transfer(
                              max_length=max_length, tick=lambda n: rates.add(n, 0))
         result = analysis.transfer(target, names)
     if as_json:
-        out.print_json(json.dumps({"tasks": names, "seeds": result["seed"].values.tolist(), "evaluated": len(pairs),
-                                   "relative": result["relative_mean"].values.tolist(),
-                                   "accuracy": result["accuracy_mean"].values.tolist()}))
+        print_json({"tasks": names, "seeds": result["seed"].values.tolist(), "evaluated": len(pairs),
+                    "relative": result["relative_mean"].values.tolist(), "accuracy": result["accuracy_mean"].values.tolist()})
         return
     out.print(_matrix("transferability: accuracy relative to the data task's own prompts (mean over seeds)",
                       result["relative_mean"]))
@@ -94,19 +102,22 @@ def transfer(
 def correlate(
     store: StorePath,
     tasks: Tasks,
-    normalize: Annotated[Literal[analysis.NORMALIZE], typer.Option(
+    normalize: Annotated[Normalize, typer.Option(
         help="none, or zscore: standardise each neuron across the tasks first")] = "none",
     as_json: AsJson = False,
     scheduler: Scheduler = None,
 ) -> None:
     """Task specificity: Spearman correlation of the tasks' neuron predictivities per layer, averaged over layers."""
+    from actstore import analysis
+    from actstore.scheduler import using
+
     target = _existing(store)
     with using(scheduler, store), target.writing():
         result = analysis.correlate(target, _tasks(tasks), normalize)
     if as_json:
-        out.print_json(json.dumps({"tasks": result["task_a"].values.tolist(), "normalize": normalize,
-                                   "rho_mean": result["rho_mean"].values.tolist(), "p_max": result["p_max"].values.tolist(),
-                                   "rho": result["rho"].values.tolist(), "p": result["p"].values.tolist()}))
+        print_json({"tasks": result["task_a"].values.tolist(), "normalize": normalize,
+                    "rho_mean": result["rho_mean"].values.tolist(), "p_max": result["p_max"].values.tolist(),
+                    "rho": result["rho"].values.tolist(), "p": result["p"].values.tolist()})
         return
     out.print(_matrix(f"Spearman's rho, mean over {result.sizes['layer']} layers ({normalize})", result["rho_mean"]))
     out.print(_matrix("largest p-value over layers", result["p_max"], "{:.2g}"))
@@ -117,12 +128,15 @@ def compare_adversarial(
     task: Annotated[str, typer.Option(help="the adversarial task, ranked with its clean task's baseline")],
     clean: Annotated[Optional[str], typer.Option(help="default: the task's clean source in the registry")] = None,
     percent: Annotated[str, typer.Option(help="comma-separated top percentages to compare")] =
-        ",".join(f"{p:g}" for p in analysis.ADVERSARIAL_PERCENTS),
-    scope: Annotated[str, typer.Option(help="layer: top x % of each layer; global: of all neurons")] = "layer",
+        ",".join(f"{p:g}" for p in ADVERSARIAL_PERCENTS),
+    scope: ScopeOption = "layer",
     as_json: AsJson = False,
     scheduler: Scheduler = None,
 ) -> None:
     """Are the clean task's skill neurons among the most predictive on the adversarial data?"""
+    from actstore import analysis
+    from actstore.scheduler import using
+
     target = _existing(store)
     with using(scheduler, store), target.writing():
         result = analysis.compare_adversarial(target, task, clean=clean, percents=parse_percents(percent), scope=scope)
@@ -131,7 +145,7 @@ def compare_adversarial(
     rows = [{"percent": float(p), **{c: float(result[c].sel(percent=p)) for c in columns}} for p in result["percent"].values]
     summary = {"rho_mean": float(result["rho_mean"]), "adv_predictivity_all": float(result["adv_predictivity_all"])}
     if as_json:
-        out.print_json(json.dumps({"task": task, "clean": spec["clean"], "scope": scope, "rows": rows, **summary}))
+        print_json({"task": task, "clean": spec["clean"], "scope": scope, "rows": rows, **summary})
         return
     table = Table(title=f"top neurons of {spec['clean']} on {task} ({scope} scope)")
     for column in ("top %", "overlap", "chance", "adv pred. of clean top", "adv pred. of adv top", "percentile"):
@@ -146,11 +160,22 @@ def compare_adversarial(
 def report(
     store: StorePath,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the figures and index.md / index.html")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line per figure")] = False,
     scheduler: Scheduler = None,
 ) -> None:
     """Render every figure the store has data for (PNG and SVG) and an index page with the accuracy table."""
+    from actstore.report import render
+    from actstore.scheduler import using
+    from actstore.store import Store
+
     with using(scheduler, store):
         written = render(Store(store), out_dir)
+    if as_json:
+        print_json({"out": str(out_dir), "figures": [{"title": title, "png": f"{out_dir / stem}.png",
+                                                       "svg": f"{out_dir / stem}.svg"} for title, stem, _ in written.figures],
+                    "skipped": list(written.skipped), "tasks": len(written.table),
+                    "index": [str(out_dir / "index.md"), str(out_dir / "index.html")]})
+        return
     for title, stem, _ in written.figures:
         out.print(f"{title}: {out_dir / stem}.png, .svg")
     for note in written.skipped:

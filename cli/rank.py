@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Optional
 
 import numpy as np
 import typer
 
-from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
-from actstore.scheduler import using
-from actstore.store import Store, StoreLocation
-
-from .common import Scheduler
-from .output import out, skill_table
+from .common import Scheduler, StoreLocation
+from .output import out, print_json, skill_table
 
 
 def rank(
@@ -31,6 +26,10 @@ def rank(
     scheduler: Scheduler = None,
 ) -> None:
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""
+    from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
+    from actstore.scheduler import using
+    from actstore.store import Store
+
     target = Store(store, mode="r+")
     with using(scheduler, store), target.writing():
         if subtask is None:
@@ -48,7 +47,7 @@ def rank(
             payload["rankings"] = [{"ranking": name, **{k: ds.attrs["spec"].get(k) for k in ("subtask", "positive",
                                     "negative", "parts", "n_examples")}, "top": top_neurons(ds, top)}
                                    for name, ds in rankings.items()]
-        out.print_json(json.dumps(payload))
+        print_json(payload)
         return
     for name, ranking in rankings.items():
         spec = ranking.attrs["spec"]

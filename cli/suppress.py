@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import typer
 from rich.table import Table
 
 from actstore.errors import ActstoreError
-from actstore.models import load_model
-from actstore.store import Store, StoreLocation
-from actstore.scheduler import using
 from actstore.tasks import source_task
-from actstore.suppression import DEFAULT_PERCENTS, SuppressOptions, suppress as run_suppress, suppression_name
 
-from .common import BatchSize, DataSource, Device, MaxLength, Scheduler, with_data
-from .output import out, throughput
+from .common import BatchSize, DataSource, Device, MaxLength, Scheduler, StoreLocation, with_data
+from .output import out, print_json, throughput
+
+#: actstore.suppression's MODES, SCOPES and DEFAULT_PERCENTS, spelled out so that --help does not import torch
+#: (tests/test_conventions.py checks that they are equal)
+Mode = Literal["zero", "noise", "mean"]
+Scope = Literal["layer", "global"]
+DEFAULT_PERCENTS = (0, 1, 3, 5, 7, 9, 11, 13, 15)
+ScopeOption = Annotated[Scope, typer.Option(help="layer: top x % of each layer; global: top x % of all neurons")]
 
 
 def parse_percents(text: str) -> tuple[float, ...]:
@@ -32,9 +34,9 @@ def suppress(
     task: Annotated[str, typer.Option(help="the task whose data is scored")],
     percent: Annotated[str, typer.Option(help="comma-separated percentages of neurons to suppress (0–100)")] =
         ",".join(f"{p:g}" for p in DEFAULT_PERCENTS),
-    mode: Annotated[str, typer.Option(help="zero, noise (Gaussian, scaled by the neuron's spread) or mean "
-                                           "(the train baseline)")] = "zero",
-    scope: Annotated[str, typer.Option(help="layer: top x % of each layer; global: top x % of all neurons")] = "layer",
+    mode: Annotated[Mode, typer.Option(help="zero, noise (Gaussian, scaled by the neuron's spread) or mean "
+                                            "(the train baseline)")] = "zero",
+    scope: ScopeOption = "layer",
     random_draws: Annotated[int, typer.Option(help="random controls (at least 2, reported as mean ± std)")] = 5,
     neurons_from: Annotated[Optional[str], typer.Option(help="suppress the skill neurons ranked on this task "
                                                              "(cross suppression; default: the task itself)")] = None,
@@ -50,6 +52,11 @@ def suppress(
     data: DataSource = DataSource(),
 ) -> None:
     """Suppress the top x % skill neurons while the model runs; accuracy against x, with random controls."""
+    from actstore.models import load_model
+    from actstore.scheduler import using
+    from actstore.store import Store
+    from actstore.suppression import SuppressOptions, suppress as run_suppress, suppression_name
+
     options = SuppressOptions(percents=parse_percents(percent), mode=mode, scope=scope, random_draws=random_draws,
                               random_seed=seed, noise_scale=noise_scale)
     source = neurons_from or task
@@ -72,9 +79,9 @@ def suppress(
             for p, n, s, r in zip(result["percent"].values, result["suppressed"].values.sum(axis=1), skill.T, control.T)]
     where = f"{store}/results/suppression/{suppression_name(task, source, mode, scope)}"
     if as_json:
-        out.print_json(json.dumps({"task": task, "split": examples.name, "neurons_from": source, "mode": mode, "scope": scope,
-                                   "seeds": result["seed"].values.tolist(), "rows": rows,
-                                   "accuracy_skill": skill.T.tolist(), "stored": where}))
+        print_json({"task": task, "split": examples.name, "neurons_from": source, "mode": mode, "scope": scope,
+                    "seeds": result["seed"].values.tolist(), "rows": rows, "accuracy_skill": skill.T.tolist(),
+                    "stored": where})
         return
     per = "of each layer" if scope == "layer" else "of all neurons"
     table = Table(title=f"{task}/{examples.name} with the top x % skill neurons {per} of {source} suppressed ({mode}; "

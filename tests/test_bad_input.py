@@ -211,8 +211,8 @@ ADDERS = [
     ("suppress", ("--percent", ""), 1, "give at least one percentage"),
     ("suppress", ("--percent", "5,5"), 1, "percentages repeat"),
     ("suppress", ("--percent", "x"), 1, "--percent: expected comma-separated percentages"),
-    ("suppress", ("--mode", "blur"), 1, "unknown suppression mode 'blur'"),
-    ("suppress", ("--scope", "head"), 1, "unknown suppression scope 'head'"),
+    ("suppress", ("--mode", "blur"), 2, "--mode"),
+    ("suppress", ("--scope", "head"), 2, "--scope"),
     ("suppress", ("--random-draws", "1"), 1, "--random-draws must be at least 2"),
     ("suppress", ("--random-draws", "-3"), 1, "--random-draws must be at least 2"),
     ("suppress", ("--noise-scale", "0", "--mode", "noise"), 1, "the noise scale must be a positive number"),
@@ -254,7 +254,7 @@ ADDERS = [
     ("compare", ("--percent", "0"), 1, "percentages must lie in (0, 100]"),
     ("compare", ("--percent", "150"), 1, "percentages must lie in (0, 100]"),
     ("compare", ("--percent", "1,x"), 1, "--percent: expected comma-separated percentages"),
-    ("compare", ("--scope", "model"), 1, "unknown scope 'model'"),
+    ("compare", ("--scope", "model"), 2, "--scope"),
     ("compare", (), 1, "task 'adv_sst2' has no ranking"),
     ("compare", ("--task", "sst2"), 1, "task 'sst2' has no clean source task"),
     # report, prompts export, info, verify
@@ -452,7 +452,8 @@ PROPERTY = settings(max_examples=40, deadline=None, database=None, suppress_heal
 
 
 def load(path: Path) -> tasks.Split:
-    return tasks.load_split(TASK, "train", data_files={"train": path})
+    """The file whole: as validation (train without a validation file gives 10 % of its rows to validation)."""
+    return tasks.load_split(TASK, "validation", data_files={"validation": path})
 
 
 @PROPERTY

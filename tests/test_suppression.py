@@ -246,8 +246,6 @@ def test_cli_cross_suppression_in_both_directions(cli_store, data_dir):
 @pytest.mark.parametrize("args, fragment", [
     (("--task", "sst2", "--percent", "0,120"), "percentages must lie in 0–100, got 120.0"),
     (("--task", "sst2", "--percent", "5,x"), "expected comma-separated percentages"),
-    (("--task", "sst2", "--mode", "blur"), "unknown suppression mode 'blur'"),
-    (("--task", "sst2", "--scope", "head"), "unknown suppression scope"),
     (("--task", "sst2", "--random-draws", "1"), "--random-draws must be at least 2"),
     (("--task", "qnli"), "task 'qnli' has no ranking"),
     (("--task", "sst2", "--neurons-from", "qnli"), "task 'qnli' has no ranking"),
