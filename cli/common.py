@@ -6,10 +6,11 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, get_args
 
 import typer
 
@@ -22,10 +23,18 @@ else:  # in the commands' signatures only, where with_store replaces it: the sto
     StoreLocation = str
 
 DataDir = Annotated[Optional[Path], typer.Option(envvar="ACTSTORE_DATA_DIR", help="local task files (../shared/data layout)")]
-DataFiles = Annotated[Optional[str], typer.Option(help="train=a.csv,validation=b.jsonl (CSV/TSV/JSONL)")]
-TextField = Annotated[Optional[list[str]], typer.Option(help="text column(s) of --data-files")]
-LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-files")]
-LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, in label order")]
+DataFiles = Annotated[Optional[str], typer.Option(
+    help="your own files, train=a.csv,validation=b.jsonl (a bare path is train); without validation, 10 % of train "
+         "(seeded, at most 2000) becomes validation and leaves train")]
+DataFormat = Annotated[Optional[Literal[tasks.DATA_FORMATS]], typer.Option(
+    help=f"format of --data-files: {', '.join(tasks.DATA_FORMATS)} (default: each file's extension)")]
+TextField = Annotated[Optional[list[str]], typer.Option(
+    help="text column(s) of --data-files: a,b or the option repeated (default: text)")]
+LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-files (default: label)")]
+LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, one per class, in class order")]
+LabelNames = Annotated[Optional[str], typer.Option(
+    help="the labels of --data-files as written there, in class order (default: integer labels are class ids, "
+         "text labels are sorted)")]
 Limit = Annotated[Optional[int], typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file order)")]
 Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
 Scheduler = Annotated[Optional[str], typer.Option(
@@ -63,34 +72,52 @@ class DataSource:
 
     data_dir: Path | None = None
     data_files: str | None = None
+    data_format: str | None = None
     text_field: list[str] | None = None
     label_field: str | None = None
     label_words: str | None = None
+    label_names: str | None = None
     limit: int | None = None
 
     def load(self, task: str, splits: str) -> tuple[tasks.TaskSpec, dict[str, tasks.Split]]:
         """A registry task (or the user's own, with --label-words) and its loaded splits, in the order asked."""
+        files = parse_data_files(self.data_files)
+        text_fields = parse_text_fields(self.text_field)
+        if self.data_format and files is None:
+            raise ActstoreError("--data-format needs --data-files")
+        if self.label_names and not self.label_words:
+            raise ActstoreError("--label-names needs --label-words (a registry task names its own labels)")
         if self.label_words:
-            words = self.label_words.split(",")
-            spec = tasks.custom_task(task, self.text_field or ["text"], self.label_field or "label",
-                                     [str(i) for i in range(len(words))], words)
+            names = self.label_names.split(",") if self.label_names else None
+            spec = tasks.user_task(task, self.label_words.split(","), data_files=files, text_fields=text_fields or ["text"],
+                                   label_field=self.label_field or "label", label_names=names, data_format=self.data_format)
         else:
             spec = tasks.get_task(task)
-        files = parse_data_files(self.data_files)
-        loaded = {name: tasks.load_split(spec, name, data_dir=self.data_dir, data_files=files, text_fields=self.text_field,
-                                         label_field=self.label_field) for name in tasks.parse_splits(splits)}
+        loaded = {name: tasks.load_split(spec, name, data_dir=self.data_dir, data_files=files, text_fields=text_fields,
+                                         label_field=self.label_field, data_format=self.data_format)
+                  for name in tasks.parse_splits(splits)}
         if self.limit is not None:
             loaded = {name: s.sample(self.limit) for name, s in loaded.items()}
+        if self.label_words and not self.label_names and spec.label_names != tuple(map(str, range(len(spec.label_names)))):
+            classes = ", ".join(f"{n}={i} ({w})" for i, (n, w) in enumerate(zip(spec.label_names, spec.label_words)))
+            logging.getLogger("actstore.cli").warning("task '%s' numbers its text labels in sorted order: %s "
+                                                      "(--label-names sets another order)", task, classes)
         return spec, loaded
 
 
-_DATA_OPTIONS = {"data_dir": DataDir, "data_files": DataFiles, "text_field": TextField, "label_field": LabelField,
-                 "label_words": LabelWords, "limit": Limit}
+def parse_text_fields(items: list[str] | None) -> list[str] | None:
+    """``--text-field a,b`` and ``--text-field a --text-field b`` alike."""
+    fields = [f.strip() for item in items or [] for f in item.split(",") if f.strip()]
+    return fields or None
+
+
+_DATA_OPTIONS = {"data_dir": DataDir, "data_files": DataFiles, "data_format": DataFormat, "text_field": TextField,
+                 "label_field": LabelField, "label_words": LabelWords, "label_names": LabelNames, "limit": Limit}
 
 
 def with_data(command: Callable) -> Callable:
-    """Give a command the data options (--data-dir, --data-files, --text-field, --label-field, --label-words,
-    --limit) once, here: it receives them as ``data: DataSource``."""
+    """Give a command the data options (--data-dir, --data-files, --data-format, --text-field, --label-field,
+    --label-words, --label-names, --limit) once, here: it receives them as ``data: DataSource``."""
     signature = inspect.signature(command, eval_str=True)
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
              for name, annotation in _DATA_OPTIONS.items()]

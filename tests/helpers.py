@@ -23,8 +23,8 @@ SENTIMENT = tasks.custom_task("toy", ["sentence"], "label", ["negative", "positi
 
 def toy_split(data_dir: Path, split: str, n: int) -> tasks.Split:
     """The first n real SST-2 sentences of a split, under the task name 'toy'."""
-    name = "train.tsv" if split == "train" else "dev.tsv"
-    return tasks.load_split(SENTIMENT, split, data_files={split: data_dir / "sst2" / name}).sample(n)
+    files = {"train": data_dir / "sst2" / "train.tsv", "validation": data_dir / "sst2" / "dev.tsv"}
+    return tasks.load_split(SENTIMENT, split, data_files=files).sample(n)
 
 
 def run_toy(store_path: Path, model_dir: Path, data_dir: Path, *, n_train: int = 12, n_dev: int = 10,
