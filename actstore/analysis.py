@@ -22,11 +22,13 @@ from .ranking import model_accuracy
 from .specs import to_attrs
 from .store import Store
 from .suppression import SCOPES, skill_mask
-from .tasks import Split, source_task
+from .tasks import Split, get_task, source_task
 
 NORMALIZE = ("none", "zscore")
 #: percentages of top neurons compared by ``compare_adversarial`` (the paper's suppression range)
 ADVERSARIAL_PERCENTS = (1.0, 3.0, 5.0, 10.0, 15.0)
+#: how many of a task's highest predictivities ``distributions`` lists
+TOP_SHOWN = 10
 
 
 def distinct_tasks(tasks: Sequence[str], minimum: int = 2) -> list[str]:
@@ -300,6 +302,26 @@ def accuracy_table(store: Store, tasks: Sequence[str]) -> dict[str, dict]:
     return rows
 
 
+def at_chance(store: Store, tasks: Sequence[str], alpha: float = 0.05) -> list[str]:
+    """The tasks whose own prompts are not better than chance on them: a one-sided binomial test of the correct
+    answers of the stored own-prompt evaluation, pooled over seeds, against 1 / number of classes (2 for a task
+    the registry does not know), p >= ``alpha``. A transfer ratio with such a task's data divides by a guess."""
+    flagged = []
+    for task in tasks:
+        evaluation = store.result("evaluation", evaluation_name(task, source_task(task)))
+        if evaluation is None:
+            continue
+        n = int(evaluation.attrs["spec"]["n_examples"])
+        correct = int(round(float(evaluation["accuracy"].sum()) * n))
+        try:
+            classes = len(get_task(task).label_names)
+        except ActstoreError:
+            classes = 2
+        if stats.binomtest(correct, n * evaluation.sizes["seed"], 1 / classes, alternative="greater").pvalue >= alpha:
+            flagged.append(task)
+    return flagged
+
+
 def box_stats(values: np.ndarray, label: str) -> dict:
     """Box-plot statistics (matplotlib ``Axes.bxp`` keys): quartiles, median, mean, whiskers at the furthest
     value within 1.5 IQR; no fliers, which for millions of neurons would be thousands of dots."""
@@ -313,7 +335,8 @@ def box_stats(values: np.ndarray, label: str) -> dict:
 
 def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
     """Per ranked task: box statistics of neuron predictivities (Eq. 5) and neuron accuracies (Eq. 3, all seeds,
-    layers, tokens), and the model accuracy per seed (None if unknown). A ranking with decoder neurons gives a
+    layers, tokens), the ``TOP_SHOWN`` highest predictivities (best first: the skill neurons, which a box's
+    whiskers would hide), and the model accuracy per seed (None if unknown). A ranking with decoder neurons gives a
     row per stack, labelled ``<task> (<stack>)``."""
     rows = []
     for task in tasks:
@@ -324,6 +347,7 @@ def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
             label = task if len(stacks) == 1 else f"{task} ({stack})"
             rows.append({"task": label, "predictivity": box_stats(part["predictivity"].values, label),
                          "accuracy": box_stats(part["accuracy"].values, label),
+                         "top_predictivity": np.sort(part["predictivity"].values, axis=None)[::-1][:TOP_SHOWN],
                          "model_accuracy": model_accuracies(store, task)})
     return rows
 

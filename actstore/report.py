@@ -1,9 +1,13 @@
-"""Every figure of the paper from what a store holds, as PNG and SVG, plus an index page (Markdown and HTML).
+"""Every figure of the paper from what a store holds, as PNG and SVG, plus an index page (Markdown and HTML) and a
+static HTML page per top skill neuron of each task.
 
 Numbers come from ``actstore.analysis`` (and results stored by ``transfer``, ``correlate``, ``suppress``,
 ``compare-adversarial``); this module only draws. It uses matplotlib's ``Figure`` directly (Agg canvas, no
 pyplot state), so it runs headless and in threads. A figure whose data the store lacks is skipped with a
 note naming the command that makes it.
+
+What a reviewer checks is built in: every figure has a title; tasks appear clean first, then the adversarial ones in
+their clean tasks' order; panels of one figure share their y-axis; figures that summarise spreads say so in the legend.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,88 +28,149 @@ from matplotlib.patches import Patch
 
 from . import analysis
 from .errors import ActstoreError
+from .ranking import top_neurons
 from .store import Store
-from .tasks import source_task
+from .tasks import _registry, source_task
 
 FORMATS = ("png", "svg")
 #: the top share of all neurons whose layers the layer figure shows
 LAYER_PERCENT = 1.0
-SKILL, RANDOM, OWN = "tab:blue", "tab:orange", "tab:gray"
+#: how many of each task's top skill neurons get a page of their own
+NEURON_PAGES = 10
+SKILL, RANDOM, OWN, CHANCE = "tab:blue", "tab:orange", "tab:gray", "gray"
+#: the flag on transfer-map tick labels of a task whose own prompts are at chance
+AT_CHANCE = " (at chance)"
 
 
 @dataclass
 class Report:
-    """What ``render`` wrote: figures (title, file stem, caption), notes on skipped figures, Table 1 rows."""
+    """What ``render`` wrote: figures (title, file stem, caption), notes on skipped figures, Table 1 rows, and the
+    neuron pages (per task: rows of ``ranking.top_neurons`` with the page's path relative to ``out``)."""
 
     out: Path
     figures: list[tuple[str, str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     table: dict[str, dict] = field(default_factory=dict)
+    neurons: dict[str, list[dict]] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
         return [self.out / f"{stem}.{fmt}" for _, stem, _ in self.figures for fmt in FORMATS] + \
-               [self.out / "index.md", self.out / "index.html"]
+               [self.out / "index.md", self.out / "index.html"] + \
+               [self.out / row["page"] for rows in self.neurons.values() for row in rows]
 
 
-def render(store: Store, out: str | Path) -> Report:
-    """Draw every figure the store has data for into ``out`` and write index.md and index.html there."""
+@dataclass
+class Drawn:
+    """One figure of the report, titled, with the file stem and caption it is written under."""
+
+    figure: Figure
+    title: str
+    stem: str
+    caption: str
+
+
+def render(store: Store, out: str | Path, *, neuron_pages: int = NEURON_PAGES) -> Report:
+    """Draw every figure the store has data for into ``out``, a page for each of the ``neuron_pages`` top neurons
+    of every ranked task under ``out/neurons/``, and write index.md and index.html there."""
     report = Report(Path(out))
-    ranked = store.ranked_tasks()
-    report.table = analysis.accuracy_table(store, _accuracy_tasks(store, ranked))
+    report.table = analysis.accuracy_table(store, task_order(_accuracy_tasks(store, store.ranked_tasks())))
     try:
         report.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ActstoreError(f"cannot write the report to {report.out}: {exc.strerror or exc}") from None
+    for drawn in figures(store, report.skipped):
+        for fmt in FORMATS:  # nothing clipped at the edges
+            drawn.figure.savefig(report.out / f"{drawn.stem}.{fmt}", dpi=150, bbox_inches="tight")
+        report.figures.append((drawn.title, drawn.stem, drawn.caption))
+    if neuron_pages > 0:
+        report.neurons = write_neuron_pages(store, report.out, neuron_pages)
+    _write_index(report)
+    return report
 
-    def save(fig: Figure, title: str, stem: str, caption: str) -> None:
-        for fmt in FORMATS:
-            fig.savefig(report.out / f"{stem}.{fmt}", dpi=150, bbox_inches="tight")  # nothing clipped at the edges
-        report.figures.append((title, stem, caption))
 
-    for name in _or_note(report, store.results("transfer"), "transferability: run actstore transfer --tasks A,B,..."):
+def figures(store: Store, skipped: list[str]) -> Iterator[Drawn]:
+    """The report's figures in order, each titled; a figure whose data is missing adds a note to ``skipped``."""
+    ranked = task_order(store.ranked_tasks())
+
+    def titled(fig: Figure, title: str, stem: str, caption: str) -> Drawn:
+        fig.suptitle(title)
+        return Drawn(fig, title, stem, caption)
+
+    for name in _or_note(skipped, store.results("transfer"), "transferability: run actstore transfer --tasks A,B,..."):
         ds = store.result("transfer", name)
-        save(heatmap(ds["relative_mean"], "data", "prompts", "accuracy relative to own prompts", "{:.2f}"),
-             f"Transferability (relative): {name}", f"transfer-relative-{_stem(name)}",
-             "Accuracy of the row task's prompts on the column task's data over the column task's own prompts, "
-             "per seed, averaged over seeds (Figures 1/6).")
-        save(heatmap(ds["accuracy_mean"], "data", "prompts", "accuracy", "{:.2f}"),
-             f"Transferability (absolute): {name}", f"transfer-absolute-{_stem(name)}",
-             "Mean accuracy over seeds of the row task's prompts on the column task's data.")
-    if _or_note(report, ranked, "distributions: run actstore rank for at least one task"):
+        order = task_order(ds["data"].values.tolist())
+        flagged = analysis.at_chance(store, order)
+        flag = (f" Tasks marked '{AT_CHANCE.strip()}': their own prompts are not better than chance (one-sided "
+                f"binomial test, p ≥ 0.05), so ratios on their data divide by a guess.") if flagged else ""
+        for kind, variable, label, caption in (
+                ("relative", "relative_mean", "accuracy relative to own prompts",
+                 "Accuracy of the row task's prompts on the column task's data over the column task's own prompts, "
+                 "per seed, averaged over seeds (Figures 1/6)."),
+                ("absolute", "accuracy_mean", "accuracy",
+                 "Mean accuracy over seeds of the row task's prompts on the column task's data.")):
+            matrix = ds[variable].sel(prompts=order, data=order)
+            yield titled(heatmap(matrix, "data", "prompts", label, "{:.2f}", flagged=flagged,
+                                 names=("data task", "prompts of task")),
+                         f"Transferability ({kind}): {name}", f"transfer-{kind}-{_stem(name)}", caption + flag)
+    if _or_note(skipped, ranked, "distributions: run actstore rank for at least one task"):
         rows = analysis.distributions(store, ranked)
-        save(predictivity_figure(rows), "Neuron predictivity and model accuracy", "predictivity-distribution",
-             "Boxes: predictivity (Eq. 5) of every neuron, whiskers at 1.5 IQR, no fliers; bars: model accuracy, "
-             "mean ± std over seeds (Figure 2).")
-        save(accuracy_figure(rows), "Neuron accuracy", "neuron-accuracy-distribution",
-             "Accuracy (Eq. 3) of every neuron at every prompt token and seed; 0.5 is chance (Figure 8).")
-        save(layer_figure(analysis.skill_layers(store, ranked, LAYER_PERCENT)), "Where the skill neurons are",
-             "skill-neuron-layers", f"Share of each task's top {LAYER_PERCENT:g} % neurons (by predictivity, over all "
-             "layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding step).")
-    for name in _or_note(report, store.results("correlation"), "task specificity: run actstore correlate --tasks A,B"):
+        yield titled(predictivity_figure(rows), "Neuron predictivity and model accuracy", "predictivity-distribution",
+                     "Boxes: predictivity (Eq. 5) of every neuron, whiskers at 1.5 IQR; dots: the "
+                     f"{analysis.TOP_SHOWN} most predictive neurons of each task (the skill neurons, above the "
+                     "whiskers); bars: model accuracy, mean ± std over seeds; dotted: chance (Figure 2).")
+        yield titled(accuracy_figure(rows), "Neuron accuracy", "neuron-accuracy-distribution",
+                     "Accuracy (Eq. 3) of every neuron at every prompt token and seed; 0.5 is chance (Figure 8).")
+        yield titled(layer_figure(analysis.skill_layers(store, ranked, LAYER_PERCENT)), "Where the skill neurons are",
+                     "skill-neuron-layers", f"Share of each task's top {LAYER_PERCENT:g} % neurons (by predictivity, "
+                     "over all layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding step).")
+    for name in _or_note(skipped, store.results("correlation"), "task specificity: run actstore correlate --tasks A,B"):
         ds = store.result("correlation", name)
         zscored = ds.attrs["spec"]["normalize"] == "zscore"
-        save(heatmap(ds["rho_mean"], "task_b", "task_a", "Spearman's ρ, mean over layers", "{:.2f}",
-                     marks=ds["p_max"] < 0.05, vmin=-1, vmax=1, cmap="RdBu_r"),
-             f"Task specificity{' (z-scored)' if zscored else ''}: {name}", f"correlation-{_stem(name)}",
-             "Spearman rank correlation of the tasks' neuron predictivities per layer, averaged over layers; "
-             "* marks p < 0.05 in every layer" + (", after z-scoring each neuron across the tasks (Figure 7)."
-                                                   if zscored else " (Figure 3)."))
+        order = task_order(ds["task_a"].values.tolist())
+        rho, p = (ds[v].sel(task_a=order, task_b=order) for v in ("rho_mean", "p_max"))
+        what = "z-scored predictivities" if zscored else "predictivities"
+        yield titled(heatmap(rho, "task_b", "task_a", "Spearman's ρ, mean over layers", "{:.2f}", marks=p < 0.05,
+                             vmin=-1, vmax=1, cmap="RdBu_r", mask_diagonal=True,
+                             names=(f"task ({what})", f"task ({what})")),
+                     f"Task specificity{' of z-scored predictivities' if zscored else ''}: {name}",
+                     f"correlation-{_stem(name)}",
+                     f"Spearman rank correlation of the tasks' neuron {what} per layer, averaged over layers; "
+                     "* marks p < 0.05 in every layer; the diagonal (1 by definition) is left blank"
+                     + (". Each neuron's predictivity is z-scored across the tasks first, which shifts ρ by about "
+                        f"−1/(tasks − 1) = {-1 / (len(order) - 1):.2f} (Figure 7)." if zscored else " (Figure 3)."))
     curves = {name: store.result("suppression", name) for name in store.results("suppression")}
     own = {n: ds for n, ds in curves.items() if ds.attrs["spec"]["task"] == ds.attrs["spec"]["neurons_from"]}
     cross = {n: ds for n, ds in curves.items() if n not in own}
     for kind, group, command in (("suppression", own, "--task A"), ("cross-suppression", cross, "--task B --neurons-from A")):
-        for (mode, scope), members in _or_note(report, _by_setting(group), f"{kind}: run actstore suppress {command}").items():
-            save(suppression_figure(members, own), f"{kind.capitalize()} ({mode}, {scope})", f"{kind}-{mode}-{scope}",
-                 "Accuracy against the share of neurons suppressed: skill neurons (solid, mean ± std over seeds) and "
-                 "as many random neurons per layer (dashed, mean ± std over draws)"
-                 + ("; dotted: the task's own skill neurons." if kind == "cross-suppression" else "."))
-    names = _or_note(report, store.results("adversarial"), "adversarial predictivity: run actstore compare-adversarial")
+        for (mode, scope), members in _or_note(skipped, _by_setting(group), f"{kind}: run actstore suppress {command}").items():
+            yield titled(suppression_figure(members, own), f"{kind.capitalize()} ({mode}, {scope})", f"{kind}-{mode}-{scope}",
+                         "Accuracy against the share of neurons suppressed: skill neurons (solid, band: ± std over seeds) "
+                         "and as many random neurons per layer (dashed, band: ± std over draws); n = dev examples "
+                         "scored. All panels share one y-axis"
+                         + ("; each panel suppresses the skill neurons of the task after 'neurons of' while evaluating "
+                            "the task named first; dotted: the evaluated task's own skill neurons." if kind ==
+                            "cross-suppression" else "."))
+    names = _or_note(skipped, store.results("adversarial"), "adversarial predictivity: run actstore compare-adversarial")
     if names:
-        save(adversarial_figure([store.result("adversarial", n) for n in names]), "Adversarial predictivity",
-             "adversarial-overlap", "Share of the clean task's top x % neurons that are also in the adversarial "
-             "task's top x % (solid), against chance (dashed).")
-    _write_index(report)
-    return report
+        results = sorted((store.result("adversarial", n) for n in names), key=lambda ds: _position(ds.attrs["spec"]["task"]))
+        yield titled(adversarial_figure(results), "Adversarial predictivity", "adversarial-overlap",
+                     "Share of the clean task's top x % neurons that are also in the adversarial task's top x % "
+                     "(solid), against chance (dashed); ρ: Spearman's correlation of the two predictivity vectors.")
+
+
+def _position(name: str) -> tuple:
+    """Sort key of ``task_order``: adversarial after clean; then the registry's order of the clean task (the papers'
+    grouping: sentiment, paraphrase, NLI, ethics; a user's own tasks after those), then the name."""
+    registry = list(_registry())
+    base = name.split(":")[0]  # a multi-class sub-task's ranking: <task>:<subtask>
+    clean = source_task(base)
+    return clean != base, registry.index(clean) if clean in registry else len(registry), clean, name
+
+
+def task_order(names: Iterable[str]) -> list[str]:
+    """Tasks as every figure and table shows them: the clean tasks first, then the adversarial ones in the order of
+    their clean tasks, so that the pairs line up between the two blocks."""
+    return sorted(dict.fromkeys(names), key=_position)
 
 
 def _accuracy_tasks(store: Store, ranked: list[str]) -> list[str]:
@@ -114,15 +180,17 @@ def _accuracy_tasks(store: Store, ranked: list[str]) -> list[str]:
     return list(dict.fromkeys([*ranked, *evaluated]))
 
 
-def _or_note(report: Report, items, note: str):
+def _or_note(skipped: list[str], items, note: str):
     if not items:
-        report.skipped.append(note)
+        skipped.append(note)
     return items
 
 
 def _by_setting(results: dict[str, xr.Dataset]) -> dict[tuple[str, str], list[xr.Dataset]]:
+    """Suppression results grouped by (mode, scope), each group in task order (evaluated task, then neuron source)."""
     groups = defaultdict(list)
-    for _, ds in sorted(results.items()):
+    for ds in sorted(results.values(), key=lambda ds: (_position(ds.attrs["spec"]["task"]),
+                                                        _position(ds.attrs["spec"]["neurons_from"]))):
         groups[ds.attrs["spec"]["mode"], ds.attrs["spec"]["scope"]].append(ds)
     return dict(groups)
 
@@ -134,30 +202,44 @@ def _stem(name: str) -> str:
 # ---- figures: each returns a Figure, so tests and notebooks can use them without writing files
 
 def heatmap(matrix: xr.DataArray, x: str, y: str, label: str, fmt: str, *, marks: xr.DataArray | None = None,
-            vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis") -> Figure:
-    """A labelled (y, x) matrix with its values written in the cells."""
+            vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis", mask_diagonal: bool = False,
+            flagged: Sequence[str] = (), names: tuple[str, str] | None = None) -> Figure:
+    """A labelled (y, x) matrix with its values written in the cells; ``mask_diagonal`` blanks cells that are 1 by
+    definition (they would stretch the colour scale), ``flagged`` tasks get ``AT_CHANCE`` on their tick labels, and
+    ``names`` are the x and y axis labels (default: the dimension names)."""
     matrix = matrix.transpose(y, x)
     n_rows, n_cols = matrix.shape
-    fig = Figure(figsize=(1.6 + 0.9 * n_cols, 1.2 + 0.7 * n_rows), layout="constrained")
+    fig = Figure(figsize=(2.4 + 0.9 * n_cols, 1.6 + 0.7 * n_rows), layout="constrained")
     ax = fig.add_subplot()
-    values = matrix.values
-    image = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
+    values = matrix.values.astype(np.float64)
+    shown = np.ma.masked_where(np.eye(n_rows, n_cols, dtype=bool) if mask_diagonal else np.zeros(values.shape, bool), values)
+    image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax)
     fig.colorbar(image, ax=ax, label=label, shrink=0.9)
-    ax.set_xticks(range(n_cols), matrix[x].values.tolist(), rotation=45, ha="right")
-    ax.set_yticks(range(n_rows), matrix[y].values.tolist())
-    ax.set_xlabel(x.replace("_", " "))
-    ax.set_ylabel(y.replace("_", " "))
+
+    def ticks(dim: str) -> list[str]:
+        return [f"{t}{AT_CHANCE}" if t in flagged else str(t) for t in matrix[dim].values.tolist()]
+
+    ax.set_xticks(range(n_cols), ticks(x), rotation=45, ha="right")
+    ax.set_yticks(range(n_rows), ticks(y))
+    ax.set_xlabel(names[0] if names else x.replace("_", " "))
+    ax.set_ylabel(names[1] if names else y.replace("_", " "))
     starred = np.zeros(values.shape, bool) if marks is None else marks.transpose(y, x).values
     for (i, j), value in np.ndenumerate(values):
+        if shown.mask is not np.ma.nomask and shown.mask[i, j]:
+            continue
         r, g, b, _ = image.cmap(image.norm(value))
         ax.text(j, i, fmt.format(value) + ("*" if starred[i, j] else ""), ha="center", va="center", fontsize=8,
                 color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
     return fig
 
 
+def _chance_line(ax: Axes, level: float = 0.5) -> None:
+    ax.axhline(level, color=CHANCE, linestyle=":", linewidth=1)
+
+
 def predictivity_figure(rows: list[dict]) -> Figure:
-    """Figure 2: predictivity boxes over model-accuracy bars, one position per task."""
-    fig = Figure(figsize=(1.5 + 1.0 * len(rows), 3.8), layout="constrained")
+    """Figure 2: predictivity boxes over model-accuracy bars, one position per task, the top neurons as dots."""
+    fig = Figure(figsize=(2.0 + 1.0 * len(rows), 4.2), layout="constrained")
     ax = fig.add_subplot()
     positions = np.arange(len(rows))
     for i, row in enumerate(rows):
@@ -165,25 +247,32 @@ def predictivity_figure(rows: list[dict]) -> Figure:
         if acc is not None:
             ax.bar(i, float(acc.mean()), width=0.7, color="tab:green", alpha=0.35,
                    yerr=float(acc.std()) if acc.size > 1 else None, capsize=4, error_kw={"ecolor": "darkgreen"})
-    ax.bxp([r["predictivity"] for r in rows], positions=positions, widths=0.35, showmeans=False,
+        top = row["top_predictivity"]
+        ax.plot(np.full(len(top), i + 0.25), top, linestyle="none", marker="o", markersize=3, color="tab:red")
+        ax.annotate(f"{top[0]:.2f}", (i + 0.3, top[0]), fontsize=7, va="bottom")
+    ax.bxp([r["predictivity"] for r in rows], positions=positions, widths=0.35, showmeans=False, showfliers=False,
            patch_artist=True, boxprops={"facecolor": "tab:blue", "alpha": 0.8}, medianprops={"color": "black"})
+    _chance_line(ax)
     ax.set_xticks(positions, [r["task"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("task")
     ax.set_ylabel("accuracy / predictivity")
     fig.legend(handles=[Patch(color="tab:green", alpha=0.35, label="model accuracy (mean ± std)"),
-                        Patch(color="tab:blue", alpha=0.8, label="neuron predictivity")],
+                        Patch(color="tab:blue", alpha=0.8, label="neuron predictivity (all neurons)"),
+                        Line2D([], [], color="tab:red", marker="o", markersize=3, linestyle="none",
+                               label=f"top {analysis.TOP_SHOWN} neurons"),
+                        Line2D([], [], color=CHANCE, linestyle=":", label="chance")],
                loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
 def accuracy_figure(rows: list[dict]) -> Figure:
     """Figure 8: the distribution of neuron accuracies per task around chance."""
-    fig = Figure(figsize=(1.5 + 1.0 * len(rows), 3.8), layout="constrained")
+    fig = Figure(figsize=(2.0 + 1.0 * len(rows), 4.0), layout="constrained")
     ax = fig.add_subplot()
     ax.bxp([r["accuracy"] for r in rows], positions=range(len(rows)), widths=0.5, patch_artist=True,
            boxprops={"facecolor": "tab:purple", "alpha": 0.6}, medianprops={"color": "black"})
-    ax.axhline(0.5, color="gray", linestyle=":", linewidth=1, label="chance")
+    ax.axhline(0.5, color=CHANCE, linestyle=":", linewidth=1, label="chance")
     ax.set_xticks(range(len(rows)), [r["task"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(-0.03, 1.03)
     ax.set_xlabel("task")
@@ -194,9 +283,9 @@ def accuracy_figure(rows: list[dict]) -> Figure:
 
 def layer_figure(shares: xr.DataArray) -> Figure:
     """Per task, the share of its top neurons in each layer; layers labelled by stack (E0…, D0…)."""
-    stacks = shares["stack"].values.tolist()
+    stacks = shares["layer_stack"].values.tolist()
     labels = [f"{stack[0].upper()}{i - stacks.index(stack)}" for i, stack in enumerate(stacks)]
-    fig = Figure(figsize=(2.0 + 0.45 * len(labels), 3.6), layout="constrained")
+    fig = Figure(figsize=(2.6 + 0.45 * len(labels), 3.8), layout="constrained")
     ax = fig.add_subplot()
     x = np.arange(len(labels))
     for task in shares["task"].values:
@@ -210,14 +299,14 @@ def layer_figure(shares: xr.DataArray) -> Figure:
     return fig
 
 
-def _grid(n: int, width: float = 3.2, height: float = 2.8) -> tuple[Figure, list[Axes]]:
-    cols = min(n, 3)
-    rows = -(-n // cols)
-    fig = Figure(figsize=(width * cols, height * rows + 0.5), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, list(axes[:n])
+def _grid(n: int, *, width: float = 3.2, height: float = 2.8) -> tuple[Figure, list[Axes]]:
+    """n panels sharing one y-axis, in as few rows of at most 3 as fit them; only n axes exist (no empty panels)."""
+    rows = -(-n // 3)
+    cols = -(-n // rows)
+    fig = Figure(figsize=(width * cols, height * rows + 0.9), layout="constrained")
+    axes = [fig.add_subplot(rows, cols, 1)]
+    axes += [fig.add_subplot(rows, cols, i + 1, sharey=axes[0]) for i in range(1, n)]
+    return fig, axes
 
 
 def _band(ax: Axes, x: np.ndarray, mean: xr.DataArray, std: xr.DataArray, color: str, style: str) -> None:
@@ -229,43 +318,245 @@ def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) ->
     """One panel per result: skill solid vs random dashed; for cross suppression the task's own skill curve dotted."""
     fig, axes = _grid(len(results))
     own_by_task = {ds.attrs["spec"]["task"]: ds for ds in own.values()}
-    dotted = False
+    dotted = crossed = False
     for ax, result in zip(axes, results):
         spec, curves = result.attrs["spec"], analysis.suppression_summary(result)
         x = result["percent"].values
         _band(ax, x, curves["skill_mean"], curves["skill_std"], SKILL, "-")
         _band(ax, x, curves["random_mean"], curves["random_std"], RANDOM, "--")
+        cross = spec["neurons_from"] != spec["task"]
+        crossed |= cross
         reference = own_by_task.get(spec["task"])
-        if spec["neurons_from"] != spec["task"] and reference is not None and reference.attrs["spec"]["mode"] == spec["mode"]:
+        if cross and reference is not None and reference.attrs["spec"]["mode"] == spec["mode"]:
             ax.plot(reference["percent"], analysis.suppression_summary(reference)["skill_mean"], color=OWN, linestyle=":")
             dotted = True
-        cross = spec["neurons_from"] != spec["task"]
-        ax.set_title(f"{spec['task']} · neurons of {spec['neurons_from']}" if cross else spec["task"], fontsize=10)
+        n = f" (n = {spec['n_examples']})" if "n_examples" in spec else ""
+        ax.set_title(f"{spec['task']}{n} · neurons of {spec['neurons_from']}" if cross else f"{spec['task']}{n}", fontsize=9)
         ax.set_xlabel("neurons suppressed (%)")
         ax.set_ylabel("accuracy")
-    handles = [Line2D([], [], color=SKILL, label="skill neurons"), Line2D([], [], color=RANDOM, linestyle="--", label="random neurons")]
+    skill = "skill neurons of the task after 'neurons of'" if crossed else "skill neurons"
+    handles = [Line2D([], [], color=SKILL, label=skill), Patch(color=SKILL, alpha=0.15, label="± std over seeds"),
+               Line2D([], [], color=RANDOM, linestyle="--", label="random neurons, as many per layer"),
+               Patch(color=RANDOM, alpha=0.15, label="± std over random draws")]
     if dotted:
-        handles.append(Line2D([], [], color=OWN, linestyle=":", label="task's own skill neurons"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+        handles.append(Line2D([], [], color=OWN, linestyle=":", label="the evaluated task's own skill neurons"))
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
     return fig
 
 
 def adversarial_figure(results: list[xr.Dataset]) -> Figure:
-    """One panel per adversarial task: top-x % overlap with the clean task's skill neurons against chance."""
+    """One panel per adversarial task: top-x % overlap with the clean task's skill neurons against chance, on a y-range
+    that fits the largest value (overlaps are small: on 0–1 they would lie flat on the axis)."""
     fig, axes = _grid(len(results))
+    top = max(float(max(r["overlap"].max(), r["chance"].max())) for r in results)
     for ax, result in zip(axes, results):
         spec = result.attrs["spec"]
         x = result["percent"].values
         ax.plot(x, result["overlap"], color=SKILL, marker="o", markersize=3)
-        ax.plot(x, result["chance"], color="gray", linestyle="--")
-        ax.set_ylim(0, 1)
+        ax.plot(x, result["chance"], color=CHANCE, linestyle="--")
+        ax.set_ylim(0, min(1.0, 1.15 * top) if top > 0 else 1.0)
         ax.set_title(f"{spec['task']} vs {spec['clean']} (ρ = {float(result['rho_mean']):.2f})", fontsize=10)
         ax.set_xlabel(f"top neurons ({'per layer' if spec['scope'] == 'layer' else 'overall'}, %)")
         ax.set_ylabel("share of clean top neurons")
-    fig.legend(handles=[Line2D([], [], color=SKILL, label="overlap of top sets"),
-                        Line2D([], [], color="gray", linestyle="--", label="chance")],
+    fig.legend(handles=[Line2D([], [], color=SKILL, label="overlap of the top sets"),
+                        Line2D([], [], color=CHANCE, linestyle="--", label="chance")],
                loc="outside lower center", ncols=2, fontsize=8)
     return fig
+
+
+# ---- a page per top skill neuron
+
+@dataclass
+class Activity:
+    """One neuron's dev activity at its best token of each seed: the activations (None where the store kept only
+    the above-baseline bits), whether each is above the train baseline (Eq. 3's test), the labels, the baselines."""
+
+    seeds: list[int]
+    label_names: list[str]
+    labels: np.ndarray              # (example,)
+    above: np.ndarray               # (seed, example) bool
+    values: np.ndarray | None       # (seed, example)
+    baseline: np.ndarray | None     # (seed,)
+
+    def fraction_above(self) -> np.ndarray:
+        """(seed, label): the share of each label's examples above the baseline."""
+        return np.stack([[self.above[s, self.labels == c].mean() if (self.labels == c).any() else np.nan
+                          for c in range(len(self.label_names))] for s in range(len(self.seeds))])
+
+
+def unpack_bits(packed: np.ndarray, neuron: int) -> np.ndarray:
+    """One neuron's above-baseline bits out of bytes that pack 8 neurons each, neuron ``8·byte + i`` in bit ``i``."""
+    return ((packed[..., neuron // 8] >> (neuron % 8)) & 1).astype(bool)
+
+
+def activities(store: Store, task: str, ranking: xr.Dataset, rows: list[dict]) -> dict[tuple[int, int], Activity]:
+    """The ``Activity`` of each (layer, neuron) of ``rows`` (``top_neurons`` rows of ``task``'s ranking), read once per
+    layer from the ranked dev extraction; empty where the store has no such extraction (a ranking alone)."""
+    spec = store.ranking_spec(task)
+    found: dict[tuple[int, int], Activity] = {}
+    by_layer = defaultdict(list)
+    for row in rows:
+        by_layer[row["layer"], row["stack"]].append(row["neuron"])
+    seeds = ranking["seed"].values.tolist()
+    for (layer, stack), neurons in by_layer.items():
+        if spec is None or store.extraction_spec(spec.task, spec.split, stack) is None:
+            continue
+        ds = store.extraction(spec.task, spec.split, stack=stack).sel(seed=seeds)
+        labels = ds["label"].values
+        best = ranking["best_token"].sel(layer=layer, neuron=neurons).values  # (seed, k)
+        if "acts" in ds:
+            block = ds["acts"].sel(layer=layer, neuron=neurons).values.astype(np.float64)  # (seed, example, token, k)
+            base = store.baseline(spec.baseline_task, stack).sel(seed=seeds, layer=layer, neuron=neurons).values
+        else:  # a store that kept only the bits 1[a > baseline], packed 8 neurons to a byte
+            block = ds["bits"].sel(layer=layer).values  # (seed, example, token, byte)
+        for j, neuron in enumerate(neurons):
+            s = np.arange(len(seeds))
+            if "acts" in ds:
+                values = block[s, :, best[:, j], j]                 # (seed, example)
+                baseline = base[s, best[:, j], j]
+                above = values > baseline[:, None]
+            else:
+                values = baseline = None
+                above = unpack_bits(block[s, :, best[:, j]], neuron)
+            found[layer, neuron] = Activity(seeds, list(ds.attrs["label_names"]), labels, above, values, baseline)
+    return found
+
+
+def token_figure(accuracy: xr.DataArray) -> Figure:
+    """Predictivity per prompt token, max(Acc, 1 − Acc) (Eq. 4), per seed (thin) and averaged over seeds (thick)."""
+    per_token = np.maximum(accuracy, 1.0 - accuracy).transpose("seed", "token")
+    fig = Figure(figsize=(6.0, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    tokens = per_token["token"].values
+    for seed in per_token["seed"].values:
+        ax.plot(tokens, per_token.sel(seed=seed), color=SKILL, alpha=0.35, linewidth=0.8)
+    ax.plot(tokens, per_token.mean("seed"), color=SKILL, linewidth=2, marker="o", markersize=3)
+    _chance_line(ax)
+    ax.set_xlabel("prompt token")
+    ax.set_ylabel("predictivity max(Acc, 1 − Acc)")
+    fig.legend(handles=[Line2D([], [], color=SKILL, linewidth=2, label="mean over seeds"),
+                        Line2D([], [], color=SKILL, alpha=0.35, label="one seed"),
+                        Line2D([], [], color=CHANCE, linestyle=":", label="chance")],
+               loc="outside lower center", ncols=3, fontsize=8)
+    return fig
+
+
+def activity_figure(activity: Activity) -> Figure:
+    """Per seed, the neuron's activations at its best token as a histogram per label with the baseline as a vertical
+    line; for a store without activations, the share of each label's examples above the baseline."""
+    fractions = activity.fraction_above()
+    colors = [f"C{c}" for c in range(len(activity.label_names))]
+    if activity.values is None:
+        fig = Figure(figsize=(6.0, 3.2), layout="constrained")
+        ax = fig.add_subplot()
+        width = 0.8 / len(activity.label_names)
+        for c, name in enumerate(activity.label_names):
+            ax.bar(np.arange(len(activity.seeds)) + c * width, fractions[:, c], width, color=colors[c], label=name)
+        ax.set_xticks(np.arange(len(activity.seeds)) + 0.4 - width / 2, [f"seed {s}" for s in activity.seeds])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("share above the baseline")
+        fig.legend(loc="outside lower center", ncols=len(colors), fontsize=8)
+        return fig
+    fig, axes = _grid(len(activity.seeds), width=3.4, height=2.6)
+    for s, (ax, seed) in enumerate(zip(axes, activity.seeds)):
+        values = activity.values[s]
+        bins = np.histogram_bin_edges(values, bins=30)
+        for c, name in enumerate(activity.label_names):
+            ax.hist(values[activity.labels == c], bins=bins, histtype="step", color=colors[c], linewidth=1.2,
+                    label=f"{name}: {fractions[s, c]:.0%} above")
+        ax.axvline(activity.baseline[s], color="black", linestyle="--", linewidth=1)
+        ax.set_title(f"seed {seed}", fontsize=9)
+        ax.set_xlabel("activation at the best token")
+        ax.set_ylabel("examples")
+        ax.legend(fontsize=7)
+    fig.legend(handles=[Line2D([], [], color="black", linestyle="--", label="train baseline (Eq. 2)")],
+               loc="outside lower center", fontsize=8)
+    return fig
+
+
+def rank_rows(rankings: dict[str, xr.Dataset], layer: int, neuron: int) -> list[dict]:
+    """The neuron's place in every ranking of the same shape: 1-based global and in-layer rank, predictivity."""
+    shape = next(iter(rankings.values()))["predictivity"].shape if rankings else None
+    rows = []
+    for task, ranking in rankings.items():
+        if ranking["predictivity"].shape != shape:
+            continue
+        rows.append({"task": task, "rank_global": int(ranking["rank_global"].values[layer, neuron]) + 1,
+                     "of": int(ranking["rank_global"].size),
+                     "rank_in_layer": int(ranking["rank_in_layer"].values[layer, neuron]) + 1,
+                     "in_layer": int(ranking.sizes["neuron"]),
+                     "predictivity": float(ranking["predictivity"].values[layer, neuron])})
+    return rows
+
+
+def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[str, list[dict]]:
+    """For the top ``k`` neurons of every ranked task, ``out/neurons/<task>-L<layer>-N<neuron>.html`` with its figures
+    beside it; returns per task the ``top_neurons`` rows with each page's path relative to ``out``."""
+    ranked = task_order(store.ranked_tasks())
+    rankings = {task: store.ranking(task) for task in ranked}
+    if not rankings:
+        return {}
+    folder = out / "neurons"
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = {}
+    for task, ranking in rankings.items():
+        rows = top_neurons(ranking, k)
+        found = activities(store, task, ranking, rows)
+        for row in rows:
+            layer, neuron = row["layer"], row["neuron"]
+            stem = f"{_stem(task)}-L{layer}-N{neuron}"
+            row["page"] = f"neurons/{stem}.html"
+            name = f"{task}, layer {layer} ({row['stack']}), neuron {neuron}"
+            fig = token_figure(ranking["accuracy"].sel(layer=layer, neuron=neuron))
+            fig.suptitle(f"Predictivity per prompt token: {name}")
+            fig.savefig(folder / f"{stem}-tokens.png", dpi=110, bbox_inches="tight")
+            sections = [("Predictivity per prompt token", f"<img src='{stem}-tokens.png' alt='predictivity per token'>"
+                         "<p>max(Acc, 1 − Acc) of Eq. 4 at every prompt token: thick the mean over seeds, thin each "
+                         "seed; the neuron's predictivity (Eq. 5) is the mean over seeds of each seed's best token.</p>")]
+            activity = found.get((layer, neuron))
+            if activity is not None:
+                fig = activity_figure(activity)
+                fig.suptitle(f"Activation by label against the baseline: {name}")
+                fig.savefig(folder / f"{stem}-activity.png", dpi=110, bbox_inches="tight")
+                what = ("histograms of its activations on the dev examples of each label, the train baseline dashed"
+                        if activity.values is not None else
+                        "the share of each label's dev examples above the train baseline (the store kept only the "
+                        "above-baseline bits, not the activations)")
+                sections.append(("Activation by label against the baseline",
+                                 f"<img src='{stem}-activity.png' alt='activation by label'><p>At each seed's best "
+                                 f"token: {html.escape(what)}.</p>"))
+            else:
+                sections.append(("Activation by label against the baseline",
+                                 "<p>Not in the store: it holds this ranking but not the dev extraction it came from."
+                                 "</p>"))
+            sections.append(("Rank in each task", _rank_table(rank_rows(rankings, layer, neuron), task)))
+            _write_page(folder / f"{stem}.html", f"Skill neuron: {name}",
+                        f"Rank {row['rank']} of {ranking['rank_global'].size} in {task} by predictivity (Eq. 5) "
+                        f"{row['predictivity']:.4f}; most frequent best token over seeds: {row['best_token']}.",
+                        sections)
+        pages[task] = rows
+    return pages
+
+
+def _rank_table(rows: list[dict], task: str) -> str:
+    head = "<tr><th>task</th><th>rank overall</th><th>rank in its layer</th><th>predictivity</th></tr>"
+    body = "".join(f"<tr{' class=this' if r['task'] == task else ''}><td>{html.escape(r['task'])}</td>"
+                   f"<td>{r['rank_global']} of {r['of']}</td><td>{r['rank_in_layer']} of {r['in_layer']}</td>"
+                   f"<td>{r['predictivity']:.4f}</td></tr>" for r in rows)
+    return f"<table>{head}{body}</table><p>Rankings of the store with the same layers and neurons; rank 1 is best.</p>"
+
+
+STYLE = ("<style>body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}img{max-width:100%}"
+         "table{border-collapse:collapse}td,th{border:1px solid #999;padding:2px 6px}tr.this{font-weight:bold}</style>")
+
+
+def _write_page(path: Path, title: str, lead: str, sections: list[tuple[str, str]]) -> None:
+    """A static page: title, a link back to the index, a lead paragraph, then (heading, HTML body) sections."""
+    parts = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>{html.escape(title)}</title>{STYLE}",
+             "<p><a href='../index.html'>← report index</a></p>", f"<h1>{html.escape(title)}</h1>",
+             f"<p>{html.escape(lead)}</p>"]
+    parts += [f"<h2>{html.escape(heading)}</h2>{body}" for heading, body in sections]
+    path.write_text("\n".join(parts) + "\n</html>\n")
 
 
 # ---- the index page
@@ -282,8 +573,8 @@ def table_rows(table: dict[str, dict]) -> tuple[list[str], dict[str, list[str]]]
 def _write_index(report: Report) -> None:
     tasks, cells = table_rows(report.table)
     md = ["# actstore report", "", "## Model accuracy (mean ± std over seeds)", ""]
-    page = ["<!doctype html><meta charset='utf-8'><title>actstore report</title>", "<h1>actstore report</h1>",
-            "<h2>Model accuracy (mean ± std over seeds)</h2>"]
+    page = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>actstore report</title>{STYLE}",
+            "<h1>actstore report</h1>", "<h2>Model accuracy (mean ± std over seeds)</h2>"]
     if tasks:
         md += ["| model | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         md += [f"| {model} | " + " | ".join(row) + " |" for model, row in cells.items()] + [""]
@@ -297,8 +588,20 @@ def _write_index(report: Report) -> None:
         md += [f"## {title}", "", f"![{title}]({stem}.png)", "", f"{caption} ([SVG]({stem}.svg))", ""]
         page += [f"<h2>{html.escape(title)}</h2>", f"<img src='{stem}.png' alt='{html.escape(title)}'>",
                  f"<p>{html.escape(caption)} (<a href='{stem}.svg'>SVG</a>)</p>"]
+    if report.neurons:
+        md += ["## Top skill neurons", "", "A page per neuron: predictivity per token, activation by label against the "
+               "baseline, its rank in each task.", ""]
+        page += ["<h2>Top skill neurons</h2>", "<p>A page per neuron: predictivity per token, activation by label "
+                 "against the baseline, its rank in each task.</p>"]
+        for task, rows in report.neurons.items():
+            md += [f"- **{task}**: " + ", ".join(f"[L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})]({r['page']})"
+                                                 for r in rows)]
+            page.append(f"<p><b>{html.escape(task)}</b>: " + ", ".join(
+                f"<a href='{html.escape(r['page'])}'>L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})</a>"
+                for r in rows) + "</p>")
+        md.append("")
     if report.skipped:
         md += ["## Not in the store", ""] + [f"- {note}" for note in report.skipped] + [""]
         page += ["<h2>Not in the store</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in report.skipped] + ["</ul>"]
     (report.out / "index.md").write_text("\n".join(md))
-    (report.out / "index.html").write_text("\n".join(page) + "\n")
+    (report.out / "index.html").write_text("\n".join(page) + "\n</html>\n")
