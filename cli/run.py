@@ -2,14 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from actstore.errors import ActstoreError
+
 from .common import Scheduler, StoreLocation
 from .output import err, out, print_json, skill_table, steps
+
+
+def _blocks_done(location: StoreLocation) -> int | None:
+    """Extraction blocks the store holds (None: no store yet), to tell afterwards whether any were added."""
+    from actstore.store import open_store
+
+    try:
+        return sum(e["blocks_done"] for e in open_store(location).summary()["extractions"].values())
+    except ActstoreError:
+        return None
+
+
+class _Work:
+    """The experiment's progress bars, noting whether any tuning step or ranking ran (an extraction bar also
+    counts the blocks it skips, so its blocks are counted in the store instead)."""
+
+    def __init__(self) -> None:
+        self.done = False
+
+    @contextmanager
+    def progress(self, description: str, total: int) -> Iterator[Callable[..., None]]:
+        with steps(description, total) as advance:
+            def counted(n: int, status: str = "") -> None:
+                self.done = self.done or (n > 0 and not description.startswith("extract "))
+                advance(n, status)
+
+            yield counted
 
 
 def run(
@@ -26,11 +57,13 @@ def run(
 
     experiment = Experiment.load(file)
     experiment = replace(experiment, model=model or experiment.model, store=store or experiment.store)
+    before, work = _blocks_done(experiment.store), _Work()
     with using(scheduler, experiment.store):  # where the rankings are counted
         # under --json the running commentary goes to stderr: stdout holds the one JSON document
-        reports = run_experiment(experiment, progress=steps, say=err.print if as_json else out.print)
+        reports = run_experiment(experiment, progress=work.progress, say=err.print if as_json else out.print)
+    complete = not work.done and before is not None and _blocks_done(experiment.store) == before
     if as_json:
-        print_json({"store": str(experiment.store), "tasks": [asdict(r) for r in reports]})
+        print_json({"store": str(experiment.store), "tasks": [asdict(r) for r in reports], "already_complete": complete})
         return
     for report in reports:
         accs = list(report.dev_accuracy.values())
@@ -38,7 +71,8 @@ def run(
                   + ", ".join(f"{seed}: {acc:.4f}" for seed, acc in report.dev_accuracy.items())
                   + f"  (mean {sum(accs) / len(accs):.4f})")
         out.print(skill_table(f"top skill neurons of {report.task}", report.top))
-    out.print(f"\nstore: {experiment.store}  (open it with actstore.open_store, or `actstore info {experiment.store}`)")
+    out.print(f"\nstore: {experiment.store}  (open it with actstore.open_store, or `actstore info {experiment.store}`)"
+              + ("; already complete" if complete else ""))
 
 
 COMMANDS = [run]

@@ -241,3 +241,22 @@ def test_prompts_export_npy_round_trips_and_peft_names_the_hub_id(tmp_path):
                   tmp_path / "peft").exit_code == 0
     config = json.loads((tmp_path / "peft" / "seed1" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_run_and_tune_say_already_complete_the_second_time(tiny_model_dir, data_dir, tmp_path):
+    from helpers import experiment_toml
+
+    path = tmp_path / "exp.toml"
+    path.write_text(experiment_toml(tmp_path / "exp.zarr", tiny_model_dir("bert"), data_dir, seeds=(0,), max_steps=2,
+                                    eval_every=1))
+    first = invoke("run", path, "--json")
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout)["already_complete"] is False
+    again = invoke("run", path)
+    assert again.exit_code == 0 and again.stdout.rstrip().endswith("; already complete"), again.output
+    tune = ("tune", "--model", tiny_model_dir("bert"), "--task", "sst2", "--store", tmp_path / "t.zarr", "--seeds", "0",
+            "--prompt-length", "3", "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--max-length", "32",
+            "--limit", "8", "--data-dir", data_dir)
+    first, again = invoke(*tune, "--json"), invoke(*tune)
+    assert first.exit_code == 0 and json.loads(first.stdout)["already_complete"] is False, first.output
+    assert again.exit_code == 0 and again.stdout.rstrip().endswith("(already complete)"), again.output
