@@ -341,9 +341,9 @@ def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
     rows = []
     for task in tasks:
         ranking = store.ranking(task)
-        stacks = list(dict.fromkeys(ranking["stack"].values.tolist()))
+        stacks = list(dict.fromkeys(ranking["layer_stack"].values.tolist()))
         for stack in stacks:
-            part = ranking.where(ranking["stack"] == stack, drop=True)
+            part = ranking.where(ranking["layer_stack"] == stack, drop=True)
             label = task if len(stacks) == 1 else f"{task} ({stack})"
             rows.append({"task": label, "predictivity": box_stats(part["predictivity"].values, label),
                          "accuracy": box_stats(part["accuracy"].values, label),
@@ -360,7 +360,7 @@ def skill_layers(store: Store, tasks: Sequence[str], percent: float = 1.0) -> xr
         ranking = store.ranking(task)
         mask = skill_mask(ranking, percent, "global")
         rows.append(xr.DataArray(mask.sum(axis=1) / max(int(mask.sum()), 1), dims=("layer",),
-                                 coords={"layer": ranking["layer"].values, "stack": ranking["stack"]}))
+                                 coords={"layer": ranking["layer"].values, "layer_stack": ranking["layer_stack"]}))
     return xr.concat(rows, dim=xr.DataArray(list(tasks), dims="task"), join="outer")
 
 

@@ -1,4 +1,5 @@
-"""`actstore info` and `actstore verify`: what a store holds, how complete and how sound it is."""
+"""`actstore info`, `actstore verify` and `actstore upgrade`: what a store holds, how complete and how sound it is,
+and bringing an older one to this schema version."""
 
 from __future__ import annotations
 
@@ -63,4 +64,24 @@ def verify(
         raise typer.Exit(1)
 
 
-COMMANDS = [info, verify]
+def upgrade(
+    store: Annotated[StoreLocation, typer.Argument(help="the store to upgrade in place")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Migrate a store of schema version 2 to version 3 (names and fill values plain xarray reads as they are), in
+    place; safe to run again after an interruption, and on a store already at version 3 (it refreshes the
+    consolidated metadata). Run it while no other command writes the store."""
+    from actstore.store.migrate import upgrade_path
+
+    groups = upgrade_path(store)
+    if as_json:
+        print_json({"groups": groups})
+        return
+    for g in groups:
+        out.print(f"  {g['group']}: {g['action']}" + (f" ({g['detail']})" if g["detail"] else ""))
+    damaged = sum(g["action"] == "damaged" for g in groups)
+    out.print(f"{store} is at store schema version 3" + (f" ({len(groups)} group(s) upgraded)" if groups else "")
+              + (f"; {damaged} damaged before the upgrade: run actstore verify {store}" if damaged else ""))
+
+
+COMMANDS = [info, verify, upgrade]

@@ -1,5 +1,5 @@
 """T5's decoder neurons (beyond the papers): captured at the first decoding step, ranked with the same kernels,
-suppressed at the same hook point and drawn in the figures, marked by a ``stack`` coordinate."""
+suppressed at the same hook point and drawn in the figures, marked by a ``layer_stack`` coordinate."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_encoder_only_models_have_no_decoder_stack(tiny_model_dir, data_dir, tmp
     assert store.stacks("toy", "validation") == ["encoder"]
     with pytest.raises(ActstoreError, match=r"no extraction toy/validation \(decoder\)"):
         store.extraction("toy", "validation", stack="decoder")
-    assert rank(store, "toy")["stack"].values.tolist() == ["encoder", "encoder"]
+    assert rank(store, "toy")["layer_stack"].values.tolist() == ["encoder", "encoder"]
     printed = invoke("rank", "--store", tmp_path / "s.zarr", "--task", "toy").output
     assert "predictivity" in printed and "stack" not in printed  # the column shows only for T5
 
@@ -65,7 +65,7 @@ def test_encoder_only_models_have_no_decoder_stack(tiny_model_dir, data_dir, tmp
 def test_decoder_neurons_are_ranked_with_the_encoders_against_numpy_float64(t5_store):
     store = open_store(t5_store)
     ranking = store.ranking("toy")
-    assert ranking["stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
+    assert ranking["layer_stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
     labels = store.extraction("toy")["label"].values
     for stack, layers in (("encoder", slice(0, N_ENCODER)), ("decoder", slice(N_ENCODER, None))):
         train, dev = (store.extraction("toy", split, stack=stack)["acts"].values for split in ("train", "validation"))
@@ -106,7 +106,7 @@ def test_suppression_curves_include_the_decoder_layers(t5_store, tiny_model_dir,
     with store.writing():
         result = suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 10),
                           SuppressOptions(percents=(0.0, 50.0), mode="mean", random_draws=2), batch_size=2)
-    assert result["stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
+    assert result["layer_stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
     assert result["suppressed"].sel(percent=50.0).values.tolist() == [32] * 5
 
 
@@ -135,7 +135,7 @@ def test_the_layer_figure_shows_where_the_top_neurons_are_by_stack(t5_store):
     ranks = store.ranking("toy")["rank_global"].values
     top = ranks < int(0.10 * ranks.size)  # 32 of 320 neurons
     np.testing.assert_allclose(shares.sel(task="toy").values, top.sum(axis=1) / top.sum())
-    assert shares["stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
+    assert shares["layer_stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
     ax = layer_figure(shares).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["E0", "E1", "D0", "D1", "D2"]
 

@@ -1,14 +1,20 @@
-"""Group attributes: every write sealed with the digests that make an edited spec an error, and stamped."""
+"""Group attributes: every write sealed with the digests that make an edited spec an error, and stamped; and the
+root's consolidated metadata, kept current for plain xarray after every change."""
 
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 
 import zarr
+from zarr.errors import ZarrUserWarning
 
 from .. import __version__
 from .integrity import seal
 from .schema import SCHEMA_VERSION
+
+#: rounds of consolidating before leaving it to a writer still at work (which consolidates after its own writes)
+CONSOLIDATE_ROUNDS = 5
 
 
 def now() -> str:
@@ -30,5 +36,39 @@ def is_complete(group: zarr.Group) -> bool:
 
 
 def put_attrs(group: zarr.Group, attrs: dict) -> None:
-    """Every attribute write of a group: sealed with the digests ``Store._group`` checks."""
+    """Every attribute write of a group: sealed with the digests ``Store._group`` checks, then consolidated, so that
+    plain xarray sees a new group (or an extraction's new state) at once."""
     group.attrs.put(seal(group, attrs))
+    consolidate(group.store)
+
+
+def consolidate(zstore: zarr.abc.store.Store) -> None:
+    """Write every group's and array's metadata into the root ``zarr.json`` (zarr's consolidated metadata), which
+    ``xr.open_zarr``/``xr.open_datatree`` open a store with. actstore never reads it (``Store`` opens with
+    ``use_consolidated=False``, every check reads each ``zarr.json``): it is a copy, and a concurrent writer (a rank of
+    a sharded launch, another process on object storage) may overwrite it with a listing made before this one's
+    writes. So the copy is read back after writing and compared with the hierarchy, and written again until the two
+    agree: whoever writes it last has checked it, so a store no one writes any more has current consolidated metadata
+    (a writer killed between a change and this call leaves it stale until the next write or ``actstore upgrade``)."""
+    for _ in range(CONSOLIDATE_ROUNDS):
+        with warnings.catch_warnings():  # zarr: "not part of the v3 spec yet"; a writer's temporary file listed
+            warnings.filterwarnings("ignore", category=ZarrUserWarning)
+            zarr.consolidate_metadata(zstore, zarr_format=3)
+            if _consolidated(zstore) == _listed(zstore):
+                return
+
+
+def _plain(metadata: object) -> dict:
+    return {k: v for k, v in metadata.to_dict().items() if k != "consolidated_metadata"}
+
+
+def _consolidated(zstore: zarr.abc.store.Store) -> dict[str, dict]:
+    """The metadata the root's consolidated copy holds, by path."""
+    root = zarr.open_group(zstore, mode="r+", use_consolidated=True, zarr_format=3)
+    return {path: _plain(meta) for path, meta in root.metadata.consolidated_metadata.flattened_metadata.items()}
+
+
+def _listed(zstore: zarr.abc.store.Store) -> dict[str, dict]:
+    """The metadata of every group and array as each ``zarr.json`` says now, by path."""
+    root = zarr.open_group(zstore, mode="r+", use_consolidated=False, zarr_format=3)
+    return {path: _plain(node.metadata) for path, node in root.members(max_depth=None)}

@@ -119,8 +119,19 @@ def array_metadata(group: zarr.Group) -> dict[str, dict]:
 
 def seal(group: zarr.Group, attrs: dict) -> dict:
     """``attrs`` with digests of themselves and of the group's arrays' metadata; write it after the arrays."""
+    return sealed(attrs, array_metadata(group))
+
+
+def sealed(attrs: dict, arrays: dict[str, dict]) -> dict:
+    """``attrs`` with digests of themselves and of ``arrays`` (name → ``metadata_of``): ``seal`` for arrays as they
+    will be, which an upgrade writes before it changes them (``migrate``)."""
     body = {k: v for k, v in attrs.items() if k != SEAL}
-    return {**body, SEAL: {"attrs": _digest(body), "arrays": _digest(array_metadata(group))}}
+    return {**body, SEAL: {"attrs": _digest(body), "arrays": _digest(arrays)}}
+
+
+def seal_matches(attrs: dict, arrays: dict[str, dict]) -> bool:
+    """Whether ``attrs`` carry the digests of themselves and of ``arrays``."""
+    return attrs.get(SEAL) == sealed(attrs, arrays)[SEAL]
 
 
 def seal_problems(group: zarr.Group) -> list[str]:

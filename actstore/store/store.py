@@ -396,8 +396,9 @@ def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
 
 
 def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
-    """T5's decoder activations live in a group inside the split's: ``extractions/<task>/<split>/decoder``."""
-    return f"extractions/{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")
+    """T5's decoder activations live in a tree of their own, ``decoder_extractions/<task>/<split>``: inside the
+    split's group, their other layers and single token would not align with it (``xr.open_datatree`` refuses)."""
+    return f"extractions/{task}/{split}" if stack == "encoder" else f"{stack}_extractions/{task}/{split}"
 
 
 def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:

@@ -36,8 +36,9 @@ from .backends import Backend, StoreLocation, open_backend
 from .store import Store, any_key
 
 #: the groups of a store, by the path of any key inside them
-_GROUP = re.compile(r"^(prompts/[^/]+|rankings/[^/]+|results/[^/]+/[^/]+|extractions/[^/]+/[^/]+(?:/decoder)?)/")
-_KIND = {"prompts": "prompts", "rankings": "ranking", "results": "result", "extractions": "extraction"}
+_GROUP = re.compile(r"^(prompts/[^/]+|rankings/[^/]+|results/[^/]+/[^/]+|(?:decoder_)?extractions/[^/]+/[^/]+)/")
+_KIND = {"prompts": "prompts", "rankings": "ranking", "results": "result", "extractions": "extraction",
+         "decoder_extractions": "extraction"}
 
 
 @dataclass(frozen=True)

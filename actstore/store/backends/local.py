@@ -1,5 +1,6 @@
 """A store in a local directory: chunk files fsync'ed before their block counts as stored, one writer process
-at a time (an ``flock`` the kernel drops when the process dies, even by kill -9)."""
+at a time (an ``flock`` the kernel drops when the process dies, even by kill -9) on the sibling file
+``<store>.lock``: outside the store, which holds nothing but the Zarr hierarchy (zarr warns about any other file)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import IO
 
 from zarr.storage import LocalStore
 
 from ...errors import ActstoreError
 from .base import Backend
+
+#: where schema version 2 kept the lock: inside the store, where zarr lists it as a foreign object
+LEGACY_LOCK = ".actstore.lock"
 
 
 class LocalBackend(Backend):
@@ -45,21 +50,41 @@ class LocalBackend(Backend):
             finally:
                 os.close(fd)
 
+    @property
+    def lock_path(self) -> Path:
+        """``<store>.lock`` beside the store (of its real path, so that every path to one store shares one lock)."""
+        real = self.path.resolve()
+        return real.with_name(real.name + ".lock")
+
     @contextmanager
     def writer_lock(self, shared: bool = False) -> Iterator[None]:
         """One writer process per store (``shared``: the ranks of one sharded launch, which write disjoint units,
-        an exclusive writer refused meanwhile); an exclusive writer removes the temporary files of a killed one."""
-        try:
-            lock = open(self.path / ".actstore.lock", "w")
-        except OSError as exc:
-            why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
-            raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
-        with lock:
-            try:
-                fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise ActstoreError(f"{self.path} is being written by another actstore process") from None
+        an exclusive writer refused meanwhile); an exclusive writer removes the temporary files of a killed one,
+        and the lock file version 2 kept inside the store once no process of that version holds it."""
+        with self._flock(self.lock_path, shared):
             if not shared:  # a rank's temporary files could still be in flight
                 for orphan in self.path.rglob("*.partial"):
                     orphan.unlink()
+                if (self.path / LEGACY_LOCK).is_file():
+                    with self._flock(self.path / LEGACY_LOCK, False):
+                        (self.path / LEGACY_LOCK).unlink()
             yield
+
+    def _flock(self, path: Path, shared: bool) -> AbstractContextManager[None]:
+        try:
+            lock = open(path, "a")
+        except OSError as exc:
+            why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
+            raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
+        return _held(lock, shared, self.path)
+
+
+@contextmanager
+def _held(lock: IO[str], shared: bool, store: Path) -> Iterator[None]:
+    """``lock`` flocked (shared or exclusive) for the block, or one line saying who holds it."""
+    with lock:
+        try:
+            fcntl.flock(lock, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ActstoreError(f"{store} is being written by another actstore process") from None
+        yield

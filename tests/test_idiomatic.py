@@ -1,0 +1,256 @@
+"""An idiomatic store (schema version 3): plain xarray opens every group without a warning, coordinates come back as
+coordinates, blocks not extracted yet read as NaN, no name shadows xarray or Python; and ``actstore upgrade`` makes a
+store written by version 2 (tests/fixtures/store-v2.tar.gz, written by commit e9f2532) exactly what this version
+writes, crash-safely."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import re
+import tarfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from zarr.errors import ZarrUserWarning
+
+import actstore.store.attrs as attrs_module
+from actstore import tasks
+from actstore.errors import ActstoreError
+from actstore.extraction import ExtractOptions, extract
+from actstore.models import load_model
+from actstore.ranking import rank
+from actstore.store import Store, open_store
+from actstore.store.attrs import consolidate
+from actstore.store.integrity import StrictStore
+from actstore.store.migrate import upgrade_path
+from actstore.suppression import SuppressOptions, suppress
+from helpers import SENTIMENT, invoke, one_error_line, run_toy, stored_arrays, toy_split
+
+FIXTURE = Path(__file__).parent / "fixtures" / "store-v2.tar.gz"
+PART = tasks.custom_task("part", ["sentence"], "label", ["negative", "positive"], ["negative", "positive"])
+#: what a file of a store may be: a zarr.json or a chunk key (zarr v3's default encoding), nothing else
+ZARR_FILE = re.compile(r"(?:.*/)?(?:zarr\.json|c(?:/\d+)+)$")
+
+
+def v2_store(folder: Path) -> Path:
+    with tarfile.open(FIXTURE) as tar:
+        tar.extractall(folder, filter="data")
+    return folder / "v2.zarr"
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory) -> tuple[Path, dict[str, np.ndarray]]:
+    """The fixture store upgraded by the CLI, and every array it held before (read with plain zarr)."""
+    path = v2_store(tmp_path_factory.mktemp("upgraded"))
+    with pytest.warns(ZarrUserWarning, match="Object at .actstore.lock is not recognized"):  # version 2's lock file
+        before = stored_arrays(path)
+    result = invoke("upgrade", path)
+    assert result.exit_code == 0 and "10 group(s) upgraded" in result.output, result.output
+    return path, before
+
+
+@pytest.fixture(scope="module")
+def fresh(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
+    """What make_v2_store.py writes, written by this version."""
+    path = tmp_path_factory.mktemp("fresh") / "v3.zarr"
+    model_dir = tiny_model_dir("t5_gated")
+    store = run_toy(path, model_dir, data_dir, n_train=8, n_dev=8)
+    rank(store, "toy")
+    model = load_model(str(model_dir), device="cpu")
+    with store.writing():
+        suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 8),
+                 SuppressOptions(percents=(0.0, 50.0), mode="zero", random_draws=2), batch_size=4)
+        prompts = store.prompts("toy")
+        store.put_prompts("part", prompts, prompts.spec(model.spec))
+        split = tasks.load_split(PART, "validation", data_files={"validation": data_dir / "sst2" / "dev.tsv"}).sample(8)
+
+        def stop(examples: int, nbytes: int) -> None:
+            raise KeyboardInterrupt  # after the first block
+
+        with pytest.raises(KeyboardInterrupt):
+            extract(store, model, PART, split, prompts, ExtractOptions(batch_size=4, block=4), progress=stop)
+    return path
+
+
+def check_plain_xarray(path: Path) -> None:
+    """Everything the issue asks of plain xarray, with every warning an error."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(path, engine="zarr")
+        groups = [node.path.lstrip("/") for node in tree.subtree if node.has_data]
+        assert {"rankings/toy", "extractions/toy/validation", "decoder_extractions/toy/validation",
+                "results/suppression/toy@toy", "prompts/toy"} <= set(groups)
+        for group in groups:
+            xr.open_zarr(path, group=group)
+        ranking = xr.open_zarr(path, group="rankings/toy").load()
+        assert "layer_stack" in ranking.coords and "stack" not in ranking.variables
+        assert ranking.predictivity.where(ranking.layer_stack == "decoder", drop=True).sizes["layer"] == 3
+        assert "layer_stack" in xr.open_zarr(path, group="results/suppression/toy@toy").coords
+        part = xr.open_zarr(path, group="extractions/part/validation")
+        done = part.done.values  # (seed, block) of 4 examples: only seed 0's first block is in
+        assert done.tolist() == [[True, False], [False, False]]
+        acts, scores = part.acts.values, part.scores.sel(label_class=1).values
+        assert not np.isnan(acts[0, :4]).any() and np.isnan(acts[0, 4:]).all() and np.isnan(acts[1]).all()
+        assert not np.isnan(scores[0, :4]).any() and np.isnan(scores[0, 4:]).all()
+        assert (part.prediction.values[0, 4:] == -1).all()  # the integer sentinel
+        ranked = open_store(path).ranking("toy")
+        assert ranked.predictivity.where(ranked.layer_stack == "decoder", drop=True).sizes["layer"] == 3
+    files = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+    assert files and all(ZARR_FILE.fullmatch(f) for f in files), [f for f in files if not ZARR_FILE.fullmatch(f)]
+
+
+def test_a_store_this_version_writes_is_idiomatic(fresh):
+    check_plain_xarray(fresh)
+    assert (fresh.parent / "v3.zarr.lock").is_file()  # the writer lock lives beside the store
+
+
+def test_a_version_2_store_is_refused_in_one_line_that_says_upgrade(tmp_path):
+    path = v2_store(tmp_path)
+    one_error_line(invoke("info", path), "schema version 2", f"run actstore upgrade {path}")
+    one_error_line(invoke("verify", path), "run actstore upgrade")
+
+
+def test_an_upgraded_store_is_idiomatic(upgraded):
+    path, _ = upgraded
+    check_plain_xarray(path)
+
+
+def test_an_upgraded_store_has_the_metadata_this_version_writes(upgraded, fresh):
+    """Same groups, same array names, dimensions, fill values, codecs and attributes as a store written now (arrays
+    this version adds, such as bits, aside)."""
+    def metadata(path: Path) -> dict[str, dict]:
+        found = {}
+        root = zarr.open_group(path, mode="r", use_consolidated=False)
+        for name, node in root.members(max_depth=None):
+            if isinstance(node, zarr.Array):
+                found[name] = node.metadata.to_dict()
+        return found
+
+    old, new = metadata(upgraded[0]), metadata(fresh)
+    assert set(old) <= set(new), set(old) - set(new)
+    assert {name: new[name] for name in old} == old
+
+
+def test_upgrade_keeps_every_value_and_the_ranking(upgraded):
+    path, before = upgraded
+    after = stored_arrays(path)
+
+    def renamed(key: str) -> str:
+        key = re.sub(r"^extractions/([^/]+)/([^/]+)/decoder/", r"decoder_extractions/\1/\2/", key)
+        return re.sub(r"/(class|stack)$", lambda m: {"/class": "/label_class", "/stack": "/layer_stack"}[m.group(0)], key)
+
+    assert {renamed(k) for k in before} == set(after)
+    store = open_store(path)
+    for key, values in before.items():
+        if not key.startswith("extractions/part"):  # complete groups: every chunk there, so no fill value read
+            np.testing.assert_array_equal(after[renamed(key)], values, err_msg=key)
+    assert store.verify() == []
+    stored = store.ranking("toy")
+    again = rank(Store(path, mode="r+"), "toy")  # the same numbers from the upgraded activations
+    for name in ("accuracy", "predictivity", "rank_in_layer", "rank_global", "layer_stack"):
+        np.testing.assert_array_equal(again[name].values, stored[name].values, err_msg=name)
+    np.testing.assert_array_equal(stored["predictivity"].values, before["rankings/toy/predictivity"])
+
+
+class Killed(BaseException):
+    """The process dying between two writes."""
+
+
+def test_upgrade_killed_anywhere_finishes_when_run_again(tmp_path, monkeypatch, upgraded):
+    writes = {"left": None, "count": 0}
+    real_set, real_delete = StrictStore.set, StrictStore.delete_dir
+
+    async def counted_set(self, key, value):
+        await write_allowed()
+        return await real_set(self, key, value)
+
+    async def counted_delete(self, prefix):
+        await write_allowed()
+        return await real_delete(self, prefix)
+
+    async def write_allowed():
+        writes["count"] += 1
+        if writes["left"] is not None:
+            writes["left"] -= 1
+            if writes["left"] < 0:
+                raise Killed
+
+    monkeypatch.setattr(StrictStore, "set", counted_set)
+    monkeypatch.setattr(StrictStore, "delete_dir", counted_delete)
+    upgrade_path(v2_store(tmp_path / "count"))
+    total = writes["count"]
+    assert total > 100  # every zarr.json, the renamed arrays' and moved groups' chunks, the deletions
+    reference = stored_arrays(upgraded[0])
+    for cut in sorted({1, 2, total // 7, total // 3, total // 2, 2 * total // 3, total - 3, total - 1}):
+        path = v2_store(tmp_path / str(cut))
+        writes["left"] = cut
+        with pytest.raises(Killed):
+            upgrade_path(path)
+        writes["left"] = None
+        if json.loads((path / "zarr.json").read_text())["attributes"]["actstore"]["schema_version"] == 2:
+            with pytest.raises(ActstoreError, match="run actstore upgrade"):  # half-upgraded: refused, never read
+                open_store(path)
+        else:  # the root says 3 only once every group is done: killed while consolidating
+            assert open_store(path).verify() == [], cut
+        upgrade_path(path)
+        assert open_store(path).verify() == [], cut
+        after = stored_arrays(path)
+        assert set(after) == set(reference), cut
+        for key, values in reference.items():
+            np.testing.assert_array_equal(after[key], values, err_msg=f"{cut}: {key}")
+        check_plain_xarray(path)
+
+
+def test_a_group_damaged_before_the_upgrade_is_still_reported(tmp_path):
+    path = v2_store(tmp_path)
+    meta_file = path / "rankings" / "toy" / "predictivity" / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["data_type"] = "float32"  # an edited dtype: the group's digest catches it
+    meta_file.write_text(json.dumps(meta))
+    result = invoke("upgrade", path)
+    assert result.exit_code == 0 and "rankings/toy: damaged" in result.output and "actstore verify" in result.output
+    assert any(d["group"] == "rankings/toy" for d in open_store(path).verify())
+
+
+def test_consolidated_metadata_catches_up_with_a_concurrent_writer(upgraded, monkeypatch, tmp_path):
+    """Another writer creates a group after this one listed the hierarchy, and this one writes its older listing
+    last: the check after writing sees the difference and consolidates again."""
+    path = v2_store(tmp_path)
+    upgrade_path(path)
+    real = zarr.consolidate_metadata
+    calls = []
+
+    def racing(store, *args, **kwargs):
+        written = real(store, *args, **kwargs)
+        if not calls:  # the other writer's group lands right after this listing was written
+            zarr.open_group(path, mode="a", use_consolidated=False).require_group("results/other/x").attrs.put({"a": 1})
+        calls.append(1)
+        return written
+
+    monkeypatch.setattr(attrs_module.zarr, "consolidate_metadata", racing)
+    consolidate(Store(path, mode="r+").zstore)
+    assert len(calls) == 2
+    root = zarr.open_consolidated(path)
+    assert root.metadata.consolidated_metadata.flattened_metadata["results/other/x"].attributes == {"a": 1}
+
+
+def test_the_writer_lock_is_beside_the_store_and_still_exclusive(upgraded, tmp_path):
+    path = v2_store(tmp_path)
+    (path / ".actstore.lock").touch()
+    legacy = open(path / ".actstore.lock")
+    fcntl.flock(legacy, fcntl.LOCK_SH)  # a version 2 process still writing
+    with pytest.raises(ActstoreError, match="being written by another actstore process"):
+        upgrade_path(path)
+    legacy.close()
+    upgrade_path(path)
+    assert not (path / ".actstore.lock").exists()
+    with Store(path, mode="r+").writing():
+        with pytest.raises(ActstoreError, match="being written by another actstore process"):
+            with Store(path, mode="r+").writing():
+                pass
+    assert not any(p.name.endswith(".lock") for p in path.rglob("*"))
