@@ -39,6 +39,7 @@ from .models import PromptedModel
 from .prompts import PromptSet
 from .specs import ExtractionSpec, differences
 from .store import Store
+from .store.store import _extraction_path
 from .tasks import Split, TaskSpec, check_examples, source_task
 
 #: the activation dtypes a store can hold
@@ -118,7 +119,7 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
         for spec in stack_specs(planned):
             old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
             if old is not None and old != spec:
-                where = f"extractions/{spec.task}/{spec.split}" + ("" if spec.stack == "encoder" else f"/{spec.stack}")
+                where = _extraction_path(spec.task, spec.split, spec.stack)
                 raise ActstoreError(f"{path}/{where} was extracted with different settings "
                                     f"({'; '.join(differences(old, spec))}); use another store or the original settings")
     return prompt_set, record_under
@@ -175,8 +176,9 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
     spec = plan(model, task, split, prompts, options)
     specs = stack_specs(spec)
     if spec.store_bits:
-        wait_until(lambda: store.complete(spec.baseline_task, "train"), f"the train baseline of '{spec.baseline_task}'",
-                   shard)
+        if shard.sharded:  # the last rank to finish the train split writes the baseline
+            wait_until(lambda: store.complete(spec.baseline_task, "train"),
+                       f"the train baseline of '{spec.baseline_task}'", shard)
         _check_baseline(store, store.location, spec)
     writers = _writers(store, specs, split, shard)
     runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options,

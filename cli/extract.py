@@ -13,6 +13,8 @@ from .output import closing_rate, out, print_json, throughput
 
 #: actstore.extraction.DTYPES, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
 Dtype = Literal["float16", "float32"]
+#: actstore.extraction.KEEPS, likewise
+Keep = Literal["acts", "bits", "both"]
 
 
 def extract(
@@ -27,6 +29,11 @@ def extract(
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
     dtype: Annotated[Dtype, typer.Option(help="float16 or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
+    keep: Annotated[Keep, typer.Option(help="what a dev split keeps: acts (the values), bits (1[a > baseline], a 16th "
+                                       "of float16's size: all the rankings and analyses need) or both")] = "acts",
+    baseline_from: Annotated[Optional[str], typer.Option(help="--keep bits|both: whose train baseline the bits compare "
+                                                         "with (default: the task's own; an adversarial task's clean "
+                                                         "task)")] = None,
     batch_size: BatchSize = 8,
     block: Annotated[int, typer.Option(min=1, help="examples per chunk (a multiple of --batch-size)")] = 32,
     max_length: MaxLength = 128,
@@ -42,7 +49,7 @@ def extract(
     from actstore.store import Store
 
     options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train,
-                             segment=segment)
+                             segment=segment, keep=keep, baseline_from=baseline_from)
     shard = Shard.from_env()
     spec, splits = data.load(task, split)
     lm = load_model(model, device=shard.device(device))
@@ -53,13 +60,13 @@ def extract(
     with target.writing(shared=shard.sharded):
         if record_under and shard.rank == 0:  # the other ranks wait for rank 0's extraction groups
             target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
-        for name, examples in splits.items():
+        for name, examples in sorted(splits.items(), key=lambda item: item[0] != "train"):  # the baseline first
             planned = plan(lm, spec, examples, prompt_set, options)
             rank = f" (rank {shard.rank} of {shard.world})" if shard.sharded else ""
             was_complete = target.complete(task, name)  # then the run below only checks that the settings match
             with throughput(f"{task}/{name}{rank}", owned_examples(planned, shard)) as rates:
                 done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add, shard=shard)
-            what = "activations + baseline" if name == "train" and not done.store_acts else "activations"
+            what = _stored(done)
             done_splits.append({"split": name, "n_examples": done.n_examples, "seeds": list(done.seeds),
                                 "stored": what, "already_complete": was_complete,
                                 "examples_per_s": None if was_complete else rates.examples_per_s})
@@ -68,6 +75,14 @@ def extract(
                           f"{store} ({closing_rate(rates, was_complete)})")
     if as_json:
         print_json({"task": task, "store": str(store), "splits": done_splits})
+
+
+def _stored(spec) -> str:
+    """What an extraction kept, in words."""
+    if spec.split == "train":
+        return "activations + baseline" if spec.store_acts else "baseline"
+    kept = ["activations"] * spec.store_acts + [f"bits (vs. {spec.baseline_task}'s baseline)"] * spec.store_bits
+    return " + ".join(kept)
 
 
 COMMANDS = [with_data(extract)]

@@ -76,3 +76,62 @@ def test_kernels_compare_exactly_at_ties_signed_zeros_and_neighbours():
         v = values.astype(dtype)
         bits, _ = kernels.bits_and_moments(v, kernels.thresholds_for(baseline, dtype))
         np.testing.assert_array_equal(bits, packed_reference(v[None], baseline[None])[0])
+
+
+@pytest.mark.parametrize("keep", ["both", "bits"])
+def test_the_device_path_gives_the_same_store_as_the_host_kernels(keep, monkeypatch, tiny_model_dir, data_dir, tmp_path):
+    """On a GPU the compare, the packing and the moments run in torch where the activations are; the same code on
+    this CPU must write the very bytes the numba kernels write."""
+    from actstore import extraction
+    from helpers import stored_arrays
+
+    run_toy(tmp_path / "host.zarr", tiny_model_dir("bert"), data_dir, keep=keep)
+    original = extraction._BlockRunner.__init__
+    monkeypatch.setattr(extraction._BlockRunner, "__init__",
+                        lambda self, *args, **kwargs: original(self, *args, **{**kwargs, "on_device": True}))
+    run_toy(tmp_path / "device.zarr", tiny_model_dir("bert"), data_dir, keep=keep)
+    host, device = stored_arrays(tmp_path / "host.zarr"), stored_arrays(tmp_path / "device.zarr")
+    assert host.keys() == device.keys() and any(k.endswith("/bits") for k in host)
+    for name in host:
+        np.testing.assert_array_equal(host[name], device[name], err_msg=name)
+
+
+def test_kill_9_during_a_bits_extraction_then_rerun_gives_the_uninterrupted_store(tiny_model_dir, data_dir, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers import stored_arrays
+
+    def command(store):
+        return [sys.executable, "-m", "actstore.cli.app", "extract", "--model", str(tiny_model_dir("bert")), "--task",
+                "sst2", "--split", "validation,train", "--keep", "bits", "--prompts", "random", "--seeds", "0,1,2",
+                "--prompt-length", "4", "--batch-size", "2", "--block", "4", "--limit", "120", "--data-dir",
+                str(data_dir), "--store", str(store)]
+
+    def done_blocks(store):
+        folder = store / "extractions" / "sst2" / "validation" / "done" / "c"
+        return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial")) \
+            if folder.exists() else 0
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    subprocess.run(command(tmp_path / "ref.zarr"), check=True, env=env, capture_output=True)
+    store = tmp_path / "cut.zarr"
+    proc = subprocess.Popen(command(store), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while done_blocks(store) < 10 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the extraction finished before it could be killed"
+    assert 0 < done_blocks(store) < 3 * 30
+    rerun = subprocess.run(command(store), env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    reference, resumed = stored_arrays(tmp_path / "ref.zarr"), stored_arrays(store)
+    assert reference.keys() == resumed.keys() and "extractions/sst2/validation/bits" in resumed
+    assert "extractions/sst2/validation/acts" not in resumed
+    for name in reference:
+        np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
+    assert not list(store.rglob("*.partial"))

@@ -19,7 +19,7 @@ def store(tiny_model_dir, data_dir, tmp_path_factory):
                     "--seeds", "0,1", "--prompt-length", "4", "--limit", "24", "--batch-size", "4", "--block", "8",
                     "--data-dir", data_dir, "--store", path)
     assert result.exit_code == 0, result.output
-    assert "sst2/train: 24 examples × 2 seeds → activations + baseline" in result.output
+    assert "sst2/train: 24 examples × 2 seeds → baseline in" in result.output
     assert "sst2/validation: 24 examples × 2 seeds → activations" in result.output
     return path
 
@@ -49,7 +49,7 @@ def test_info(store):
     assert "extractions/sst2/validation: complete, 6/6 blocks, 24 examples × 2 seeds" in result.output
     assert "extractions/sst2/train: complete" in result.output and "baseline only" in result.output
     summary = json.loads(invoke("info", store, "--json").output)
-    assert summary["schema_version"] == 2 and "sst2" in summary["rankings"]
+    assert summary["schema_version"] == 3 and "sst2" in summary["rankings"]
 
 
 def test_analyst_api_speaks_named_dimensions(store):
