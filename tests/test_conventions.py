@@ -107,6 +107,7 @@ def test_shell_completion_completes_commands_and_choices():
 #: (command, option, the choices help must list, the library's tuple the CLI must equal)
 CHOICES = [
     (("extract",), "--dtype", ("float16", "float32"), "actstore.extraction:DTYPES"),
+    (("extract",), "--keep", ("acts", "bits", "both"), "actstore.extraction:KEEPS"),
     (("suppress",), "--mode", ("zero", "noise", "mean"), "actstore.suppression:MODES"),
     (("suppress",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
     (("compare-adversarial",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
