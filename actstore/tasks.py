@@ -355,6 +355,8 @@ def _read_rows(path: Path, fmt: str, mtime_ns: int, size: int) -> tuple[dict, ..
     except ActstoreError:
         raise
     except Exception as exc:
+        if fmt == "parquet" and _parquet_rows(path) == 0:  # a schema without rows
+            return ()
         if fmt != "parquet":
             lines = _records(path, fmt=fmt)  # raises naming the first bad line, if there is one
             if not lines or fmt in ("json", "jsonl"):  # a header alone; datasets refuses mixed 0 and "0" after a blank line
@@ -362,6 +364,16 @@ def _read_rows(path: Path, fmt: str, mtime_ns: int, size: int) -> tuple[dict, ..
         cause = exc.__cause__ or exc
         raise ActstoreError(f"cannot read {path} as {fmt}: {(str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]}") from None
     return rows
+
+
+def _parquet_rows(path: Path) -> int | None:
+    """The rows a Parquet file's footer counts, None where it has no readable footer."""
+    import pyarrow.parquet
+
+    try:
+        return pyarrow.parquet.read_metadata(path).num_rows
+    except Exception:
+        return None
 
 
 def _csv_options(path: Path, fmt: str) -> dict:
