@@ -383,11 +383,13 @@ def _csv_options(path: Path, fmt: str) -> dict:
     dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ","}
     with open(path, encoding="utf-8-sig", newline="") as f:
         header = next(csv.reader(f, **dialect), [])
-    repeated = sorted({name for name in header if header.count(name) > 1})
+    names = [name or f"Unnamed: {i}" for i, name in enumerate(header)]  # pandas' name of a blank one (an index column)
+    repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ActstoreError(f"{path} line 1: the header repeats the column(s) {repeated}")
     return {"sep": dialect["delimiter"], "quoting": dialect.get("quoting", csv.QUOTE_MINIMAL), "encoding": "utf-8-sig",
-            "na_filter": False, "features": datasets.Features({name: datasets.Value("string") for name in header})}
+            "na_filter": False, "header": 0, "column_names": names,
+            "features": datasets.Features({name: datasets.Value("string") for name in names})}
 
 
 def _check_json_array(path: Path) -> None:

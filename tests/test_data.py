@@ -52,6 +52,14 @@ def test_every_format_loads_the_same_examples_with_their_row_ids(tmp_path, name)
     assert split.rows.tolist() == list(range(len(REVIEWS))) and split.rows.dtype == np.int64
 
 
+def test_csv_columns_are_text_and_a_blank_index_column_is_no_problem(tmp_path):
+    rows = [("007", "NA", "good"), ("", "null", "bad"), ("1.50", "x", "good")]
+    pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp_path / "d.csv")  # pandas' index column: a blank header name
+    split = tasks.load_split(user_task({"test": tmp_path / "d.csv"}), "test", data_files={"test": tmp_path / "d.csv"},
+                             text_fields=["text", "note"])
+    assert split.texts == (("007", "NA"), ("", "null"), ("1.50", "x")) and split.labels.tolist() == [1, 0, 1]
+
+
 def test_data_format_overrides_the_extension(tmp_path):
     path = write(tmp_path, "d.tsv").rename(tmp_path / "reviews.txt")
     with pytest.raises(ActstoreError, match="cannot tell the format of .*reviews.txt from its extension"):
