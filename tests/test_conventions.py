@@ -80,8 +80,13 @@ def test_importing_actstore_loads_the_store_only_when_asked():
 
 
 def test_version_from_the_console_script_and_python_m():
-    expected = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-    assert actstore.__version__ == expected
+    from importlib.metadata import version
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "actstore.__version__"}
+    expected = actstore.__version__
+    assert version("actstore") == expected
     assert invoke("--version").output.strip() == f"actstore {expected}"
     done = fresh("-m", "actstore", "--version")
     assert (done.returncode, done.stdout.strip()) == (0, f"actstore {expected}"), done.stderr
