@@ -25,6 +25,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from . import analysis
 from .errors import ActstoreError
@@ -384,11 +385,6 @@ class Activity:
                           for c in range(len(self.label_names))] for s in range(len(self.seeds))])
 
 
-def unpack_bits(packed: np.ndarray, neuron: int) -> np.ndarray:
-    """One neuron's above-baseline bits out of bytes that pack 8 neurons each, neuron ``8·byte + i`` in bit ``i``."""
-    return ((packed[..., neuron // 8] >> (neuron % 8)) & 1).astype(bool)
-
-
 def activities(store: Store, task: str, ranking: xr.Dataset, rows: list[dict]) -> dict[tuple[int, int], Activity]:
     """The ``Activity`` of each (layer, neuron) of ``rows`` (``top_neurons`` rows of ``task``'s ranking), read once per
     layer from the ranked dev extraction; empty where the store has no such extraction (a ranking alone)."""
@@ -401,24 +397,25 @@ def activities(store: Store, task: str, ranking: xr.Dataset, rows: list[dict]) -
     for (layer, stack), neurons in by_layer.items():
         if spec is None or store.extraction_spec(spec.task, spec.split, stack) is None:
             continue
-        ds = store.extraction(spec.task, spec.split, stack=stack).sel(seed=seeds)
-        labels = ds["label"].values
+        ds = store.extraction(spec.task, spec.split, stack=stack)
+        labels, kept_values = ds["label"].values, "acts" in ds
+        where = {"seed": seeds, "layer": layer, "neuron": neurons}
         best = ranking["best_token"].sel(layer=layer, neuron=neurons).values  # (seed, k)
-        if "acts" in ds:
-            block = ds["acts"].sel(layer=layer, neuron=neurons).values.astype(np.float64)  # (seed, example, token, k)
-            base = store.baseline(spec.baseline_task, stack).sel(seed=seeds, layer=layer, neuron=neurons).values
-        else:  # a store that kept only the bits 1[a > baseline], packed 8 neurons to a byte
-            block = ds["bits"].sel(layer=layer).values  # (seed, example, token, byte)
+        if kept_values:
+            block = store.activations(spec.task, spec.split, stack=stack).sel(where).values.astype(np.float64)
+            base = store.baseline(spec.baseline_task, stack).sel(where).values  # (seed, token, k)
+        else:  # a store that kept only the bits 1[a > baseline] (--keep bits)
+            block = store.above(spec.task, spec.split, stack=stack).sel(where).values
+        s = np.arange(len(seeds))
         for j, neuron in enumerate(neurons):
-            s = np.arange(len(seeds))
-            if "acts" in ds:
-                values = block[s, :, best[:, j], j]                 # (seed, example)
+            at_best = block[s, :, best[:, j], j]  # (seed, example)
+            if kept_values:
                 baseline = base[s, best[:, j], j]
-                above = values > baseline[:, None]
+                activity = Activity(seeds, list(ds.attrs["label_names"]), labels, at_best > baseline[:, None], at_best,
+                                    baseline)
             else:
-                values = baseline = None
-                above = unpack_bits(block[s, :, best[:, j]], neuron)
-            found[layer, neuron] = Activity(seeds, list(ds.attrs["label_names"]), labels, above, values, baseline)
+                activity = Activity(seeds, list(ds.attrs["label_names"]), labels, at_best, None, None)
+            found[layer, neuron] = activity
     return found
 
 
@@ -432,6 +429,7 @@ def token_figure(accuracy: xr.DataArray) -> Figure:
         ax.plot(tokens, per_token.sel(seed=seed), color=SKILL, alpha=0.35, linewidth=0.8)
     ax.plot(tokens, per_token.mean("seed"), color=SKILL, linewidth=2, marker="o", markersize=3)
     _chance_line(ax)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("prompt token")
     ax.set_ylabel("predictivity max(Acc, 1 − Acc)")
     fig.legend(handles=[Line2D([], [], color=SKILL, linewidth=2, label="mean over seeds"),
@@ -468,6 +466,7 @@ def activity_figure(activity: Activity) -> Figure:
         ax.set_title(f"seed {seed}", fontsize=9)
         ax.set_xlabel("activation at the best token")
         ax.set_ylabel("examples")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
     fig.legend(handles=[Line2D([], [], color="black", linestyle="--", label="train baseline (Eq. 2)")],
                loc="outside lower center", fontsize=8)

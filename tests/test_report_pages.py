@@ -1,0 +1,140 @@
+"""`actstore report`'s page per top skill neuron: its numbers against the ranking and the stored activations, its
+links, and that the index and a neuron page open in a real browser (headless Chromium)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pytest
+from matplotlib import image
+
+from actstore.ranking import rank, top_neurons
+from actstore.report import activities, rank_rows, render
+from actstore.store import Store
+from helpers import run_toy
+from test_report import full_store  # noqa: F401  (the fixture)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Links(HTMLParser):
+    """Every src and href of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.targets += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+def missing_files(page: Path) -> list[str]:
+    """The links of a page that do not resolve to a file beside it (relative links only: the report is static)."""
+    parser = Links()
+    parser.feed(page.read_text())
+    assert parser.targets, page
+    missing = []
+    for target in parser.targets:
+        url = urlparse(target)
+        assert not url.scheme and not url.netloc, f"{page.name} links outside the report: {target}"
+        if not (page.parent / unquote(url.path)).is_file():
+            missing.append(target)
+    return missing
+
+
+@pytest.fixture(params=["acts", "bits"])
+def toy_report(request, tiny_model_dir, data_dir, tmp_path):
+    """A report of a real extraction (tiny BERT, real SST-2 sentences) that kept activations, or only bits."""
+    store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir, n_dev=12, keep=request.param)
+    rank(store, "toy")
+    report = render(Store(store.path), tmp_path / "report", neuron_pages=3)
+    return store, report
+
+
+def test_activity_at_the_best_token_gives_back_the_ranked_accuracy(toy_report):
+    store, report = toy_report
+    ranking = store.ranking("toy")
+    rows = top_neurons(ranking, 3)
+    found = activities(store, "toy", ranking, rows)
+    kept_values = "acts" in store.extraction("toy")
+    acts = store.extraction("toy")["acts"] if kept_values else None
+    for row in rows:
+        activity = found[row["layer"], row["neuron"]]
+        assert (activity.values is not None) == kept_values
+        for s, seed in enumerate(activity.seeds):
+            at = {"seed": seed, "layer": row["layer"], "neuron": row["neuron"]}
+            best = int(ranking["best_token"].sel(at))
+            accuracy = float(ranking["accuracy"].sel({**at, "token": best}))
+            assert (activity.above[s] == activity.labels).mean() == pytest.approx(accuracy)  # Eq. 3 from its parts
+            if kept_values:
+                np.testing.assert_array_equal(activity.values[s], acts.sel({**at, "token": best}).values)
+    fractions = found[rows[0]["layer"], rows[0]["neuron"]].fraction_above()
+    assert fractions.shape == (2, 2) and ((0 <= fractions) & (fractions <= 1)).all()
+
+
+def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
+    store, report = toy_report
+    out = report.out
+    rows = report.neurons["toy"]
+    assert [(r["layer"], r["neuron"]) for r in rows] == [(r["layer"], r["neuron"]) for r in top_neurons(store.ranking("toy"), 3)]
+    index = (out / "index.html").read_text()
+    kept_values = "acts" in store.extraction("toy")
+    for row in rows:
+        page = out / row["page"]
+        assert page.parent == out / "neurons" and page.name == f"toy-L{row['layer']}-N{row['neuron']}.html"
+        assert f"href='{row['page']}'" in index and f"]({row['page']})" in (out / "index.md").read_text()
+        text = page.read_text()
+        assert "Predictivity per prompt token" in text and "Rank in each task" in text
+        assert f"<td>1 of {store.ranking('toy')['rank_global'].size}</td>" in text or row["rank"] != 1
+        assert ("histograms of its activations" in text) == kept_values
+        assert ("kept only the above-baseline bits" in text) == (not kept_values)
+        assert missing_files(page) == []
+    assert missing_files(out / "index.html") == []
+
+
+def test_a_neuron_page_ranks_the_neuron_in_every_task(full_store, tmp_path):  # noqa: F811
+    report = render(Store(full_store.path), tmp_path / "r", neuron_pages=2)
+    assert list(report.neurons) == ["sst2", "imdb", "qnli", "adv_sst2"]
+    row = report.neurons["sst2"][0]
+    rankings = {t: full_store.ranking(t) for t in report.neurons}
+    ranks = rank_rows(rankings, row["layer"], row["neuron"])
+    assert [r["task"] for r in ranks] == list(report.neurons)
+    for r in ranks:
+        ranking = rankings[r["task"]]
+        assert r["rank_global"] == int(ranking["rank_global"].values[row["layer"], row["neuron"]]) + 1
+        assert r["rank_in_layer"] == int(ranking["rank_in_layer"].values[row["layer"], row["neuron"]]) + 1
+        assert r["predictivity"] == float(ranking["predictivity"].values[row["layer"], row["neuron"]])
+    assert ranks[0]["rank_global"] == 1  # sst2's own top neuron
+    text = (report.out / row["page"]).read_text()
+    for r in ranks:
+        assert f"<td>{r['rank_global']} of {r['of']}</td><td>{r['rank_in_layer']} of {r['in_layer']}</td>" in text
+    assert "not the dev extraction" in text  # a ranking alone: no activations to show, and the page says so
+    assert missing_files(report.out / row["page"]) == [] and missing_files(report.out / "index.html") == []
+
+
+def screenshot(page: Path, shot: Path) -> tuple[np.ndarray, str]:
+    """The page as headless Chromium draws it (RGB floats) and Chromium's log."""
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--screenshot={shot}", "--window-size=1200,900", "--enable-logging=stderr", "--v=0",
+                           page.resolve().as_uri()], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    return image.imread(shot)[..., :3], done.stderr
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH: `make test` installs the Debian package "
+                                             "where apt-get is available, and this machine has neither")
+def test_the_index_and_a_neuron_page_open_in_a_real_browser(toy_report, tmp_path):
+    store, report = toy_report
+    for page in (report.out / "index.html", report.out / report.neurons["toy"][0]["page"]):
+        pixels, log = screenshot(page, tmp_path / f"{page.stem}.png")
+        assert pixels.shape[:2] == (900, 1200)
+        assert (pixels.min(axis=2) < 0.9).mean() > 0.02, page  # not blank: text and figures cover the page
+        saturation = pixels.max(axis=2) - pixels.min(axis=2)
+        assert (saturation > 0.3).mean() > 0.002, page  # the figures' colours are drawn, not only text
+        assert "ERR_FILE_NOT_FOUND" not in log and "Failed to load resource" not in log, log[-2000:]
+        assert missing_files(page) == []
