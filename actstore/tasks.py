@@ -171,7 +171,7 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
         label_names = _label_names(values, len(label_words))
         if len(label_names) != len(label_words):
             raise ActstoreError(f"the label column '{label_field}' of {', '.join(map(str, data_files.values()))} holds "
-                                f"{len(label_names)} distinct labels ({', '.join(label_names)}) but {len(label_words)} "
+                                f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}{', ...' * (len(label_names) > 10)}) but {len(label_words)} "
                                 f"label words were given ({', '.join(label_words)})")
     return custom_task(name, text_fields, label_field, label_names, label_words)
 

@@ -88,7 +88,7 @@ class DataSource:
         if self.label_names and not self.label_words:
             raise ActstoreError("--label-names needs --label-words (a registry task names its own labels)")
         if self.label_words:
-            names = self.label_names.split(",") if self.label_names else None
+            names = [n.strip() for n in self.label_names.split(",")] if self.label_names else None
             spec = tasks.user_task(task, self.label_words.split(","), data_files=files, text_fields=text_fields or ["text"],
                                    label_field=self.label_field or "label", label_names=names, data_format=self.data_format)
         else:
