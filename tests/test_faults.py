@@ -22,12 +22,13 @@ def extract_args(model: Path, data_dir: Path, store: Path, *, new_prompts: bool 
     """The extract command; without ``new_prompts`` it uses the prompts the store holds."""
     prompts = ["--prompts", "random", "--seeds", "0,1", "--prompt-length", "3"] if new_prompts else []
     return ["extract", "--model", model, "--task", "sst2", *prompts, "--limit", "16", "--batch-size", "4",
-            "--block", "8", "--store-train", "--data-dir", data_dir, "--store", store]
+            "--block", "8", "--store-train", "--keep", "both", "--data-dir", data_dir, "--store", store]
 
 
 @pytest.fixture(scope="module")
 def reference(tiny_model_dir, data_dir, tmp_path_factory) -> tuple[Path, list]:
-    """A finished store (train activations stored, validation, a ranking) and the command that made it."""
+    """A finished store (train activations stored, validation values and bits, a ranking) and the command that made
+    it."""
     store = tmp_path_factory.mktemp("faults") / "ref.zarr"
     args = extract_args(tiny_model_dir("bert"), data_dir, store)
     assert invoke(*args).exit_code == 0
@@ -37,6 +38,8 @@ def reference(tiny_model_dir, data_dir, tmp_path_factory) -> tuple[Path, list]:
 
 CHUNKS = {  # array kind → one chunk of a finished block / seed
     "acts": f"{VALIDATION}/acts/c/1/1/0/0/0",
+    "bits": f"{VALIDATION}/bits/c/1/0/1/0/0",
+    "moments": f"{VALIDATION}/moments/c/0/1/0/0/0",
     "train acts": f"{TRAIN}/acts/c/0/1/1/0/0",
     "scores": f"{VALIDATION}/scores/c/0/1/0",
     "prediction": f"{VALIDATION}/prediction/c/1/0",
@@ -89,9 +92,15 @@ def test_a_damaged_chunk_is_found_refused_and_healed(reference, tmp_path, kind, 
     damage = json.loads(found.output)["damage"]
     assert damage and all(d["recomputable"] for d in damage)
 
-    if kind == "train acts":  # rank reads the train baseline, not the train activations: the analyst's view refuses
+    if kind in ("train acts", "acts"):  # rank reads the train baseline and the bits: the analyst's view refuses
         with pytest.raises(StoreFault):
-            open_store(store).extraction("sst2", "train")["acts"].values
+            open_store(store).activations("sst2", kind.removesuffix("acts").strip() or "validation").values
+    elif kind == "moments":  # read by noise suppression
+        with pytest.raises(StoreFault):
+            open_store(store).activation_stats("sst2", "validation")
+    elif kind == "baseline":  # read by extraction (the bits) and mean suppression; rank counts the stored bits
+        with pytest.raises(StoreFault):
+            open_store(store).baseline("sst2")
     elif kind == "ranking":
         one_error_line(invoke("info", store), "verify")
     elif not kind.startswith("segment"):  # a finished train split's segment sums are read by nothing but verify
