@@ -6,7 +6,7 @@ DATA   ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE ?= 1
 export ACTSTORE_DATA_DIR ?= $(DATA)
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench clean browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: $(VENV)/.installed
 	$(BIN)/actstore run data/experiments/demo.toml
 
-test: $(VENV)/.installed
+# headless Chromium for the test that opens the report's pages in a real browser (Debian package chromium); where
+# apt-get is missing or fails, that one test skips and says why
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { command -v apt-get >/dev/null && sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ) && $$sudo apt-get update -q && $$sudo apt-get install -y -q chromium; } || \
+	  echo "chromium not installed: tests/test_report_pages.py's browser test will skip"
+
+test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed

@@ -161,27 +161,30 @@ def report(
     store: StorePath,
     out_dir: Annotated[Path, typer.Option("--out", help="folder for the figures and index.md / index.html")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line per figure")] = False,
+    neurons: Annotated[int, typer.Option(min=0, help="top skill neurons per task that get a page (0: none)")] = 10,
     scheduler: Scheduler = None,
 ) -> None:
-    """Render every figure the store has data for (PNG and SVG) and an index page with the accuracy table."""
+    """Render every figure the store has data for (PNG and SVG), an index page with the accuracy table, and a page
+    per top skill neuron of each task under neurons/."""
     from actstore.report import render
     from actstore.scheduler import using
     from actstore.store import Store
 
     with using(scheduler, store):
-        written = render(Store(store), out_dir)
+        written = render(Store(store), out_dir, neuron_pages=neurons)
     if as_json:
         print_json({"out": str(out_dir), "figures": [{"title": title, "png": f"{out_dir / stem}.png",
                                                        "svg": f"{out_dir / stem}.svg"} for title, stem, _ in written.figures],
                     "skipped": list(written.skipped), "tasks": len(written.table),
+                    "neuron_pages": {task: [str(out_dir / row["page"]) for row in rows] for task, rows in written.neurons.items()},
                     "index": [str(out_dir / "index.md"), str(out_dir / "index.html")]})
         return
     for title, stem, _ in written.figures:
         out.print(f"{title}: {out_dir / stem}.png, .svg")
     for note in written.skipped:
         out.print(f"skipped, not in the store: {note}")
-    out.print(f"{len(written.figures)} figure(s), accuracy table of {len(written.table)} task(s); "
-              f"index: {out_dir / 'index.md'}, {out_dir / 'index.html'}")
+    out.print(f"{len(written.figures)} figure(s), accuracy table of {len(written.table)} task(s), "
+              f"{sum(map(len, written.neurons.values()))} neuron page(s); index: {out_dir / 'index.md'}, {out_dir / 'index.html'}")
 
 
 COMMANDS = [transfer, correlate, compare_adversarial, report]

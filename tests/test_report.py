@@ -89,9 +89,10 @@ def test_table_rows_put_each_model_in_a_row():
 
 
 def test_report_command(full_store, tmp_path):
-    result = invoke("report", "--store", full_store.path, "--out", tmp_path / "r")
+    result = invoke("report", "--store", full_store.path, "--out", tmp_path / "r", "--neurons", "2")
     assert result.exit_code == 0, result.output
-    assert "11 figure(s), accuracy table of 4 task(s)" in result.output
+    assert "11 figure(s), accuracy table of 4 task(s), 8 neuron page(s)" in result.output
+    assert len(list((tmp_path / "r" / "neurons").glob("*.html"))) == 8
     assert (tmp_path / "r" / "cross-suppression-zero-layer.svg").is_file()
 
 
