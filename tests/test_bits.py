@@ -135,3 +135,60 @@ def test_kill_9_during_a_bits_extraction_then_rerun_gives_the_uninterrupted_stor
     for name in reference:
         np.testing.assert_array_equal(resumed[name], reference[name], err_msg=name)
     assert not list(store.rglob("*.partial"))
+
+
+def test_an_adversarial_tasks_bits_use_its_clean_tasks_baseline(tiny_model_dir, data_dir, tmp_path):
+    from actstore import tasks
+    from actstore.extraction import ExtractOptions, extract
+    from actstore.models import load_model
+    from actstore.prompts import PromptSet
+
+    model = load_model(str(tiny_model_dir("bert")))
+    prompts = PromptSet.random((0, 1), 3, model.spec.hidden)
+    store = Store(tmp_path / "s.zarr", mode="a")
+    store.put_prompts("sst2", prompts, prompts.spec(model.spec))
+    options = ExtractOptions(batch_size=2, block=4, segment=2, keep="both")
+    extract(store, model, tasks.get_task("sst2"), tasks.load_split("sst2", "train", data_dir=data_dir).sample(12),
+            prompts, options)
+    extract(store, model, tasks.get_task("adv_sst2"),
+            tasks.load_split("adv_sst2", "validation", data_dir=data_dir).sample(10), prompts, options)
+    ds = store.extraction("adv_sst2", "validation")
+    assert ds.attrs["spec"]["baseline_task"] == "sst2"
+    np.testing.assert_array_equal(ds["bits"].values, packed_reference(ds["acts"].values, store.baseline("sst2").values))
+    assert rank(store, "adv_sst2").attrs["spec"]["baseline_task"] == "sst2"
+
+
+def test_keep_bits_without_a_baseline_is_one_error_line_and_stores_nothing(tiny_model_dir, data_dir, tmp_path):
+    from helpers import digest, invoke, one_error_line
+
+    store = tmp_path / "s.zarr"
+
+    def extract(task: str, *options: str):
+        return invoke("extract", "--model", tiny_model_dir("bert"), "--task", task, "--split", "validation", "--prompts",
+                      "random", "--seeds", "0,1", "--prompt-length", "3", "--limit", "8", "--batch-size", "4",
+                      "--block", "4", "--data-dir", data_dir, "--store", store, *options)
+
+    one_error_line(extract("sst2", "--keep", "bits"), "train baseline of 'sst2'", "--split train first")
+    assert not store.exists()
+    assert extract("sst2").exit_code == 0  # values only: no baseline needed
+    before = digest(store)
+    one_error_line(extract("adv_sst2", "--keep", "both"), "train baseline of 'sst2'")
+    one_error_line(extract("sst2", "--keep", "both", "--baseline-from", "qnli"), "train baseline of 'qnli'")
+    assert digest(store) == before
+
+
+@pytest.mark.parametrize("mode", ["noise", "mean"])
+def test_suppression_runs_on_a_bits_only_store_as_on_the_values(mode, tiny_model_dir, data_dir, tmp_path):
+    from actstore.models import load_model
+    from actstore.suppression import SuppressOptions, suppress
+    from helpers import SENTIMENT, toy_split
+
+    model = load_model(str(tiny_model_dir("bert")))
+    options = SuppressOptions(percents=(0.0, 10.0), mode=mode, random_draws=2)
+    results = []
+    for keep in ("acts", "bits"):
+        store = run_toy(tmp_path / f"{keep}.zarr", tiny_model_dir("bert"), data_dir, keep=keep, store_train=False)
+        rank(store, "toy")
+        results.append(suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 10), options))
+    assert "acts" not in store.extraction("toy", "validation")  # the second store kept only bits
+    xr.testing.assert_identical(results[0].drop_attrs(), results[1].drop_attrs())

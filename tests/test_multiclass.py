@@ -37,12 +37,12 @@ def tweets_split(split: str, n: int) -> tasks.Split:
     return tasks.load_split(TWEETS, split).sample(n)
 
 
-def extract_tweets(path: Path, model_dir: Path, *, n_train=24, n_dev=30, dtype="float16") -> Store:
+def extract_tweets(path: Path, model_dir: Path, *, n_train=24, n_dev=30, dtype="float16", keep="acts") -> Store:
     model = load_model(str(model_dir))
     prompts = PromptSet.random((0, 1), 3, model.spec.hidden)
     store = Store(path, mode="a")
     store.put_prompts(TWEETS, prompts, prompts.spec(model.spec))
-    options = ExtractOptions(batch_size=2, block=4, store_train=True, segment=2, dtype=dtype)
+    options = ExtractOptions(batch_size=2, block=4, store_train=True, segment=2, dtype=dtype, keep=keep)
     for split, n in (("train", n_train), ("validation", n_dev)):
         extract(store, model, tasks.get_task(TWEETS), tweets_split(split, n), prompts, options)
     return store
@@ -216,3 +216,13 @@ def test_binary_tasks_are_unchanged(tiny_model_dir, data_dir, tmp_path):
     np.testing.assert_array_equal(plain["accuracy"].values, sub["accuracy"].values)
     assert store.ranking_spec("toy").subtask is None and store.ranking_spec("toy").name == "toy"
     assert sorted(store.ranked_tasks()) == ["toy", "toy:positive-vs-negative"]
+
+
+def test_subtask_rankings_from_bits_equal_those_from_float16(ranked, tiny_model_dir, tweets, tmp_path):
+    _, from_acts = ranked
+    store = extract_tweets(tmp_path / "bits.zarr", tiny_model_dir("bert"), keep="bits")
+    from_bits = rank_subtasks(store, TWEETS, ["positive-vs-negative", "neutral-vs-rest", "one-vs-rest", "combined"])
+    assert from_bits.keys() == from_acts.keys()
+    for name, ranking in from_acts.items():
+        for var in ranking.variables:
+            np.testing.assert_array_equal(from_bits[name][var].values, ranking[var].values, err_msg=f"{name} {var}")
