@@ -318,7 +318,7 @@ def _band(ax: Axes, x: np.ndarray, mean: xr.DataArray, std: xr.DataArray, color:
 def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) -> Figure:
     """One panel per result: skill solid vs random dashed; for cross suppression the task's own skill curve dotted."""
     fig, axes = _grid(len(results))
-    own_by_task = {ds.attrs["spec"]["task"]: ds for ds in own.values()}
+    own_by_task = {_setting(ds): ds for ds in own.values()}
     dotted = crossed = False
     for ax, result in zip(axes, results):
         spec, curves = result.attrs["spec"], analysis.suppression_summary(result)
@@ -327,8 +327,8 @@ def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) ->
         _band(ax, x, curves["random_mean"], curves["random_std"], RANDOM, "--")
         cross = spec["neurons_from"] != spec["task"]
         crossed |= cross
-        reference = own_by_task.get(spec["task"])
-        if cross and reference is not None and reference.attrs["spec"]["mode"] == spec["mode"]:
+        reference = own_by_task.get(_setting(result))
+        if cross and reference is not None:
             ax.plot(reference["percent"], analysis.suppression_summary(reference)["skill_mean"], color=OWN, linestyle=":")
             dotted = True
         n = f" (n = {spec['n_examples']})" if "n_examples" in spec else ""
@@ -336,13 +336,20 @@ def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) ->
         ax.set_xlabel("neurons suppressed (%)")
         ax.set_ylabel("accuracy")
     skill = "skill neurons of the task after 'neurons of'" if crossed else "skill neurons"
-    handles = [Line2D([], [], color=SKILL, label=skill), Patch(color=SKILL, alpha=0.15, label="± std over seeds"),
-               Line2D([], [], color=RANDOM, linestyle="--", label="random neurons, as many per layer"),
-               Patch(color=RANDOM, alpha=0.15, label="± std over random draws")]
+    lines = [Line2D([], [], color=SKILL, label=skill),
+             Line2D([], [], color=RANDOM, linestyle="--", label="random neurons, as many per layer")]
     if dotted:
-        handles.append(Line2D([], [], color=OWN, linestyle=":", label="the evaluated task's own skill neurons"))
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=8)
+        lines.append(Line2D([], [], color=OWN, linestyle=":", label="the evaluated task's own skill neurons"))
+    bands = [Patch(color=SKILL, alpha=0.15, label="± std over seeds"),
+             Patch(color=RANDOM, alpha=0.15, label="± std over random draws")]
+    fig.legend(handles=lines + bands, loc="outside lower center", ncols=2, fontsize=8)  # a column of lines, one of bands
     return fig
+
+
+def _setting(result: xr.Dataset) -> tuple[str, str, str]:
+    """(evaluated task, mode, scope) of a suppression result: a curve compares only with one of the same setting."""
+    spec = result.attrs["spec"]
+    return spec["task"], spec["mode"], spec["scope"]
 
 
 def adversarial_figure(results: list[xr.Dataset]) -> Figure:

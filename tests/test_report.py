@@ -175,6 +175,10 @@ def test_suppression_panels_share_y_and_name_band_examples_and_whose_neurons(ful
     assert [ax.get_title() for ax in cross] == ["sst2 (n = 300) · neurons of adv_sst2", "adv_sst2 (n = 300) · neurons of sst2"]
     texts = legend_texts(figs["cross-suppression-zero-layer"].figure)
     assert "skill neurons of the task after 'neurons of'" in texts and "the evaluated task's own skill neurons" in texts
+    for ax, task in zip(cross, ["sst2", "adv_sst2"]):  # dotted: the task's own curve of the same mode (not noise)
+        own = analysis.suppression_summary(full_store.result("suppression", f"{task}@{task}"))["skill_mean"].values
+        dotted = [line for line in ax.lines if line.get_linestyle() == ":"]
+        assert len(dotted) == 1 and np.allclose(dotted[0].get_ydata(), own)
 
 
 def test_correlation_axes_are_named_the_diagonal_masked_and_zscore_titled(full_store):

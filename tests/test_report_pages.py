@@ -138,3 +138,24 @@ def test_the_index_and_a_neuron_page_open_in_a_real_browser(toy_report, tmp_path
         assert (saturation > 0.3).mean() > 0.002, page  # the figures' colours are drawn, not only text
         assert "ERR_FILE_NOT_FOUND" not in log and "Failed to load resource" not in log, log[-2000:]
         assert missing_files(page) == []
+
+
+def test_a_decoder_neuron_reads_the_decoder_extraction(tiny_model_dir, data_dir, tmp_path):
+    """T5: a neuron of the decoder stack is read from the decoder's extraction and baseline, at its one token."""
+    store = run_toy(tmp_path / "t5.zarr", tiny_model_dir("t5"), data_dir, n_dev=12)
+    ranking = rank(store, "toy")
+    stacks = ranking["layer_stack"].values
+    layer = int(np.flatnonzero(stacks == "decoder")[0])
+    rows = [{"layer": layer, "stack": "decoder", "neuron": n} for n in (0, 5)] + \
+           [{"layer": 0, "stack": "encoder", "neuron": 3}]
+    found = activities(store, "toy", ranking, rows)
+    decoder = store.extraction("toy", stack="decoder")["acts"]
+    for row in rows:
+        activity = found[row["layer"], row["neuron"]]
+        for s, seed in enumerate(activity.seeds):
+            at = {"seed": seed, "layer": row["layer"], "neuron": row["neuron"]}
+            best = int(ranking["best_token"].sel(at))
+            assert row["stack"] == "encoder" or best == 0
+            assert (activity.above[s] == activity.labels).mean() == pytest.approx(float(ranking["accuracy"].sel({**at, "token": best})))
+            if row["stack"] == "decoder":
+                np.testing.assert_array_equal(activity.values[s], decoder.sel({**at, "token": 0}).values)
