@@ -18,4 +18,4 @@ done
 actstore transfer --store $S --tasks sst2,rotten_tomatoes,qnli,ethics_deontology --max-length 128 --limit 400
 actstore correlate --store $S --tasks sst2,rotten_tomatoes,qnli,ethics_deontology,adv_sst2,adv_qnli
 actstore correlate --store $S --tasks sst2,rotten_tomatoes,qnli,ethics_deontology,adv_sst2,adv_qnli --normalize zscore
-actstore report --store $S --out docs/report
+actstore report --store $S --out docs/report        # figures, index, neurons/: a page per top-10 skill neuron of each task
