@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from functools import partial
 
 import dask.array as da
+import numba
 import numpy as np
 import xarray as xr
+import zarr
 
 from . import kernels
 from .errors import ActstoreError
@@ -387,37 +389,60 @@ def _count_bits(data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_to
     return counts.reshape(n_classes, -1)
 
 
-#: dask chunks of bits span this many storage chunks more than those of float16 values (a 16th of the bytes each)
+#: a task of bits reads this many times more storage chunks than one of float16 values (a 16th of the bytes each)
 BITS_PER_TASK = 16
 
 
-def _stored(store: Store, spec: ExtractionSpec, name: str) -> da.Array:
-    """An extraction's ``acts`` or ``bits`` in dask chunks of ``CHUNKS_PER_TASK`` storage chunks (bits: 16 times
-    as many), each read by one task."""
-    per_task = CHUNKS_PER_TASK * (BITS_PER_TASK if name == "bits" else 1)
-    return store.extraction(spec.task, spec.split, stack=spec.stack, blocks_per_chunk=per_task)[name].data
+def _stored(store: Store, spec: ExtractionSpec, name: str) -> zarr.Array:
+    """A complete extraction's ``acts`` or ``bits`` array, read chunk by chunk by ``_reduce``'s tasks."""
+    return store.extraction_array(spec.task, spec.split, name, stack=spec.stack)
 
 
-def _reduce(acts: da.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
+def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
             per_neuron: np.ndarray | None, n_neurons: int | None = None) -> np.ndarray:
-    """Apply ``kernel(block (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every dask chunk of
-    acts (seed, example, layer, token, neuron) (each read by one task: see ``_stored``) and sum over examples →
-    (seed, *out, layer, token, neuron), on the current dask scheduler (``scheduler.using``). ``labels`` and
-    ``per_neuron`` enter as dask arrays (scattered on a cluster), never inside the task function, which would ship
-    them with the graph. Packed bits (``n_neurons`` given) come out per neuron."""
-    n_tokens, last = acts.shape[3:]
+    """Apply ``kernel(chunk (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every storage chunk of
+    ``array`` (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on
+    the current dask scheduler (``scheduler.using``). A task reads ``CHUNKS_PER_TASK`` storage chunks (bits: 16
+    times as many) one at a time, each straight into the kernel, and sums their counts: no chunks are joined into
+    a larger array first, and only one sum per task leaves it. ``labels`` and ``per_neuron`` enter as dask arrays
+    (scattered on a cluster), never inside the task function, which would ship them with the graph. Packed bits
+    (``n_neurons`` given) come out per neuron."""
+    n_seeds, n_examples, n_layers, n_tokens, last = array.shape
+    block = array.chunks[1]
+    per_task = CHUNKS_PER_TASK * (BITS_PER_TASK if array.dtype == np.uint8 else 1)
+    n_groups = -(-n_examples // (block * per_task))
     n_out = int(np.prod(out, dtype=int)) if out else 1
-    # indices: seed, example, class (the kernel's out), layer, token, neuron
-    thresholds = (None, None) if per_neuron is None else (shared(per_neuron, (1, 1, n_tokens, last)), "sltn")
-    classes = (None, None) if labels is None else (shared(labels, (acts.chunks[1],)), "e")
-    per_block = da.blockwise(_block, "secltn", acts, "seltn", *thresholds, *classes, kernel=kernel,
-                             new_axes={"c": n_out}, adjust_chunks={"e": 1, "n": n_neurons or last},
-                             dtype=np.float64 if acts.dtype == np.float32 else np.int64)
-    return per_block.sum(axis=1).compute()
+    grid = np.arange(n_seeds * n_groups * n_layers).reshape(n_seeds, n_groups, n_layers)
+    args: list = [da.from_array(grid, chunks=1), "sgl"]  # one task per (seed, group of chunks, layer)
+    new_axes = {"c": n_out}
+    if per_neuron is not None:
+        args += [shared(per_neuron, (1, 1, n_tokens, last)), "sltn"]
+    else:
+        new_axes.update(t=n_tokens, n=n_neurons or last)
+    if labels is not None:
+        args += [shared(labels, (block * per_task,)), "g"]
+    per_group = da.blockwise(_task, "sgcltn", *args, new_axes=new_axes, align_arrays=False, concatenate=True,
+                             dtype=np.float64 if array.dtype == np.float32 else np.int64, array=array, grid=grid.shape,
+                             per_task=per_task, kernel=kernel, thresholds=per_neuron is not None,
+                             classes=labels is not None)
+    return per_group.sum(axis=1).compute()
 
 
-def _block(a: np.ndarray, thresholds: np.ndarray | None, labels: np.ndarray | None, *, kernel: Callable) -> np.ndarray:
-    """One chunk (1, e, 1, token, neuron) → (1, 1, out, 1, token, neuron); module level, so that workers import it."""
-    flat = a.reshape(a.shape[1], -1)
-    counts = kernel(flat, None if thresholds is None else thresholds.reshape(-1), labels)
-    return counts.reshape(1, 1, counts.shape[0], 1, a.shape[3], -1)
+def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[int, int, int], per_task: int,
+          kernel: Callable, thresholds: bool, classes: bool) -> np.ndarray:
+    """One task of ``_reduce``: its storage chunks read one by one, each counted → (1, 1, out, 1, token, neuron);
+    module level, so that workers import it. The kernel runs on this task's thread alone: dask runs a task per
+    core, and numba's own threads on top of them would only contend for the same cores."""
+    numba.set_num_threads(1)  # for this thread only
+    s, g, layer = np.unravel_index(int(index.ravel()[0]), grid)
+    given = list(given)
+    per_neuron = given.pop(0).reshape(-1) if thresholds else None
+    labels = given.pop(0) if classes else None
+    block, total = array.chunks[1], None
+    first = g * per_task
+    for b in range(first, min(first + per_task, -(-array.shape[1] // block))):
+        chunk = array[s, b * block:(b + 1) * block, layer]
+        rows = slice((b - first) * block, (b - first) * block + chunk.shape[0])
+        counts = kernel(chunk.reshape(chunk.shape[0], -1), per_neuron, None if labels is None else labels[rows])
+        total = counts if total is None else total + counts
+    return total.reshape(1, 1, total.shape[0], 1, array.shape[3], -1)

@@ -252,6 +252,12 @@ class Store:
         ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
         return ds
 
+    def extraction_array(self, task: str, split: str, name: str, *, stack: str = "encoder") -> zarr.Array:
+        """One array of a complete extraction as zarr reads it, for kernels that go chunk by chunk."""
+        if name not in self.extraction(task, split, stack=stack):  # a complete extraction, or the usual clear error
+            raise ActstoreError(f"{task}/{split} in {self.location} holds no {name}")
+        return self._group(_extraction_path(task, split, stack), "extraction")[name]
+
     def activations(self, task: str, split: str = "validation", *, stack: str = "encoder",
                     blocks_per_chunk: int = 1) -> xr.DataArray:
         """The stored values (seed, example, layer, token, neuron), lazily; refused in one line when the extraction
