@@ -3,6 +3,7 @@ links, and that the index and a neuron page open in a real browser (headless Chr
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -117,27 +118,61 @@ def test_a_neuron_page_ranks_the_neuron_in_every_task(full_store, tmp_path):  # 
     assert missing_files(report.out / row["page"]) == [] and missing_files(report.out / "index.html") == []
 
 
-def screenshot(page: Path, shot: Path) -> tuple[np.ndarray, str]:
-    """The page as headless Chromium draws it (RGB floats) and Chromium's log."""
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           f"--screenshot={shot}", "--window-size=1200,900", "--enable-logging=stderr", "--v=0",
-                           page.resolve().as_uri()], capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
-    return image.imread(shot)[..., :3], done.stderr
+def chromium(*args: str) -> str:
+    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def screenshot(page: Path, shot: Path) -> np.ndarray:
+    """The page as headless Chromium draws it, RGB floats."""
+    chromium(f"--screenshot={shot}", "--window-size=1200,900", page.resolve().as_uri())
+    return image.imread(shot)[..., :3]
+
+
+PROBE = ("<script>addEventListener('load', () => {const broken = [...document.images].filter(i => !i.complete || "
+         "i.naturalWidth === 0).map(i => i.getAttribute('src')); document.body.dataset.broken = broken.join(' '); "
+         "document.body.dataset.images = document.images.length;});</script>")
+
+
+def images_in_browser(page: Path) -> tuple[int, str]:
+    """(images on the page, the src of those the browser could not load): a copy of the page beside it, with a script
+    that lists them once the page has loaded, read back from Chromium's DOM dump."""
+    probe = page.with_name(f"probe-{page.name}")
+    probe.write_text(page.read_text() + PROBE)
+    try:
+        dom = chromium("--virtual-time-budget=10000", "--dump-dom", probe.resolve().as_uri())
+    finally:
+        probe.unlink()
+    body = re.search(r'<body data-broken="([^"]*)" data-images="(\d+)"', dom)
+    assert body, dom[:2000]
+    return int(body.group(2)), body.group(1)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH: `make test` installs the Debian package "
                                              "where apt-get is available, and this machine has neither")
 def test_the_index_and_a_neuron_page_open_in_a_real_browser(toy_report, tmp_path):
     store, report = toy_report
-    for page in (report.out / "index.html", report.out / report.neurons["toy"][0]["page"]):
-        pixels, log = screenshot(page, tmp_path / f"{page.stem}.png")
+    for page, n_images in ((report.out / "index.html", len(report.figures)),
+                           (report.out / report.neurons["toy"][0]["page"], 2)):
+        pixels = screenshot(page, tmp_path / f"{page.stem}.png")
         assert pixels.shape[:2] == (900, 1200)
         assert (pixels.min(axis=2) < 0.9).mean() > 0.02, page  # not blank: text and figures cover the page
         saturation = pixels.max(axis=2) - pixels.min(axis=2)
         assert (saturation > 0.3).mean() > 0.002, page  # the figures' colours are drawn, not only text
-        assert "ERR_FILE_NOT_FOUND" not in log and "Failed to load resource" not in log, log[-2000:]
+        assert images_in_browser(page) == (n_images, ""), page  # every image loaded
         assert missing_files(page) == []
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH")
+def test_the_browser_probe_sees_a_missing_image(tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text("<!doctype html><html><body><img src='here.png'><img src='gone.png'></body></html>")
+    image.imsave(tmp_path / "here.png", np.random.default_rng(0).random((20, 30, 3)))
+    assert images_in_browser(page) == (2, "gone.png")
+    (tmp_path / "here.png").write_text("not a PNG")
+    assert images_in_browser(page) == (2, "here.png gone.png")
 
 
 def test_a_decoder_neuron_reads_the_decoder_extraction(tiny_model_dir, data_dir, tmp_path):
