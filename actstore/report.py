@@ -480,13 +480,18 @@ def activity_figure(activity: Activity) -> Figure:
     return fig
 
 
+def comparable(store: Store, rankings: dict[str, xr.Dataset], task: str) -> dict[str, xr.Dataset]:
+    """The rankings whose neurons are ``task``'s neurons: made with the same model (name and revision), same shape."""
+    model, shape = store.ranking_spec(task).model, rankings[task]["predictivity"].shape
+    return {other: ranking for other, ranking in rankings.items()
+            if (store.ranking_spec(other).model.name, store.ranking_spec(other).model.revision) == (model.name, model.revision)
+            and ranking["predictivity"].shape == shape}
+
+
 def rank_rows(rankings: dict[str, xr.Dataset], layer: int, neuron: int) -> list[dict]:
-    """The neuron's place in every ranking of the same shape: 1-based global and in-layer rank, predictivity."""
-    shape = next(iter(rankings.values()))["predictivity"].shape if rankings else None
+    """The neuron's place in each ranking (``comparable`` ones): 1-based global and in-layer rank, predictivity."""
     rows = []
     for task, ranking in rankings.items():
-        if ranking["predictivity"].shape != shape:
-            continue
         rows.append({"task": task, "rank_global": int(ranking["rank_global"].values[layer, neuron]) + 1,
                      "of": int(ranking["rank_global"].size),
                      "rank_in_layer": int(ranking["rank_in_layer"].values[layer, neuron]) + 1,
@@ -508,6 +513,7 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
     for task, ranking in rankings.items():
         rows = top_neurons(ranking, k)
         found = activities(store, task, ranking, rows)
+        peers = comparable(store, rankings, task)
         for row in rows:
             layer, neuron = row["layer"], row["neuron"]
             stem = f"{_stem(task)}-L{layer}-N{neuron}"
@@ -535,7 +541,7 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
                 sections.append(("Activation by label against the baseline",
                                  "<p>Not in the store: it holds this ranking but not the dev extraction it came from."
                                  "</p>"))
-            sections.append(("Rank in each task", _rank_table(rank_rows(rankings, layer, neuron), task)))
+            sections.append(("Rank in each task", _rank_table(rank_rows(peers, layer, neuron), task)))
             _write_page(folder / f"{stem}.html", f"Skill neuron: {name}",
                         f"Rank {row['rank']} of {ranking['rank_global'].size} in {task} by predictivity (Eq. 5) "
                         f"{row['predictivity']:.4f}; most frequent best token over seeds: {row['best_token']}.",
@@ -549,7 +555,7 @@ def _rank_table(rows: list[dict], task: str) -> str:
     body = "".join(f"<tr{' class=this' if r['task'] == task else ''}><td>{html.escape(r['task'])}</td>"
                    f"<td>{r['rank_global']} of {r['of']}</td><td>{r['rank_in_layer']} of {r['in_layer']}</td>"
                    f"<td>{r['predictivity']:.4f}</td></tr>" for r in rows)
-    return f"<table>{head}{body}</table><p>Rankings of the store with the same layers and neurons; rank 1 is best.</p>"
+    return f"<table>{head}{body}</table><p>Every ranking of the store made with the same model; rank 1 is best.</p>"
 
 
 STYLE = ("<style>body{font-family:sans-serif;max-width:1100px;margin:1em auto;padding:0 1em}img{max-width:100%}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -15,9 +16,10 @@ import pytest
 from matplotlib import image
 
 from actstore.ranking import rank, top_neurons
-from actstore.report import activities, rank_rows, render
+from actstore.report import activities, comparable, rank_rows, render
 from actstore.store import Store
 from helpers import run_toy
+from test_analysis import MODEL, accuracies, put_ranking
 from test_report import full_store  # noqa: F401  (the fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -98,13 +100,17 @@ def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
     assert missing_files(out / "index.html") == []
 
 
-def test_a_neuron_page_ranks_the_neuron_in_every_task(full_store, tmp_path):  # noqa: F811
+def test_a_neuron_page_ranks_the_neuron_in_every_task_of_its_model(full_store, tmp_path):  # noqa: F811
+    other = replace(MODEL, revision="r2")  # the same shape, another model: its neuron 3 is not sst2's neuron 3
+    put_ranking(full_store, "qqp", accuracies(7), model=other)
     report = render(Store(full_store.path), tmp_path / "r", neuron_pages=2)
-    assert list(report.neurons) == ["sst2", "imdb", "qnli", "adv_sst2"]
+    assert list(report.neurons) == ["sst2", "imdb", "qqp", "qnli", "adv_sst2"]
     row = report.neurons["sst2"][0]
     rankings = {t: full_store.ranking(t) for t in report.neurons}
-    ranks = rank_rows(rankings, row["layer"], row["neuron"])
-    assert [r["task"] for r in ranks] == list(report.neurons)
+    assert list(comparable(full_store, rankings, "sst2")) == ["sst2", "imdb", "qnli", "adv_sst2"]
+    assert list(comparable(full_store, rankings, "qqp")) == ["qqp"]
+    ranks = rank_rows(comparable(full_store, rankings, "sst2"), row["layer"], row["neuron"])
+    assert [r["task"] for r in ranks] == ["sst2", "imdb", "qnli", "adv_sst2"]
     for r in ranks:
         ranking = rankings[r["task"]]
         assert r["rank_global"] == int(ranking["rank_global"].values[row["layer"], row["neuron"]]) + 1
@@ -114,6 +120,7 @@ def test_a_neuron_page_ranks_the_neuron_in_every_task(full_store, tmp_path):  # 
     text = (report.out / row["page"]).read_text()
     for r in ranks:
         assert f"<td>{r['rank_global']} of {r['of']}</td><td>{r['rank_in_layer']} of {r['in_layer']}</td>" in text
+    assert "<td>qqp</td>" not in text
     assert "not the dev extraction" in text  # a ranking alone: no activations to show, and the page says so
     assert missing_files(report.out / row["page"]) == [] and missing_files(report.out / "index.html") == []
 
