@@ -456,9 +456,11 @@ def activity_figure(activity: Activity) -> Figure:
         ax = fig.add_subplot()
         width = 0.8 / len(activity.label_names)
         for c, name in enumerate(activity.label_names):
-            ax.bar(np.arange(len(activity.seeds)) + c * width, fractions[:, c], width, color=colors[c], label=name)
+            bars = ax.bar(np.arange(len(activity.seeds)) + c * width, fractions[:, c], width, color=colors[c], label=name)
+            ax.bar_label(bars, fmt="%.2f", fontsize=7)
         ax.set_xticks(np.arange(len(activity.seeds)) + 0.4 - width / 2, [f"seed {s}" for s in activity.seeds])
-        ax.set_ylim(0, 1)
+        ax.set_ylim(0, 1.08)
+        ax.set_xlabel("prompt (seed), at its best token")
         ax.set_ylabel("share above the baseline")
         fig.legend(loc="outside lower center", ncols=len(colors), fontsize=8)
         return fig
@@ -528,7 +530,8 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
             activity = found.get((layer, neuron))
             if activity is not None:
                 fig = activity_figure(activity)
-                fig.suptitle(f"Activation by label against the baseline: {name}")
+                fig.suptitle(f"{'Activation' if activity.values is not None else 'Share above the baseline'} by "
+                             f"label: {name}")
                 fig.savefig(folder / f"{stem}-activity.png", dpi=110, bbox_inches="tight")
                 what = ("histograms of its activations on the dev examples of each label, the train baseline dashed"
                         if activity.values is not None else

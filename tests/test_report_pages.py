@@ -16,7 +16,7 @@ import pytest
 from matplotlib import image
 
 from actstore.ranking import rank, top_neurons
-from actstore.report import activities, comparable, rank_rows, render
+from actstore.report import activities, activity_figure, comparable, rank_rows, render
 from actstore.store import Store
 from helpers import run_toy
 from test_analysis import MODEL, accuracies, put_ranking
@@ -76,8 +76,15 @@ def test_activity_at_the_best_token_gives_back_the_ranked_accuracy(toy_report):
             assert (activity.above[s] == activity.labels).mean() == pytest.approx(accuracy)  # Eq. 3 from its parts
             if kept_values:
                 np.testing.assert_array_equal(activity.values[s], acts.sel({**at, "token": best}).values)
-    fractions = found[rows[0]["layer"], rows[0]["neuron"]].fraction_above()
-    assert fractions.shape == (2, 2) and ((0 <= fractions) & (fractions <= 1)).all()
+    activity = found[rows[0]["layer"], rows[0]["neuron"]]
+    fractions = activity.fraction_above()
+    for c in (0, 1):
+        np.testing.assert_array_equal(fractions[:, c], activity.above[:, activity.labels == c].mean(axis=1))
+    fig = activity_figure(activity)
+    assert len(fig.axes) == (2 if kept_values else 1)  # a histogram panel per seed, or one bar chart
+    assert all(ax.get_xlabel() and ax.get_ylabel() and (ax.patches or ax.lines) for ax in fig.axes)
+    if kept_values:  # the baseline drawn where it is, per seed
+        assert [ax.lines[-1].get_xdata()[0] for ax in fig.axes] == list(activity.baseline)
 
 
 def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
