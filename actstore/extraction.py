@@ -28,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numba
 import numpy as np
 import torch
 
@@ -325,6 +326,7 @@ class _BlockRunner:
         when the device did not make them (called in a writer thread: numba releases the GIL)."""
         spec = self.specs[captured.stack]
         bits, moments = captured.bits, captured.moments
+        numba.set_num_threads(1)  # this writer thread's kernels: the model's threads have the cores
         if spec.store_moments and moments is None:
             bits, moments = kernels.bits_and_moments(
                 captured.acts, self.thresholds(seed_index, captured.stack) if spec.store_bits else None)

@@ -32,20 +32,25 @@ CHUNKS_PER_TASK = 4
 ONE_VS_REST, COMBINED, REST = "one-vs-rest", "combined", "rest"
 
 
+#: which stored form rank counts: the bits when the extraction kept them (against the asked baseline), else the values
+READS = ("acts", "bits")
+
+
 def rank(store: Store, task: str, *, split: str = "validation", baseline_from: str | None = None,
-         subtask: str | None = None) -> xr.Dataset:
+         subtask: str | None = None, read: str | None = None) -> xr.Dataset:
     """Compute accuracy, predictivity and skill-neuron ranks for ``task`` and write them into the store.
 
     A multi-class task is ranked as a binary sub-task (``subtask``): ``"positive-vs-negative"``,
     ``"neutral-vs-rest"`` (see ``parse_subtask``), stored as ``rankings/<task>:<subtask>``; or ``"combined"``, the
     first paper's skill neurons filled from both of its sub-tasks (see ``combine_rankings``). For several at once
-    in one pass over the activations, ``"one-vs-rest"`` included, use ``rank_subtasks``.
+    in one pass over the activations, ``"one-vs-rest"`` included, use ``rank_subtasks``. ``read``: count the
+    stored ``"bits"`` or the ``"acts"`` (default: the bits when kept; both give the same ranking, bit for bit).
     """
     if subtask is not None:
         if subtask == ONE_VS_REST:
             raise ActstoreError(f"'{ONE_VS_REST}' gives one ranking per class: use rank_subtasks(store, '{task}', "
                                 f"['{ONE_VS_REST}'])")
-        made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from)
+        made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read)
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
     spec = _extraction_spec(store, task, split)
     dev = store.extraction(task, split)
@@ -56,7 +61,7 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     if len(np.unique(labels)) < 2:  # every neuron would be "perfectly predictive" of the one class
         raise ActstoreError(f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
                             "a neuron's accuracy needs both")
-    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from)
+    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from, read)
     ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
     return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                                    prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
@@ -71,7 +76,7 @@ def _extraction_spec(store: Store, task: str, split: str) -> ExtractionSpec:
 
 
 def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
-                  baseline_from: str | None) -> tuple[str, np.ndarray, list[str]]:
+                  baseline_from: str | None, read: str | None = None) -> tuple[str, np.ndarray, list[str]]:
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
     each layer), in one pass over the activations of ``dev`` and, for T5, of its decoder (labels outside the
     classes, e.g. -1, are left out)."""
@@ -79,7 +84,15 @@ def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
     n_classes = len(spec.label_names)
     labels = dev["label"].values
     specs = [store.extraction_spec(spec.task, spec.split, stack) for stack in store.stacks(spec.task, spec.split)]
-    if spec.store_bits and spec.baseline_task == baseline_task:  # compared at extraction: count the bits (1/16)
+    if read not in (None, *READS):
+        raise ActstoreError(f"read must be one of {', '.join(READS)}, not {read}")
+    bits_usable = spec.store_bits and spec.baseline_task == baseline_task
+    if read == "bits" and not bits_usable:
+        raise ActstoreError(f"{spec.task}/{spec.split} kept no bits against the baseline of '{baseline_task}'" +
+                            (f" (its bits compare with '{spec.baseline_task}''s)" if spec.store_bits else ""))
+    if read == "acts" and not spec.store_acts:
+        raise ActstoreError(f"{spec.task}/{spec.split} kept only its above-baseline bits: rank it from the bits")
+    if bits_usable and read != "acts":  # compared at extraction: count the bits (a 16th of float16's bytes)
         counts = [_reduce(_stored(store, s, "bits"), partial(_count_bits, n_tokens=s.n_positions,
                                                                 n_neurons=s.model.n_neurons, n_classes=n_classes),
                           (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s in specs]
@@ -180,7 +193,7 @@ def subtask_names(request: str, label_names: Sequence[str]) -> list[str]:
 
 
 def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: str = "validation",
-                  baseline_from: str | None = None) -> dict[str, xr.Dataset]:
+                  baseline_from: str | None = None, read: str | None = None) -> dict[str, xr.Dataset]:
     """Rank binary sub-tasks of a (multi-class) task in one pass over its activations; each ranking is stored as
     ``rankings/<task>:<subtask>`` and returned under that name, in request order.
 
@@ -201,7 +214,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
             if not np.isin(labels, side).any():
                 raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
                                     f"{'+'.join(spec.label_names[i] for i in side)}")
-    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from)
+    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from, read)
     made: dict[str, xr.Dataset] = {}
     common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)

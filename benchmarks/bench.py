@@ -1,9 +1,13 @@
 """Throughput of actstore against the plain work it wraps, each pair measured in this one run.
 
-  1. extraction (capture + store) examples/s  vs  a plain forward pass of the same model and batches
+  1. extraction (capture + store, --keep both; also --keep bits) examples/s  vs  a plain forward pass of the same
+     model and batches
   2. store write MB/s (ExtractionWriter)       vs  a raw sequential write + fsync of the same bytes
-  3. rank MB/s (out of core, dask + numba)     vs  a plain read of the same store's chunk files
+  3. rank MB/s over float16 (out of core, dask + numba)  vs  a plain read of the same store's chunk files
   4. peak RSS of rank (in a fresh process, VmHWM) vs  the size of the activations it reads
+  4b. rank over the bits  vs  rank over the float16 values of the same store (wall time), and their sizes on disk
+  4c. rank  vs  the path a researcher writes by hand (load the dev activations into RAM with numpy, compare with the
+     baseline, mean over examples): time on this store, and peak memory of both on synthetic stores of 1–8× its size
   5. extraction sharded over 2 processes × 1 thread vs 1 process × 1 thread, same data (launch.Shard)
   6. rank on a 2-worker LocalCluster (processes)  vs  the threaded scheduler, same store
   7. store write and rank through the S3 API on localhost (moto's server, a process of its own) vs the same on the
@@ -26,6 +30,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -72,21 +77,36 @@ def raw_write(path: Path, block: np.ndarray, count: int) -> float:
     return time.perf_counter() - start
 
 
-def bench_extraction(model, split, prompts, options, root: Path) -> dict:
-    """Both sides tokenise, run the same batches and are warmed up first (numba kernels load from their cache)."""
+def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
+    """Both sides tokenise, run the same batches and are warmed up first (numba kernels load from their cache); the
+    stores get their train baseline first (not timed), as bits need it. The plain pass runs before and after the
+    extractions, and the mean of the two is the reference (the machine's speed drifts)."""
     words = model.label_word_ids(split_task().label_words)
     prompt = torch.from_numpy(prompts.vectors[0])
-    extract(Store(root / "warm-up.zarr", mode="a"), model, split_task(), split.sample(options.block), prompts, options)
-    with torch.inference_mode():
+
+    def plain() -> float:
+        with torch.inference_mode():
+            start = time.perf_counter()
+            for i in range(0, len(split), options.batch_size):
+                model.label_logits(model.encode(split.texts[i:i + options.batch_size], options.max_length), prompt,
+                                   words)
+            return len(split) / (time.perf_counter() - start)
+
+    warm = Store(root / "warm-up.zarr", mode="a")
+    extract(warm, model, split_task(), train, prompts, options)
+    extract(warm, model, split_task(), split.sample(options.block), prompts, replace(options, keep="both"))
+    before = plain()
+    rates = {}
+    for keep in ("both", "bits"):
+        store = Store(root / f"extract-{keep}.zarr", mode="a")
+        extract(store, model, split_task(), train, prompts, options)
         start = time.perf_counter()
-        for i in range(0, len(split), options.batch_size):
-            model.label_logits(model.encode(split.texts[i:i + options.batch_size], options.max_length), prompt, words)
-        plain = len(split) / (time.perf_counter() - start)
-    store = Store(root / "extract.zarr", mode="a")
-    start = time.perf_counter()
-    extract(store, model, split_task(), split, prompts, options)
-    captured = len(split) / (time.perf_counter() - start)
-    return {"plain_forward_examples_per_s": plain, "extract_examples_per_s": captured, "ratio": captured / plain}
+        extract(store, model, split_task(), split, prompts, replace(options, keep=keep))
+        rates[keep] = len(split) / (time.perf_counter() - start)
+    forward = (before + plain()) / 2
+    return {"plain_forward_examples_per_s": forward, "extract_examples_per_s": rates["both"],
+            "extract_bits_examples_per_s": rates["bits"], "ratio": rates["both"] / forward,
+            "bits_ratio": rates["bits"] / forward}
 
 
 def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: int) -> float:
@@ -95,11 +115,13 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
     scores = np.zeros((spec.block, 2), np.float32)
     start = time.perf_counter()
     for b in range(n_blocks):
-        writer.write_block(0, b, acts, scores)
+        writer.write_block(0, b, scores, acts)
     return time.perf_counter() - start
 
 
 def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
+    """The float16 values alone (the spec without bits and moments), as raw write writes them."""
+    spec = replace(spec, store_bits=False, baseline_task="", store_moments=False)
     ours = timed_write(Store(root / "write.zarr", mode="a"), spec, acts, n_blocks)
     raw = raw_write(root / "raw.bin", acts, n_blocks)
     nbytes = acts.nbytes * n_blocks
@@ -113,19 +135,90 @@ def bench_rank(store_path: Path) -> dict:
     start = time.perf_counter()
     nbytes = plain_read(acts_dir)
     read = time.perf_counter() - start
-    drop_cache(acts_dir)
     # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into a forked child
-    code = ("import time, json, re; from actstore.store import Store; from actstore.ranking import rank;"
-            "hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1));"
-            f"s = Store({str(store_path)!r}, mode='a'); before = hwm(); t = time.perf_counter(); rank(s, 'sst2');"
-            "print(json.dumps({'seconds': time.perf_counter() - t, 'hwm_kb': hwm(), 'before_kb': before}))")
-    # compile the numba kernels once outside the measurement (they are cached on disk)
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    drop_cache(acts_dir)
-    run = json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout)
+    run = _in_fresh_process(_RANK_CODE.format(path=str(store_path), read="acts"), acts_dir)
     return {"bytes": nbytes, "plain_read_MB_per_s": nbytes / read / 1e6, "rank_MB_per_s": nbytes / run["seconds"] / 1e6,
             "ratio": read / run["seconds"], "rank_peak_rss_MB": run["hwm_kb"] / 1e3,
             "rss_before_rank_MB": run["before_kb"] / 1e3}
+
+
+def _in_fresh_process(code: str, cold: Path) -> dict:
+    """Run ``code`` (it prints one JSON line) in a new interpreter, twice: once to load the numba kernels from their
+    cache and the imports, once timed with the files under ``cold`` dropped from the page cache."""
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    drop_cache(cold)
+    return json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                                     text=True).stdout.splitlines()[-1])
+
+
+#: peak memory (VmHWM) and wall time of a piece of code in a fresh process, printed as one JSON line
+_MEASURED = ("import time, json, re, sys; hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', "
+             "open('/proc/self/status').read()).group(1)); {setup}; before = hwm(); t = time.perf_counter(); {work};"
+             "print(json.dumps({{{{'seconds': time.perf_counter() - t, 'hwm_kb': hwm(), 'before_kb': before}}}}))")
+
+_RANK_CODE = _MEASURED.format(setup="from actstore.store import Store; from actstore.ranking import rank; "
+                                    "s = Store({path!r}, mode='a')", work="rank(s, 'sst2', read={read!r})")
+
+#: the by-hand path: every dev activation in RAM, compared with the baseline, averaged over examples (Eq. 2–3)
+_NUMPY_CODE = _MEASURED.format(
+    setup="import numpy as np, zarr; g = zarr.open_group({path!r}, mode='r'); "
+          "dev = g['extractions/sst2/validation']; train = g['extractions/sst2/train']",
+    work="acts = dev['acts'][...]; labels = dev['label'][...]; baseline = train['baseline'][...]; "
+         "above = acts > baseline[:, None]; accuracy = (above == labels.astype(bool)[None, :, None, None, None]).mean(1)")
+
+
+def bench_bits_rank(store_path: Path) -> dict:
+    """rank counting the bits vs rank counting the float16 values of the same store (both kept: --keep both), each
+    in a fresh process from a dropped cache; and the two arrays' bytes on disk."""
+    dev = store_path / "extractions" / "sst2" / "validation"
+    seconds = {}
+    for read in ("acts", "bits"):
+        seconds[read] = _in_fresh_process(_RANK_CODE.format(path=str(store_path), read=read), dev)["seconds"]
+    size = {name: sum(p.stat().st_size for p in (dev / name).rglob("*") if p.is_file()) for name in ("acts", "bits")}
+    return {"acts_rank_s": seconds["acts"], "bits_rank_s": seconds["bits"], "speedup": seconds["acts"] / seconds["bits"],
+            "acts_bytes": size["acts"], "bits_bytes": size["bits"], "size_ratio": size["acts"] / size["bits"]}
+
+
+def synthetic_store(source: Path, target: Path, factor: int) -> None:
+    """``source`` with its dev activations repeated ``factor`` times along ``example`` (its prompts and train baseline
+    kept): a store of any size with the same model, for the memory curve."""
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target, ignore=lambda folder, names: ["validation"] if folder.endswith("sst2") else [])
+    old = Store(source)
+    dev, spec = old.extraction("sst2", "validation"), old.extraction_spec("sst2", "validation")
+    blocks = dev.sizes["example"] // spec.block  # whole blocks only, repeated
+    spec = replace(spec, n_examples=factor * blocks * spec.block, data_fingerprint=f"synthetic x{factor}",
+                   store_bits=False, baseline_task="", store_moments=False)
+    store = Store(target, mode="a")
+    writer = store.extraction_writer(spec, np.tile(dev["label"].values[:blocks * spec.block], factor), "synthetic")
+    scores = np.zeros((spec.block, 2), np.float32)
+    for b in range(spec.n_blocks):
+        lo = b % blocks * spec.block
+        writer.write_block(0, b, scores, dev["acts"][0, lo:lo + spec.block].values)
+    writer.finish()
+
+
+def bench_numpy(store_path: Path, root: Path, factors: tuple[int, ...] = (1, 2, 4, 8)) -> dict:
+    """rank vs the numpy path by hand on the bench store (time), and the peak memory of both in fresh processes on
+    synthetic stores of 1–8× its activations (the numpy path grows with the store, rank does not)."""
+    curve = []
+    for factor in factors:
+        path = store_path if factor == 1 else root / f"synthetic-{factor}.zarr"
+        if factor != 1:
+            synthetic_store(store_path, path, factor)
+        acts = path / "extractions" / "sst2" / "validation" / "acts"
+        nbytes = sum(p.stat().st_size for p in acts.rglob("*") if p.is_file())
+        point = {"factor": factor, "acts_GB": nbytes / 1e9}
+        for name, code in (("rank", _RANK_CODE.format(path=str(path), read="acts")),
+                           ("numpy", _NUMPY_CODE.format(path=str(path)))):
+            run = _in_fresh_process(code, acts)
+            point.update({f"{name}_s": run["seconds"], f"{name}_peak_MB": run["hwm_kb"] / 1e3})
+        curve.append(point)
+        if factor != 1:
+            shutil.rmtree(path)
+    first = curve[0]
+    return {"curve": curve, "rank_s": first["rank_s"], "numpy_s": first["numpy_s"],
+            "ratio": first["numpy_s"] / first["rank_s"]}
 
 
 def bench_cluster_rank(store_path: Path) -> dict:
@@ -137,10 +230,10 @@ def bench_cluster_rank(store_path: Path) -> dict:
     with local_cluster(n_workers=2, threads_per_worker=1) as cluster:
         for name, scheduler in (("threads", "threads"), ("cluster", cluster.scheduler_address)):
             with using(scheduler):
-                rank_task(store, "sst2")
+                rank_task(store, "sst2", read="acts")
                 drop_cache(acts_dir)
                 start = time.perf_counter()
-                rank_task(store, "sst2")
+                rank_task(store, "sst2", read="acts")
                 seconds[name] = time.perf_counter() - start
     nbytes = sum(p.stat().st_size for p in acts_dir.rglob("*") if p.is_file())
     return {"bytes": nbytes, "threads_MB_per_s": nbytes / seconds["threads"] / 1e6,
@@ -254,10 +347,10 @@ def bench_s3(spec: ExtractionSpec, acts: np.ndarray, rank_store: Path, root: Pat
         copy_store(rank_store, f"{bucket}/rank.zarr")
         for name, where in (("local", rank_store), ("s3", f"{bucket}/rank.zarr")):
             store = Store(where, mode="a")
-            rank_task(store, "sst2")
+            rank_task(store, "sst2", read="acts")
             drop_cache(acts_dir)
             start = time.perf_counter()
-            rank_task(store, "sst2")
+            rank_task(store, "sst2", read="acts")
             ranked[name] = time.perf_counter() - start
     size = acts.nbytes * spec.n_blocks
     return {"write_bytes": size, "local_write_MB_per_s": size / written["local"] / 1e6,
@@ -296,11 +389,11 @@ def main() -> None:
     results = {"machine": f"{os.cpu_count()} cores", "model": MODEL, "prompt_tokens": args.prompt_length}
 
     if not args.only:
-        results["extraction"] = bench_extraction(model, dev.sample(256), prompts, options, args.out)
+        results["extraction"] = bench_extraction(model, dev.sample(256), train, prompts, options, args.out)
     shutil.rmtree(args.out / "rank.zarr", ignore_errors=True)
     store = Store(args.out / "rank.zarr", mode="a")
     extract(store, model, split_task(), train, prompts, options)
-    spec = extract(store, model, split_task(), dev, prompts, options)
+    spec = extract(store, model, split_task(), dev, prompts, replace(options, keep="both"))
     block = np.asarray(store.extraction("sst2", "validation")["acts"][0, :options.block].values)
     results["s3"] = bench_s3(spec, block, args.out / "rank.zarr", args.out)
     results.update(s3_write_ratio=results["s3"]["write_ratio"], s3_rank_ratio=results["s3"]["rank_ratio"])
@@ -311,11 +404,14 @@ def main() -> None:
     results["write"] = bench_write(spec, block, args.out, spec.n_blocks)
     results["rank"] = bench_rank(args.out / "rank.zarr")
     results["rank"]["rss_over_data"] = results["rank"]["rank_peak_rss_MB"] * 1e6 / results["rank"]["bytes"]
+    results["bits_rank"] = bench_bits_rank(args.out / "rank.zarr")
+    results["numpy"] = bench_numpy(args.out / "rank.zarr", args.out)
     results["cluster_rank"] = bench_cluster_rank(args.out / "rank.zarr")
     results["sharded"] = bench_sharded(args.out, min(args.examples, 512), args.prompt_length)
     results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
                    rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
-                   cluster_rank_ratio=results["cluster_rank"]["ratio"])
+                   cluster_rank_ratio=results["cluster_rank"]["ratio"], bits_rank_speedup=results["bits_rank"]["speedup"],
+                   bits_size_ratio=results["bits_rank"]["size_ratio"], rank_vs_numpy=results["numpy"]["ratio"])
     write_results(args.out / "results.json", results)
     print(json.dumps(results, indent=2))
     e, w, r = results["extraction"], results["write"], results["rank"]
@@ -326,6 +422,15 @@ def main() -> None:
     print(f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio {r['ratio']:.2f}  "
           f"({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB "
           f"({r['rss_before_rank_MB']:.0f} MB before it started: Python, torch, zarr)")
+    b, n = results["bits_rank"], results["numpy"]
+    print(f"extraction --keep bits: {e['extract_bits_examples_per_s']:.1f} ex/s → ratio {e['bits_ratio']:.2f}")
+    print(f"rank over bits: {b['bits_rank_s']:.2f} s vs over float16 {b['acts_rank_s']:.2f} s → speedup "
+          f"{b['speedup']:.1f}×; on disk float16 {b['acts_bytes'] / 1e6:.0f} MB vs bits {b['bits_bytes'] / 1e6:.0f} MB "
+          f"→ {b['size_ratio']:.1f}×")
+    print(f"rank vs numpy by hand: {n['rank_s']:.2f} s vs {n['numpy_s']:.2f} s → ratio {n['ratio']:.2f}; peak memory:")
+    for point in n["curve"]:
+        print(f"  {point['acts_GB']:.2f} GB of activations: rank {point['rank_peak_MB']:.0f} MB, numpy "
+              f"{point['numpy_peak_MB']:.0f} MB")
     c = results["cluster_rank"]
     print(f"rank on a 2-worker LocalCluster (processes × 1 thread): {c['cluster_MB_per_s']:.0f} MB/s vs threaded "
           f"{c['threads_MB_per_s']:.0f} MB/s → ratio {c['ratio']:.2f}")

@@ -36,8 +36,8 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     root = logging.getLogger()
     for handler in [h for h in root.handlers if isinstance(h, _ErrHandler)]:  # once per invocation (tests invoke often)
         root.removeHandler(handler)
-    root.addHandler(_ErrHandler())
-    root.setLevel(level)
+    root.addHandler(_ErrHandler(level))  # its own level too: libraries that set their loggers' (distributed: INFO)
+    root.setLevel(level)                  # still propagate their records to the root's handlers
     logging.captureWarnings(True)
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 import typer
 
 from .common import Scheduler, StoreLocation
 from .output import out, print_json, skill_table
+
+#: actstore.ranking.READS, spelled out so that --help does not import the library
+Read = Literal["acts", "bits"]
 
 
 def rank(
@@ -21,6 +24,8 @@ def rank(
              "(e.g. positive-vs-negative, neutral-vs-rest; join classes with +), one-vs-rest (every class against "
              "the rest) or combined (the first paper's skill neurons filled from positive-vs-negative and "
              "neutral-vs-rest); stored as rankings/<task>:<subtask>")] = None,
+    read: Annotated[Optional[Read], typer.Option(help="count the stored bits or the float16/float32 values (default: "
+                                                 "the bits when kept; the ranking is the same either way)")] = None,
     top: Annotated[int, typer.Option(min=1, help="rows of the top-neuron table")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     scheduler: Scheduler = None,
@@ -33,10 +38,10 @@ def rank(
     target = Store(store, mode="r+")
     with using(scheduler, store), target.writing():
         if subtask is None:
-            rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from)}
+            rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from, read=read)}
         else:
             requests = [s.strip() for s in subtask.split(",") if s.strip()]
-            rankings = rank_subtasks(target, task, requests, split=split, baseline_from=baseline_from)
+            rankings = rank_subtasks(target, task, requests, split=split, baseline_from=baseline_from, read=read)
     accuracy = model_accuracy(target, task, split)
     baseline_task = next(iter(rankings.values())).attrs["spec"]["baseline_task"]
     if as_json:

@@ -192,3 +192,22 @@ def test_suppression_runs_on_a_bits_only_store_as_on_the_values(mode, tiny_model
         results.append(suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 10), options))
     assert "acts" not in store.extraction("toy", "validation")  # the second store kept only bits
     xr.testing.assert_identical(results[0].drop_attrs(), results[1].drop_attrs())
+
+
+def test_the_cli_ranks_from_either_form_to_the_same_numbers(tiny_model_dir, data_dir, tmp_path):
+    import json
+
+    from helpers import invoke, one_error_line
+
+    store = tmp_path / "s.zarr"
+    assert invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--prompts", "random", "--seeds", "0,1",
+                  "--prompt-length", "3", "--limit", "16", "--batch-size", "4", "--block", "4", "--keep", "both",
+                  "--data-dir", data_dir, "--store", store).exit_code == 0
+    tops = {}
+    for read in ("bits", "acts"):
+        result = invoke("rank", "--store", store, "--task", "sst2", "--read", read, "--top", "20", "--json")
+        assert result.exit_code == 0, result.output
+        tops[read] = json.loads(result.output)["top"]
+    assert tops["bits"] == tops["acts"] and len(tops["bits"]) == 20
+    one_error_line(invoke("rank", "--store", store, "--task", "sst2", "--read", "bits", "--baseline-from", "qnli"),
+                   "kept no bits against the baseline of 'qnli'")

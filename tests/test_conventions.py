@@ -113,6 +113,7 @@ def test_shell_completion_completes_commands_and_choices():
 CHOICES = [
     (("extract",), "--dtype", ("float16", "float32"), "actstore.extraction:DTYPES"),
     (("extract",), "--keep", ("acts", "bits", "both"), "actstore.extraction:KEEPS"),
+    (("rank",), "--read", ("acts", "bits"), "actstore.ranking:READS"),
     (("suppress",), "--mode", ("zero", "noise", "mean"), "actstore.suppression:MODES"),
     (("suppress",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
     (("compare-adversarial",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
