@@ -8,6 +8,7 @@ from __future__ import annotations
 import fcntl
 import json
 import re
+import subprocess
 import tarfile
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
 from actstore.ranking import rank
 from actstore.store import Store, open_store
-from actstore.store.attrs import consolidate
+from actstore.store.attrs import consolidate, is_consolidated
 from actstore.store.integrity import StrictStore
 from actstore.store.migrate import upgrade_path
 from actstore.suppression import SuppressOptions, suppress
@@ -100,6 +101,7 @@ def check_plain_xarray(path: Path) -> None:
         assert (part.prediction.values[0, 4:] == -1).all()  # the integer sentinel
         ranked = open_store(path).ranking("toy")
         assert ranked.predictivity.where(ranked.layer_stack == "decoder", drop=True).sizes["layer"] == 3
+    assert is_consolidated(Store(path).zstore)  # every group's and array's metadata as its zarr.json says
     files = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
     assert files and all(ZARR_FILE.fullmatch(f) for f in files), [f for f in files if not ZARR_FILE.fullmatch(f)]
 
@@ -254,3 +256,18 @@ def test_the_writer_lock_is_beside_the_store_and_still_exclusive(upgraded, tmp_p
             with Store(path, mode="r+").writing():
                 pass
     assert not any(p.name.endswith(".lock") for p in path.rglob("*"))
+
+
+def test_consolidated_metadata_is_current_after_a_sharded_launch(tiny_model_dir, data_dir, tmp_path):
+    """Three ranks create, finish and consolidate concurrently; whoever writes the root last has checked it."""
+    from test_sharded import ENV, extract_args, launch
+
+    store = tmp_path / "s.zarr"
+    done = subprocess.run(launch(3, extract_args(tiny_model_dir("bert"), data_dir, store)), env=ENV,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert is_consolidated(Store(store).zstore)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tree = xr.open_datatree(store, engine="zarr")
+        assert tree["extractions/sst2/train"].attrs["stamp"]["state"] == "complete"  # the last rank's write

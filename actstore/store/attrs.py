@@ -54,8 +54,13 @@ def consolidate(zstore: zarr.abc.store.Store) -> None:
         with warnings.catch_warnings():  # zarr: "not part of the v3 spec yet"; a writer's temporary file listed
             warnings.filterwarnings("ignore", category=ZarrUserWarning)
             zarr.consolidate_metadata(zstore, zarr_format=3)
-            if _consolidated(zstore) == _listed(zstore):
+            if is_consolidated(zstore):
                 return
+
+
+def is_consolidated(zstore: zarr.abc.store.Store) -> bool:
+    """Whether the root's consolidated metadata says what every ``zarr.json`` says now."""
+    return _consolidated(zstore) == _listed(zstore)
 
 
 def _plain(metadata: object) -> dict:
@@ -64,11 +69,11 @@ def _plain(metadata: object) -> dict:
 
 def _consolidated(zstore: zarr.abc.store.Store) -> dict[str, dict]:
     """The metadata the root's consolidated copy holds, by path."""
-    root = zarr.open_group(zstore, mode="r+", use_consolidated=True, zarr_format=3)
+    root = zarr.open_group(zstore, mode="r", use_consolidated=True, zarr_format=3)
     return {path: _plain(meta) for path, meta in root.metadata.consolidated_metadata.flattened_metadata.items()}
 
 
 def _listed(zstore: zarr.abc.store.Store) -> dict[str, dict]:
     """The metadata of every group and array as each ``zarr.json`` says now, by path."""
-    root = zarr.open_group(zstore, mode="r+", use_consolidated=False, zarr_format=3)
+    root = zarr.open_group(zstore, mode="r", use_consolidated=False, zarr_format=3)
     return {path: _plain(node.metadata) for path, node in root.members(max_depth=None)}

@@ -22,6 +22,7 @@ import zarr
 from zarr.abc.store import ByteRequest
 from zarr.codecs import Crc32cCodec
 from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.registry import register_codec
 from zarr.storage import WrapperStore
 
@@ -56,6 +57,18 @@ zarr.config.set({"codecs.crc32c": f"{CheckedCrc32c.__module__}.{CheckedCrc32c.__
                  "array.write_empty_chunks": True})
 
 
+def usable_metadata(raw: bytes) -> bool:
+    """Whether a ``zarr.json`` parses, and an array's as zarr metadata too: an edited dtype can contradict its fill
+    value (NaN for an integer), which zarr would raise a bare TypeError on."""
+    try:
+        meta = json.loads(raw)
+        if isinstance(meta, dict) and meta.get("node_type") == "array":
+            ArrayV3Metadata.from_dict(dict(meta))
+    except (ValueError, TypeError, KeyError):
+        return False
+    return isinstance(meta, dict)
+
+
 def is_chunk_key(key: str) -> bool:
     return bool(_CHUNK_KEY.search(key))
 
@@ -79,11 +92,9 @@ class StrictStore(WrapperStore):
         if value is None:
             if is_chunk_key(key) and array_of(key).rpartition("/")[2] not in OPTIONAL_CHUNKS:
                 raise StoreFault(f"chunk {key} is missing from {self.where}: {_HINT}")
-        elif key.endswith("zarr.json"):
-            try:
-                json.loads(value.to_bytes())
-            except ValueError:
-                raise StoreFault(f"{key} in {self.where} is damaged (not valid JSON): {_HINT}") from None
+        elif key.endswith("zarr.json") and not usable_metadata(value.to_bytes()):
+            raise StoreFault(f"{key} in {self.where} is damaged (not valid JSON, or not metadata zarr can read): "
+                             f"{_HINT}")
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)

@@ -75,21 +75,23 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
         done = []
         if version == UPGRADABLE:
             groups = sorted(path for path, node in root.members(max_depth=None) if isinstance(node, zarr.Group))
-            done = [_upgrade_group(zstore, root, path) for path in groups if any(True for _ in root[path].array_keys())]
+            done = [found for path in groups if (found := _upgrade_group(zstore, root, path)) is not None]
             root.attrs.put({"actstore": {**meta, "schema_version": SCHEMA_VERSION, "version": __version__,
                                          "updated": now()}})  # last: from here on the store reads as version 3
         consolidate(zstore)
     return [asdict(d) for d in done]
 
 
-def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str) -> Upgraded:
+def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str) -> Upgraded | None:
     """One group made version 3: its arrays renamed and rewritten, its digests resealed; a T5 decoder group moved
-    out of its split's group (``_moved``)."""
+    out of its split's group (``_moved``). None for a group without arrays (``extractions``, ``rankings``, ...)."""
     group, dest = root[path], _moved(path)
     try:
         current = {name: _raw(zstore, f"{path}/{name}/zarr.json") for name in group.array_keys()}
     except StoreFault as exc:
         return Upgraded(path, "damaged", f"{exc}")
+    if not current:
+        return None
     target: dict[str, tuple[list[str], dict]] = {}  # new name → (its old names, its new metadata)
     for name, meta in current.items():
         new = RENAMED.get(name, name)

@@ -28,7 +28,7 @@ from zarr.core.sync import sync
 
 from ..errors import ActstoreError, StoreFault
 from ..specs import ExtractionSpec, from_attrs
-from .integrity import metadata_of, seal_problems
+from .integrity import metadata_of, seal_problems, usable_metadata
 from .layout import block_chunks, coordinates, expected_metadata, rewrite_metadata
 from .schema import validate
 from .attrs import is_complete, new_root_attrs, put_attrs
@@ -123,11 +123,8 @@ class _Checker:
     def _meta_problem(self, key: str) -> str | None:
         if key not in self.keys:
             return "missing"
-        try:
-            json.loads(sync(self.store.zstore._store.get(key, default_buffer_prototype())).to_bytes())
-        except ValueError:
-            return "damaged"
-        return None
+        raw = sync(self.store.zstore._store.get(key, default_buffer_prototype())).to_bytes()
+        return None if usable_metadata(raw) else "damaged"
 
     def _open_group(self) -> zarr.Group | None:
         """The group, if its own metadata and attributes are sound (else it is reported, and removed on repair)."""
