@@ -269,8 +269,11 @@ _SUM_DTYPE = {"float16": np.int64, "float32": np.float64}
 
 
 def block_sum(acts: np.ndarray) -> np.ndarray:
-    """Σ over the examples of a block, in the accumulator type of its dtype."""
-    return kernels.fixed_point_sum(acts) if acts.dtype == np.float16 else acts.sum(axis=0, dtype=np.float64)
+    """Σ over the examples of a block (example, layer, ...), in the accumulator type of its dtype; layer by layer,
+    each a contiguous piece of extraction's layer-major blocks."""
+    if acts.dtype != np.float16:
+        return acts.sum(axis=0, dtype=np.float64)
+    return np.stack([kernels.fixed_point_sum(acts[:, layer]) for layer in range(acts.shape[1])])
 
 
 def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:
@@ -337,7 +340,7 @@ class _BlockRunner:
         """(what each stack captured, label-word scores) of block ``b``."""
         lo, n = b * self.spec.block, self.spec.block_examples(b)
         host = [not self.on_device or s.store_acts for s in self.specs]  # the values cross to the host
-        stacks = [_Captured(i, np.empty((n, *shape), dtype=self.spec.dtype) if h else None)
+        stacks = [_Captured(i, _layer_major(n, shape, self.spec.dtype) if h else None)
                   for i, (shape, h) in enumerate(zip(self.block_shapes, host))]
         targets = [torch.from_numpy(c.acts) if c.acts is not None else None for c in stacks]
         made = [_DeviceBlock(n, shape, self.spec, self.thresholds(seed_index, i) if spec.store_bits else None,
@@ -373,6 +376,13 @@ class _BlockRunner:
                                       else 0) + (values * kernels.packed_size(spec.model.n_neurons) if spec.store_bits
                                                  else 0))
         return stacks, scores
+
+
+def _layer_major(n: int, shape: tuple[int, int, int], dtype: str) -> np.ndarray:
+    """An empty block (example, layer, token, neuron) laid out layer by layer in memory: each layer's storage chunk
+    is one contiguous piece, so zarr and the kernels take it without a copy."""
+    n_layers, n_tokens, n_neurons = shape
+    return np.empty((n_layers, n, n_tokens, n_neurons), dtype).transpose(1, 0, 2, 3)
 
 
 class _DeviceBlock:

@@ -169,8 +169,8 @@ def _nonfinite(bits: np.ndarray) -> bool:
 
 
 def has_nonfinite(data: np.ndarray) -> bool:
-    """Any inf or NaN in a float16 array."""
-    return bool(_nonfinite(np.ascontiguousarray(data).view(np.uint16).ravel()))
+    """Any inf or NaN in a float16 array (read in memory order: a transposed view is not copied)."""
+    return bool(_nonfinite(np.ravel(data, order="K").view(np.uint16)))
 
 
 # ---- one pass over a captured block: its above-baseline bits (packed 8 neurons to a byte) and its moments
@@ -183,12 +183,12 @@ _LOW = (1 << 20) - 1
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bits: np.ndarray,
                       moments: np.ndarray) -> None:
-    n, n_layers, n_tokens, n_neurons = values.shape
+    n_layers, n, n_tokens, n_neurons = values.shape
     for layer in numba.prange(n_layers):
         above = np.zeros((n_neurons + 7) // 8 * 8, np.uint8)
         for e in range(n):
             for t in range(n_tokens):
-                row = values[e, layer, t]
+                row = values[layer, e, t]
                 key = keys[layer, t]
                 for j in range(n_neurons):
                     m = _fixed(row[j])
@@ -201,7 +201,7 @@ def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bit
                     moments[3, layer, j] += lo * lo
                     above[j] = _raw_key(row[j]) > key[j]
                 if with_bits:
-                    out = bits[e, layer, t]
+                    out = bits[layer, e, t]
                     for byte in range(out.size):
                         v = 0
                         for k in range(8):
@@ -212,12 +212,12 @@ def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bit
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _bits_moments_f32(values: np.ndarray, baseline: np.ndarray, with_bits: bool, bits: np.ndarray,
                       moments: np.ndarray) -> None:
-    n, n_layers, n_tokens, n_neurons = values.shape
+    n_layers, n, n_tokens, n_neurons = values.shape
     for layer in numba.prange(n_layers):
         above = np.zeros((n_neurons + 7) // 8 * 8, np.uint8)
         for e in range(n):
             for t in range(n_tokens):
-                row = values[e, layer, t]
+                row = values[layer, e, t]
                 base = baseline[layer, t]
                 for j in range(n_neurons):
                     a = np.float64(row[j])
@@ -225,7 +225,7 @@ def _bits_moments_f32(values: np.ndarray, baseline: np.ndarray, with_bits: bool,
                     moments[1, layer, j] += a * a
                     above[j] = a > base[j]
                 if with_bits:
-                    out = bits[e, layer, t]
+                    out = bits[layer, e, t]
                     for byte in range(out.size):
                         v = 0
                         for k in range(8):
@@ -251,17 +251,18 @@ def bits_and_moments(values: np.ndarray, thresholds: np.ndarray | None) -> tuple
     and its moments (MOMENT_SLOTS, layer, neuron), summed over examples and tokens: exact integers for float16
     (see ``moment_stats``), Σa and Σa² in float64 (then zeros) for float32, summed in a fixed order."""
     n, n_layers, n_tokens, n_neurons = values.shape
+    layer_major = np.ascontiguousarray(values.transpose(1, 0, 2, 3))  # no copy for extraction's layer-major blocks
     with_bits = thresholds is not None
-    bits = np.empty((n, n_layers, n_tokens, packed_size(n_neurons)) if with_bits else (0, 0, 0, 1), np.uint8)
+    bits = np.empty((n_layers, n, n_tokens, packed_size(n_neurons)) if with_bits else (0, 0, 0, 1), np.uint8)
     if values.dtype == np.float16:
         moments = np.zeros((MOMENT_SLOTS, n_layers, n_neurons), np.int64)
         keys = thresholds if with_bits else np.zeros((n_layers, n_tokens, n_neurons), np.uint16)
-        _bits_moments_f16(np.ascontiguousarray(values).view(np.uint16), keys, with_bits, bits, moments)
+        _bits_moments_f16(layer_major.view(np.uint16), keys, with_bits, bits, moments)
     else:
         moments = np.zeros((MOMENT_SLOTS, n_layers, n_neurons), np.float64)
         base = thresholds if with_bits else np.zeros((n_layers, n_tokens, n_neurons))
-        _bits_moments_f32(np.ascontiguousarray(values, np.float32), base, with_bits, bits, moments)
-    return (bits if with_bits else None), moments
+        _bits_moments_f32(layer_major.astype(np.float32, copy=False), base, with_bits, bits, moments)
+    return (bits.transpose(1, 0, 2, 3) if with_bits else None), moments
 
 
 def moment_stats(moments: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
