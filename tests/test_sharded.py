@@ -21,10 +21,12 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
 
 
 def extract_args(model: Path, data_dir: Path, store: Path) -> list[str]:
-    """Train (stored, 10 blocks in segments of 2) and validation of 2 seeds: units of both kinds to share."""
+    """Train (stored, 10 blocks in segments of 2) and validation (values and bits: every rank waits for the baseline)
+    of 2 seeds: units of both kinds to share."""
     return [str(a) for a in ("extract", "--model", model, "--task", "sst2", "--prompts", "random", "--seeds", "0,1",
                              "--prompt-length", "3", "--limit", "40", "--batch-size", "2", "--block", "4",
-                             "--segment", "2", "--store-train", "--data-dir", data_dir, "--store", store)]
+                             "--segment", "2", "--store-train", "--keep", "both", "--data-dir", data_dir,
+                             "--store", store)]
 
 
 def launch(ranks: int, args: list[str]) -> list[str]:
@@ -145,7 +147,7 @@ def test_run_under_torchrun_tunes_extracts_and_ranks_as_one_process(tiny_model_d
     # 2 dev blocks of one seed for 3 ranks: rank 2 has nothing to do, and just finishes
     ("tiny", 3, ["--split", "validation", "--seeds", "0", "--limit", "8"]),
     # the real MiniLM weights (6 layers × 1536 neurons), train and dev
-    ("all-minilm-l6-v2", 2, ["--seeds", "0,1", "--limit", "24", "--segment", "1"]),
+    ("all-minilm-l6-v2", 2, ["--seeds", "0,1", "--limit", "24", "--segment", "1", "--keep", "bits"]),
 ])
 def test_uneven_shares_and_a_real_model(tiny_model_dir, data_dir, tmp_path, model, ranks, args):
     model = tiny_model_dir("bert") if model == "tiny" else model
