@@ -26,7 +26,9 @@ def info(
     for task, p in summary["prompts"].items():
         out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model {p['model']}")
     for name, e in summary["extractions"].items():
-        acts = f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}" if e["store_acts"] else "baseline only"
+        kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
+        kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
+        acts = " + ".join(kept) or "baseline only"
         out.print(f"  extractions/{name}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
                   f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}")
     for task, r in summary["rankings"].items():

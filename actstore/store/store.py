@@ -25,7 +25,7 @@ import xarray as xr
 import zarr
 
 from ..errors import ActstoreError, StoreFault
-from ..kernels import MOMENT_SLOTS, bits_and_moments, moment_stats
+from ..kernels import MOMENT_SLOTS, bits_and_moments, moment_stats, packed_size
 from ..prompts import PromptSet
 from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
@@ -139,6 +139,8 @@ class Store:
                     **to_attrs(spec), "model": spec.model.name, "state": group.attrs["stamp"]["state"],
                     "blocks": int(done.size), "blocks_done": int(done.sum()),
                     "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
+                    "bits_bytes": values // spec.model.n_neurons * packed_size(spec.model.n_neurons)
+                    if spec.store_bits else 0,
                 }
         rankings = {}
         for task in self.ranked_tasks():
