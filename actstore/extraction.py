@@ -40,6 +40,7 @@ from .models import PromptedModel
 from .prompts import PromptSet
 from .specs import ExtractionSpec, differences
 from .store import Store
+from .store.writer import Examples
 from .store.store import _extraction_path
 from .tasks import Split, TaskSpec, check_examples, source_task
 
@@ -93,7 +94,7 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
         store_acts=options.store_train if not dev else options.keep != "bits",
         segment=options.segment if split.name == "train" else 0,
         store_bits=store_bits, baseline_task=(options.baseline_from or source_task(task)) if store_bits else "",
-        store_moments=dev,
+        store_moments=dev, n_text_fields=len(split.texts[0]),
     )
 
 
@@ -119,7 +120,7 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
             _check_baseline(existing, path, planned)
         for spec in stack_specs(planned):
             old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
-            if old is not None and old != spec:
+            if old is not None and old != spec.resuming(old):
                 where = _extraction_path(spec.task, spec.split, spec.stack)
                 raise ActstoreError(f"{path}/{where} was extracted with different settings "
                                     f"({'; '.join(differences(old, spec))}); use another store or the original settings")
@@ -181,7 +182,9 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
             wait_until(lambda: store.complete(spec.baseline_task, "train"),
                        f"the train baseline of '{spec.baseline_task}'", shard)
         _check_baseline(store, store.location, spec)
-    writers = _writers(store, specs, split, shard)
+    writers = _writers(store, specs, _examples(model, task, split), shard)
+    specs = [w.spec for w in writers]  # as they were begun, when resumed (ExtractionSpec.resuming)
+    spec = specs[0]
     runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options,
                           [matching_baseline(store, s.baseline_task, s) for s in specs] if spec.store_bits else None)
     report = progress or (lambda examples, nbytes: None)
@@ -192,10 +195,10 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
         def run_block(s: int, b: int, prompt: torch.Tensor) -> list[np.ndarray]:
             """Compute a block, and write it unless it is stored already (a train block is recomputed for its
             segment's sum)."""
-            stacks, scores = runner.run(s, b, prompt)
+            stacks, scores, lengths = runner.run(s, b, prompt)
             if not done[s, b]:
                 for writer, captured in zip(writers, stacks):
-                    queue.submit(lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c)))
+                    queue.submit(lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c), lengths))
             report(len(scores), sum(c.stored_bytes for c in stacks) if not done[s, b] else 0)
             return [c.acts for c in stacks]
 
@@ -230,12 +233,27 @@ def _owned(shard: Shard, n_seeds: int, n_units: int) -> list[tuple[int, int]]:
     return [(s, u) for s in range(n_seeds) for u in range(n_units) if shard.owns(s * n_units + u)]
 
 
-def _writers(store: Store, specs: list[ExtractionSpec], split: Split, shard: Shard) -> list:
+def _examples(model: PromptedModel, task: TaskSpec, split: Split) -> list[Examples]:
+    """What each stack's extraction records of the examples (provenance): labels, source, row ids, texts, and the
+    model's hook point per layer of the stack."""
+    fields = len(split.texts[0])
+    names = task.text_fields if len(task.text_fields) == fields else tuple(f"text{i}" for i in range(fields))
+    points = model.hook_points()
+    stacks = [points[:model.spec.n_layers], points[model.spec.n_layers:]]
+    return [Examples(split.labels, split.source, split.rows, split.texts, tuple(names), tuple(p)) for p in stacks if p]
+
+
+def _writers(store: Store, specs: list[ExtractionSpec], examples: list[Examples], shard: Shard) -> list:
     """The extraction writers; rank 0 creates the groups, the other ranks wait for them to appear."""
+
+    def created(s: ExtractionSpec) -> bool:
+        old = store.extraction_spec(s.task, s.split, s.stack)
+        return old is not None and s.resuming(old) == old
+
     if shard.rank:
-        wait_until(lambda: all(store.extraction_spec(s.task, s.split, s.stack) == s for s in specs),
+        wait_until(lambda: all(map(created, specs)),
                    f"rank 0 to create extractions/{specs[0].task}/{specs[0].split}", shard)
-    return [store.extraction_writer(s, split.labels, split.source) for s in specs]
+    return [store.extraction_writer(s, e) for s, e in zip(specs, examples)]
 
 
 def _stream_segments(spec: ExtractionSpec, writers: list, runner: "_BlockRunner", prompts: PromptSet, shard: Shard,
@@ -336,8 +354,8 @@ class _BlockRunner:
         return (captured.acts if spec.store_acts else None), bits, moments
 
     @torch.inference_mode()
-    def run(self, seed_index: int, b: int, prompt: torch.Tensor) -> tuple[list[_Captured], np.ndarray]:
-        """(what each stack captured, label-word scores) of block ``b``."""
+    def run(self, seed_index: int, b: int, prompt: torch.Tensor) -> tuple[list[_Captured], np.ndarray, np.ndarray]:
+        """(what each stack captured, label-word scores, each example's token count) of block ``b``."""
         lo, n = b * self.spec.block, self.spec.block_examples(b)
         host = [not self.on_device or s.store_acts for s in self.specs]  # the values cross to the host
         stacks = [_Captured(i, _layer_major(n, shape, self.spec.dtype) if h else None)
@@ -347,10 +365,12 @@ class _BlockRunner:
                              self.model.device) if self.on_device else None
                 for i, (shape, spec) in enumerate(zip(self.block_shapes, self.specs))]
         scores = np.empty((n, len(self.word_ids)), dtype=np.float32)
+        lengths = np.empty(n, np.int32)  # the text tokens the model read (special tokens included, prompt not)
         n_encoder = self.spec.model.n_layers
         for r in range(0, n, self.options.batch_size):
             rows = slice(r, min(r + self.options.batch_size, n))
             batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length)
+            lengths[rows] = batch["attention_mask"].sum(1).numpy()
 
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
                 stack, index = (0, layer) if layer < n_encoder else (1, layer - n_encoder)
@@ -375,7 +395,7 @@ class _BlockRunner:
             captured.stored_bytes = ((values * spec.model.n_neurons * np.dtype(spec.dtype).itemsize if spec.store_acts
                                       else 0) + (values * kernels.packed_size(spec.model.n_neurons) if spec.store_bits
                                                  else 0))
-        return stacks, scores
+        return stacks, scores, lengths
 
 
 def _layer_major(n: int, shape: tuple[int, int, int], dtype: str) -> np.ndarray:

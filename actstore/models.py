@@ -172,6 +172,12 @@ class PromptedModel:
             return head(at_mask)[:, words]
         return at_mask @ self.model.get_input_embeddings().weight[words].T
 
+    def hook_points(self) -> list[str]:
+        """Where extraction reads each layer, by the name the model gives the module: the input of every FFN output
+        projection (e.g. ``roberta.encoder.layer.3.output.dense``), decoder layers after the encoder's."""
+        names = {id(module): name for name, module in self.model.named_modules()}
+        return [f"{names[id(module)]} (input)" for module in self.ffn_outputs]
+
     @contextmanager
     def ffn_hooks(self, hook: ActivationHook) -> Iterator[None]:
         """Call ``hook(layer, activation)`` at every FFN output projection (decoder layers numbered after the

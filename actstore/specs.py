@@ -102,6 +102,14 @@ class ExtractionSpec:
     store_bits: bool = False  # dev: 1[a > baseline] packed 8 neurons to a byte (``--keep bits|both``)
     baseline_task: str = ""  # whose train baseline the bits were compared with
     store_moments: bool = False  # dev: per-block moments of the values (mean and spread without the values)
+    n_text_fields: int = 0  # provenance: the examples' texts (example, text_field), row ids and token counts
+
+    #: fields added after stores existed that only add arrays: an extraction begun without them resumes without them
+    ADDED_LATER = ("store_moments", "n_text_fields")
+
+    def resuming(self, old: "ExtractionSpec") -> "ExtractionSpec":
+        """This spec as it continues ``old``: what later versions only add is taken from ``old``."""
+        return dataclasses.replace(self, **{name: getattr(old, name) for name in self.ADDED_LATER})
 
     @property
     def n_blocks(self) -> int:

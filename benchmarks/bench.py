@@ -46,6 +46,7 @@ from actstore.ranking import rank as rank_task
 from actstore.scheduler import local_cluster, using
 from actstore.specs import ExtractionSpec
 from actstore.store import Store
+from actstore.store.writer import Examples
 
 MODEL = "all-minilm-l6-v2"
 
@@ -111,7 +112,8 @@ def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
 
 def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: int) -> float:
     """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers)."""
-    writer = store.extraction_writer(spec, np.zeros(spec.n_examples, np.int64), "bench")
+    writer = store.extraction_writer(spec, Examples(np.zeros(spec.n_examples, np.int64), "bench",
+                                                    np.arange(spec.n_examples)))
     scores = np.zeros((spec.block, 2), np.float32)
     start = time.perf_counter()
     for b in range(n_blocks):
@@ -121,7 +123,7 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
 
 def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
     """The float16 values alone (the spec without bits and moments), as raw write writes them."""
-    spec = replace(spec, store_bits=False, baseline_task="", store_moments=False)
+    spec = replace(spec, store_bits=False, baseline_task="", store_moments=False, n_text_fields=0)
     ours = timed_write(Store(root / "write.zarr", mode="a"), spec, acts, n_blocks)
     raw = raw_write(root / "raw.bin", acts, n_blocks)
     nbytes = acts.nbytes * n_blocks
@@ -188,9 +190,10 @@ def synthetic_store(source: Path, target: Path, factor: int) -> None:
     dev, spec = old.extraction("sst2", "validation"), old.extraction_spec("sst2", "validation")
     blocks = dev.sizes["example"] // spec.block  # whole blocks only, repeated
     spec = replace(spec, n_examples=factor * blocks * spec.block, data_fingerprint=f"synthetic x{factor}",
-                   store_bits=False, baseline_task="", store_moments=False)
+                   store_bits=False, baseline_task="", store_moments=False, n_text_fields=0)
     store = Store(target, mode="a")
-    writer = store.extraction_writer(spec, np.tile(dev["label"].values[:blocks * spec.block], factor), "synthetic")
+    labels = np.tile(dev["label"].values[:blocks * spec.block], factor)
+    writer = store.extraction_writer(spec, Examples(labels, "synthetic", np.arange(spec.n_examples)))
     scores = np.zeros((spec.block, 2), np.float32)
     for b in range(spec.n_blocks):
         lo = b % blocks * spec.block

@@ -18,7 +18,7 @@ from actstore import __version__
 from actstore.errors import ActstoreError
 from actstore_entry import AGAIN, KEPT, stop_message
 
-from . import analyze, extract, info, prompts, rank, run, suppress, tune
+from . import analyze, examples, extract, info, prompts, rank, run, suppress, tune
 from .common import with_store
 from .output import configure_logging, err, print_json
 
@@ -90,7 +90,7 @@ def _clean_errors(command: Callable) -> Callable:
     return run
 
 
-for module in (run, tune, extract, rank, info, prompts, suppress, analyze):
+for module in (run, tune, extract, rank, examples, info, prompts, suppress, analyze):
     target = app
     if hasattr(module, "GROUP"):  # `actstore prompts import ...`: a command group of its own
         target = typer.Typer(no_args_is_help=True, help=module.__doc__.splitlines()[0])

@@ -32,13 +32,24 @@ class ArrayLayout:
 
 
 def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray]:
-    """The index coordinates of an extraction; its layers are numbered across stacks (T5's decoder after the
-    encoder)."""
+    """The index coordinates a spec defines; its layers are numbered across stacks (T5's decoder after the encoder).
+    ``example`` holds the examples' source row ids where provenance is kept (data, see ``example_arrays``), their
+    positions otherwise."""
     first = 0 if spec.stack == "encoder" else spec.model.n_layers
-    return {"seed": np.asarray(spec.seeds, np.int64), "example": np.arange(spec.n_examples, dtype=np.int64),
-            "layer": first + np.arange(spec.n_layers, dtype=np.int64), "token": np.arange(spec.n_positions, dtype=np.int64),
-            "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
-            "label_class": np.arange(len(spec.label_names), dtype=np.int64)}
+    coords = {"seed": np.asarray(spec.seeds, np.int64), "example": np.arange(spec.n_examples, dtype=np.int64),
+              "layer": first + np.arange(spec.n_layers, dtype=np.int64),
+              "token": np.arange(spec.n_positions, dtype=np.int64), "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
+              "label_class": np.arange(len(spec.label_names), dtype=np.int64)}
+    if spec.n_text_fields:
+        del coords["example"]
+    return coords
+
+
+def example_arrays(spec: ExtractionSpec) -> list[str]:
+    """The arrays that hold the examples' own data (labels; with provenance, source row ids and texts): no spec
+    defines them, so the next extract of the split writes them again from the same data (its fingerprint is in the
+    spec)."""
+    return ["label"] + (["example", "text"] if spec.n_text_fields else [])
 
 
 def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
@@ -47,6 +58,11 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     s, n, b = len(spec.seeds), spec.n_examples, spec.block
     lay, tok, neu, cls = spec.n_layers, spec.n_positions, spec.model.n_neurons, len(spec.label_names)
     arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,)) for name, values in coordinates(spec).items()]
+    if spec.n_text_fields:  # provenance: the source rows, texts and token counts of the examples
+        arrays += [ArrayLayout("example", (n,), (n,), "int64", ("example",)),
+                   ArrayLayout("text", (n, spec.n_text_fields), (min(n, 1 << 12), spec.n_text_fields), "str",
+                               ("example", "text_field"), ""),
+                   ArrayLayout("length", (n,), (b,), "int32", ("example",), -1)]
     if spec.store_acts:
         arrays.append(ArrayLayout("acts", (s, n, lay, tok, neu), (1, b, 1, tok, neu), spec.dtype, ACT_DIMS))
     if spec.store_bits:
@@ -81,6 +97,8 @@ def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tupl
     chunks += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
     if spec.store_moments:
         chunks.append(("moments", (seed_index, block, 0, 0, 0)))
+    if spec.n_text_fields:
+        chunks.append(("length", (block,)))
     return chunks
 
 
@@ -88,8 +106,8 @@ def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:
     """Create the arrays (metadata only), each with a CRC32C on every chunk; a float array's fill value is NaN, so
     that plain zarr/xarray read a block not extracted yet (its chunks absent) as NaN, never as zeros."""
     for a in layout:
-        fill = np.nan if np.dtype(a.dtype).kind == "f" else a.fill
-        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=a.dtype, fill_value=fill,
+        fill = np.nan if a.dtype != "str" and np.dtype(a.dtype).kind == "f" else a.fill
+        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=str if a.dtype == "str" else a.dtype, fill_value=fill,
                            dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
 
 

@@ -33,7 +33,7 @@ from .backends import Backend, StoreLocation, open_backend
 from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
 from .schema import validate
-from .writer import ExtractionWriter
+from .writer import Examples, ExtractionWriter
 
 
 class Store:
@@ -184,25 +184,26 @@ class Store:
 
     # ---- extractions
 
-    def extraction_writer(self, spec: ExtractionSpec, labels: np.ndarray, data_source: str) -> ExtractionWriter:
-        """Open an extraction for (re)writing: a new one is created, a matching one resumes, another is refused."""
+    def extraction_writer(self, spec: ExtractionSpec, examples: Examples) -> ExtractionWriter:
+        """Open an extraction for (re)writing: a new one is created, a matching one resumes (as it was begun: see
+        ``ExtractionSpec.resuming``), another is refused."""
         path = _extraction_path(spec.task, spec.split, spec.stack)
         group = self._group(path, "extraction")
         if group is not None:
             old = from_attrs(ExtractionSpec, group.attrs["spec"])
-            if old != spec:
+            if old != spec.resuming(old):
                 raise ActstoreError(
                     f"{self.location}/{path} was extracted with different settings ({'; '.join(differences(old, spec))}); "
                     "use another store or the original settings"
                 )
-            group["label"][...] = labels  # the same data (its fingerprint is in the spec): heals a damaged label chunk
-            return ExtractionWriter(self, group, spec)
+            examples.write(group, old)  # the same data (its fingerprint is in the spec): heals a damaged chunk of it
+            return ExtractionWriter(self, group, old)
         group = self.root.require_group(path)
         create_arrays(group, extraction_layout(spec))
         for name, values in coordinates(spec).items():
             group[name][...] = values
-        group["label"][...] = labels
-        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), "data_source": data_source})
+        examples.write(group, spec)
+        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), **examples.attrs()})
         return ExtractionWriter(self, group, spec)
 
     def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
@@ -246,8 +247,9 @@ class Store:
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done", "moments") if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
-        for name in ("prediction", "scores"):
-            ds[name] = ds[name].copy(data=_read_done_blocks(group[name], done, spec.block))
+        for name in ("prediction", "scores", "length"):
+            if name in ds:
+                ds[name] = ds[name].copy(data=_read_done_blocks(group[name], done, spec.block))
         for name in per_block if not done.all() else ():
             ds[name] = ds[name].copy(data=_undone_as_fill(ds[name].data, done, spec.block))
         ds["complete"] = (("seed", "example"), complete)
@@ -428,13 +430,16 @@ def _block_moments(acts: np.ndarray) -> np.ndarray:
 
 
 def _read_done_blocks(array: zarr.Array, done: np.ndarray, block: int) -> np.ndarray:
-    """A (seed, example, ...) array read where its blocks are done, its fill value elsewhere: the chunks of blocks
-    not extracted yet do not exist, and any other missing chunk is a fault."""
+    """A (seed, example, ...) array, or an (example,) one every seed's block writes, read where its blocks are done,
+    its fill value elsewhere: the chunks of blocks not extracted yet do not exist, and any other missing chunk is a
+    fault."""
     if done.all():
         return np.asarray(array[...])
     values = np.full(array.shape, array.fill_value, array.dtype)
-    for s, b in zip(*np.nonzero(done)):
+    per_seed = array.ndim > 1
+    for s, b in zip(*np.nonzero(done)) if per_seed else ((None, b) for b in np.nonzero(done.any(axis=0))[0]):
         rows = slice(b * block, (b + 1) * block)
-        values[s, rows] = array[s, rows]
+        where = (s, rows) if per_seed else rows
+        values[where] = array[where]
     return values
 

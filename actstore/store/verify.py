@@ -29,7 +29,7 @@ from zarr.core.sync import sync
 from ..errors import ActstoreError, StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .integrity import metadata_of, seal_problems, usable_metadata
-from .layout import block_chunks, coordinates, expected_metadata, rewrite_metadata
+from .layout import block_chunks, coordinates, example_arrays, expected_metadata, rewrite_metadata
 from .schema import validate
 from .attrs import is_complete, new_root_attrs, put_attrs
 from .backends import Backend, StoreLocation, open_backend
@@ -184,9 +184,10 @@ class _Checker:
                                          self._did("rewritten from the spec", "repair rewrites it from the spec")))
                 if self.repair:
                     group[name][...] = values
-        if "label" in usable and self._bad_chunks(group["label"]):
-            self.found.append(Damage(self.path, "label", "damaged", "the next extract of this split rewrites it "
-                                     "from the same data"))
+        for name in example_arrays(spec):
+            if name in usable and self._bad_chunks(group[name]):
+                self.found.append(Damage(self.path, name, "damaged", "the next extract of this split rewrites it "
+                                         "from the same data"))
         marked = len(self.found)  # what follows (markers, blocks, segments, baselines) is for extract to redo
         complete = is_complete(group)
         if "done" not in usable:

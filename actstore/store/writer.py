@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +17,31 @@ if TYPE_CHECKING:
     from .store import Store
 
 
+@dataclass(frozen=True)
+class Examples:
+    """What an extraction records of its examples besides their activations: labels, where they came from (the
+    source, each example's row id in it, its texts) and where in the model the activations were read."""
+
+    labels: np.ndarray
+    source: str
+    rows: np.ndarray
+    texts: tuple[tuple[str, ...], ...] = ()
+    text_fields: tuple[str, ...] = ()
+    hook_points: tuple[str, ...] = ()
+
+    def write(self, group: zarr.Group, spec: ExtractionSpec) -> None:
+        """The arrays of ``layout.example_arrays``: labels, and with provenance row ids and texts."""
+        group["label"][...] = self.labels
+        if spec.n_text_fields:
+            group["example"][...] = self.rows
+            texts = np.empty((len(self.texts), spec.n_text_fields), dtype=object)
+            texts[...] = self.texts
+            group["text"][...] = texts
+
+    def attrs(self) -> dict:
+        return {"data_source": self.source, "text_fields": list(self.text_fields), "hook_points": list(self.hook_points)}
+
+
 class ExtractionWriter:
     """Writes one extraction block by block; safe to call ``write_block`` from writer threads."""
 
@@ -27,11 +53,14 @@ class ExtractionWriter:
         return np.asarray(self.group["done"][...])
 
     def write_block(self, seed_index: int, block: int, scores: np.ndarray, acts: np.ndarray | None = None,
-                    bits: np.ndarray | None = None, moments: np.ndarray | None = None) -> None:
-        """Store one block's scores and what the spec keeps of it (values, bits, moments), make them durable,
-        then mark the block done."""
+                    bits: np.ndarray | None = None, moments: np.ndarray | None = None,
+                    lengths: np.ndarray | None = None) -> None:
+        """Store one block's scores and what the spec keeps of it (values, bits, moments, the examples' token counts),
+        make them durable, then mark the block done."""
         lo = block * self.spec.block
         hi = lo + scores.shape[0]
+        if self.spec.n_text_fields:  # the same for every seed: whichever writes it, the bytes are the same
+            self.group["length"][lo:hi] = lengths
         for name, values in (("acts", acts), ("bits", bits)):
             if values is not None:
                 self.group[name][seed_index, lo:hi] = values
