@@ -29,7 +29,9 @@ from matplotlib.ticker import MaxNLocator
 
 from . import analysis
 from .errors import ActstoreError
+from .examples import top_examples
 from .ranking import top_neurons
+from .specs import RankingSpec
 from .store import Store
 from .tasks import _registry, source_task
 
@@ -38,6 +40,8 @@ FORMATS = ("png", "svg")
 LAYER_PERCENT = 1.0
 #: how many of each task's top skill neurons get a page of their own
 NEURON_PAGES = 10
+#: examples at each end (highest and lowest activation) on a neuron's page
+EXAMPLES = 5
 SKILL, RANDOM, OWN, CHANCE = "tab:blue", "tab:orange", "tab:gray", "gray"
 #: the flag on transfer-map tick labels of a task whose own prompts are at chance
 AT_CHANCE = " (at chance)"
@@ -473,6 +477,8 @@ def activity_figure(activity: Activity) -> Figure:
                     label=f"{name}: {fractions[s, c]:.0%} above")
         ax.axvline(activity.baseline[s], color="black", linestyle="--", linewidth=1)
         ax.set_title(f"seed {seed}", fontsize=9)
+        ax.xaxis.set_major_locator(MaxNLocator(4))  # tiny spreads have long tick labels
+        ax.tick_params(axis="x", labelsize=7)
         ax.set_xlabel("activation at the best token")
         ax.set_ylabel("examples")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -545,12 +551,38 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
                                  "<p>Not in the store: it holds this ranking but not the dev extraction it came from."
                                  "</p>"))
             sections.append(("Rank in each task", _rank_table(rank_rows(peers, layer, neuron), task)))
+            if activity is not None:
+                sections.append(_examples_section(store, store.ranking_spec(task), ranking, layer, neuron))
             _write_page(folder / f"{stem}.html", f"Skill neuron: {name}",
                         f"Rank {row['rank']} of {ranking['rank_global'].size} in {task} by predictivity (Eq. 5) "
                         f"{row['predictivity']:.4f}; most frequent best token over seeds: {row['best_token']}.",
                         sections)
         pages[task] = rows
     return pages
+
+
+def _examples_section(store: Store, spec: RankingSpec, ranking: xr.Dataset, layer: int, neuron: int) -> tuple[str, str]:
+    """The ``EXAMPLES`` examples at each end of the neuron (``examples.top_examples``) for the ranking's first seed at
+    that seed's best token, with their texts, labels and the prompted model's predictions."""
+    seed = int(ranking["seed"].values[0])
+    token = int(ranking["best_token"].sel(seed=seed, layer=layer, neuron=neuron))
+    found = top_examples(store, spec.task, layer, neuron, token=token, seed=seed, k=EXAMPLES, split=spec.split)
+    by_value = found.ranked_by == "activation"
+    ends = (("Highest activations", "Lowest activations") if by_value else
+            ("Examples its bit gets right", "Examples its bit gets wrong"))
+    head = (f"<tr><th>{'activation' if by_value else 'above the baseline'}</th><th>label</th><th>model's prediction</th>"
+            "<th>text</th></tr>")
+
+    def table(rows: list[dict]) -> str:
+        cells = [(f"{r['activation']:.4g}" if by_value else ("yes" if r["above"] else "no"), r["label"],
+                  r["prediction"] or "–", r["text"] if r["text"] is not None else "(text not stored)") for r in rows]
+        return "<table>" + head + "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                                          for row in cells) + "</table>"
+
+    baseline = f"; train baseline {found.baseline:.4g}" if found.baseline is not None else ""
+    body = (f"<p>Seed {seed} at its best token {token} ({html.escape(spec.split)} split{baseline}).</p>"
+            + "".join(f"<h3>{title}</h3>{table(rows)}" for title, rows in zip(ends, (found.top, found.bottom))))
+    return f"Top and bottom examples (seed {seed})", body
 
 
 def _rank_table(rows: list[dict], task: str) -> str:

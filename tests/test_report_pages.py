@@ -3,6 +3,7 @@ links, and that the index and a neuron page open in a real browser (headless Chr
 
 from __future__ import annotations
 
+import html
 import re
 import shutil
 import subprocess
@@ -87,6 +88,23 @@ def test_activity_at_the_best_token_gives_back_the_ranked_accuracy(toy_report):
         assert [ax.lines[-1].get_xdata()[0] for ax in fig.axes] == list(activity.baseline)
 
 
+def extreme_examples(store: Store, row: dict) -> list[str]:
+    """Texts the neuron's page must show for seed 0 at its best token: the highest and lowest activation, or on a
+    bits store the first example its bit gets right and the first it gets wrong (Eq. 4: an inhibitory neuron
+    predicts label 1 below its baseline)."""
+    ds = store.extraction("toy")
+    at = {"seed": 0, "layer": row["layer"], "neuron": row["neuron"]}
+    at["token"] = int(store.ranking("toy")["best_token"].sel(at))
+    texts, labels = ds["text"].values[:, 0], ds["label"].values
+    if "acts" in ds:
+        values = ds["acts"].sel(at).values.astype(np.float64)
+        return [texts[np.argmax(values)], texts[np.argmin(values)]]
+    above = store.above("toy").sel(at).values
+    predicts = above if (above == labels).mean() >= 0.5 else ~above
+    right = predicts == (labels == 1)
+    return [texts[np.flatnonzero(right)[0]]] + ([texts[np.flatnonzero(~right)[0]]] if (~right).any() else [])
+
+
 def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
     store, report = toy_report
     out = report.out
@@ -103,6 +121,8 @@ def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
         assert f"<td>1 of {store.ranking('toy')['rank_global'].size}</td>" in text or row["rank"] != 1
         assert ("histograms of its activations" in text) == kept_values
         assert ("kept only the above-baseline bits" in text) == (not kept_values)
+        for example in extreme_examples(store, row):
+            assert f"<td>{html.escape(example)}</td>" in text
         assert missing_files(page) == []
     assert missing_files(out / "index.html") == []
 
