@@ -79,9 +79,9 @@ def invoke(*args: object):
 
 
 def digest(folder) -> str:
-    """Every file of a store but the lock: equal digests mean nothing stored was touched."""
+    """Every file of a store (its lock lies beside it): equal digests mean nothing stored was touched."""
     h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != ".actstore.lock"):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         h.update(str(path.relative_to(folder)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()

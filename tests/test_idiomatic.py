@@ -271,3 +271,30 @@ def test_consolidated_metadata_is_current_after_a_sharded_launch(tiny_model_dir,
         warnings.simplefilter("error")
         tree = xr.open_datatree(store, engine="zarr")
         assert tree["extractions/sst2/train"].attrs["stamp"]["state"] == "complete"  # the last rank's write
+
+
+def test_upgrade_on_object_storage(tmp_path):
+    """The same upgrade through fsspec (``memory://``, as S3): no lock, copies and deletions by key."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.core.sync import sync
+
+    from actstore.store.backends import open_backend
+
+    source, url = v2_store(tmp_path), "memory://idiomatic-upgrade/v2.zarr"
+    target = open_backend(url).zarr_store(read_only=False)
+    for file in source.rglob("*"):
+        if file.is_file():
+            sync(target.set(file.relative_to(source).as_posix(),
+                            default_buffer_prototype().buffer.from_bytes(file.read_bytes())))
+    with pytest.raises(ActstoreError, match="run actstore upgrade"):
+        open_store(url)
+    assert len(upgrade_path(url)) == 10
+    store = open_store(url)
+    assert store.verify() == [] and is_consolidated(store.zstore)
+    assert store.ranking("toy").layer_stack.values.tolist() == ["encoder"] * 2 + ["decoder"] * 3
+    assert store.extraction("toy", stack="decoder").scores.sel(label_class=0).shape == (2, 8)
+    assert not any(key.endswith(".actstore.lock") or "/decoder/" in key for key in sync(_keys(target)))
+
+
+async def _keys(zstore) -> list[str]:
+    return [key async for key in zstore.list()]

@@ -75,7 +75,7 @@ def keys(location: str) -> list[str]:
     async def listed() -> list[str]:
         return [key async for key in raw(location).list()]
 
-    return sorted(k for k in sync(listed()) if not k.endswith(".actstore.lock"))
+    return sorted(sync(listed()))
 
 
 def contents(location: str) -> dict[str, bytes]:

@@ -37,6 +37,7 @@ from .. import __version__
 from ..errors import ActstoreError, StoreFault
 from .attrs import consolidate, now
 from .backends import Backend, StoreLocation, open_backend
+from .backends.local import LEGACY_LOCK
 from .integrity import SEAL, StrictStore, seal_matches, sealed
 from .schema import SCHEMA_VERSION, UPGRADABLE
 
@@ -76,6 +77,8 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
         if version == UPGRADABLE:
             groups = sorted(path for path, node in root.members(max_depth=None) if isinstance(node, zarr.Group))
             done = [found for path in groups if (found := _upgrade_group(zstore, root, path)) is not None]
+            if sync(zstore.exists(LEGACY_LOCK)):  # a local store copied to object storage brought it along
+                sync(zstore.delete(LEGACY_LOCK))
             root.attrs.put({"actstore": {**meta, "schema_version": SCHEMA_VERSION, "version": __version__,
                                          "updated": now()}})  # last: from here on the store reads as version 3
         consolidate(zstore)
