@@ -637,9 +637,9 @@ def _write_index(report: Report) -> None:
                  f"<p>{html.escape(caption)} (<a href='{stem}.svg'>SVG</a>)</p>"]
     if report.neurons:
         md += ["## Top skill neurons", "", "A page per neuron: predictivity per token, activation by label against the "
-               "baseline, its rank in each task.", ""]
+               "baseline, its rank in each task, its top and bottom examples.", ""]
         page += ["<h2>Top skill neurons</h2>", "<p>A page per neuron: predictivity per token, activation by label "
-                 "against the baseline, its rank in each task.</p>"]
+                 "against the baseline, its rank in each task, its top and bottom examples.</p>"]
         for task, rows in report.neurons.items():
             md += [f"- **{task}**: " + ", ".join(f"[L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})]({r['page']})"
                                                  for r in rows)]
