@@ -18,6 +18,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .specs import MOMENT_SLOTS, packed_size
+
 FIXED_POINT_SCALE = 2**24
 _EXPONENT = 0x7C00
 _MANTISSA = 0x03FF
@@ -175,8 +177,8 @@ def has_nonfinite(data: np.ndarray) -> bool:
 
 # ---- one pass over a captured block: its above-baseline bits (packed 8 neurons to a byte) and its moments
 
-#: moments of a float16 block, exact integers: Σm, Σhi², Σhi·lo, Σlo² for m = a·2^24 = hi·2^20 + lo (|m| < 2^40)
-MOMENT_SLOTS = 4
+#: moments of a float16 block (MOMENT_SLOTS), exact integers: Σm, Σhi², Σhi·lo, Σlo² for m = a·2^24 = hi·2^20 + lo
+#: (|m| < 2^40)
 _LOW = (1 << 20) - 1
 
 
@@ -231,11 +233,6 @@ def _bits_moments_f32(values: np.ndarray, baseline: np.ndarray, with_bits: bool,
                         for k in range(8):
                             v |= above[byte * 8 + k] << k
                         out[byte] = v
-
-
-def packed_size(n_neurons: int) -> int:
-    """Bytes per (example, layer, token) of above-baseline bits: 8 neurons to a byte."""
-    return -(-n_neurons // 8)
 
 
 def thresholds_for(baseline: np.ndarray, dtype: str | np.dtype) -> np.ndarray:

@@ -47,6 +47,16 @@ def differences(old: Any, new: Any) -> list[str]:
     return out
 
 
+#: per block, the moments of a dev extraction's values (``kernels.bits_and_moments``): four exact integer sums for
+#: float16, Σa and Σa² (then zeros) for float32
+MOMENT_SLOTS = 4
+
+
+def packed_size(n_neurons: int) -> int:
+    """Bytes per (example, layer, token) of above-baseline bits: 8 neurons to a byte."""
+    return -(-n_neurons // 8)
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A loaded model: a different spec means different activations."""

@@ -109,3 +109,33 @@ def test_bad_requests_are_refused(stores):
         top_examples(stores["both"], "toy", 0, 0, token=9)
     with pytest.raises(ActstoreError, match="at least 1"):
         top_examples(stores["both"], "toy", 0, 0, k=0)
+
+
+def test_t5_decoder_layers_have_their_own_hook_points_and_examples(tiny_model_dir, data_dir, tmp_path):
+    store = run_toy(tmp_path / "t5.zarr", tiny_model_dir("t5"), data_dir, n_dev=8)
+    encoder = store.extraction_spec("toy", "validation")
+    decoder_layer = encoder.n_layers  # the first decoder layer, numbered after the encoder's
+    found = top_examples(store, "toy", decoder_layer, 0, k=2)
+    assert found.token == 0 and len(found.top) == 2
+    values = store.extraction("toy", "validation", stack="decoder")["acts"].isel(seed=0, layer=0, token=0, neuron=0)
+    assert found.top[0]["activation"] == float(values.max())
+    points = {stack: store.root[path].attrs["hook_points"] for stack, path in
+              (("encoder", "extractions/toy/validation"), ("decoder", "decoder_extractions/toy/validation"))}
+    assert all(p.startswith("encoder.block.") for p in points["encoder"])
+    assert all(p.startswith("decoder.block.") for p in points["decoder"])
+
+
+def test_verify_finds_damaged_texts_and_the_next_extract_rewrites_them(tiny_model_dir, data_dir, tmp_path):
+    store = tmp_path / "s.zarr"
+    common = ["extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--limit", "8", "--batch-size", "4",
+              "--block", "4", "--data-dir", data_dir, "--store", store]
+    assert invoke(*common, "--prompts", "random", "--seeds", "0", "--prompt-length", "3").exit_code == 0
+    chunk = store / "extractions" / "sst2" / "validation" / "text" / "c" / "0" / "0"
+    good = chunk.read_bytes()
+    chunk.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    found = json.loads(invoke("verify", store, "--json").output)["damage"]
+    assert [d["item"] for d in found] == ["text"] and "rewrites it from the same data" in found[0]["action"]
+    again = invoke(*common)  # the store's prompts, the same data
+    assert again.exit_code == 0, again.output
+    assert chunk.read_bytes() == good
+    assert invoke("verify", store).exit_code == 0

@@ -10,8 +10,7 @@ import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
-from ..kernels import MOMENT_SLOTS, packed_size
-from ..specs import ExtractionSpec
+from ..specs import MOMENT_SLOTS, ExtractionSpec, packed_size
 from .integrity import CHECKSUM, array_metadata
 
 ACT_DIMS = ("seed", "example", "layer", "token", "neuron")

@@ -19,21 +19,25 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import dask.array as da
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 import zarr
 
 from ..errors import ActstoreError, StoreFault
-from ..kernels import MOMENT_SLOTS, bits_and_moments, moment_stats, packed_size
 from ..prompts import PromptSet
-from ..specs import STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, to_attrs
+from ..specs import (MOMENT_SLOTS, STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, packed_size,
+                     to_attrs)
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
 from .schema import validate
 from .writer import Examples, ExtractionWriter
+
+if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neither xarray nor dask nor numba
+    import dask.array as da
+    import xarray as xr
 
 
 class Store:
@@ -226,6 +230,9 @@ class Store:
         which). T5's decoder activations (``stack="decoder"``) have one ``token``, the first decoding step, and their
         layers numbered after the encoder's. A dask chunk of ``acts`` spans ``blocks_per_chunk`` storage chunks along
         ``example``, read by one task (more work per task, no data moved between dask workers)."""
+        import dask.array as da
+        import xarray as xr
+
         path = _extraction_path(task, split, stack)
         group = self._group(path, "extraction")
         if group is None:
@@ -278,6 +285,8 @@ class Store:
     def above(self, task: str, split: str = "validation", *, stack: str = "encoder") -> xr.DataArray:
         """``1[a > baseline]`` (seed, example, layer, token, neuron) as booleans, unpacked lazily from the stored
         bits (the baseline: ``attrs["baseline_task"]``'s train mean)."""
+        import xarray as xr
+
         ds = self.extraction(task, split, stack=stack)
         spec = from_attrs(ExtractionSpec, ds.attrs["spec"])
         if "bits" not in ds:
@@ -295,6 +304,11 @@ class Store:
         """mean and std (population) per (seed, layer, neuron) of the values over examples and tokens, from the
         moments kept during extraction (so a bits-only store has them); an extraction made before moments were kept
         has them computed from its values, block by block, to the same bits."""
+        import dask.array as da
+        import xarray as xr
+
+        from ..kernels import moment_stats
+
         group = self._group(_extraction_path(task, split, stack), "extraction")
         ds = self.extraction(task, split, stack=stack)  # complete, or a clear error
         spec = from_attrs(ExtractionSpec, group.attrs["spec"])
@@ -367,6 +381,8 @@ class Store:
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
         group = self._group(path, kind)
+        import xarray as xr
+
         if group is None:
             return None
         ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3).load()
@@ -414,6 +430,8 @@ def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
 def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
     """Lazy activations (NaN) or bits (0) whose blocks not extracted yet are made here, never read: their chunks do
     not exist, and reading one would be a fault (``complete`` says which blocks are real)."""
+    import dask.array as da
+
     fill = np.nan if values.dtype.kind == "f" else 0
     rows = []
     for s in range(done.shape[0]):
@@ -426,6 +444,8 @@ def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
 def _block_moments(acts: np.ndarray) -> np.ndarray:
     """One storage chunk (1, e, 1, token, neuron) → its moments (1, 1, MOMENT_SLOTS, 1, neuron), as extraction keeps
     them (``kernels.bits_and_moments``)."""
+    from ..kernels import bits_and_moments
+
     return bits_and_moments(acts[0], None)[1][None, None]
 
 
