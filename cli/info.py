@@ -82,7 +82,8 @@ def upgrade(
     for g in groups:
         out.print(f"  {g['group']}: {g['action']}" + (f" ({g['detail']})" if g["detail"] else ""))
     damaged = sum(g["action"] == "damaged" for g in groups)
-    out.print(f"{store} is at store schema version 3" + (f" ({len(groups)} group(s) upgraded)" if groups else "")
+    upgraded = len(groups) - damaged
+    out.print(f"{store} is at store schema version 3" + (f" ({upgraded} group(s) upgraded)" if upgraded else "")
               + (f"; {damaged} damaged before the upgrade: run actstore verify {store}" if damaged else ""))
 
 

@@ -208,15 +208,32 @@ def test_upgrade_killed_anywhere_finishes_when_run_again(tmp_path, monkeypatch, 
         check_plain_xarray(path)
 
 
-def test_a_group_damaged_before_the_upgrade_is_still_reported(tmp_path):
+@pytest.mark.parametrize("damage", ["ranking dtype edited", "acts zarr.json truncated"])
+def test_damage_older_than_the_upgrade_is_still_reported_and_repaired(tmp_path, damage):
     path = v2_store(tmp_path)
-    meta_file = path / "rankings" / "toy" / "predictivity" / "zarr.json"
-    meta = json.loads(meta_file.read_text())
-    meta["data_type"] = "float32"  # an edited dtype: the group's digest catches it
-    meta_file.write_text(json.dumps(meta))
+    acts = json.loads((path / "extractions" / "toy" / "validation" / "acts" / "zarr.json").read_text())
+    before = zarr.open_array(path / "extractions" / "toy" / "validation" / "acts", mode="r")[...]
+    if damage == "ranking dtype edited":  # parses, but the group's digest catches it
+        meta_file = path / "rankings" / "toy" / "predictivity" / "zarr.json"
+        meta_file.write_text(meta_file.read_text().replace('"float64"', '"float32"'))
+        group = "rankings/toy"
+    else:
+        meta_file = path / "extractions" / "toy" / "validation" / "acts" / "zarr.json"
+        meta_file.write_text(json.dumps(acts)[:100])
+        group = "extractions/toy/validation/acts"
     result = invoke("upgrade", path)
-    assert result.exit_code == 0 and "rankings/toy: damaged" in result.output and "actstore verify" in result.output
-    assert any(d["group"] == "rankings/toy" for d in open_store(path).verify())
+    assert result.exit_code == 0 and f"{group}: damaged" in result.output and "actstore verify" in result.output
+    assert "damaged before the upgrade: run actstore verify" in result.output, result.output
+    found = open_store(path).verify()
+    assert found and all(d["group"] in group for d in found), found
+    assert invoke("verify", path, "--repair").exit_code == 0
+    if damage == "ranking dtype edited":  # removed, for rank to make again
+        assert "toy" not in open_store(path).ranked_tasks()
+    else:  # the metadata rewritten from the spec, the chunks kept
+        assert open_store(path).verify() == []
+        np.testing.assert_array_equal(open_store(path).extraction("toy")["acts"].values, before)
+    check = xr.open_zarr(path, group="extractions/toy/validation")
+    assert "label_class" in check.dims and "class" not in check.variables
 
 
 def test_consolidated_metadata_catches_up_with_a_concurrent_writer(upgraded, monkeypatch, tmp_path):
@@ -298,3 +315,17 @@ def test_upgrade_on_object_storage(tmp_path):
 
 async def _keys(zstore) -> list[str]:
     return [key async for key in zstore.list()]
+
+
+def test_repairing_two_damaged_groups_consolidates_once_both_are_mended(tmp_path):
+    """Consolidating while another group is still damaged drops the copy instead of failing the repair."""
+    path = v2_store(tmp_path)
+    upgrade_path(path)
+    for group in ("extractions/toy/validation", "extractions/toy/train"):
+        meta_file = path / group / "scores" / "zarr.json"
+        meta_file.write_text(meta_file.read_text()[:50])
+    consolidate(Store(path, mode="r+").zstore)  # no error: a store with damage just has no copy, never a stale one
+    assert "consolidated_metadata" not in json.loads((path / "zarr.json").read_text())
+    result = invoke("verify", path, "--repair")
+    assert result.exit_code == 0 and "2 problem(s)" in result.output, result.output
+    assert open_store(path).verify() == [] and is_consolidated(Store(path).zstore)

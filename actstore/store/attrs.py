@@ -10,6 +10,7 @@ import zarr
 from zarr.errors import ZarrUserWarning
 
 from .. import __version__
+from ..errors import StoreFault
 from .integrity import seal
 from .schema import SCHEMA_VERSION
 
@@ -53,9 +54,21 @@ def consolidate(zstore: zarr.abc.store.Store) -> None:
     for _ in range(CONSOLIDATE_ROUNDS):
         with warnings.catch_warnings():  # zarr: "not part of the v3 spec yet"; a writer's temporary file listed
             warnings.filterwarnings("ignore", category=ZarrUserWarning)
-            zarr.consolidate_metadata(zstore, zarr_format=3)
-            if is_consolidated(zstore):
+            try:
+                zarr.consolidate_metadata(zstore, zarr_format=3)
+                if is_consolidated(zstore):
+                    return
+            except StoreFault:  # a damaged zarr.json (verify --repair mends it, and consolidates): no copy at all
+                _drop_consolidated(zstore)  # rather than one that still shows what was there
                 return
+
+
+def _drop_consolidated(zstore: zarr.abc.store.Store) -> None:
+    try:
+        root = zarr.open_group(zstore, mode="r+", use_consolidated=False, zarr_format=3)
+        root.attrs.put(dict(root.attrs))  # rewritten without the consolidated copy it was opened without
+    except StoreFault:
+        pass  # the root's own zarr.json: verify rewrites it
 
 
 def is_consolidated(zstore: zarr.abc.store.Store) -> bool:

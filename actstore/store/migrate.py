@@ -34,11 +34,11 @@ from zarr.core.sync import sync
 from zarr.errors import ZarrUserWarning
 
 from .. import __version__
-from ..errors import ActstoreError, StoreFault
+from ..errors import ActstoreError
 from .attrs import consolidate, now
 from .backends import Backend, StoreLocation, open_backend
 from .backends.local import LEGACY_LOCK
-from .integrity import SEAL, StrictStore, seal_matches, sealed
+from .integrity import SEAL, StrictStore, seal_matches, sealed, usable_metadata
 from .schema import SCHEMA_VERSION, UPGRADABLE
 
 #: names of version 2 (arrays and dimensions) → version 3
@@ -75,8 +75,15 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
                                 f"{UPGRADABLE} only" + (": extract again into a new store" if version == 1 else ""))
         done = []
         if version == UPGRADABLE:
-            groups = sorted(path for path, node in root.members(max_depth=None) if isinstance(node, zarr.Group))
-            done = [found for path in groups if (found := _upgrade_group(zstore, root, path)) is not None]
+            nodes = _nodes(zstore)
+            done = [Upgraded(path, "damaged", "its zarr.json is unreadable (not JSON, or not zarr "
+                                                   "metadata): run actstore verify on the store")
+                    for path, meta in nodes.items() if meta is None]
+            for path in sorted(p for p, meta in nodes.items() if p and meta and meta.get("node_type") == "group"):
+                children = {p.rpartition("/")[2]: meta for p, meta in nodes.items() if p.rpartition("/")[0] == path}
+                arrays = {name: meta for name, meta in children.items() if meta and meta.get("node_type") == "array"}
+                if arrays:
+                    done.append(_upgrade_group(zstore, root, path, arrays, intact=None not in children.values()))
             if sync(zstore.exists(LEGACY_LOCK)):  # a local store copied to object storage brought it along
                 sync(zstore.delete(LEGACY_LOCK))
             root.attrs.put({"actstore": {**meta, "schema_version": SCHEMA_VERSION, "version": __version__,
@@ -85,16 +92,12 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
     return [asdict(d) for d in done]
 
 
-def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str) -> Upgraded | None:
-    """One group made version 3: its arrays renamed and rewritten, its digests resealed; a T5 decoder group moved
-    out of its split's group (``_moved``). None for a group without arrays (``extractions``, ``rankings``, ...)."""
+def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str, current: dict[str, dict],
+                   intact: bool) -> Upgraded:
+    """One group made version 3 from its arrays' ``zarr.json`` (``current``; ``intact``: no member's is unreadable):
+    its arrays renamed and rewritten, its digests resealed; a T5 decoder group moved out of its split's group
+    (``_moved``)."""
     group, dest = root[path], _moved(path)
-    try:
-        current = {name: _raw(zstore, f"{path}/{name}/zarr.json") for name in group.array_keys()}
-    except StoreFault as exc:
-        return Upgraded(path, "damaged", f"{exc}")
-    if not current:
-        return None
     target: dict[str, tuple[list[str], dict]] = {}  # new name → (its old names, its new metadata)
     for name, meta in current.items():
         new = RENAMED.get(name, name)
@@ -102,8 +105,8 @@ def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str) ->
     _name_coordinates({name: meta for name, (_, meta) in target.items()})
     attrs = dict(group.attrs)
     new_meta = {name: _plain(meta) for name, (_, meta) in target.items()}
-    sound = SEAL not in attrs or any(seal_matches(attrs, arrays) for arrays in
-                                     ({n: _plain(m) for n, m in current.items()}, new_meta))
+    sound = intact and (SEAL not in attrs or any(seal_matches(attrs, arrays) for arrays in
+                                                 ({n: _plain(m) for n, m in current.items()}, new_meta)))
     resealed = sealed(attrs, new_meta) if SEAL in attrs and sound else attrs
     if dest == path and resealed != attrs:
         group.attrs.put(resealed)  # first: the arrays below are then what the digest says
@@ -119,8 +122,9 @@ def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str) ->
         root.require_group(dest).attrs.put(resealed)
         sync(zstore.delete_dir(path))
     if not sound:
-        return Upgraded(dest, "damaged", "its metadata did not match its digest before the upgrade: run actstore "
-                        "verify on the store (--repair to mark what can be recomputed)")
+        why = "its metadata did not match its digest" if intact else "the zarr.json of an array in it is unreadable"
+        return Upgraded(dest, "damaged", f"{why} before the upgrade: run actstore verify on the store (--repair to "
+                        "mark what can be recomputed)")
     return Upgraded(dest, "upgraded" if dest == path else f"upgraded, moved from {path}")
 
 
@@ -158,11 +162,17 @@ def _plain(meta: dict) -> dict:
     return {k: v for k, v in parsed.to_dict().items() if k != "attributes"}
 
 
-def _raw(zstore: zarr.abc.store.Store, key: str) -> dict:
-    value = sync(zstore.get(key, default_buffer_prototype()))
-    if value is None:
-        raise StoreFault(f"{key} is missing")
-    return json.loads(value.to_bytes())
+def _nodes(zstore: StrictStore) -> dict[str, dict | None]:
+    """Every node of the hierarchy by path, from the key listing: its ``zarr.json``, or None where that does not parse
+    (damage older than the upgrade: reported, left for ``actstore verify``)."""
+    async def keys() -> list[str]:
+        return [key async for key in zstore.list() if key == "zarr.json" or key.endswith("/zarr.json")]
+
+    nodes = {}
+    for key in sync(keys()):
+        raw = sync(zstore._store.get(key, default_buffer_prototype())).to_bytes()  # unchecked: damage is reported
+        nodes[key[: -len("zarr.json")].rstrip("/")] = json.loads(raw) if usable_metadata(raw) else None
+    return nodes
 
 
 def _put_json(zstore: zarr.abc.store.Store, key: str, meta: dict) -> None:
