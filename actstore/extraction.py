@@ -65,7 +65,6 @@ class ExtractOptions:
     queue: int = 2
     segment: int = 32
     keep: str = "acts"
-    baseline_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -78,8 +77,10 @@ class ExtractOptions:
             raise ActstoreError(f"block ({self.block}) must be a multiple of batch size ({self.batch_size})")
 
 
-def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet, options: ExtractOptions) -> ExtractionSpec:
-    """Check everything that can be checked before any work, and describe what will be stored."""
+def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet, options: ExtractOptions,
+         baseline_from: str | None = None) -> ExtractionSpec:
+    """Check everything that can be checked before any work, and describe what will be stored. Bits compare with
+    the train baseline of ``baseline_from`` (default: the task's own; an adversarial task's clean source's)."""
     check_examples(task, split, min_classes=1 if split.name == "train" else 2)  # train feeds the baseline, dev is ranked
     prompts.check_fits(model.spec, options.max_length)
     model.check_length(options.max_length, len(split.texts[0]))
@@ -93,14 +94,14 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
         max_length=options.max_length, block=options.block,
         store_acts=options.store_train if not dev else options.keep != "bits",
         segment=options.segment if split.name == "train" else 0,
-        store_bits=store_bits, baseline_task=(options.baseline_from or source_task(task)) if store_bits else "",
+        store_bits=store_bits, baseline_task=(baseline_from or source_task(task)) if store_bits else "",
         store_moments=dev, n_text_fields=len(split.texts[0]),
     )
 
 
 def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapping[str, Split], options: ExtractOptions,
             *, prompts: str | None = None, prompts_from: str | None = None, seeds: Sequence[int] | None = None,
-            n_tokens: int = 100) -> tuple[PromptSet, str | None]:
+            n_tokens: int = 100, baseline_from: str | None = None) -> tuple[PromptSet, str | None]:
     """Check an extraction of ``splits`` into the store at ``path`` before the store is opened for writing (a
     rejected run must leave the store as it was and create none): the prompts, every split's plan, and what the
     store already holds. ``prompts``: None (the store's, of ``prompts_from`` or the task's source), ``"random"``
@@ -115,7 +116,7 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
             raise ActstoreError(f"{path} already holds other prompts for task '{record_under}' ({held.source}, "
                                 f"{held.checksum}); use another store")
     for split in splits.values():
-        planned = plan(model, task, split, prompt_set, options)
+        planned = plan(model, task, split, prompt_set, options, baseline_from)
         if planned.store_bits and not (planned.baseline_task == task.name and "train" in splits):
             _check_baseline(existing, path, planned)
         for spec in stack_specs(planned):
@@ -172,10 +173,10 @@ def stack_specs(spec: ExtractionSpec) -> list[ExtractionSpec]:
 
 def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
             options: ExtractOptions = ExtractOptions(), progress: Progress | None = None,
-            shard: Shard = Shard()) -> ExtractionSpec:
+            shard: Shard = Shard(), baseline_from: str | None = None) -> ExtractionSpec:
     """Extract one split into ``store`` (resuming if it was interrupted), or this rank's share of it; returns its
     (encoder) spec."""
-    spec = plan(model, task, split, prompts, options)
+    spec = plan(model, task, split, prompts, options, baseline_from)
     specs = stack_specs(spec)
     if spec.store_bits:
         if shard.sharded:  # the last rank to finish the train split writes the baseline

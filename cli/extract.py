@@ -49,23 +49,25 @@ def extract(
     from actstore.store import Store
 
     options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train,
-                             segment=segment, keep=keep, baseline_from=baseline_from)
+                             segment=segment, keep=keep)
     shard = Shard.from_env()
     spec, splits = data.load(task, split)
     lm = load_model(model, device=shard.device(device))
     prompt_set, record_under = prepare(store, lm, spec, splits, options, prompts=prompts, prompts_from=prompts_from,
-                                       seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length)
+                                       seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length,
+                                       baseline_from=baseline_from)
     target = Store(store, mode="a")
     done_splits = []
     with target.writing(shared=shard.sharded):
         if record_under and shard.rank == 0:  # the other ranks wait for rank 0's extraction groups
             target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
         for name, examples in sorted(splits.items(), key=lambda item: item[0] != "train"):  # the baseline first
-            planned = plan(lm, spec, examples, prompt_set, options)
+            planned = plan(lm, spec, examples, prompt_set, options, baseline_from)
             rank = f" (rank {shard.rank} of {shard.world})" if shard.sharded else ""
             was_complete = target.complete(task, name)  # then the run below only checks that the settings match
             with throughput(f"{task}/{name}{rank}", owned_examples(planned, shard)) as rates:
-                done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add, shard=shard)
+                done = run_extract(target, lm, spec, examples, prompt_set, options, progress=rates.add, shard=shard,
+                                   baseline_from=baseline_from)
             what = _stored(done)
             done_splits.append({"split": name, "n_examples": done.n_examples, "seeds": list(done.seeds),
                                 "stored": what, "already_complete": was_complete,
