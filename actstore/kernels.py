@@ -182,6 +182,16 @@ def has_nonfinite(data: np.ndarray) -> bool:
 _LOW = (1 << 20) - 1
 
 
+@numba.njit(inline="always")
+def _pack(above: np.ndarray, out: np.ndarray) -> None:
+    """0/1 per neuron → bytes, neuron 8j+k in bit k of byte j."""
+    for byte in range(out.size):
+        v = 0
+        for k in range(8):
+            v |= above[byte * 8 + k] << k
+        out[byte] = v
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bits: np.ndarray,
                       moments: np.ndarray) -> None:
@@ -203,12 +213,7 @@ def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bit
                     moments[3, layer, j] += lo * lo
                     above[j] = _raw_key(row[j]) > key[j]
                 if with_bits:
-                    out = bits[layer, e, t]
-                    for byte in range(out.size):
-                        v = 0
-                        for k in range(8):
-                            v |= above[byte * 8 + k] << k
-                        out[byte] = v
+                    _pack(above, bits[layer, e, t])
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -227,12 +232,7 @@ def _bits_moments_f32(values: np.ndarray, baseline: np.ndarray, with_bits: bool,
                     moments[1, layer, j] += a * a
                     above[j] = a > base[j]
                 if with_bits:
-                    out = bits[layer, e, t]
-                    for byte in range(out.size):
-                        v = 0
-                        for k in range(8):
-                            v |= above[byte * 8 + k] << k
-                        out[byte] = v
+                    _pack(above, bits[layer, e, t])
 
 
 def thresholds_for(baseline: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
