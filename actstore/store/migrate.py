@@ -6,17 +6,18 @@ shadowed them), named in each data variable's ``coordinates`` attribute; every f
 (a block not extracted yet reads as NaN, not zeros); T5's decoder groups move from ``extractions/<task>/<split>/decoder``
 to ``decoder_extractions/<task>/<split>`` (nested, they do not align with their parent in an ``xr.DataTree``); the lock
 file leaves the store; the root ``zarr.json`` gets the consolidated metadata of the whole hierarchy; the root's
-``schema_version`` becomes 3, last.
+``schema_version`` becomes 3 with an ``upgrading`` flag first, and the flag goes last.
 
 Chunk bytes stay as they are: a renamed array's (and a moved group's) chunks are copied under the new name, then the
-old one is removed; everything else is metadata. It is crash-safe by order and idempotent, so running it again after a kill finishes
-the job. Per group: first its attributes are resealed with the digest of its arrays' metadata *as they will be*
-(computed from the metadata checked against the old digest), then the arrays are rewritten; a group caught in
-between matches neither digest of the arrays it has, but the new one of what they become, which a second run
-recognises. A moved group gets its attributes after its arrays are in place, and the old group is removed last. Until the root says 3, this actstore refuses the store, and actstore 2's seal checks refuse every group
-already touched: nothing reads a half-upgraded store as data. A group whose digests matched neither before nor after
-(damage older than the upgrade) has its arrays renamed but keeps its old digest, so that ``actstore verify`` still
-reports it.
+old one is removed; everything else is metadata. It is crash-safe by order and idempotent, so running it again after
+a kill finishes the job. While the root carries the ``upgrading`` flag, an actstore of either version refuses the
+store (version 2 sees version 3; this one sees the flag): nothing reads a half-upgraded store as data. Per group:
+first its attributes are resealed with the digest of its arrays' metadata *as they will be* (computed from the
+metadata checked against the old digest), then the arrays are rewritten; a group caught in between matches neither
+digest of the arrays it has, but the new one of what they become, which a second run recognises. A moved group gets
+its attributes after its arrays are in place, and the old group is removed last. A group whose digests matched
+neither before nor after (damage older than the upgrade) has its arrays renamed but keeps its old digest, so that
+``actstore verify`` still reports it.
 """
 
 from __future__ import annotations
@@ -74,7 +75,9 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
             raise ActstoreError(f"{backend.url} uses store schema version {version}; actstore upgrade migrates version "
                                 f"{UPGRADABLE} only" + (": extract again into a new store" if version == 1 else ""))
         done = []
-        if version == UPGRADABLE:
+        if version == UPGRADABLE or meta.get("upgrading"):
+            meta = {**meta, "schema_version": SCHEMA_VERSION, "upgrading": True}
+            root.attrs.put({"actstore": meta})  # first: readers of either version refuse the store from here on
             nodes = _nodes(zstore)
             done = [Upgraded(path, "damaged", "its zarr.json is unreadable (not JSON, or not zarr "
                                                    "metadata): run actstore verify on the store")
@@ -86,8 +89,8 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
                     done.append(_upgrade_group(zstore, root, path, arrays, intact=None not in children.values()))
             if sync(zstore.exists(LEGACY_LOCK)):  # a local store copied to object storage brought it along
                 sync(zstore.delete(LEGACY_LOCK))
-            root.attrs.put({"actstore": {**meta, "schema_version": SCHEMA_VERSION, "version": __version__,
-                                         "updated": now()}})  # last: from here on the store reads as version 3
+            meta = {k: v for k, v in meta.items() if k != "upgrading"}
+            root.attrs.put({"actstore": {**meta, "version": __version__, "updated": now()}})  # last: now it reads
         consolidate(zstore)
     return [asdict(d) for d in done]
 

@@ -24,6 +24,8 @@ def validate(kind: str, attrs: dict, where: str) -> None:
     """Raise one readable line if ``attrs`` of a group of ``kind`` (root, extraction, ...) break the schema."""
     if kind == "root":
         found = attrs.get("actstore", {}).get("schema_version")
+        if attrs.get("actstore", {}).get("upgrading"):
+            raise ActstoreError(f"the upgrade of {where} was interrupted: run actstore upgrade {where} again")
         if found is not None and found != SCHEMA_VERSION:
             raise ActstoreError(
                 f"{where} uses store schema version {found}; this actstore reads version {SCHEMA_VERSION} only"
