@@ -21,7 +21,11 @@ _quiet = False
 
 
 class _ErrHandler(logging.Handler):
-    """Log records as ``level: message`` lines on the error console (the one sys.stderr of the moment)."""
+    """Log records as ``level: message`` lines on the error console (the one sys.stderr of the moment); asyncio's
+    own (an object-store client's session unclosed at exit) are not the command's: one error line stays one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.name != "asyncio" and super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
         err.print(f"{record.levelname.lower()}: {escape(self.format(record))}", highlight=False, soft_wrap=True)
