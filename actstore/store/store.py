@@ -59,14 +59,22 @@ class Store:
         try:
             self.zstore = StrictStore(self.backend.zarr_store(self.read_only), self.location)
             # every zarr.json as it is now; the root's consolidated copy is for plain xarray (``attrs.consolidate``)
-            self.root = zarr.open_group(self.zstore, mode="r" if self.read_only else "a", zarr_format=3,
-                                        use_consolidated=False)
+            self.root = self._open_root()
             if not self.read_only and "actstore" not in self.root.attrs:
                 self.root.attrs.put(new_root_attrs())
                 consolidate(self.zstore)
         except OSError as exc:
             raise ActstoreError(f"cannot write a store at {self.location}: {exc.strerror or exc}") from None
         validate("root", dict(self.root.attrs), self.location)
+
+    def _open_root(self) -> zarr.Group:
+        """The root group; created if absent, where another process (a rank of the same launch) may create it at the
+        same moment: then it is opened as that process made it."""
+        mode = "r" if self.read_only else "a"
+        try:
+            return zarr.open_group(self.zstore, mode=mode, zarr_format=3, use_consolidated=False)
+        except zarr.errors.ContainsGroupError:
+            return zarr.open_group(self.zstore, mode=mode, zarr_format=3, use_consolidated=False)
 
     @property
     def path(self) -> Path:
