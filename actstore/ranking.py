@@ -8,10 +8,12 @@ decoding step fills ``token`` 0, the other tokens are NaN and never a neuron's b
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
+import dask
 import dask.array as da
 import numba
 import numpy as np
@@ -22,7 +24,7 @@ from . import kernels
 from .errors import ActstoreError
 from .extraction import baseline_from_sum, block_sum, matching_baseline
 from .scheduler import shared
-from .specs import ExtractionSpec, RankingSpec
+from .specs import ExtractionSpec, RankingSpec, to_attrs
 from .store import Store
 from .tasks import source_task
 
@@ -53,15 +55,14 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
         made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read)
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
     spec = _extraction_spec(store, task, split)
-    dev = store.extraction(task, split)
-    labels = dev["label"].values
+    labels = store.extraction_array(task, split, "label")[...]
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
         raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
                             f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
     if len(np.unique(labels)) < 2:  # every neuron would be "perfectly predictive" of the one class
         raise ActstoreError(f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
                             "a neuron's accuracy needs both")
-    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from, read)
+    baseline_task, counts, stacks = _class_counts(store, spec, labels, baseline_from, read)
     ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
     return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                                    prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
@@ -75,14 +76,13 @@ def _extraction_spec(store: Store, task: str, split: str) -> ExtractionSpec:
     return spec
 
 
-def _class_counts(store: Store, spec: ExtractionSpec, dev: xr.Dataset,
+def _class_counts(store: Store, spec: ExtractionSpec, labels: np.ndarray,
                   baseline_from: str | None, read: str | None = None) -> tuple[str, np.ndarray, list[str]]:
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
     each layer), in one pass over the activations of ``dev`` and, for T5, of its decoder (labels outside the
     classes, e.g. -1, are left out)."""
     baseline_task = baseline_from or source_task(spec.task)
     n_classes = len(spec.label_names)
-    labels = dev["label"].values
     specs = [store.extraction_spec(spec.task, spec.split, stack) for stack in store.stacks(spec.task, spec.split)]
     if read not in (None, *READS):
         raise ActstoreError(f"read must be one of {', '.join(READS)}, not {read}")
@@ -207,14 +207,13 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
     spec = _extraction_spec(store, task, split)
     wanted = list(dict.fromkeys(n for request in subtasks for n in subtask_names(request, spec.label_names)))
     parts = {name: parse_subtask(name, spec.label_names) for name in wanted}
-    dev = store.extraction(task, split)
-    labels = dev["label"].values
+    labels = store.extraction_array(task, split, "label")[...]
     for part in parts.values():
         for side in (part.positive, part.negative):
             if not np.isin(labels, side).any():
                 raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
                                     f"{'+'.join(spec.label_names[i] for i in side)}")
-    baseline_task, counts, stacks = _class_counts(store, spec, dev, baseline_from, read)
+    baseline_task, counts, stacks = _class_counts(store, spec, labels, baseline_from, read)
     made: dict[str, xr.Dataset] = {}
     common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)
@@ -299,8 +298,9 @@ def _interleave(orders: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _put(store: Store, spec: RankingSpec, ranking: xr.Dataset) -> xr.Dataset:
+    """Store a ranking; it comes back as ``store.ranking`` reads it (its spec in ``attrs``)."""
     store.put_ranking(spec, ranking)
-    return store.ranking(spec.name)
+    return ranking.assign_attrs(spec=to_attrs(spec))
 
 
 def _examples(label_names: Sequence[str]) -> list[str]:
@@ -402,6 +402,10 @@ def _count_bits(data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_to
     return counts.reshape(n_classes, -1)
 
 
+#: dask threads per core on the threaded scheduler: a task waits on its chunk reads, and other tasks' kernels fill
+#: the core meanwhile (rank over the bench's 1.65 GB from a cold cache: 1.55 s with 2 threads, 1.22 s with 6;
+#: a cluster's workers keep their own thread counts)
+READERS_PER_CORE = 3
 #: a task of bits reads this many times more storage chunks than one of float16 values (a 16th of the bytes each)
 BITS_PER_TASK = 16
 
@@ -438,7 +442,9 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
                              dtype=np.float64 if array.dtype == np.float32 else np.int64, array=array, grid=grid.shape,
                              per_task=per_task, kernel=kernel, thresholds=per_neuron is not None,
                              classes=labels is not None)
-    return per_group.sum(axis=1).compute()
+    readers = dask.config.get("num_workers", None) or READERS_PER_CORE * (os.cpu_count() or 1)
+    with dask.config.set(num_workers=readers):
+        return per_group.sum(axis=1).compute()
 
 
 def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[int, int, int], per_task: int,

@@ -111,7 +111,9 @@ def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
 
 
 def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: int) -> float:
-    """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers)."""
+    """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers) of
+    float16 values alone (the spec without bits, moments and texts), as a raw write writes them."""
+    spec = replace(spec, store_bits=False, baseline_task="", store_moments=False, n_text_fields=0)
     writer = store.extraction_writer(spec, Examples(np.zeros(spec.n_examples, np.int64), "bench",
                                                     np.arange(spec.n_examples)))
     scores = np.zeros((spec.block, 2), np.float32)
@@ -122,8 +124,6 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
 
 
 def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
-    """The float16 values alone (the spec without bits and moments), as raw write writes them."""
-    spec = replace(spec, store_bits=False, baseline_task="", store_moments=False, n_text_fields=0)
     ours = timed_write(Store(root / "write.zarr", mode="a"), spec, acts, n_blocks)
     raw = raw_write(root / "raw.bin", acts, n_blocks)
     nbytes = acts.nbytes * n_blocks
@@ -145,27 +145,40 @@ def bench_rank(store_path: Path) -> dict:
 
 
 def _in_fresh_process(code: str, cold: Path) -> dict:
-    """Run ``code`` (it prints one JSON line) in a new interpreter, twice: once to load the numba kernels from their
-    cache and the imports, once timed with the files under ``cold`` dropped from the page cache."""
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
-    drop_cache(cold)
-    return json.loads(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                                     text=True).stdout.splitlines()[-1])
+    """Run ``code`` (``_MEASURED``: it prints one JSON line) in a new interpreter, its timed part reading the files
+    under ``cold`` dropped from the page cache."""
+    done = subprocess.run([sys.executable, "-c", code.replace("{cold}", repr(str(cold)))], check=True,
+                          capture_output=True, text=True)
+    return json.loads(done.stdout.splitlines()[-1])
 
 
-#: peak memory (VmHWM) and wall time of a piece of code in a fresh process, printed as one JSON line
-_MEASURED = ("import time, json, re, sys; hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', "
-             "open('/proc/self/status').read()).group(1)); {setup}; before = hwm(); t = time.perf_counter(); {work};"
-             "print(json.dumps({{{{'seconds': time.perf_counter() - t, 'hwm_kb': hwm(), 'before_kb': before}}}}))")
+#: peak memory (VmHWM, the process's high-water mark) and wall time of ``work`` in a fresh process, printed as one
+#: JSON line; ``warm`` runs first (rank: the same work, so that imports and numba's cached kernels are loaded, as
+#: in any process that ranks twice), then the data's files leave the page cache
+_MEASURED = """
+import json, os, pathlib, re, time
+hwm = lambda: int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1))
+def drop(folder):
+    for path in pathlib.Path(folder).rglob('*'):
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED); os.close(fd)
+{setup}
+{warm}
+drop({{{{cold}}}})
+before = hwm(); t = time.perf_counter()
+{work}
+print(json.dumps({{{{'seconds': time.perf_counter() - t, 'hwm_kb': hwm(), 'before_kb': before}}}}))
+"""
 
-_RANK_CODE = _MEASURED.format(setup="from actstore.store import Store; from actstore.ranking import rank; "
-                                    "s = Store({path!r}, mode='a')", work="rank(s, 'sst2', read={read!r})")
+_RANK_CODE = _MEASURED.format(setup="from actstore.store import Store\nfrom actstore.ranking import rank\n"
+                                    "s = Store({path!r}, mode='a')", warm="rank(s, 'sst2', read={read!r})",
+                              work="rank(s, 'sst2', read={read!r})")
 
 #: the by-hand path: every dev activation in RAM, compared with the baseline, averaged over examples (Eq. 2–3)
 _NUMPY_CODE = _MEASURED.format(
-    setup="import numpy as np, zarr; g = zarr.open_group({path!r}, mode='r'); "
-          "dev = g['extractions/sst2/validation']; train = g['extractions/sst2/train']",
-    work="acts = dev['acts'][...]; labels = dev['label'][...]; baseline = train['baseline'][...]; "
+    setup="import numpy as np, zarr\ng = zarr.open_group({path!r}, mode='r')\n"
+          "dev = g['extractions/sst2/validation']; train = g['extractions/sst2/train']", warm="",
+    work="acts = dev['acts'][...]; labels = dev['label'][...]; baseline = train['baseline'][...]\n"
          "above = acts > baseline[:, None]; accuracy = (above == labels.astype(bool)[None, :, None, None, None]).mean(1)")
 
 
@@ -209,6 +222,7 @@ def bench_numpy(store_path: Path, root: Path, factors: tuple[int, ...] = (1, 2, 
         path = store_path if factor == 1 else root / f"synthetic-{factor}.zarr"
         if factor != 1:
             synthetic_store(store_path, path, factor)
+            os.sync()  # its writes reach the disk before anything is timed
         acts = path / "extractions" / "sst2" / "validation" / "acts"
         nbytes = sum(p.stat().st_size for p in acts.rglob("*") if p.is_file())
         point = {"factor": factor, "acts_GB": nbytes / 1e9}
@@ -408,9 +422,9 @@ def main() -> None:
     results["rank"] = bench_rank(args.out / "rank.zarr")
     results["rank"]["rss_over_data"] = results["rank"]["rank_peak_rss_MB"] * 1e6 / results["rank"]["bytes"]
     results["bits_rank"] = bench_bits_rank(args.out / "rank.zarr")
-    results["numpy"] = bench_numpy(args.out / "rank.zarr", args.out)
     results["cluster_rank"] = bench_cluster_rank(args.out / "rank.zarr")
     results["sharded"] = bench_sharded(args.out, min(args.examples, 512), args.prompt_length)
+    results["numpy"] = bench_numpy(args.out / "rank.zarr", args.out)  # last: its GBs of writes settle meanwhile
     results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
                    rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
                    cluster_rank_ratio=results["cluster_rank"]["ratio"], bits_rank_speedup=results["bits_rank"]["speedup"],

@@ -158,3 +158,17 @@ def test_uneven_shares_and_a_real_model(tiny_model_dir, data_dir, tmp_path, mode
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr[-3000:]
     assert_same_store(tmp_path / "many.zarr", tmp_path / "one.zarr")
+
+
+def test_ranks_creating_one_new_store_at_the_same_moment_all_open_it(tmp_path):
+    """torchrun starts every rank at once: each opens the store for writing, and only one can create it."""
+    code = ("import sys, time\nfrom actstore.store import Store\nstart = float(sys.argv[2])\n"
+            "while time.time() < start:\n    pass\nprint(Store(sys.argv[1], mode='a').root.attrs['actstore']"
+            "['schema_version'])")
+    for attempt in range(3):
+        store, start = tmp_path / f"s{attempt}.zarr", time.time() + 4
+        ranks = [subprocess.Popen([sys.executable, "-c", code, str(store), str(start)], env=ENV, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
+        outcomes = [rank.communicate(timeout=120) for rank in ranks]
+        assert all(rank.returncode == 0 for rank in ranks), [err[-2000:] for _, err in outcomes]
+        assert {out.strip() for out, _ in outcomes} == {"3"}

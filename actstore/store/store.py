@@ -272,10 +272,14 @@ class Store:
         return ds
 
     def extraction_array(self, task: str, split: str, name: str, *, stack: str = "encoder") -> zarr.Array:
-        """One array of a complete extraction as zarr reads it, for kernels that go chunk by chunk."""
-        if name not in self.extraction(task, split, stack=stack):  # a complete extraction, or the usual clear error
+        """One array of a complete extraction as zarr reads it, for kernels that go chunk by chunk (and no xarray
+        dataset opened for it)."""
+        group = self._group(_extraction_path(task, split, stack), "extraction")
+        if group is None or not (is_complete(group) or np.asarray(group["done"][...]).all()):
+            self.extraction(task, split, stack=stack)  # the usual clear error
+        if name not in group:
             raise ActstoreError(f"{task}/{split} in {self.location} holds no {name}")
-        return self._group(_extraction_path(task, split, stack), "extraction")[name]
+        return group[name]
 
     def activations(self, task: str, split: str = "validation", *, stack: str = "encoder",
                     blocks_per_chunk: int = 1) -> xr.DataArray:
