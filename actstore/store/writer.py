@@ -47,6 +47,7 @@ class ExtractionWriter:
 
     def __init__(self, store: Store, group: zarr.Group, spec: ExtractionSpec) -> None:
         self.store, self.group, self.spec = store, group, spec
+        self._arrays: dict[str, zarr.Array] = {}
 
     def done(self) -> np.ndarray:
         """(seed, block) bool: which blocks are safely stored."""
@@ -60,22 +61,29 @@ class ExtractionWriter:
         lo = block * self.spec.block
         hi = lo + scores.shape[0]
         if self.spec.n_text_fields:  # the same for every seed: whichever writes it, the bytes are the same
-            self.group["length"][lo:hi] = lengths
+            self._array("length")[lo:hi] = lengths
         for name, values in (("acts", acts), ("bits", bits)):
             if values is not None:
-                self.group[name][seed_index, lo:hi] = values
+                self._array(name)[seed_index, lo:hi] = values
         if moments is not None:
-            self.group["moments"][seed_index, block] = moments
-        self.group["scores"][seed_index, lo:hi] = scores
-        self.group["prediction"][seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
-        for name, coords in block_chunks(self.spec, seed_index, block):
-            self._fsync(name, coords)
-        self.group["done"][seed_index, block] = True
+            self._array("moments")[seed_index, block] = moments
+        self._array("scores")[seed_index, lo:hi] = scores
+        self._array("prediction")[seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
+        self._make_durable(block_chunks(self.spec, seed_index, block))
+        self._array("done")[seed_index, block] = True
 
-    def _fsync(self, name: str, coords: tuple[int, ...]) -> None:
-        """Make one written chunk durable where the store lives (fsync on a disk; an object PUT already is)."""
-        array = self.group[name]
-        self.store.backend.make_durable([f"{array.path}/{array.metadata.encode_chunk_key(coords)}"])
+    def _array(self, name: str) -> zarr.Array:
+        """An array of the group, opened once (each open reads and parses its zarr.json)."""
+        if name not in self._arrays:
+            self._arrays[name] = self.group[name]
+        return self._arrays[name]
+
+    def _make_durable(self, chunks: list[tuple[str, tuple[int, ...]]]) -> None:
+        """Make written chunks durable where the store lives (fsync on a disk, all at once; an object PUT already
+        is)."""
+        arrays = [self._array(name) for name, _ in chunks]
+        self.store.backend.make_durable([f"{a.path}/{a.metadata.encode_chunk_key(coords)}"
+                                         for a, (_, coords) in zip(arrays, chunks)])
 
     # ---- the train split's streamed baseline (Eq. 2), as exact sums of segments of blocks
 
@@ -86,10 +94,9 @@ class ExtractionWriter:
     def put_segment(self, seed_index: int, segment: int, total: np.ndarray) -> None:
         """Store a segment's exact sum (layer, token, neuron), make it durable, then mark the segment done. Its
         bytes are the same whoever computes it, so ranks, resumed runs and concurrent launches agree."""
-        self.group["baseline_parts"][seed_index, segment] = total
-        for layer in range(self.spec.n_layers):
-            self._fsync("baseline_parts", (seed_index, segment, layer, 0, 0))
-        self.group["segment_done"][seed_index, segment] = True
+        self._array("baseline_parts")[seed_index, segment] = total
+        self._make_durable([("baseline_parts", (seed_index, segment, layer, 0, 0)) for layer in range(self.spec.n_layers)])
+        self._array("segment_done")[seed_index, segment] = True
 
     def segment_total(self, seed_index: int) -> np.ndarray:
         """Σ over every segment of a seed, layer by layer (memory stays at one segment's sum per layer)."""

@@ -8,6 +8,7 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO
@@ -42,13 +43,18 @@ class LocalBackend(Backend):
         return (self.path / "zarr.json").is_file()
 
     def make_durable(self, keys: Iterable[str]) -> None:
-        """zarr renames each chunk file into place; fsync makes its bytes survive a power cut too."""
-        for key in keys:
-            fd = os.open(self.path / key, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        """zarr renames each chunk file into place; fsync makes its bytes survive a power cut too. The files are
+        fsync'ed at the same time (the disk takes them in one flush rather than one after another)."""
+        keys = list(keys)
+        with ThreadPoolExecutor(max_workers=min(len(keys), 16) or 1) as pool:
+            list(pool.map(self._fsync, keys))
+
+    def _fsync(self, key: str) -> None:
+        fd = os.open(self.path / key, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @property
     def lock_path(self) -> Path:
