@@ -128,14 +128,14 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
     return prompt_set, record_under
 
 
-def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec) -> None:
-    """Bits compare with a train baseline that must exist before the first block is written."""
+def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec) -> list[np.ndarray]:
+    """Bits compare with a train baseline that must exist before the first block is written: the baseline of every
+    stack (``matching_baseline``)."""
     if store is None or not store.complete(dev.baseline_task, "train"):
         raise ActstoreError(f"--keep {'bits' if not dev.store_acts else 'both'} compares {dev.task}/{dev.split} with the "
                             f"train baseline of '{dev.baseline_task}', which {path} does not hold complete yet: extract "
                             f"{dev.baseline_task} --split train first (or include train in --split), or use --keep acts")
-    for spec in stack_specs(dev):
-        matching_baseline(store, dev.baseline_task, spec)
+    return [matching_baseline(store, dev.baseline_task, spec) for spec in stack_specs(dev)]
 
 
 def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec) -> np.ndarray:
@@ -178,16 +178,16 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
     (encoder) spec."""
     spec = plan(model, task, split, prompts, options, baseline_from)
     specs = stack_specs(spec)
+    baselines = None
     if spec.store_bits:
         if shard.sharded:  # the last rank to finish the train split writes the baseline
             wait_until(lambda: store.complete(spec.baseline_task, "train"),
                        f"the train baseline of '{spec.baseline_task}'", shard)
-        _check_baseline(store, store.location, spec)
+        baselines = _check_baseline(store, store.location, spec)
     writers = _writers(store, specs, _examples(model, task, split), shard)
     specs = [w.spec for w in writers]  # as they were begun, when resumed (ExtractionSpec.resuming)
     spec = specs[0]
-    runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options,
-                          [matching_baseline(store, s.baseline_task, s) for s in specs] if spec.store_bits else None)
+    runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options, baselines)
     report = progress or (lambda examples, nbytes: None)
     done = np.logical_and.reduce([w.done() for w in writers])
     with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:

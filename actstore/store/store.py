@@ -321,11 +321,9 @@ class Store:
 
         from ..kernels import moment_stats
 
-        group = self._group(_extraction_path(task, split, stack), "extraction")
-        ds = self.extraction(task, split, stack=stack)  # complete, or a clear error
-        spec = from_attrs(ExtractionSpec, group.attrs["spec"])
-        if spec.store_moments:
-            moments = np.asarray(group["moments"][...])
+        spec = self.extraction_spec(task, split, stack)
+        if spec is not None and spec.store_moments:  # read as extraction_array checks: complete, or a clear error
+            moments = np.asarray(self.extraction_array(task, split, "moments", stack=stack)[...])
         else:
             acts = self.activations(task, split, stack=stack).data
             moments = da.blockwise(_block_moments, "sbmln", acts, "sbltn", new_axes={"m": MOMENT_SLOTS},
@@ -333,8 +331,8 @@ class Store:
                                    dtype=np.int64 if spec.dtype == "float16" else np.float64).compute()
         mean, std = moment_stats(moments, spec.n_examples * spec.n_positions)
         dims = ("seed", "layer", "neuron")
-        return xr.Dataset({"mean": (dims, mean), "std": (dims, std)},
-                          coords={k: ds[k].values for k in dims})
+        coords = coordinates(spec)
+        return xr.Dataset({"mean": (dims, mean), "std": (dims, std)}, coords={k: coords[k] for k in dims})
 
     def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
