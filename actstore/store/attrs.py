@@ -72,8 +72,13 @@ def _drop_consolidated(zstore: zarr.abc.store.Store) -> None:
 
 
 def is_consolidated(zstore: zarr.abc.store.Store) -> bool:
-    """Whether the root's consolidated metadata says what every ``zarr.json`` says now."""
-    return _consolidated(zstore) == _listed(zstore)
+    """Whether the root's consolidated metadata says what every ``zarr.json`` says now (not at all when another writer
+    has just rewritten the root's ``zarr.json`` without it, e.g. a rank opening the same new store)."""
+    try:
+        held = _consolidated(zstore)
+    except ValueError:  # zarr: "Consolidated metadata requested ... but not found"
+        return False
+    return held == _listed(zstore)
 
 
 def _plain(metadata: object) -> dict:
