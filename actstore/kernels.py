@@ -277,37 +277,58 @@ def moment_stats(moments: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarra
     return mean, np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
 
 
+#: one in every byte lane of a 64-bit word: ``(word >> k) & LANES`` is bit k of each of its 8 bytes
+LANES = 0x0101010101010101
+#: rows a byte-wide counter can add up before it is flushed
+LANE_ROWS = 255
+
+
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _count_bits(bits: np.ndarray, labels: np.ndarray, block: int, n_classes: int) -> np.ndarray:
-    n, m = bits.shape
-    counts = np.zeros((n_classes, m * 8), np.int64)
+def _count_bits(words: np.ndarray, labels: np.ndarray, block: int, n_classes: int) -> np.ndarray:
+    """SWAR count: a row's 64-bit word adds bit k of its 8 bytes into 8 byte-wide counters at once (one shift,
+    and, add per word and bit instead of 64), which are flushed into int64 counts every ``LANE_ROWS`` rows."""
+    n, m = words.shape
+    counts = np.zeros((n_classes, m * 64), np.int64)
     for start in numba.prange((m + block - 1) // block):
         lo = start * block
-        hi = min(lo + block, m)
-        local = np.zeros((n_classes, (hi - lo) * 8), np.uint16)  # per-thread, flushed before it could overflow
-        for e in range(n):
-            label = labels[e]
-            if 0 <= label < n_classes:
-                row = bits[e, lo:hi]
-                acc = local[label]
-                for j in range(hi - lo):
-                    v = row[j]
-                    for k in range(8):
-                        acc[j * 8 + k] += (v >> k) & 1
-            if e % 32768 == 32767 or e == n - 1:
-                for c in range(n_classes):
-                    for j in range((hi - lo) * 8):
-                        counts[c, lo * 8 + j] += local[c, j]
-                        local[c, j] = 0
+        width = min(lo + block, m) - lo
+        lanes = np.zeros((n_classes, 8, width), np.uint64)  # [class, bit, word]: 8 byte counters per word
+        rows = np.zeros(n_classes, np.int64)
+        for e in range(n + 1):
+            flush = e == n
+            if not flush:
+                label = labels[e]
+                if label < 0 or label >= n_classes:
+                    continue
+                row = words[e, lo:lo + width]
+                for k in range(8):
+                    acc = lanes[label, k]
+                    for j in range(width):
+                        acc[j] += (row[j] >> np.uint64(k)) & np.uint64(LANES)
+                rows[label] += 1
+            for c in range(n_classes):
+                if rows[c] == 0 or not (flush or rows[c] == LANE_ROWS):
+                    continue
+                for k in range(8):
+                    for j in range(width):
+                        word = lanes[c, k, j]
+                        for i in range(8):  # byte i of word j holds neurons 8 * (8 * (lo + j) + i) + k
+                            counts[c, 64 * (lo + j) + 8 * i + k] += (word >> np.uint64(8 * i)) & np.uint64(255)
+                        lanes[c, k, j] = 0
+                rows[c] = 0
     return counts
 
 
 def count_bits(bits: np.ndarray, labels: np.ndarray, n_neurons: int, n_classes: int = 2) -> np.ndarray:
     """(E, ..., byte) packed above-baseline bits, (E,) labels → int64 (n_classes, ..., neuron): per label, how many
     bits are set; labels outside ``0..n_classes-1`` are left out, as in ``count_greater``."""
-    flat = np.ascontiguousarray(bits, np.uint8).reshape(bits.shape[0], -1)
+    row = int(np.prod(bits.shape[1:]))
+    flat = np.ascontiguousarray(bits, np.uint8).reshape(bits.shape[0], row)
     labels = np.asarray(labels)
     if labels.dtype.kind not in "biu":
         raise ValueError(f"labels must be integers, not {labels.dtype}")
-    counts = _count_bits(flat, labels.astype(np.int64), 4096, n_classes)
+    if row % 8:  # whole 64-bit words: zero bytes count nothing
+        flat = np.pad(flat, ((0, 0), (0, 8 - flat.shape[1] % 8)))
+    counts = _count_bits(flat.view(np.uint64), labels.astype(np.int64), 512, n_classes)
+    counts = counts[:, :row * 8]
     return counts.reshape(n_classes, *bits.shape[1:-1], bits.shape[-1] * 8)[..., :n_neurons]

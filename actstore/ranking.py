@@ -54,36 +54,30 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
                                 f"['{ONE_VS_REST}'])")
         made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read)
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
-    spec = _extraction_spec(store, task, split)
-    labels = store.extraction_array(task, split, "label")[...]
+    extracted = store.complete_stacks(task, split)
+    spec = extracted[0][0]
+    labels = extracted[0][1]["label"][...]
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
         raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
                             f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
     if len(np.unique(labels)) < 2:  # every neuron would be "perfectly predictive" of the one class
         raise ActstoreError(f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
                             "a neuron's accuracy needs both")
-    baseline_task, counts, stacks = _class_counts(store, spec, labels, baseline_from, read)
+    baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read)
     ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
     return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                                    prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
                 ranking)
 
 
-def _extraction_spec(store: Store, task: str, split: str) -> ExtractionSpec:
-    spec = store.extraction_spec(task, split)
-    if spec is None:
-        store.extraction(task, split)  # raises the usual clear error
-    return spec
-
-
-def _class_counts(store: Store, spec: ExtractionSpec, labels: np.ndarray,
+def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], labels: np.ndarray,
                   baseline_from: str | None, read: str | None = None) -> tuple[str, np.ndarray, list[str]]:
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
-    each layer), in one pass over the activations of ``dev`` and, for T5, of its decoder (labels outside the
-    classes, e.g. -1, are left out)."""
+    each layer), in one pass over the activations of each stack's extraction (``Store.complete_stacks``: T5's
+    decoder after its encoder; labels outside the classes, e.g. -1, are left out)."""
+    spec = parts[0][0]
     baseline_task = baseline_from or source_task(spec.task)
     n_classes = len(spec.label_names)
-    specs = [store.extraction_spec(spec.task, spec.split, stack) for stack in store.stacks(spec.task, spec.split)]
     if read not in (None, *READS):
         raise ActstoreError(f"read must be one of {', '.join(READS)}, not {read}")
     bits_usable = spec.store_bits and spec.baseline_task == baseline_task
@@ -93,20 +87,20 @@ def _class_counts(store: Store, spec: ExtractionSpec, labels: np.ndarray,
     if read == "acts" and not spec.store_acts:
         raise ActstoreError(f"{spec.task}/{spec.split} kept only its above-baseline bits: rank it from the bits")
     if bits_usable and read != "acts":  # compared at extraction: count the bits (a 16th of float16's bytes)
-        counts = [_reduce(_stored(store, s, "bits"), partial(_count_bits, n_tokens=s.n_positions,
-                                                                n_neurons=s.model.n_neurons, n_classes=n_classes),
-                          (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s in specs]
+        counts = [_reduce(group["bits"], partial(_count_bits, n_tokens=s.n_positions, n_neurons=s.model.n_neurons,
+                                                 n_classes=n_classes),
+                          (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s, group in parts]
     elif spec.store_acts:
-        baselines = [matching_baseline(store, baseline_task, s) for s in specs]  # every stack before the long pass
-        counts = [_reduce(_stored(store, s, "acts"), _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
-                          kernels.thresholds_for(baseline, spec.dtype)) for s, baseline in zip(specs, baselines)]
+        baselines = [matching_baseline(store, baseline_task, s) for s, _ in parts]  # every stack before the long pass
+        counts = [_reduce(group["acts"], _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
+                          kernels.thresholds_for(baseline, spec.dtype)) for (_, group), baseline in zip(parts, baselines)]
     elif spec.store_bits:
         raise ActstoreError(f"{spec.task}/{spec.split} kept only its bits against the baseline of '{spec.baseline_task}'"
                             f", not of '{baseline_task}': rank it with --baseline-from {spec.baseline_task}, or extract "
                             f"it with --keep both --baseline-from {baseline_task} into a new store")
     else:
         raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
-    return baseline_task, join_stacks(counts), [s.stack for s in specs for _ in range(s.n_layers)]
+    return baseline_task, join_stacks(counts), [s.stack for s, _ in parts for _ in range(s.n_layers)]
 
 
 def join_stacks(parts: Sequence[np.ndarray]) -> np.ndarray:
@@ -204,16 +198,17 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
     """
     if isinstance(subtasks, str):
         subtasks = [subtasks]
-    spec = _extraction_spec(store, task, split)
+    extracted = store.complete_stacks(task, split)
+    spec = extracted[0][0]
     wanted = list(dict.fromkeys(n for request in subtasks for n in subtask_names(request, spec.label_names)))
     parts = {name: parse_subtask(name, spec.label_names) for name in wanted}
-    labels = store.extraction_array(task, split, "label")[...]
+    labels = extracted[0][1]["label"][...]
     for part in parts.values():
         for side in (part.positive, part.negative):
             if not np.isin(labels, side).any():
                 raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
                                     f"{'+'.join(spec.label_names[i] for i in side)}")
-    baseline_task, counts, stacks = _class_counts(store, spec, labels, baseline_from, read)
+    baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read)
     made: dict[str, xr.Dataset] = {}
     common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)
@@ -319,7 +314,8 @@ def recompute_baseline(store: Store, task: str, stack: str = "encoder") -> np.nd
     spec = store.extraction_spec(task, "train", stack)
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
-    return baseline_from_sum(_reduce(_stored(store, spec, "acts"), _sum_kernel, (), None, None)[:, 0], spec.n_examples)
+    acts = store.extraction_array(task, "train", "acts", stack=stack)
+    return baseline_from_sum(_reduce(acts, _sum_kernel, (), None, None)[:, 0], spec.n_examples)
 
 
 def accuracy_from_counts(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -408,11 +404,10 @@ def _count_bits(data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_to
 READERS_PER_CORE = 3
 #: a task of bits reads this many times more storage chunks than one of float16 values (a 16th of the bytes each)
 BITS_PER_TASK = 16
-
-
-def _stored(store: Store, spec: ExtractionSpec, name: str) -> zarr.Array:
-    """A complete extraction's ``acts`` or ``bits`` array, read chunk by chunk by ``_reduce``'s tasks."""
-    return store.extraction_array(spec.task, spec.split, name, stack=spec.stack)
+#: bytes a task reads in one call: small chunks (bits) are fetched together, zarr reading them concurrently, and
+#: counted by one kernel call; a float16 chunk (MiniLM: 9.8 MB) is larger, so it is read alone, straight into the
+#: kernel, never copied into a joined array
+READ_BYTES = 8 * 2**20
 
 
 def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
@@ -458,10 +453,12 @@ def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[
     per_neuron = given.pop(0).reshape(-1) if thresholds else None
     labels = given.pop(0) if classes else None
     block, total = array.chunks[1], None
-    first = g * per_task
-    for b in range(first, min(first + per_task, -(-array.shape[1] // block))):
-        chunk = array[s, b * block:(b + 1) * block, layer]
-        rows = slice((b - first) * block, (b - first) * block + chunk.shape[0])
-        counts = kernel(chunk.reshape(chunk.shape[0], -1), per_neuron, None if labels is None else labels[rows])
+    chunk_bytes = block * array.shape[3] * array.shape[4] * array.dtype.itemsize
+    step = max(1, READ_BYTES // chunk_bytes)  # storage chunks per read
+    first, end = g * per_task, min((g + 1) * per_task, -(-array.shape[1] // block))
+    for b in range(first, end, step):
+        data = array[s, b * block:min(b + step, end) * block, layer]
+        rows = slice((b - first) * block, (b - first) * block + data.shape[0])
+        counts = kernel(data.reshape(data.shape[0], -1), per_neuron, None if labels is None else labels[rows])
         total = counts if total is None else total + counts
     return total.reshape(1, 1, total.shape[0], 1, array.shape[3], -1)

@@ -274,12 +274,29 @@ class Store:
     def extraction_array(self, task: str, split: str, name: str, *, stack: str = "encoder") -> zarr.Array:
         """One array of a complete extraction as zarr reads it, for kernels that go chunk by chunk (and no xarray
         dataset opened for it)."""
-        group = self._group(_extraction_path(task, split, stack), "extraction")
-        if group is None or not (is_complete(group) or np.asarray(group["done"][...]).all()):
+        group = self._complete_extraction(task, split, stack)
+        if group is None:
             self.extraction(task, split, stack=stack)  # the usual clear error
         if name not in group:
             raise ActstoreError(f"{task}/{split} in {self.location} holds no {name}")
         return group[name]
+
+    def complete_stacks(self, task: str, split: str) -> list[tuple[ExtractionSpec, zarr.Group]]:
+        """Each stack's spec and group of a complete extraction (the encoder's, then T5's decoder's), every group
+        opened and checked once, for kernels that read its arrays chunk by chunk; the usual clear error when it is
+        missing or unfinished."""
+        parts = [(from_attrs(ExtractionSpec, group.attrs["spec"]), group) for stack in STACKS
+                 if (group := self._complete_extraction(task, split, stack)) is not None]
+        if not parts:
+            self.extraction(task, split)  # the usual clear error
+        return parts
+
+    def _complete_extraction(self, task: str, split: str, stack: str) -> zarr.Group | None:
+        """An extraction's group when it exists (None when not), once every block is in (else the usual error)."""
+        group = self._group(_extraction_path(task, split, stack), "extraction")
+        if group is not None and not (is_complete(group) or np.asarray(group["done"][...]).all()):
+            self.extraction(task, split, stack=stack)  # the usual clear error
+        return group
 
     def activations(self, task: str, split: str = "validation", *, stack: str = "encoder",
                     blocks_per_chunk: int = 1) -> xr.DataArray:
