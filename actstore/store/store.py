@@ -398,12 +398,17 @@ class Store:
         """Write a dataset's arrays, then its spec: a group without a spec is never read."""
         group = self.root.require_group(path)
         group.attrs.put({})
-        for name, var in {**ds.coords, **ds.data_vars}.items():
+        variables = {**ds.coords, **ds.data_vars}
+        drafts = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)  # the arrays' metadata, made
+        for name, var in variables.items():  # where making it costs no I/O
             values = np.asarray(var.values)
             text = values.dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
-            group.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=var.dims,
-                               compressors=CHECKSUM, overwrite=True, attributes=coordinate_attrs(ds, name),
-                               fill_value=np.nan if values.dtype.kind == "f" else None)[...] = values
+            drafts.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=var.dims,
+                                compressors=CHECKSUM, attributes=coordinate_attrs(ds, name),
+                                fill_value=np.nan if values.dtype.kind == "f" else None)
+        metadata = {name: array.metadata for name, array in drafts.arrays()}
+        for name, array in group.create_hierarchy(metadata, overwrite=True):  # at once, older arrays removed
+            array[...] = np.asarray(variables[name].values)
         put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:
