@@ -415,8 +415,8 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
     """Apply ``kernel(chunk (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every storage chunk of
     ``array`` (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on
     the current dask scheduler (``scheduler.using``). A task reads ``CHUNKS_PER_TASK`` storage chunks (bits: 16
-    times as many) one at a time, each straight into the kernel, and sums their counts: no chunks are joined into
-    a larger array first, and only one sum per task leaves it. ``labels`` and ``per_neuron`` enter as dask arrays
+    times as many), at most ``READ_BYTES`` per read (a float16 chunk alone), each read straight into the kernel,
+    and sums their counts: large chunks are never joined into a larger array, and only one sum per task leaves it. ``labels`` and ``per_neuron`` enter as dask arrays
     (scattered on a cluster), never inside the task function, which would ship them with the graph. Packed bits
     (``n_neurons`` given) come out per neuron."""
     n_seeds, n_examples, n_layers, n_tokens, last = array.shape
@@ -444,7 +444,7 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
 
 def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[int, int, int], per_task: int,
           kernel: Callable, thresholds: bool, classes: bool) -> np.ndarray:
-    """One task of ``_reduce``: its storage chunks read one by one, each counted → (1, 1, out, 1, token, neuron);
+    """One task of ``_reduce``: its storage chunks read a few MB at a time, each read counted → (1, 1, out, 1, token, neuron);
     module level, so that workers import it. The kernel runs on this task's thread alone: dask runs a task per
     core, and numba's own threads on top of them would only contend for the same cores."""
     numba.set_num_threads(1)  # for this thread only
