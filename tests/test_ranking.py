@@ -44,6 +44,14 @@ def test_rankings_order_neurons_by_predictivity(ranked):
     assert round(top[0]["predictivity"], 12) == pred.max() and [r["rank"] for r in top] == [1, 2, 3]
 
 
+def test_top_neurons_tied_in_all_but_the_last_bit_show_one_value_in_rank_order():
+    accuracy = np.array([[0.6, 0.8], [0.7, 0.7], [0.8, 0.6]]).reshape(3, 1, 1, 2)  # 3 seeds, summed in 2 orders
+    ranking = ranking_dataset(accuracy, np.arange(3))
+    assert ranking["predictivity"].values[0, 0] != ranking["predictivity"].values[0, 1]  # last-bit noise
+    top = top_neurons(ranking, 2)
+    assert [r["neuron"] for r in top] == [0, 1] and top[0]["predictivity"] == top[1]["predictivity"] == 0.7
+
+
 def test_ranking_dataset_handles_ties_and_inhibitory_neurons():
     accuracy = np.array([0.9, 0.1, 0.5, 0.1]).reshape(1, 1, 1, 4)  # one seed, layer, token; 4 neurons
     ds = ranking_dataset(accuracy, np.array([0]))
