@@ -135,6 +135,21 @@ def test_damaged_metadata_is_found_refused_and_healed(reference, tmp_path, fault
     heal(store, args, expected)
 
 
+def test_a_zarr_json_still_being_written_is_not_taken_for_a_lost_one(reference, tmp_path):
+    """A rank waiting for the group rank 0 is creating sees zarr's temporary file of its zarr.json: not there yet,
+    not damage; a folder holding data without its zarr.json stays a fault."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(reference[0], store)
+    group = store / "extractions" / "sst2" / "test"
+    group.mkdir()
+    (group / "zarr.0123456789abcdef.partial").write_text('{"zarr_fo')  # LocalStore's atomic write in flight
+    assert open_store(store).extraction_spec("sst2", "test") is None
+    (group / "label").mkdir()
+    (group / "label" / "zarr.json").write_text("{}")
+    with pytest.raises(StoreFault, match="holds data but its zarr.json is missing"):
+        open_store(store).extraction_spec("sst2", "test")
+
+
 def test_lost_prompts_are_reported_as_not_recomputable(reference, tiny_model_dir, data_dir, tmp_path):
     source, _ = reference
     store = tmp_path / "s.zarr"

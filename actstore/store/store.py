@@ -30,6 +30,7 @@ from ..specs import (MOMENT_SLOTS, STACKS, ExtractionSpec, PromptSpec, RankingSp
                      to_attrs)
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
+from .backends.local import PARTIAL_SUFFIX
 from .integrity import CHECKSUM, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
 from .schema import validate
@@ -444,10 +445,13 @@ def coordinate_attrs(ds: xr.Dataset, name: str) -> dict[str, str]:
 
 
 def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
-    """Whether any key starts with ``prefix`` (a folder that holds data, or a store that holds anything)."""
+    """Whether any key starts with ``prefix`` (a folder that holds data, or a store that holds anything); a file
+    another process is still writing (a local store's ``.partial``) is not data yet: a rank waiting for the group
+    rank 0 is creating must not take its zarr.json in flight for a lost one."""
     async def first() -> bool:
-        async for _ in zstore.list_prefix(prefix):
-            return True
+        async for key in zstore.list_prefix(prefix):
+            if not key.endswith(PARTIAL_SUFFIX):
+                return True
         return False
 
     return zarr.core.sync.sync(first())

@@ -18,6 +18,8 @@ from zarr.storage import LocalStore
 from ...errors import ActstoreError
 from .base import Backend
 
+#: how zarr's LocalStore names a file while it writes it (``<name>.<uuid>.partial``, then renamed into place)
+PARTIAL_SUFFIX = ".partial"
 #: where schema version 2 kept the lock: inside the store, where zarr lists it as a foreign object
 LEGACY_LOCK = ".actstore.lock"
 
@@ -69,7 +71,7 @@ class LocalBackend(Backend):
         and the lock file version 2 kept inside the store once no process of that version holds it."""
         with self._flock(self.lock_path, shared):
             if not shared:  # a rank's temporary files could still be in flight
-                for orphan in self.path.rglob("*.partial"):
+                for orphan in self.path.rglob("*" + PARTIAL_SUFFIX):
                     orphan.unlink()
                 if (self.path / LEGACY_LOCK).is_file():
                     with self._flock(self.path / LEGACY_LOCK, False):
