@@ -18,7 +18,7 @@ from scipy import stats
 from .errors import ActstoreError
 from .evaluation import check_run, evaluation_name, usable_prompts
 from .models import PromptedModel
-from .ranking import model_accuracy
+from .ranking import PREDICTIVITY_DECIMALS, model_accuracy
 from .specs import to_attrs
 from .store import Store
 from .suppression import SCOPES, skill_mask
@@ -135,10 +135,9 @@ def _check_evaluations(evals: dict[tuple[str, str], xr.Dataset]) -> None:
 def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dict]:
     """(task, layer, neuron) predictivities of tasks ranked with one model, and that model's spec.
 
-    Rounded to 12 decimals: predictivities are means of count ratios, and equal ones (e.g. (0.6 + 1.0) / 2 and
-    (0.7 + 0.9) / 2) may differ in the last bit; rounded, they tie in a rank correlation as they should.
+    Rounded as rank compares them (``PREDICTIVITY_DECIMALS``), so that equal ones tie in a rank correlation.
     """
-    values = [np.round(store.ranking(t)["predictivity"].values, 12) for t in tasks]  # clear error if unranked
+    values = [np.round(store.ranking(t)["predictivity"].values, PREDICTIVITY_DECIMALS) for t in tasks]  # clear error if unranked
     specs = [store.ranking_spec(t) for t in tasks]
     for task, spec in zip(tasks[1:], specs[1:]):
         if spec.model.revision != specs[0].model.revision:

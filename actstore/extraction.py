@@ -41,7 +41,7 @@ from .prompts import PromptSet
 from .specs import ExtractionSpec, differences
 from .store import Store
 from .store.writer import Examples
-from .store.store import _extraction_path
+from .store.store import extraction_path
 from .tasks import Split, TaskSpec, check_examples, source_task
 
 #: the activation dtypes a store can hold
@@ -122,7 +122,7 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
         for spec in stack_specs(planned):
             old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
             if old is not None and old != spec.resuming(old):
-                where = _extraction_path(spec.task, spec.split, spec.stack)
+                where = extraction_path(spec.task, spec.split, spec.stack)
                 raise ActstoreError(f"{path}/{where} was extracted with different settings "
                                     f"({'; '.join(differences(old, spec))}); use another store or the original settings")
     return prompt_set, record_under

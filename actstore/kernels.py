@@ -328,7 +328,7 @@ def count_bits(bits: np.ndarray, labels: np.ndarray, n_neurons: int, n_classes: 
     if labels.dtype.kind not in "biu":
         raise ValueError(f"labels must be integers, not {labels.dtype}")
     if row % 8:  # whole 64-bit words: zero bytes count nothing
-        flat = np.pad(flat, ((0, 0), (0, 8 - flat.shape[1] % 8)))
+        flat = np.pad(flat, ((0, 0), (0, -row % 8)))
     counts = _count_bits(flat.view(np.uint64), labels.astype(np.int64), 512, n_classes)
     counts = counts[:, :row * 8]
     return counts.reshape(n_classes, *bits.shape[1:-1], bits.shape[-1] * 8)[..., :n_neurons]

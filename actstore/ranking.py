@@ -34,6 +34,11 @@ CHUNKS_PER_TASK = 4
 ONE_VS_REST, COMBINED, REST = "one-vs-rest", "combined", "rest"
 
 
+#: predictivities are compared on this many decimals: they are means of count ratios, and equal ones may differ in
+#: the last bit (e.g. (0.6 + 1.0) / 2 and (0.7 + 0.9) / 2); rounded, they tie (ranks: broken by neuron index)
+PREDICTIVITY_DECIMALS = 12
+
+
 #: which stored form rank counts: the bits when the extraction kept them (against the asked baseline), else the values
 READS = ("acts", "bits")
 
@@ -332,8 +337,7 @@ def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray, stacks: Sequence[st
     per_token = np.maximum(accuracy, 1.0 - accuracy)
     predictivity = np.nanmax(per_token, axis=2).mean(axis=0)
     n_layers, n_neurons = predictivity.shape
-    # equal predictivities may differ in the last bit (means of ratios): rank on 12 decimals, ties by neuron index
-    key = -np.round(predictivity, 12)
+    key = -np.round(predictivity, PREDICTIVITY_DECIMALS)  # ties by neuron index
     in_layer = np.empty(predictivity.shape, np.int32)
     order = np.argsort(key, axis=1, kind="stable")
     np.put_along_axis(in_layer, order, np.arange(n_neurons, dtype=np.int32)[None, :].repeat(n_layers, 0), axis=1)
@@ -364,9 +368,8 @@ def top_neurons(ranking: xr.Dataset, k: int = 10) -> list[dict]:
         rows.append({
             "rank": int(flat[index]) + 1, "stack": str(ranking["layer_stack"].values[layer]), "layer": int(layer),
             "neuron": int(neuron),
-            # as ranked (12 decimals): equal means of ratios may differ in the last bit, and must not print as
-            # 0.6737 above 0.6738
-            "predictivity": round(float(ranking["predictivity"].values[layer, neuron]), 12),
+            # as ranked: tied neurons must not print as 0.6737 above 0.6738
+            "predictivity": round(float(ranking["predictivity"].values[layer, neuron]), PREDICTIVITY_DECIMALS),
             "best_token": int(np.bincount(ranking["best_token"].values[:, layer, neuron]).argmax()),
         })
     return rows
@@ -418,8 +421,9 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
     ``array`` (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on
     the current dask scheduler (``scheduler.using``). A task reads ``CHUNKS_PER_TASK`` storage chunks (bits: 16
     times as many), at most ``READ_BYTES`` per read (a float16 chunk alone), each read straight into the kernel,
-    and sums their counts: large chunks are never joined into a larger array, and only one sum per task leaves it. ``labels`` and ``per_neuron`` enter as dask arrays
-    (scattered on a cluster), never inside the task function, which would ship them with the graph. Packed bits
+    and sums their counts: large chunks are never joined into a larger array, and only one sum per task leaves it.
+    ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a cluster), never inside the task function,
+    which would ship them with the graph. Packed bits
     (``n_neurons`` given) come out per neuron."""
     n_seeds, n_examples, n_layers, n_tokens, last = array.shape
     block = array.chunks[1]
@@ -446,8 +450,8 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
 
 def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[int, int, int], per_task: int,
           kernel: Callable, thresholds: bool, classes: bool) -> np.ndarray:
-    """One task of ``_reduce``: its storage chunks read a few MB at a time, each read counted → (1, 1, out, 1, token, neuron);
-    module level, so that workers import it. The kernel runs on this task's thread alone: dask runs a task per
+    """One task of ``_reduce``: its storage chunks read a few MB at a time, each read counted → (1, 1, out, 1, token,
+    neuron); module level, so that workers import it. The kernel runs on this task's thread alone: dask runs a task per
     core, and numba's own threads on top of them would only contend for the same cores."""
     numba.set_num_threads(1)  # for this thread only
     s, g, layer = np.unravel_index(int(index.ravel()[0]), grid)

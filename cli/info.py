@@ -17,6 +17,7 @@ def info(
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
     from actstore.store import open_store
+    from actstore.store.store import extraction_path
 
     summary = open_store(store).summary()
     if as_json:
@@ -29,8 +30,7 @@ def info(
         kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
         kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
         acts = " + ".join(kept) or "baseline only"
-        where = f"{'decoder_' if e['stack'] == 'decoder' else ''}extractions/{e['task']}/{e['split']}"  # the group
-        out.print(f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
+        out.print(f"  {extraction_path(e['task'], e['split'], e['stack'])}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
                   f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}")
     for task, r in summary["rankings"].items():
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "

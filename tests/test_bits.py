@@ -78,7 +78,6 @@ def test_kernels_compare_exactly_at_ties_signed_zeros_and_neighbours():
         np.testing.assert_array_equal(bits, packed_reference(v[None], baseline[None])[0])
 
 
-
 @pytest.mark.parametrize("rows, shape, n_neurons, n_classes", [
     (1, (5,), 37, 2),            # a row of 5 bytes: padded to a whole 64-bit word
     (700, (3, 4), 29, 3),        # rows of one class past a byte counter's 255: flushed in between
@@ -93,6 +92,7 @@ def test_counting_packed_bits_equals_unpacking_them(rows, shape, n_neurons, n_cl
     unpacked = np.unpackbits(bits, axis=-1, bitorder="little")[..., :n_neurons].astype(np.int64)
     expected = np.stack([unpacked[labels == c].sum(0) for c in range(n_classes)])
     np.testing.assert_array_equal(kernels.count_bits(bits, labels, n_neurons, n_classes), expected)
+
 
 @pytest.mark.parametrize("keep", ["both", "bits"])
 def test_the_device_path_gives_the_same_store_as_the_host_kernels(keep, monkeypatch, tiny_model_dir, data_dir, tmp_path):

@@ -142,7 +142,7 @@ class Store:
         extractions = {}
         for task, splits in self.tasks().items():
             for split, stack in ((split, stack) for split in splits for stack in STACKS):
-                group = self._group(_extraction_path(task, split, stack), "extraction")
+                group = self._group(extraction_path(task, split, stack), "extraction")
                 if group is None:
                     continue
                 spec = from_attrs(ExtractionSpec, group.attrs["spec"])
@@ -200,7 +200,7 @@ class Store:
     def extraction_writer(self, spec: ExtractionSpec, examples: Examples) -> ExtractionWriter:
         """Open an extraction for (re)writing: a new one is created, a matching one resumes (as it was begun: see
         ``ExtractionSpec.resuming``), another is refused."""
-        path = _extraction_path(spec.task, spec.split, spec.stack)
+        path = extraction_path(spec.task, spec.split, spec.stack)
         group = self._group(path, "extraction")
         if group is not None:
             old = from_attrs(ExtractionSpec, group.attrs["spec"])
@@ -220,12 +220,12 @@ class Store:
         return ExtractionWriter(self, group, spec)
 
     def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
-        group = self._group(_extraction_path(task, split, stack), "extraction")
+        group = self._group(extraction_path(task, split, stack), "extraction")
         return None if group is None else from_attrs(ExtractionSpec, group.attrs["spec"])
 
     def complete(self, task: str, split: str) -> bool:
         """Whether every stack of an extraction is complete (every block stored; for train, every baseline)."""
-        groups = [g for stack in STACKS if (g := self._group(_extraction_path(task, split, stack), "extraction"))]
+        groups = [g for stack in STACKS if (g := self._group(extraction_path(task, split, stack), "extraction"))]
         return bool(groups) and all(map(is_complete, groups))
 
     def stacks(self, task: str, split: str) -> list[str]:
@@ -242,7 +242,7 @@ class Store:
         import dask.array as da
         import xarray as xr
 
-        path = _extraction_path(task, split, stack)
+        path = extraction_path(task, split, stack)
         group = self._group(path, "extraction")
         if group is None:
             known = ", ".join(f"{t}/{s}" for t, ss in self.tasks().items() for s in ss) or "none"
@@ -294,7 +294,7 @@ class Store:
 
     def _complete_extraction(self, task: str, split: str, stack: str) -> zarr.Group | None:
         """An extraction's group when it exists (None when not), once every block is in (else the usual error)."""
-        group = self._group(_extraction_path(task, split, stack), "extraction")
+        group = self._group(extraction_path(task, split, stack), "extraction")
         if group is not None and not (is_complete(group) or np.asarray(group["done"][...]).all()):
             self.extraction(task, split, stack=stack)  # the usual clear error
         return group
@@ -354,7 +354,7 @@ class Store:
 
     def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
-        group = self._group(_extraction_path(task, "train", stack), "extraction")
+        group = self._group(extraction_path(task, "train", stack), "extraction")
         if group is None or not is_complete(group):
             raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.location}: "
                                 "extract its train split first")
@@ -457,7 +457,7 @@ def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
     return zarr.core.sync.sync(first())
 
 
-def _extraction_path(task: str, split: str, stack: str = "encoder") -> str:
+def extraction_path(task: str, split: str, stack: str = "encoder") -> str:
     """T5's decoder activations live in a tree of their own, ``decoder_extractions/<task>/<split>``: inside the
     split's group, their other layers and single token would not align with it (``xr.open_datatree`` refuses)."""
     return f"extractions/{task}/{split}" if stack == "encoder" else f"{stack}_extractions/{task}/{split}"
