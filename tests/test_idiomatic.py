@@ -259,6 +259,25 @@ def test_consolidated_metadata_catches_up_with_a_concurrent_writer(upgraded, mon
     assert root.metadata.consolidated_metadata.flattened_metadata["results/other/x"].attributes == {"a": 1}
 
 
+def test_the_only_writer_consolidates_without_reading_back(monkeypatch, tmp_path):
+    """An exclusive lock on a disk leaves no writer to race with: the copy is written once, and it is current; the
+    ranks of a launch (a shared lock) and a writer holding no lock still read it back and compare."""
+    store = Store(tmp_path / "s.zarr", mode="a")
+    checks = []
+    monkeypatch.setattr(attrs_module, "is_consolidated", lambda zstore: checks.append(1) or is_consolidated(zstore))
+    result = xr.Dataset({"value": ("i", np.arange(3.0))}, coords={"i": [0, 1, 2]})
+    with store.writing():
+        assert store.zstore.sole_writer
+        store.put_result("curve", "a", {"n": 1}, result)
+    assert checks == [] and not store.zstore.sole_writer and is_consolidated(store.zstore)
+    assert zarr.open_consolidated(store.path).metadata.consolidated_metadata.flattened_metadata["results/curve/a/value"]
+    with store.writing(shared=True):
+        assert not store.zstore.sole_writer
+        store.put_result("curve", "b", {"n": 2}, result)
+    store.put_result("curve", "c", {"n": 3}, result)
+    assert len(checks) == 3 and is_consolidated(store.zstore)  # b's write and the lock's release; c's write
+
+
 def test_the_writer_lock_is_beside_the_store_and_still_exclusive(upgraded, tmp_path):
     path = v2_store(tmp_path)
     (path / ".actstore.lock").touch()

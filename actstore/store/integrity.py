@@ -84,6 +84,9 @@ class StrictStore(WrapperStore):
     def __init__(self, store: zarr.abc.store.Store, where: str = "") -> None:
         super().__init__(store)
         self.where = where or str(store)
+        #: whether this process holds the store's writer lock alone (``Store.writing``: exclusive, on a disk), so
+        #: that no other writer can change it meanwhile
+        self.sole_writer = False
 
     def _with_store(self, store: zarr.abc.store.Store) -> "StrictStore":
         return type(self)(store, self.where)

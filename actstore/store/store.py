@@ -15,6 +15,7 @@ Where the store lives (a directory, a bucket) is the ``backends`` package's busi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,9 +99,13 @@ class Store:
         which write disjoint units (an exclusive writer is refused meanwhile, and only it clears orphans)."""
         if self.read_only:
             raise ActstoreError(f"{self.location} was opened read-only")
-        with self.backend.writer_lock(shared):
-            yield
-            consolidate(self.zstore)  # whatever the command changed (a group removed by verify --repair, ...)
+        with self.backend.writer_lock(shared) as alone:
+            self.zstore.sole_writer = alone
+            try:
+                yield
+                consolidate(self.zstore)  # whatever the command changed (a group removed by verify --repair, ...)
+            finally:
+                self.zstore.sole_writer = False
 
     # ---- groups
 
@@ -408,8 +413,13 @@ class Store:
                                 compressors=CHECKSUM, attributes=coordinate_attrs(ds, name),
                                 fill_value=np.nan if values.dtype.kind == "f" else None)
         metadata = {name: array.metadata for name, array in drafts.arrays()}
-        for name, array in group.create_hierarchy(metadata, overwrite=True):  # at once, older arrays removed
-            array[...] = np.asarray(variables[name].values)
+        arrays = dict(group.create_hierarchy(metadata, overwrite=True))  # at once, older arrays removed
+
+        async def fill() -> None:  # every array's chunks at once, not one array after another
+            await asyncio.gather(*(array.async_array.setitem(Ellipsis, np.asarray(variables[name].values))
+                                   for name, array in arrays.items()))
+
+        zarr.core.sync.sync(fill())
         put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
 
     def _dataset(self, path: str, kind: str) -> xr.Dataset | None:

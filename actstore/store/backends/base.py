@@ -33,9 +33,10 @@ class Backend(ABC):
         """Return once the written ``keys`` would survive a crash of the process or of the machine."""
 
     @abstractmethod
-    def writer_lock(self, shared: bool = False) -> AbstractContextManager[None]:
+    def writer_lock(self, shared: bool = False) -> AbstractContextManager[bool]:
         """Held while a command writes (``shared``: by each rank of one sharded launch); what it guarantees
-        differs by backend (README, "Where a store lives")."""
+        differs by backend (README, "Where a store lives"). It gives whether the holder is sure to be the store's
+        only writer meanwhile."""
 
     @property
     def name(self) -> str:

@@ -65,18 +65,21 @@ class LocalBackend(Backend):
         return real.with_name(real.name + ".lock")
 
     @contextmanager
-    def writer_lock(self, shared: bool = False) -> Iterator[None]:
+    def writer_lock(self, shared: bool = False) -> Iterator[bool]:
         """One writer process per store (``shared``: the ranks of one sharded launch, which write disjoint units,
         an exclusive writer refused meanwhile); an exclusive writer removes the temporary files of a killed one,
-        and the lock file version 2 kept inside the store once no process of that version holds it."""
+        and the lock file version 2 kept inside the store once no process of that version holds it. Gives whether
+        the holder is the only writer: an exclusive one is."""
         with self._flock(self.lock_path, shared):
             if not shared:  # a rank's temporary files could still be in flight
-                for orphan in self.path.rglob("*" + PARTIAL_SUFFIX):
-                    orphan.unlink()
+                for folder, _, files in os.walk(self.path):  # os.walk: a third faster than Path.rglob
+                    for name in files:
+                        if name.endswith(PARTIAL_SUFFIX):
+                            os.unlink(os.path.join(folder, name))
                 if (self.path / LEGACY_LOCK).is_file():
                     with self._flock(self.path / LEGACY_LOCK, False):
                         (self.path / LEGACY_LOCK).unlink()
-            yield
+            yield not shared
 
     def _flock(self, path: Path, shared: bool) -> AbstractContextManager[None]:
         try:

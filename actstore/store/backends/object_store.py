@@ -70,9 +70,10 @@ class ObjectBackend(Backend):
     def make_durable(self, keys: Iterable[str]) -> None:
         """Nothing to do: a PUT is durable when it returns."""
 
-    def writer_lock(self, shared: bool = False) -> nullcontext[None]:
-        """No lock: object stores have no flock, and concurrent writers of one extraction write the same bytes."""
-        return nullcontext()
+    def writer_lock(self, shared: bool = False) -> nullcontext[bool]:
+        """No lock: object stores have no flock, and concurrent writers of one extraction write the same bytes (so
+        no writer is ever sure to be the only one)."""
+        return nullcontext(False)
 
     @contextmanager
     def _errors(self) -> Iterator[None]:
