@@ -137,7 +137,8 @@ def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dic
 
     Rounded as rank compares them (``PREDICTIVITY_DECIMALS``), so that equal ones tie in a rank correlation.
     """
-    values = [np.round(store.ranking(t)["predictivity"].values, PREDICTIVITY_DECIMALS) for t in tasks]  # clear error if unranked
+    # store.ranking: a clear error if a task is unranked
+    values = [np.round(store.ranking(t)["predictivity"].values, PREDICTIVITY_DECIMALS) for t in tasks]
     specs = [store.ranking_spec(t) for t in tasks]
     for task, spec in zip(tasks[1:], specs[1:]):
         if spec.model.revision != specs[0].model.revision:

@@ -64,14 +64,17 @@ def drop_cache(folder: Path) -> None:
             os.close(fd)
 
 
-def plain_read(folder: Path) -> int:
-    total = 0
+def plain_read(folder: Path) -> None:
     for path in sorted(folder.rglob("*")):
         if path.is_file():
             with open(path, "rb", buffering=0) as f:
-                while chunk := f.read(1 << 24):
-                    total += len(chunk)
-    return total
+                while f.read(1 << 24):
+                    pass
+
+
+def disk_bytes(folder: Path) -> int:
+    """The bytes of every file under ``folder``."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
 
 
 def raw_write(path: Path, block: np.ndarray, count: int) -> float:
@@ -156,11 +159,11 @@ def cold_read(folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def timed_rank(store_path: Path, read: str, runs: list[dict] | None = None) -> float:
+def timed_rank(store_path: Path, read: str, runs: list[dict]) -> float:
     """Seconds of one rank (``_RANK_CODE``) in a fresh process over ``read``; its measurements appended to ``runs``."""
     run = _in_fresh_process(_RANK_CODE.format(path=str(store_path), read=read),
                             store_path / "extractions" / "sst2" / "validation")
-    (runs if runs is not None else []).append(run)
+    runs.append(run)
     return run["seconds"]
 
 
@@ -168,7 +171,7 @@ def bench_rank(store_path: Path) -> dict:
     acts_dir = store_path / "extractions" / "sst2" / "validation" / "acts"
     runs: list[dict] = []
     read, ranked = medians(lambda: cold_read(acts_dir), lambda: timed_rank(store_path, "acts", runs))
-    nbytes = sum(p.stat().st_size for p in acts_dir.rglob("*") if p.is_file())
+    nbytes = disk_bytes(acts_dir)
     # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into a forked child
     return {"bytes": nbytes, "plain_read_MB_per_s": nbytes / read / 1e6, "rank_MB_per_s": nbytes / ranked / 1e6,
             "ratio": read / ranked, "rank_peak_rss_MB": max(r["hwm_kb"] for r in runs) / 1e3,
@@ -217,12 +220,13 @@ _NUMPY_CODE = _MEASURED.format(
 
 def bench_bits_rank(store_path: Path) -> dict:
     """rank counting the bits vs rank counting the float16 values of the same store (both kept: --keep both), each
-    in a fresh process from a dropped cache (medians of ``TRIALS``); the two arrays' bytes on disk; and a plain read of the bits' chunk
-    files from a dropped cache (what the bits rank cannot beat: it reads them all)."""
+    in a fresh process from a dropped cache (medians of ``TRIALS``); the two arrays' bytes on disk; and a plain read
+    of the bits' chunk files from a dropped cache (what the bits rank cannot beat: it reads them all)."""
     dev = store_path / "extractions" / "sst2" / "validation"
-    acts, bits, read = medians(lambda: timed_rank(store_path, "acts"), lambda: timed_rank(store_path, "bits"),
-                               lambda: cold_read(dev / "bits"))
-    size = {name: sum(p.stat().st_size for p in (dev / name).rglob("*") if p.is_file()) for name in ("acts", "bits")}
+    runs: list[dict] = []  # only their seconds count here
+    acts, bits, read = medians(lambda: timed_rank(store_path, "acts", runs),
+                               lambda: timed_rank(store_path, "bits", runs), lambda: cold_read(dev / "bits"))
+    size = {name: disk_bytes(dev / name) for name in ("acts", "bits")}
     return {"acts_rank_s": acts, "bits_rank_s": bits, "speedup": acts / bits,
             "bits_plain_read_s": read, "bits_rank_vs_read": read / bits,
             "acts_bytes": size["acts"], "bits_bytes": size["bits"], "size_ratio": size["acts"] / size["bits"]}
@@ -261,7 +265,7 @@ def bench_numpy(store_path: Path, root: Path, factors: tuple[int, ...] = (1, 2, 
             synthetic_store(store_path, path, factor)
             os.sync()  # its writes reach the disk before anything is timed
         acts = path / "extractions" / "sst2" / "validation" / "acts"
-        nbytes = sum(p.stat().st_size for p in acts.rglob("*") if p.is_file())
+        nbytes = disk_bytes(acts)
         point = {"factor": factor, "acts_GB": nbytes / 1e9}
         for name, code in (("rank", _RANK_CODE.format(path=str(path), read="acts")),  # numpy's GBs of RAM last
                            ("bits_rank", _RANK_CODE.format(path=str(path), read="bits")),
@@ -291,7 +295,7 @@ def bench_cluster_rank(store_path: Path) -> dict:
                 start = time.perf_counter()
                 rank_task(store, "sst2", read="acts")
                 seconds[name] = time.perf_counter() - start
-    nbytes = sum(p.stat().st_size for p in acts_dir.rglob("*") if p.is_file())
+    nbytes = disk_bytes(acts_dir)
     return {"bytes": nbytes, "threads_MB_per_s": nbytes / seconds["threads"] / 1e6,
             "cluster_MB_per_s": nbytes / seconds["cluster"] / 1e6, "ratio": seconds["threads"] / seconds["cluster"]}
 
@@ -395,7 +399,7 @@ def bench_s3(spec: ExtractionSpec, acts: np.ndarray, rank_store: Path, root: Pat
     """Store write and rank through the S3 API on localhost vs the local directory, the same bytes, in this process
     (rank warmed up once on each: numba kernels loaded; the local read from a dropped cache, as above)."""
     acts_dir = rank_store / "extractions" / "sst2" / "validation" / "acts"
-    nbytes = sum(p.stat().st_size for p in acts_dir.rglob("*") if p.is_file())
+    nbytes = disk_bytes(acts_dir)
     written, ranked = {}, {}
     with s3_on_localhost() as bucket:
         for name, where in (("local", root / "s3-local-write.zarr"), ("s3", f"{bucket}/write.zarr")):

@@ -30,7 +30,8 @@ def info(
         kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
         kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
         acts = " + ".join(kept) or "baseline only"
-        out.print(f"  {extraction_path(e['task'], e['split'], e['stack'])}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
+        where = extraction_path(e["task"], e["split"], e["stack"])
+        out.print(f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
                   f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}")
     for task, r in summary["rankings"].items():
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "

@@ -405,19 +405,19 @@ class Store:
         group = self.root.require_group(path)
         group.attrs.put({})
         variables = {**ds.coords, **ds.data_vars}
+        values = {name: np.asarray(var.values) for name, var in variables.items()}
         drafts = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)  # the arrays' metadata, made
         for name, var in variables.items():  # where making it costs no I/O
-            values = np.asarray(var.values)
-            text = values.dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
-            drafts.create_array(name, shape=values.shape, dtype=str if text else values.dtype, dimension_names=var.dims,
+            dtype = values[name].dtype
+            text = dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
+            drafts.create_array(name, shape=values[name].shape, dtype=str if text else dtype, dimension_names=var.dims,
                                 compressors=CHECKSUM, attributes=coordinate_attrs(ds, name),
-                                fill_value=np.nan if values.dtype.kind == "f" else None)
+                                fill_value=np.nan if dtype.kind == "f" else None)
         metadata = {name: array.metadata for name, array in drafts.arrays()}
         arrays = dict(group.create_hierarchy(metadata, overwrite=True))  # at once, older arrays removed
 
         async def fill() -> None:  # every array's chunks at once, not one array after another
-            await asyncio.gather(*(array.async_array.setitem(Ellipsis, np.asarray(variables[name].values))
-                                   for name, array in arrays.items()))
+            await asyncio.gather(*(array.async_array.setitem(Ellipsis, values[name]) for name, array in arrays.items()))
 
         zarr.core.sync.sync(fill())
         put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
