@@ -30,7 +30,7 @@ def scores(model: PromptedModel, split: Split, prompt: torch.Tensor, word_ids: l
     """(examples, classes) label-word logits of one prompt (p, hidden); ``edit`` may rewrite FFN activations."""
     out = np.empty((len(split), len(word_ids)), np.float32)
     for lo in range(0, len(split), batch_size):
-        batch = model.encode(split.texts[lo:lo + batch_size], max_length)
+        batch = model.encode(split.texts[lo:lo + batch_size], max_length, split.task)
         if edit is None:
             logits = model.label_logits(batch, prompt, word_ids)
         else:
@@ -49,7 +49,7 @@ def accuracy(model: PromptedModel, task: TaskSpec, split: Split, prompts: Prompt
 
     ``edit(seed_index)`` gives the activation edit for that seed's run (suppression), if any.
     """
-    words = model.label_word_ids(task.label_words)
+    words = model.label_ids(task)
     result = np.empty(len(prompts.seeds))
     for s in range(len(prompts.seeds)):
         prompt = torch.from_numpy(prompts.vectors[s])
@@ -92,19 +92,13 @@ def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: 
     if prompts is None:
         raise ActstoreError(f"{store.location} holds no prompts for task '{source}': run actstore tune --task {source} first")
     prompts.check_fits(model.spec, max_length)
-    check_revision(f"prompts of '{source}'", store.prompt_spec(source).model, model)
+    model.check_made_for(f"prompts of '{source}'", store.prompt_spec(source).model)
     return prompts
-
-
-def check_revision(what: str, made_for: ModelSpec, model: PromptedModel) -> None:
-    """Refuse to mix results of different weights."""
-    if made_for.revision != model.spec.revision:
-        raise ActstoreError(f"the {what} were made for {made_for.name} ({made_for.revision}), "
-                            f"not {model.spec.name} ({model.spec.revision})")
 
 
 def run_spec(task: TaskSpec, split: Split, source: str, model: PromptedModel, prompts: PromptSet, max_length: int) -> dict:
     """What every inference result records: the data, the prompts and the model it ran."""
     return {"task": task.name, "split": split.name, "prompts_from": source, "model": to_attrs(model.spec),
+            "label_ids": model.label_ids(task),
             "prompt_checksum": prompts.checksum, "seeds": list(prompts.seeds), "n_examples": len(split),
             "data_fingerprint": split.fingerprint, "max_length": max_length}

@@ -38,7 +38,7 @@ from .errors import ActstoreError
 from .launch import Shard, wait_until
 from .models import PromptedModel
 from .prompts import PromptSet
-from .specs import ExtractionSpec, differences
+from .specs import ExtractionSpec, differences, layout_mismatch
 from .store import Store
 from .store.writer import Examples
 from .store.store import extraction_path
@@ -84,7 +84,6 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
     check_examples(task, split, min_classes=1 if split.name == "train" else 2)  # train feeds the baseline, dev is ranked
     prompts.check_fits(model.spec, options.max_length)
     model.check_length(options.max_length, len(split.texts[0]))
-    model.label_word_ids(task.label_words)
     dev = split.name != "train"  # train feeds the baseline: --keep is for the splits that are ranked
     store_bits = dev and options.keep != "acts"
     return ExtractionSpec(
@@ -95,7 +94,7 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
         store_acts=options.store_train if not dev else options.keep != "bits",
         segment=options.segment if split.name == "train" else 0,
         store_bits=store_bits, baseline_task=(baseline_from or source_task(task)) if store_bits else "",
-        store_moments=dev, n_text_fields=len(split.texts[0]),
+        store_moments=dev, n_text_fields=len(split.texts[0]), label_ids=tuple(model.label_ids(task)),
     )
 
 
@@ -110,6 +109,10 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
     existing = existing_store(path)
     prompt_set, record_under = _prompts(existing, path, task, prompts, prompts_from, seeds, n_tokens, model.spec.hidden)
     prompt_set.check_fits(model.spec, options.max_length)
+    if record_under is None and not model.cross_layout:  # the store's prompts: tuned or imported in a layout
+        source = prompts_from or source_task(task)
+        if why := layout_mismatch(f"prompts of '{source}'", existing.prompt_spec(source).model, model.spec):
+            raise ActstoreError(why)
     if existing is not None and record_under:
         held = existing.prompt_spec(record_under)
         if held is not None and held.checksum != prompt_set.checksum:
@@ -118,7 +121,7 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
     for split in splits.values():
         planned = plan(model, task, split, prompt_set, options, baseline_from)
         if planned.store_bits and not (planned.baseline_task == task.name and "train" in splits):
-            _check_baseline(existing, path, planned)
+            _check_baseline(existing, path, planned, model.cross_layout)
         for spec in stack_specs(planned):
             old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
             if old is not None and old != spec.resuming(old):
@@ -128,23 +131,27 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
     return prompt_set, record_under
 
 
-def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec) -> list[np.ndarray]:
+def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec, cross_layout: bool) -> list[np.ndarray]:
     """Bits compare with a train baseline that must exist before the first block is written: the baseline of every
     stack (``matching_baseline``)."""
     if store is None or not store.complete(dev.baseline_task, "train"):
         raise ActstoreError(f"--keep {'bits' if not dev.store_acts else 'both'} compares {dev.task}/{dev.split} with the "
                             f"train baseline of '{dev.baseline_task}', which {path} does not hold complete yet: extract "
                             f"{dev.baseline_task} --split train first (or include train in --split), or use --keep acts")
-    return [matching_baseline(store, dev.baseline_task, spec) for spec in stack_specs(dev)]
+    return [matching_baseline(store, dev.baseline_task, spec, cross_layout) for spec in stack_specs(dev)]
 
 
-def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec) -> np.ndarray:
+def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec, cross_layout: bool = False) -> np.ndarray:
     """The train baseline (seed, layer, token, neuron) of ``baseline_task`` for ``dev``'s stack, refused unless it
-    was made with the same model, prompts, seeds and prompt length."""
+    was made with the same model, layout (``cross_layout``: any), prompts, seeds and prompt length."""
     train = store.extraction_spec(baseline_task, "train", dev.stack)
     if train is None:
         raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} "
                             "--split train first")
+    if why := layout_mismatch(f"train activations of '{baseline_task}'", train.model, dev.model):
+        if not cross_layout:
+            raise ActstoreError(why)
+        train = replace(train, model=replace(train.model, layout=dev.model.layout))
     for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
                        ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
         if a != b:
@@ -183,11 +190,11 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
         if shard.sharded:  # the last rank to finish the train split writes the baseline
             wait_until(lambda: store.complete(spec.baseline_task, "train"),
                        f"the train baseline of '{spec.baseline_task}'", shard)
-        baselines = _check_baseline(store, store.location, spec)
+        baselines = _check_baseline(store, store.location, spec, model.cross_layout)
     writers = _writers(store, specs, _examples(model, task, split), shard)
     specs = [w.spec for w in writers]  # as they were begun, when resumed (ExtractionSpec.resuming)
     spec = specs[0]
-    runner = _BlockRunner(model, specs, split, model.label_word_ids(task.label_words), options, baselines)
+    runner = _BlockRunner(model, specs, split, model.label_ids(task), options, baselines)
     report = progress or (lambda examples, nbytes: None)
     done = np.logical_and.reduce([w.done() for w in writers])
     with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:
@@ -370,7 +377,8 @@ class _BlockRunner:
         n_encoder = self.spec.model.n_layers
         for r in range(0, n, self.options.batch_size):
             rows = slice(r, min(r + self.options.batch_size, n))
-            batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length)
+            batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length,
+                                      self.split.task)
             lengths[rows] = batch["attention_mask"].sum(1).numpy()
 
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:

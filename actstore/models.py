@@ -7,6 +7,8 @@ Every supported architecture is reduced to the same three things:
 - a scorer that turns the final hidden states into label-word logits.
 Extraction captures at that hook point and suppression edits the same tensor. Layers are numbered
 across stacks: T5's encoder layers first, then its decoder layers (which run at the first decoding step).
+How the text is built around the prompt and where the label word is read is the layout's (``actstore.layouts``):
+a model is loaded to run in one.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from functools import partial
+from functools import cache, partial
 from importlib import resources
 from pathlib import Path
 
@@ -24,12 +26,14 @@ import torch
 from torch import nn
 
 from .errors import ActstoreError
-from .specs import ModelSpec
+from .layouts import DEFAULT, Batch, get_layout
+from .specs import ModelSpec, layout_mismatch
+from .tasks import TaskSpec, source_task
 
 SUPPORTED = ("roberta", "bert", "mpnet", "t5")
-#: label-word scoring per model: the MLM head at <mask>, the T5 LM head at the first decoder
-#: step, or (encoders without an LM head) the mask-position hidden state dotted with the
-#: label words' input embeddings -- which keeps the prompt the only trainable parameter.
+#: label-word scoring per model: the MLM head where the layout reads the label, the T5 LM head at the first decoder
+#: step, or (encoders without an LM head) the hidden state there dotted with the label words' input embeddings --
+#: which keeps the prompt the only trainable parameter.
 SCORINGS = ("mlm_head", "t5_decoder", "embedding_dot")
 
 ActivationHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
@@ -51,6 +55,22 @@ def resolve(name: str) -> str:
             ) from None
         return str(root.joinpath(entry["subdir"]))
     return name
+
+
+@cache
+def _label_id_registry() -> dict[str, dict]:
+    return json.loads(resources.files("actstore.data").joinpath("label_ids.json").read_text())
+
+
+def reference_label_ids(model: str, task: str, layout: str) -> list[int] | None:
+    """The label-word ids the reference code used for ``model`` (a hub name) on ``task``, in the task's class
+    order; only in its own layout (``pt``), None elsewhere or for models and tasks it did not run."""
+    if layout != "pt":
+        return None
+    for vocabulary in _label_id_registry().values():
+        if isinstance(vocabulary, dict) and model in vocabulary["models"] and task in vocabulary["tasks"]:
+            return list(vocabulary["tasks"][task])
+    return None
 
 
 def hub_id(name: str) -> str:
@@ -76,8 +96,12 @@ def _revision(model: nn.Module, path: str) -> str:
 class PromptedModel:
     """A frozen model that runs with a soft prompt in front of every input."""
 
-    def __init__(self, name: str, model: nn.Module, tokenizer, scoring: str, path: str) -> None:
+    def __init__(self, name: str, model: nn.Module, tokenizer, scoring: str, path: str, layout: str = DEFAULT,
+                 cross_layout: bool = False) -> None:
         self.model = model.eval().requires_grad_(False)
+        self.layout = get_layout(layout)
+        #: whether prompts, baselines and rankings made in another layout may be used (asked for explicitly)
+        self.cross_layout = cross_layout
         self.tokenizer = tokenizer
         cfg = model.config
         arch = cfg.model_type
@@ -97,80 +121,71 @@ class PromptedModel:
             hidden=model.get_input_embeddings().embedding_dim,
             max_positions=positions,
             n_decoder_layers=len(decoder),
+            layout=self.layout.name,
         )
+        self.layout.check(self)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
-    def label_word_ids(self, words: Sequence[str]) -> list[int]:
-        """One vocabulary id per label word: its first piece that is more than a word boundary."""
-        ids = []
-        for word in words:
-            pieces = self.tokenizer(" " + word, add_special_tokens=False)["input_ids"]
-            pieces = [i for i in pieces if self.tokenizer.decode([i]).strip()]
-            if not pieces or pieces[0] == self.tokenizer.unk_token_id:
-                raise ActstoreError(f"label word '{word}' is not in the vocabulary of {self.spec.name}")
-            ids.append(pieces[0])
+    def check_made_for(self, what: str, made_for: ModelSpec) -> None:
+        """Refuse to mix results of different weights, or (unless ``cross_layout``) of different layouts."""
+        if made_for.revision != self.spec.revision:
+            raise ActstoreError(f"the {what} were made for {made_for.name} ({made_for.revision}), "
+                                f"not {self.spec.name} ({self.spec.revision})")
+        if not self.cross_layout and (why := layout_mismatch(what, made_for, self.spec)):
+            raise ActstoreError(why)
+
+    def label_ids(self, task: TaskSpec) -> list[int]:
+        """One vocabulary id per class: the task's own ``label_ids`` if given; in the ``pt`` layout the ids the
+        reference code used for this model and task (``data/label_ids.json``); else each label word, which must be
+        exactly one token (looked up as " word" in ``peft``, as "word" in ``pt``/``sn``, as their code does)."""
+        n_classes = len(task.label_names)
+        if task.label_ids:
+            ids = list(task.label_ids)
+            size = len(self.tokenizer)
+            bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < size]
+            if bad:
+                raise ActstoreError(f"label ids {bad} are outside the vocabulary of {self.spec.name} (0 … {size - 1})")
+        elif (ids := reference_label_ids(self.spec.name, source_task(task), self.layout.name)) is None:
+            ids = [self._one_token(word) for word in task.label_words]
+        if len(ids) != n_classes:
+            raise ActstoreError(f"{len(ids)} label ids {ids} for the {n_classes} classes of '{task.name}'")
         if len(set(ids)) < len(ids):
-            raise ActstoreError(f"label words {list(words)} share a first token in {self.spec.name}; choose other words")
+            raise ActstoreError(f"label words {list(task.label_words)} share a token ({ids}) in {self.spec.name}; "
+                                "choose other words or give --label-ids")
         return ids
 
+    def _one_token(self, word: str) -> int:
+        """The one vocabulary entry of a label word (pieces that only mark a word boundary not counted)."""
+        text = " " + word if self.layout.spaced_label_words else word
+        pieces = [i for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]
+                  if self.tokenizer.decode([i]).strip()]
+        if not pieces or pieces == [self.tokenizer.unk_token_id]:
+            raise ActstoreError(f"label word '{word}' is not in the vocabulary of {self.spec.name}")
+        if len(pieces) > 1:
+            shown = " ".join(self.tokenizer.convert_ids_to_tokens(pieces))
+            raise ActstoreError(f"label word '{word}' is {len(pieces)} tokens in {self.spec.name} ({shown}), not one: "
+                                "choose a one-token word or give --label-ids")
+        return pieces[0]
+
     def check_length(self, max_length: int, n_fields: int) -> None:
-        """Refuse a ``max_length`` without room for the special tokens, the <mask> and a token of each text field:
-        the tokenizer would then silently not truncate at all."""
-        pair = n_fields > 1 and not self.is_t5  # T5 reads the fields joined into one text
-        needed = self.tokenizer.num_special_tokens_to_add(pair=pair) + (0 if self.is_t5 else 1) + n_fields
+        """Refuse a ``max_length`` without room for the special tokens (and the layout's label slot) and a token of
+        each text field: the tokenizer would then silently not truncate at all."""
+        needed = self.layout.min_length(self, n_fields)
         if max_length < needed:
             raise ActstoreError(f"max-length {max_length} leaves no room for the text: {self.spec.name} needs at least "
-                                f"{needed} tokens for {n_fields} text field(s), its special tokens and the label slot")
+                                f"{needed} tokens for {n_fields} text field(s) in the '{self.layout.name}' layout")
 
-    def encode(self, texts: Sequence[tuple[str, ...]], max_length: int) -> dict[str, torch.Tensor]:
-        """Tokenise a batch (right padding); encoders get a <mask> before the final separator."""
-        firsts = [t[0] for t in texts]
-        seconds = [t[1] for t in texts] if len(texts[0]) > 1 else None
-        if self.is_t5:
-            joined = [" ".join(t) for t in texts]
-            enc = self.tokenizer(joined, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
-            return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
-        enc = self.tokenizer(firsts, seconds, truncation=True, max_length=max_length - 1)
-        mask_id = self.tokenizer.mask_token_id
-        rows = [ids[:-1] + [mask_id] + ids[-1:] for ids in enc["input_ids"]]
-        width = max(map(len, rows))
-        pad = self.tokenizer.pad_token_id
-        input_ids = torch.tensor([r + [pad] * (width - len(r)) for r in rows])
-        out = {
-            "input_ids": input_ids,
-            "attention_mask": (torch.arange(width)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).long(),
-            "mask_index": torch.tensor([len(r) - 2 for r in rows]),
-        }
-        if "token_type_ids" in enc:
-            types = [t[:-1] + [t[-1], t[-1]] for t in enc["token_type_ids"]]
-            out["token_type_ids"] = torch.tensor([t + [0] * (width - len(t)) for t in types])
-        return out
+    def encode(self, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None) -> Batch:
+        """Tokenise a batch (right padding) as the layout builds the text; ``task`` picks T5's text template."""
+        return self.layout.encode(self, texts, max_length, task)
 
-    def label_logits(self, batch: dict[str, torch.Tensor], prompt: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
-        """Run the model with ``prompt`` (p, hidden) prepended; return (batch, n_labels) label-word logits."""
+    def label_logits(self, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
+        """Run the model with ``prompt`` (p, hidden) in front, as the layout does; (batch, n_labels) logits."""
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        ids = batch["input_ids"]
-        n, p = ids.shape[0], prompt.shape[0]
-        embeds = torch.cat([prompt.to(self.device).expand(n, -1, -1), self.model.get_input_embeddings()(ids)], dim=1)
-        mask = torch.cat([torch.ones(n, p, dtype=batch["attention_mask"].dtype, device=self.device), batch["attention_mask"]], 1)
-        words = torch.tensor(list(word_ids), device=self.device)
-        if self.is_t5:
-            start = torch.full((n, 1), self.model.config.decoder_start_token_id, device=self.device)
-            logits = self.model(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=start).logits
-            return logits[:, 0, words]
-        extra = {}
-        if "token_type_ids" in batch:
-            extra["token_type_ids"] = torch.cat([torch.zeros_like(batch["token_type_ids"][:, :1]).expand(n, p), batch["token_type_ids"]], 1)
-        encoder = self.model.base_model
-        hidden = encoder(inputs_embeds=embeds, attention_mask=mask, **extra).last_hidden_state
-        at_mask = hidden[torch.arange(n, device=self.device), batch["mask_index"] + p]
-        if self.spec.scoring == "mlm_head":
-            head = getattr(self.model, "lm_head", None) or self.model.cls
-            return head(at_mask)[:, words]
-        return at_mask @ self.model.get_input_embeddings().weight[words].T
+        return self.layout.label_logits(self, batch, prompt.to(self.device), word_ids)
 
     def hook_points(self) -> list[str]:
         """Where extraction reads each layer, by the name the model gives the module: the input of every FFN output
@@ -226,13 +241,15 @@ def _unloadable(name: str, path: str, exc: Exception) -> str:
     return f"unknown model '{name}': not a registry alias, a local directory or a model the hub cache holds ({reason})"
 
 
-def load_model(name: str, *, device: str | None = None) -> PromptedModel:
-    """Load by Hugging Face name, registry alias or local directory; the hub is used only when needed."""
+def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT, cross_layout: bool = False) -> PromptedModel:
+    """Load by Hugging Face name, registry alias or local directory (the hub is used only when needed), to run in
+    ``layout`` (``actstore.layouts``); ``cross_layout`` lets it use prompts and rankings made in another."""
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, T5ForConditionalGeneration
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # actstore shows its own progress
 
+    get_layout(layout)  # an unknown layout is refused before any weights are read
     target = _device(device)
     path = resolve(name)
     try:
@@ -255,7 +272,7 @@ def load_model(name: str, *, device: str | None = None) -> PromptedModel:
     except (OSError, ValueError) as exc:  # e.g. a directory with config.json but no weights
         raise ActstoreError(_unloadable(name, path, exc)) from None
     model.to(target)
-    loaded = PromptedModel(name, model, tokenizer, scoring, path)
+    loaded = PromptedModel(name, model, tokenizer, scoring, path, layout, cross_layout)
     expected = _registry().get(name, {}).get("revision")
     if expected and loaded.spec.revision != expected:
         raise ActstoreError(f"the weights of '{name}' at {path} have digest {loaded.spec.revision}, not the registry's "

@@ -69,7 +69,12 @@ class PromptSet:
             raise ActstoreError(
                 f"prompt hidden size {self.vectors.shape[2]} does not match {model.name} (hidden size {model.hidden})"
             )
-        if self.n_tokens + max_length > model.max_positions:
+        from .layouts import get_layout  # a model is loaded (and torch imported) wherever prompts are fitted
+
+        if not get_layout(model.layout).prompt_positions:  # the prompt slots take no position embeddings
+            if max_length > model.max_positions:
+                raise ActstoreError(f"{max_length} text tokens exceed the {model.max_positions} positions of {model.name}")
+        elif self.n_tokens + max_length > model.max_positions:
             raise ActstoreError(
                 f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the {model.max_positions} positions of {model.name}"
             )

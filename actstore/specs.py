@@ -70,6 +70,16 @@ class ModelSpec:
     hidden: int
     max_positions: int
     n_decoder_layers: int = 0  # T5: the decoder's FFNs, captured at the first decoding step
+    layout: str = "peft"  # the input layout it runs in (actstore.layouts); stores from before layouts: peft
+
+
+def layout_mismatch(what: str, made_for: ModelSpec, used: ModelSpec) -> str | None:
+    """Why ``what``, made in one input layout, may not be combined with a run in another (None: same layout)."""
+    if made_for.layout == used.layout:
+        return None
+    return (f"the {what} were made in the '{made_for.layout}' layout, not '{used.layout}': prompts and activations "
+            f"of different layouts are different experiments; run with --layout {made_for.layout}, or pass "
+            "--cross-layout to combine them on purpose")
 
 
 #: the two stacks of an encoder-decoder model; encoder-only models have the first alone
@@ -113,9 +123,11 @@ class ExtractionSpec:
     baseline_task: str = ""  # whose train baseline the bits were compared with
     store_moments: bool = False  # dev: per-block moments of the values (mean and spread without the values)
     n_text_fields: int = 0  # provenance: the examples' texts (example, text_field), row ids and token counts
+    label_ids: tuple[int, ...] = ()  # the vocabulary ids scored per class (empty in stores from before they were kept)
 
-    #: fields added after stores existed that only add arrays: an extraction begun without them resumes without them
-    ADDED_LATER = ("store_moments", "n_text_fields")
+    #: fields added after stores existed that only add arrays or records: an extraction begun without them resumes
+    #: without them
+    ADDED_LATER = ("store_moments", "n_text_fields", "label_ids")
 
     def resuming(self, old: "ExtractionSpec") -> "ExtractionSpec":
         """This spec as it continues ``old``: what later versions only add is taken from ``old``."""

@@ -24,7 +24,7 @@ import torch
 import xarray as xr
 
 from .errors import ActstoreError
-from .evaluation import Tick, accuracy, check_revision, check_run, run_spec, usable_prompts
+from .evaluation import Tick, accuracy, check_run, run_spec, usable_prompts
 from .models import ActivationHook, PromptedModel
 from .prompts import MAX_SEED
 from .store import Store
@@ -160,7 +160,7 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
     ranked = store.ranking_spec(neurons_from)
     source = source_task(task)
     prompts = usable_prompts(store, source, model, max_length)
-    check_revision(f"ranking of '{neurons_from}'", ranked.model, model)
+    model.check_made_for(f"ranking of '{neurons_from}'", ranked.model)
     if len(prompts.seeds) < 2:
         raise ActstoreError(f"suppression is reported as mean ± std over seeds, but the prompts of '{source}' have "
                             f"{len(prompts.seeds)} seed; tune at least 2")

@@ -71,6 +71,28 @@ class TaskSpec:
     hub_revision: str | None = None
     local: Mapping[str, Mapping] = field(default_factory=dict)
     dev_from_train: bool = False
+    label_ids: tuple[int, ...] = ()  # vocabulary ids given directly (--label-ids), one per class, instead of words
+
+
+@dataclass(frozen=True)
+class T5Input:
+    """How the seed paper's code writes a task's fields for T5 (``src/formatter/*PromptT5Formatter.py``): each
+    piece (``{0}``, ``{1}``: the fields) tokenised on its own, the pieces' tokens cut to ``max_length + room``,
+    then ``</s>`` where ``eos``."""
+
+    pieces: tuple[str, ...]
+    eos: bool = True
+    room: int = -1
+
+
+def t5_input(task: str | None, n_fields: int) -> T5Input:
+    """The registry's T5 template of ``task`` (an adversarial task: its clean source's); any other task: its
+    fields joined by spaces, cut to ``max_length - 1`` tokens, then ``</s>`` (the single-text formatters' rule)."""
+    entry = _registry().get(source_task(task)) if task else None
+    if isinstance(entry, dict) and "t5_input" in entry:
+        template = entry["t5_input"]
+        return T5Input(tuple(template["pieces"]), template.get("eos", True), template.get("room", -1))
+    return T5Input((" ".join(f"{{{i}}}" for i in range(n_fields)),))
 
 
 @dataclass(frozen=True, eq=False)

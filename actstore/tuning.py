@@ -87,9 +87,9 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
     """Train one seed's prompt with AdamW on the label-word cross-entropy; early-stop on dev accuracy."""
     options = options.for_model(model)
     start = time.perf_counter()
-    words = model.label_word_ids(task.label_words)
+    words = model.label_ids(task)
     torch.manual_seed(seed)
-    init = PromptSet.random([seed], options.n_tokens, model.spec.hidden).vectors[0]
+    init = model.layout.initial_prompt(model, PromptSet.random([seed], options.n_tokens, model.spec.hidden).vectors[0])
     prompt = torch.nn.Parameter(torch.from_numpy(init).to(model.device))
     optimiser = torch.optim.AdamW([prompt], lr=options.lr, weight_decay=options.weight_decay)
     labels = torch.from_numpy(train.labels)
@@ -104,7 +104,7 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
         total = 0.0
         for lo in range(0, len(rows), micro):
             part = rows[lo:lo + micro]
-            batch = model.encode([train.texts[i] for i in part], options.max_length)
+            batch = model.encode([train.texts[i] for i in part], options.max_length, train.task)
             logits = model.label_logits(batch, prompt, words)
             loss = torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device)) * len(part) / len(rows)
             loss.backward()
@@ -148,6 +148,7 @@ def tune_spec(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
     """Everything that determines the tuned prompts: a stored run resumes only under the same spec."""
     return {"kind": "tuning", "task": task.name, "model": to_attrs(model.spec), "seeds": list(seeds),
             "options": to_attrs(options.for_model(model)), "label_words": list(task.label_words),
+            "label_ids": model.label_ids(task),
             "train": {"n_examples": len(train), "fingerprint": train.fingerprint},
             "dev": {"n_examples": len(dev), "fingerprint": dev.fingerprint}}
 
@@ -161,7 +162,7 @@ def check_tune(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, s
         check_examples(task, split)
     PromptSet.random(seeds[:1], options.n_tokens, model.spec.hidden).check_fits(model.spec, options.max_length)
     model.check_length(options.max_length, len(train.texts[0]))
-    model.label_word_ids(task.label_words)
+    model.label_ids(task)
     return seeds
 
 
@@ -210,7 +211,8 @@ def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
 
 
 def _seed_results(store: Store, task: str, spec: dict, old: xr.Dataset) -> dict[int, SeedResult]:
-    stored = {**old.attrs["spec"], "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}  # later fields: defaults
+    stored = {"label_ids": spec["label_ids"],  # not kept before the ids were refused unless one token: the same ids
+              **old.attrs["spec"], "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}  # later fields: defaults
     if stored != spec:
         changed = sorted(k for k in spec if stored.get(k) != spec[k])
         raise ActstoreError(f"{store.location} holds prompts of '{task}' tuned with other settings ({', '.join(changed)} "

@@ -90,7 +90,7 @@ def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
     """Both sides tokenise, run the same batches and are warmed up first (numba kernels load from their cache); the
     stores get their train baseline first (not timed), as bits need it. The plain pass runs before and after the
     extractions, and the mean of the two is the reference (the machine's speed drifts)."""
-    words = model.label_word_ids(split_task().label_words)
+    words = model.label_ids(split_task())
     prompt = torch.from_numpy(prompts.vectors[0])
 
     def plain() -> float:

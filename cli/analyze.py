@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional
 import typer
 from rich.table import Table
 
-from .common import BatchSize, DataDir, DataSource, Device, Limit, MaxLength, Scheduler, StoreLocation
+from .common import BatchSize, CrossLayout, DataDir, DataSource, Device, LayoutName, Limit, MaxLength, Scheduler, StoreLocation
 from .output import out, print_json, throughput
 from .suppress import ScopeOption, parse_percents
 
@@ -61,6 +61,9 @@ def transfer(
     max_length: MaxLength = 128,
     data_dir: DataDir = None,
     limit: Limit = None,
+    layout: Annotated[Optional[LayoutName], typer.Option(help="pt, sn or peft (default: the layout the first task's "
+                                                              "prompts were made in)")] = None,
+    cross_layout: CrossLayout = False,
     device: Device = None,
     as_json: AsJson = False,
 ) -> None:
@@ -81,7 +84,9 @@ def transfer(
                                     all_pairs=recompute)
     with target.writing():
         if pairs:
-            lm = load_model(model or target.prompt_spec(names[0]).model.name, device=device)
+            made_for = target.prompt_spec(names[0]).model
+            lm = load_model(model or made_for.name, device=device, layout=layout or made_for.layout,
+                            cross_layout=cross_layout)
             analysis.check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
             n_seeds = len(target.prompts(names[0]).seeds)
             with throughput("transfer", sum(len(data[d]) for d, _ in pairs) * n_seeds) as rates:

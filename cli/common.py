@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Optional, get_args
 
@@ -32,6 +32,8 @@ TextField = Annotated[Optional[list[str]], typer.Option(
     help="text column(s) of --data-files: a,b or the option repeated (default: text)")]
 LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-files (default: label)")]
 LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, one per class, in class order")]
+LabelIds = Annotated[Optional[str], typer.Option(
+    help="vocabulary ids to score, one per class in class order (instead of looking up the label words)")]
 LabelNames = Annotated[Optional[str], typer.Option(
     help="the labels of --data-files as written there, in class order (default: integer labels are class ids, "
          "text labels are sorted)")]
@@ -43,6 +45,13 @@ Scheduler = Annotated[Optional[str], typer.Option(
 
 
 #: sizes and counts: typer refuses 0 and negatives as usage errors (the library checks them again)
+#: actstore.layouts.LAYOUTS, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
+LayoutName = Literal["pt", "sn", "peft"]
+Layout = Annotated[LayoutName, typer.Option(
+    help="how the input is built around the prompt: pt (Prompt-Transferability / Robust-Neurons, the seed paper's; "
+         "token 0 is the <mask> slot where the label is read), sn (Skill-Neuron), peft (PEFT's: a <mask> in the text)")]
+CrossLayout = Annotated[bool, typer.Option(
+    "--cross-layout", help="allow prompts, baselines and rankings made in another layout (refused otherwise)")]
 BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]
 MaxLength = Annotated[int, typer.Option(min=1, help="text tokens at most")]
 
@@ -78,6 +87,7 @@ class DataSource:
     label_words: str | None = None
     label_names: str | None = None
     limit: int | None = None
+    label_ids: str | None = None
 
     def load(self, task: str, splits: str) -> tuple[tasks.TaskSpec, dict[str, tasks.Split]]:
         """A registry task (or the user's own, with --label-words) and its loaded splits, in the order asked."""
@@ -93,6 +103,8 @@ class DataSource:
                                    label_field=self.label_field or "label", label_names=names, data_format=self.data_format)
         else:
             spec = tasks.get_task(task)
+        if self.label_ids:
+            spec = replace(spec, label_ids=parse_label_ids(self.label_ids, len(spec.label_names)))
         loaded = {name: tasks.load_split(spec, name, data_dir=self.data_dir, data_files=files, text_fields=text_fields,
                                          label_field=self.label_field, data_format=self.data_format)
                   for name in tasks.parse_splits(splits)}
@@ -105,6 +117,16 @@ class DataSource:
         return spec, loaded
 
 
+def parse_label_ids(text: str, n_classes: int) -> tuple[int, ...]:
+    """``--label-ids 33407,22173``: one non-negative integer per class."""
+    items = [item.strip() for item in text.split(",")]
+    if not all(item.isdigit() for item in items):
+        raise ActstoreError(f"--label-ids takes comma-separated vocabulary ids (non-negative integers), got '{text}'")
+    if len(items) != n_classes:
+        raise ActstoreError(f"--label-ids gives {len(items)} ids, but the task has {n_classes} classes")
+    return tuple(int(item) for item in items)
+
+
 def parse_text_fields(items: list[str] | None) -> list[str] | None:
     """``--text-field a,b`` and ``--text-field a --text-field b`` alike."""
     fields = [f.strip() for item in items or [] for f in item.split(",") if f.strip()]
@@ -112,12 +134,13 @@ def parse_text_fields(items: list[str] | None) -> list[str] | None:
 
 
 _DATA_OPTIONS = {"data_dir": DataDir, "data_files": DataFiles, "data_format": DataFormat, "text_field": TextField,
-                 "label_field": LabelField, "label_words": LabelWords, "label_names": LabelNames, "limit": Limit}
+                 "label_field": LabelField, "label_words": LabelWords, "label_names": LabelNames, "limit": Limit,
+                 "label_ids": LabelIds}
 
 
 def with_data(command: Callable) -> Callable:
     """Give a command the data options (--data-dir, --data-files, --data-format, --text-field, --label-field,
-    --label-words, --label-names, --limit) once, here: it receives them as ``data: DataSource``."""
+    --label-words, --label-names, --label-ids, --limit) once, here: it receives them as ``data: DataSource``."""
     signature = inspect.signature(command, eval_str=True)
     extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
              for name, annotation in _DATA_OPTIONS.items()]

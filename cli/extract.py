@@ -8,7 +8,7 @@ import typer
 
 from actstore.launch import Shard
 
-from .common import BatchSize, DataSource, Device, MaxLength, StoreLocation, parse_seeds, with_data
+from .common import BatchSize, CrossLayout, DataSource, Device, Layout, MaxLength, StoreLocation, parse_seeds, with_data
 from .output import closing_rate, out, print_json, throughput
 
 #: actstore.extraction.DTYPES, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
@@ -39,6 +39,8 @@ def extract(
     max_length: MaxLength = 128,
     segment: Annotated[int, typer.Option(min=1, help="train: blocks per baseline segment, the unit of resume and "
                                          "of sharding")] = 32,
+    layout: Layout = "pt",
+    cross_layout: CrossLayout = False,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line per split")] = False,
     data: DataSource = DataSource(),
@@ -52,7 +54,7 @@ def extract(
                              segment=segment, keep=keep)
     shard = Shard.from_env()
     spec, splits = data.load(task, split)
-    lm = load_model(model, device=shard.device(device))
+    lm = load_model(model, device=shard.device(device), layout=layout, cross_layout=cross_layout)
     prompt_set, record_under = prepare(store, lm, spec, splits, options, prompts=prompts, prompts_from=prompts_from,
                                        seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length,
                                        baseline_from=baseline_from)

@@ -10,7 +10,7 @@ from rich.table import Table
 from actstore.errors import ActstoreError
 from actstore.tasks import source_task
 
-from .common import BatchSize, DataSource, Device, MaxLength, Scheduler, StoreLocation, with_data
+from .common import BatchSize, CrossLayout, DataSource, Device, LayoutName, MaxLength, Scheduler, StoreLocation, with_data
 from .output import out, print_json, throughput
 
 #: actstore.suppression's MODES, SCOPES and DEFAULT_PERCENTS, spelled out so that --help does not import torch
@@ -46,6 +46,9 @@ def suppress(
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
+    layout: Annotated[Optional[LayoutName], typer.Option(help="pt, sn or peft (default: the layout the ranking was "
+                                                              "made in)")] = None,
+    cross_layout: CrossLayout = False,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     scheduler: Scheduler = None,
@@ -64,7 +67,9 @@ def suppress(
     with using(scheduler, store):  # so does an unreachable scheduler
         spec, splits = data.load(task, split)
         examples = next(iter(splits.values()))
-        lm = load_model(model or ranked.attrs["spec"]["model"]["name"], device=device)
+        made_with = ranked.attrs["spec"]["model"]
+        lm = load_model(model or made_with["name"], device=device, layout=layout or made_with.get("layout", "peft"),
+                        cross_layout=cross_layout)
         target = Store(store, mode="r+")
         with target.writing():
             prompts = target.prompts(source_task(spec))

@@ -11,7 +11,7 @@ from rich.table import Table
 from actstore.launch import Shard
 from actstore.tasks import source_task
 
-from .common import BatchSize, DataSource, Device, MaxLength, StoreLocation, parse_seeds, with_data
+from .common import BatchSize, CrossLayout, DataSource, Device, Layout, MaxLength, StoreLocation, parse_seeds, with_data
 from .output import out, print_json, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
@@ -34,6 +34,7 @@ def tune(
     patience: Annotated[int, typer.Option(min=1, help="evaluations without improvement before stopping")] = 5,
     max_length: MaxLength = 128,
     dev_limit: Annotated[Optional[int], typer.Option(min=1, help="evaluate on a fixed sample of N dev examples")] = None,
+    layout: Layout = "pt",
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),
@@ -49,7 +50,7 @@ def tune(
     spec, splits = data.load(task, "train,validation")
     dev = splits["validation"].sample(dev_limit) if dev_limit is not None else splits["validation"]
     shard = Shard.from_env()
-    lm = load_model(model, device=shard.device(device))
+    lm = load_model(model, device=shard.device(device), layout=layout)
     check_tune(lm, spec, splits["train"], dev, seed_list, options)
     target = Store(store, mode="a")
     mine = sum(shard.owns(i) for i in range(len(seed_list)))
@@ -91,6 +92,8 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
+    layout: Layout = "pt",
+    cross_layout: CrossLayout = False,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),
@@ -102,7 +105,7 @@ def eval(  # noqa: A001 - the command is `actstore eval`
 
     spec, splits = data.load(task, split)
     examples = next(iter(splits.values()))
-    lm = load_model(model, device=device)
+    lm = load_model(model, device=device, layout=layout, cross_layout=cross_layout)
     target = Store(store, mode="r+")
     with target.writing():
         prompts = target.prompts(prompts_from or source_task(spec))

@@ -1,0 +1,143 @@
+"""What every layout provides, and the pieces they share: padding, the encoder run, the label-word scores."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import ActstoreError
+
+if TYPE_CHECKING:
+    from ..models import PromptedModel
+
+#: a tokenised batch: input_ids, attention_mask and what the layout needs besides (position_ids, mask_index, ...)
+Batch = dict[str, torch.Tensor]
+
+
+class Layout(ABC):
+    """How one reference code builds the input around the prompt and reads the label word."""
+
+    #: the name commands, experiment files and stores use
+    name: ClassVar[str]
+    #: what the ``token`` coordinate 0 of an extraction is, in words (``info``, the xarray attributes)
+    token0: ClassVar[str]
+    #: the architectures (``config.model_type``) it is defined for
+    architectures: ClassVar[tuple[str, ...]] = ("roberta", "bert", "mpnet", "t5")
+    #: whether the prompt slots take position embeddings (then the prompt counts against the model's positions)
+    prompt_positions: ClassVar[bool] = True
+    #: whether a label word is looked up as " word" (a word after a space) or as "word"
+    spaced_label_words: ClassVar[bool] = False
+
+    def check(self, model: "PromptedModel") -> None:
+        """Refuse, in one line, a model this layout is not defined for."""
+        if model.spec.architecture not in self.architectures:
+            raise ActstoreError(f"layout '{self.name}' is defined for {', '.join(self.architectures)} models, not "
+                                f"{model.spec.architecture} ({model.spec.name}); use --layout pt or peft")
+
+    def initial_prompt(self, model: "PromptedModel", vectors: np.ndarray) -> np.ndarray:
+        """The prompt tuning starts from, given the seed's small-random one (p, hidden)."""
+        return vectors
+
+    def min_length(self, model: "PromptedModel", n_fields: int) -> int:
+        """The least ``max_length`` with room for the special tokens and a token of each text field (below it
+        the tokenizer would silently not truncate at all)."""
+        pair = n_fields > 1 and not model.is_t5  # T5 reads the fields joined into one text
+        return model.tokenizer.num_special_tokens_to_add(pair=pair) + n_fields
+
+    @abstractmethod
+    def encode(self, model: "PromptedModel", texts: Sequence[tuple[str, ...]], max_length: int,
+               task: str | None = None) -> Batch:
+        """Tokenise a batch of examples (right padding; ``task`` picks a text template where the layout has them)."""
+
+    @abstractmethod
+    def label_logits(self, model: "PromptedModel", batch: Batch, prompt: torch.Tensor,
+                     word_ids: Sequence[int]) -> torch.Tensor:
+        """(batch, n_labels) label-word logits of the model run with ``prompt`` (p, hidden) in front."""
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows right-padded into (input_ids, attention_mask)."""
+    width = max(map(len, rows))
+    ids = torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows])
+    mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).long()
+    return ids, mask
+
+
+def with_prompt_mask(batch: Batch, n: int, p: int, device: torch.device) -> torch.Tensor:
+    """The attention mask of prompt + text: every prompt slot is attended to."""
+    mask = batch["attention_mask"]
+    return torch.cat([torch.ones(n, p, dtype=mask.dtype, device=device), mask], 1)
+
+
+class _Given(nn.Module):
+    """Stands in for an embeddings module whose output the layout has already built."""
+
+    def __init__(self, output: torch.Tensor) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *args: object, **kwargs: object) -> torch.Tensor:
+        return self.output
+
+
+@contextmanager
+def _embeddings_given(encoder: nn.Module, output: torch.Tensor) -> Iterator[None]:
+    """Run ``encoder`` with its embedding output replaced by ``output`` (its own attention-mask code still runs)."""
+    own = encoder.embeddings
+    encoder.embeddings = _Given(output)
+    try:
+        yield
+    finally:
+        encoder.embeddings = own
+
+
+def encoder_hidden(model: "PromptedModel", mask: torch.Tensor, *, inputs_embeds: torch.Tensor | None = None,
+                   embedding_output: torch.Tensor | None = None, **extra: torch.Tensor) -> torch.Tensor:
+    """The encoder's last hidden states, from word-level ``inputs_embeds`` (the model adds its positions and
+    token types) or from a finished ``embedding_output`` (the layout built positions and LayerNorm itself)."""
+    encoder = model.model.base_model
+    if embedding_output is None:
+        return encoder(inputs_embeds=inputs_embeds, attention_mask=mask, **extra).last_hidden_state
+    with _embeddings_given(encoder, embedding_output):
+        return encoder(inputs_embeds=embedding_output, attention_mask=mask).last_hidden_state
+
+
+def label_scores(model: "PromptedModel", hidden: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
+    """Label-word logits of the hidden states where the label is read: the MLM head, or (no head) the hidden
+    state dotted with the label words' input embeddings."""
+    words = torch.tensor(list(word_ids), device=hidden.device)
+    if model.spec.scoring == "mlm_head":
+        head = getattr(model.model, "lm_head", None) or model.model.cls
+        return head(hidden)[:, words]
+    return hidden @ model.model.get_input_embeddings().weight[words].T
+
+
+def t5_first_step(model: "PromptedModel", embeds: torch.Tensor, mask: torch.Tensor,
+                  word_ids: Sequence[int]) -> torch.Tensor:
+    """T5's label-word logits at the first decoding step."""
+    n = embeds.shape[0]
+    start = torch.full((n, 1), model.model.config.decoder_start_token_id, device=embeds.device)
+    logits = model.model(inputs_embeds=embeds, attention_mask=mask, decoder_input_ids=start).logits
+    return logits[:, 0, torch.tensor(list(word_ids), device=embeds.device)]
+
+
+def prompt_token_types(batch: Batch, n: int, p: int) -> dict[str, torch.Tensor]:
+    """The text's token types (where the tokenizer gives them) with type 0 on the ``p`` prompt slots."""
+    if "token_type_ids" not in batch:
+        return {}
+    types = batch["token_type_ids"]
+    return {"token_type_ids": torch.cat([torch.zeros_like(types[:, :1]).expand(n, p), types], 1)}
+
+
+def prepended(model: "PromptedModel", batch: Batch, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs_embeds, attention_mask) of the prompt vectors followed by the text's word embeddings."""
+    ids = batch["input_ids"]
+    n, p = ids.shape[0], prompt.shape[0]
+    embeds = torch.cat([prompt.expand(n, -1, -1), model.model.get_input_embeddings()(ids)], dim=1)
+    return embeds, with_prompt_mask(batch, n, p, ids.device)
