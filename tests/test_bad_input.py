@@ -105,13 +105,15 @@ WRITERS = [
     ("extract", ("--block", "6"), 1, "block (6) must be a multiple of batch size (4)"),
     ("extract", ("--max-length", "0"), 2, "--max-length"),
     ("extract", ("--max-length", "-1"), 2, "--max-length"),
-    ("extract", ("--max-length", "2"), 1, "max-length 2 leaves no room for the text"),
-    ("extract", ("--max-length", "400"), 1, "4 prompt tokens + 400 text tokens exceed"),
+    ("extract", ("--max-length", "2", "--layout", "peft"), 1, "max-length 2 leaves no room for the text"),
+    ("extract", ("--max-length", "400"), 1, "400 text tokens exceed the 300 positions"),
+    ("extract", ("--max-length", "400", "--layout", "peft"), 1, "4 prompt tokens + 400 text tokens exceed"),
+    ("extract", ("--layout", "nope"), 2, "--layout"),
     ("extract", ("--limit", "0"), 2, "--limit"),
     ("extract", ("--limit", "-5"), 2, "--limit"),
     ("extract", ("--prompt-length", "0"), 1, "prompt length must be positive"),
     ("extract", ("--prompt-length", "-3"), 1, "prompt length must be positive"),
-    ("extract", ("--prompt-length", "400"), 1, "400 prompt tokens + 128 text tokens exceed"),
+    ("extract", ("--prompt-length", "400", "--layout", "sn"), 1, "400 prompt tokens + 128 text tokens exceed"),
     ("extract", ("--dtype", "float64"), 2, "--dtype"),
     # extract: seeds, prompts, splits, model, task, device
     ("extract", ("--seeds", "-1"), 1, "seeds must be integers from 0"),
@@ -135,7 +137,7 @@ WRITERS = [
     ("extract", ("--data-files", "validation={files}/good.jsonl", "--text-field", "nope"), 1, "no field(s) ['nope']"),
     ("extract", ("--label-words", "good"), 1, "needs one label word per class"),
     ("extract-mine", ("--label-words", "bad,bad", "--data-files", "validation={files}/good.jsonl"), 1,
-     "share a first token"),
+     "share a token"),
     ("extract-mine", ("--data-files", "validation={files}/good.jsonl", "--limit", "1"), 1, "holds only examples of class"),
     ("extract-mine", ("--split", "train,validation", "--data-files",  # the second split's plan fails: nothing written
                       "train={files}/good.jsonl,validation={files}/one_class.csv"), 1, "split 'validation' of task 'mine'"),
@@ -154,7 +156,7 @@ WRITERS = [
     ("tune", ("--eval-every", "-1"), 2, "--eval-every"),
     ("tune", ("--patience", "0"), 2, "--patience"),
     ("tune", ("--max-length", "0"), 2, "--max-length"),
-    ("tune", ("--max-length", "2"), 1, "max-length 2 leaves no room for the text"),
+    ("tune", ("--max-length", "2", "--layout", "peft"), 1, "max-length 2 leaves no room for the text"),
     ("tune", ("--lr", "-0.1"), 2, "--lr"),
     ("tune", ("--lr", "nan"), 2, "--lr"),
     ("tune", ("--lr", "0"), 1, "lr must be a positive number, got 0.0"),
@@ -162,7 +164,7 @@ WRITERS = [
     ("tune", ("--dev-limit", "0"), 2, "--dev-limit"),
     ("tune", ("--limit", "-5"), 2, "--limit"),
     ("tune", ("--prompt-length", "0"), 1, "prompt length must be positive"),
-    ("tune", ("--prompt-length", "400"), 1, "400 prompt tokens + 32 text tokens exceed"),
+    ("tune", ("--prompt-length", "400", "--layout", "peft"), 1, "400 prompt tokens + 32 text tokens exceed"),
     ("tune", ("--device", "foo"), 1, "unknown device 'foo'"),
     ("tune", ("--data-files", "train={files}/one_class.csv,validation={files}/good.jsonl"), 1,
      "split 'train' of task 'mine'"),
@@ -196,8 +198,8 @@ ADDERS = [
     ("eval", ("--batch-size", "0"), 2, "--batch-size"),
     ("eval", ("--batch-size", "-8"), 2, "--batch-size"),
     ("eval", ("--max-length", "0"), 2, "--max-length"),
-    ("eval", ("--max-length", "2"), 1, "max-length 2 leaves no room"),
-    ("eval", ("--max-length", "300"), 1, "4 prompt tokens + 300 text tokens exceed"),
+    ("eval", ("--max-length", "2", "--layout", "peft", "--cross-layout"), 1, "max-length 2 leaves no room"),
+    ("eval", ("--max-length", "300"), 1, "300 text tokens exceed"),
     ("eval", ("--limit", "0"), 2, "--limit"),
     ("eval", ("--split", "nope"), 1, "unknown split(s) ['nope']"),
     ("eval", ("--prompts-from", "nope"), 1, "holds no prompts for task 'nope'"),
@@ -221,7 +223,7 @@ ADDERS = [
     ("suppress", ("--seed", "-1"), 2, "--seed"),
     ("suppress", ("--batch-size", "0"), 2, "--batch-size"),
     ("suppress", ("--max-length", "-4"), 2, "--max-length"),
-    ("suppress", ("--max-length", "2"), 1, "max-length 2 leaves no room"),
+    ("suppress", ("--max-length", "2", "--layout", "peft", "--cross-layout"), 1, "max-length 2 leaves no room"),
     ("suppress", ("--limit", "0"), 2, "--limit"),
     ("suppress", ("--neurons-from", "nope"), 1, "task 'nope' has no ranking"),
     ("suppress", ("--split", "nope"), 1, "unknown split(s) ['nope']"),
@@ -238,7 +240,7 @@ ADDERS = [
     # transfer
     ("transfer", ("--batch-size", "0"), 2, "--batch-size"),
     ("transfer", ("--max-length", "0"), 2, "--max-length"),
-    ("transfer", ("--max-length", "2"), 1, "max-length 2 leaves no room"),
+    ("transfer", ("--max-length", "2", "--layout", "peft", "--cross-layout"), 1, "max-length 2 leaves no room"),
     ("transfer", ("--max-length", "300"), 1, "300 text tokens exceed"),
     ("transfer", ("--limit", "-1"), 2, "--limit"),
     ("transfer", ("--tasks", "sst2"), 1, "give at least 2 different tasks"),
@@ -357,6 +359,8 @@ def test_commands_that_need_a_store_create_none(world, command, tmp_path):
 # ---- experiment files: checked against schemas/experiment-v1.json before anything runs
 
 EXPERIMENT = experiment_toml("{store}", "{model}", "{data}", max_steps=2, eval_every=1)
+#: the lines from the top-level tasks to the prompt length, to set both the layout and n_tokens in one change
+PEFT_TUNE = EXPERIMENT[EXPERIMENT.index("tasks = "):EXPERIMENT.index("n_tokens = 3") + len("n_tokens = 3")]
 
 #: (change: old line → new line, or a line to append at the end (of [extract]), fragment of the error)
 EXPERIMENT_CASES = [
@@ -389,8 +393,9 @@ EXPERIMENT_CASES = [
     (("[tune]", "[tune\n"), "is not valid TOML"),
     # checked against the model and the data once the file is valid, before the store is opened
     (('model = "{model}"', 'model = "no-such-model-xyz"'), "unknown model 'no-such-model-xyz'"),
-    (("max_length = 32\n[extract]", "max_length = 2\n[extract]"), "max-length 2 leaves no room"),
-    (("n_tokens = 3", "n_tokens = 400"), "400 prompt tokens + 32 text tokens exceed"),
+    (("max_length = 32\n[extract]", "max_length = 400\n[extract]"), "400 text tokens exceed the 300 positions"),
+    ((PEFT_TUNE, PEFT_TUNE.replace("\n[data]", '\nlayout = "peft"\n[data]', 1).replace("n_tokens = 3", "n_tokens = 400")),
+     "400 prompt tokens + 32 text tokens exceed"),
     (('data_dir = "{data}"', 'data_dir = "{files}"'), "was not found locally under"),
     # only where no store holds the clean task's prompts yet (the module's store has sst2's)
     (('tasks = ["sst2"]', 'tasks = ["adv_sst2"]'), "adversarial task 'adv_sst2' needs the prompts of 'sst2'"),

@@ -91,7 +91,7 @@ def test_suppressing_decoder_neurons_equals_zeroing_their_output_projection_colu
     mask[:N_ENCODER] = False  # the decoder alone
     dev = toy_split(data_dir, "validation", 10)
     prompt = torch.from_numpy(PromptSet.random((1,), 3, model.spec.hidden).vectors[0])
-    words = model.label_word_ids(SENTIMENT.label_words)
+    words = model.label_ids(SENTIMENT)
     hooked = scores(model, dev, prompt, words, edit=suppression_edit(mask, "zero")(0))
     np.testing.assert_allclose(hooked, scores(zeroed_copy(model, mask), dev, prompt, words), rtol=0, atol=1e-6)
     assert np.abs(hooked - scores(model, dev, prompt, words)).max() > 1e-4

@@ -44,7 +44,7 @@ def _independent(model, texts, prompt, max_length, stack):
             handles.append(layer.intermediate.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(i, o)))
     try:
         with torch.inference_mode():
-            model.label_logits(model.encode(texts, max_length), prompt, model.label_word_ids(["negative", "positive"]))
+            model.label_logits(model.encode(texts, max_length), prompt, model.label_ids(SENTIMENT))
     finally:
         for h in handles:
             h.remove()

@@ -91,7 +91,7 @@ def test_zero_mode_equals_zeroing_the_output_projection_columns(kind, tiny_model
     model = load_model(str(tiny_model_dir(kind)), device="cpu")
     mask = random_ranks(2, N_NEURONS, draw=0) < 16
     prompt = torch.from_numpy(PromptSet.random((1,), 3, model.spec.hidden).vectors[0])
-    words = model.label_word_ids(SENTIMENT.label_words)
+    words = model.label_ids(SENTIMENT)
     hooked = scores(model, dev, prompt, words, edit=suppression_edit(mask, "zero")(0))
     np.testing.assert_allclose(hooked, scores(zeroed_copy(model, mask), dev, prompt, words), rtol=0, atol=1e-6)
     # the edit does change the output (by little in a tiny random model, but far more than the tolerance above)

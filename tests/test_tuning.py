@@ -63,7 +63,7 @@ def test_tuning_moves_the_predictions_toward_the_labels(data_dir):
 
 
 def evaluation_scores(model, split, prompts):
-    return scores(model, split, torch.from_numpy(prompts.vectors[0]), model.label_word_ids(SENTIMENT.label_words),
+    return scores(model, split, torch.from_numpy(prompts.vectors[0]), model.label_ids(SENTIMENT),
                   max_length=32)
 
 
@@ -127,11 +127,11 @@ def test_a_store_tuned_before_a_model_field_existed_still_resumes(tiny_model_dir
 
 @pytest.mark.parametrize("change, message", [
     ({"n_tokens": 0}, "prompt length must be positive"),
-    ({"n_tokens": 290}, "exceed the"),
+    ({"n_tokens": 290}, "exceed the"),  # peft: the prompt takes positions
     ({"grad_accum": 3}, "multiple of --grad-accum"),
 ])
 def test_bad_options_are_refused_before_any_work(change, message, tiny_model_dir, splits, tmp_path):
-    model = load_model(str(tiny_model_dir("bert")))
+    model = load_model(str(tiny_model_dir("bert")), layout="peft")
     with pytest.raises(ActstoreError, match=message):
         tune(Store(tmp_path / "s.zarr", mode="a"), model, SENTIMENT, *splits, seeds=[0],
              options=TuneOptions(**{**FAST.__dict__, **change}))

@@ -15,6 +15,7 @@ from ..errors import ActstoreError
 
 if TYPE_CHECKING:
     from ..models import PromptedModel
+    from ..specs import ModelSpec
 
 #: a tokenised batch: input_ids, attention_mask and what the layout needs besides (position_ids, mask_index, ...)
 Batch = dict[str, torch.Tensor]
@@ -43,6 +44,10 @@ class Layout(ABC):
     def initial_prompt(self, model: "PromptedModel", vectors: np.ndarray) -> np.ndarray:
         """The prompt tuning starts from, given the seed's small-random one (p, hidden)."""
         return vectors
+
+    def text_positions(self, model: "ModelSpec", max_length: int) -> int:
+        """The most position embeddings the text takes at ``max_length`` (where the prompt slots take none)."""
+        return max_length
 
     def min_length(self, model: "PromptedModel", n_fields: int) -> int:
         """The least ``max_length`` with room for the special tokens and a token of each text field (below it

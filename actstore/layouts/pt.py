@@ -25,6 +25,7 @@ from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepend
 
 if TYPE_CHECKING:
     from ..models import PromptedModel
+    from ..specs import ModelSpec
 
 #: architectures whose reference code zeroes the token-type embedding on the prompt slots (RoBERTa keeps type 0's)
 _NO_TYPE_ON_PROMPT = ("bert",)
@@ -34,6 +35,10 @@ class PromptTransferability(Layout):
     name = "pt"
     token0 = "the mask slot (its vector replaced by the <mask> embedding), where the label is read"
     prompt_positions = False
+
+    def text_positions(self, model: "ModelSpec", max_length: int) -> int:
+        # a pair's text is cut to max_length + 3 tokens; BERT's text starts one position later than usual
+        return max_length + 3 + (model.architecture in _NO_TYPE_ON_PROMPT)
 
     def min_length(self, model: "PromptedModel", n_fields: int) -> int:
         if model.is_t5 or n_fields == 1:
