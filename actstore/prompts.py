@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +35,15 @@ def check_seeds(seeds: Sequence[int]) -> tuple[int, ...]:
 
 @dataclass(frozen=True, eq=False)
 class PromptSet:
-    """Prompt vectors (seed, token, hidden) as float32, with the seeds they belong to."""
+    """Prompt vectors (seed, token, hidden) as float32, with the seeds they belong to; ``seed_names`` keeps a
+    release's own name of each seed (Robust-Neurons: ``su``, ``33``, ...) and ``files`` each imported file with its
+    sha256."""
 
     vectors: np.ndarray
     seeds: tuple[int, ...]
     source: str
+    seed_names: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 3 or self.vectors.shape[0] != len(self.seeds):
@@ -48,6 +53,8 @@ class PromptSet:
             raise ActstoreError("a prompt needs at least one token")
         if not np.isfinite(self.vectors).all():
             raise ActstoreError(f"prompt from {self.source} holds inf or NaN values")
+        if self.seed_names and (len(self.seed_names) != len(self.seeds) or len(set(self.seed_names)) != len(self.seeds)):
+            raise ActstoreError(f"seed names {list(self.seed_names)} do not name the seeds {list(self.seeds)} one each")
 
     @property
     def n_tokens(self) -> int:
@@ -61,7 +68,13 @@ class PromptSet:
         return "sha256:" + h.hexdigest()[:32]
 
     def spec(self, model: ModelSpec) -> PromptSpec:
-        return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum, source=self.source)
+        return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum, source=self.source,
+                          seed_names=self.seed_names, files=self.files)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Each seed's name: the recorded one, else the integer seed."""
+        return self.seed_names or tuple(str(s) for s in self.seeds)
 
     def check_fits(self, model: ModelSpec, max_length: int) -> None:
         """Refuse prompts the model cannot take, before any work is done."""
@@ -101,10 +114,122 @@ class PromptSet:
             raise ActstoreError(f"prompt files disagree in shape: {sorted({r.shape for r in rows})}")
         return cls(np.stack(rows), seeds, "files:" + ",".join(Path(p).name for p in paths))
 
+    @classmethod
+    def from_robust_neurons(cls, root: str | Path, task: str, architecture: str, hidden: int) -> "PromptSet":
+        """The prompts of ``task`` for a model of ``architecture`` (``ModelSpec.architecture``) from a Robust-Neurons
+        tree ``root/seed_<s>/<Task>Prompt<Model>/task_prompt``, every seed folder in it (``su`` first as seed 0, then
+        the numeric ones as their number); each file must hold a (100, ``hidden``) tensor."""
+        root = Path(root)
+        seed_folders = robust_neurons_seeds(root, task)
+        folder = robust_neurons_folder(task, architecture)
+        if not any((path / folder).is_dir() for _, path in seed_folders):
+            found = sorted({p.name for _, path in seed_folders for p in path.glob(f"{RN_TASKS[task]}Prompt*")})
+            raise ActstoreError(f"{root} holds no {folder} folder in any seed_<s> folder"
+                                + (f" (found {', '.join(found)}: prompts for another model)" if found else ""))
+        rows, files = [], []
+        for _, path in seed_folders:
+            file = path / folder / RN_FILE
+            if not file.is_file():
+                raise ActstoreError(f"missing prompt file {file}: every seed_<s> folder of {root} must hold one")
+            array = _load_array(file)
+            if array.ndim == 2 and array.shape[1] != hidden:
+                raise ActstoreError(f"{file}: prompt hidden size {array.shape[1]} does not match the model's "
+                                    f"hidden size {hidden}")
+            if array.shape != (RN_TOKENS, hidden):
+                raise ActstoreError(f"{file}: a Robust-Neurons prompt is ({RN_TOKENS}, {hidden}), got shape "
+                                    f"{tuple(array.shape)}")
+            rows.append(array)
+            files.append(f"{file.relative_to(root).as_posix()} sha256:{_sha256(file)}")
+        return cls(np.stack(rows), tuple(seed for seed, _ in seed_folders), f"robust-neurons:{root}",
+                   seed_names=tuple(path.name.removeprefix(RN_SEED_PREFIX) for _, path in seed_folders),
+                   files=tuple(files))
 
-#: export formats: one torch file per seed (Prompt-Transferability / Robust-Neurons), the same array as .npy, or
-#: a PEFT checkpoint per seed
-FORMATS = ("pt", "npy", "peft")
+
+#: export formats: one torch file per seed (Prompt-Transferability), the same array as .npy, a PEFT checkpoint per
+#: seed, or the Robust-Neurons release's tree (``seed_<s>/<Task>Prompt<Model>/task_prompt``)
+FORMATS = ("pt", "npy", "peft", "robust-neurons")
+#: where ``actstore prompts import`` reads from: files (FILES...) or a Robust-Neurons tree (one DIR)
+SOURCES = ("files", "robust-neurons")
+
+# ---- the Robust-Neurons release (Ackermann & Ohmer 2024; LeonAckermann/Robust-Neurons, continuous_prompts/)
+
+#: their task folder names, per actstore task: the 8 tasks they released prompts for
+RN_TASKS = {"imdb": "IMDB", "sst2": "SST2", "qnli": "QNLI", "qqp": "QQP", "mrpc": "MRPC",
+            "ethics_deontology": "ethicsdeontology", "ethics_justice": "ethicsjustice",
+            "movie_rationales": "movierationales"}
+#: their model folder suffix per architecture (``ModelSpec.architecture``)
+RN_MODELS = {"roberta": "Roberta", "t5": "T5", "bert": "Bert"}
+#: their prompts' length (100 soft tokens), file name and seed folder prefix
+RN_TOKENS = 100
+RN_FILE = "task_prompt"
+RN_SEED_PREFIX = "seed_"
+#: Su et al.'s prompt, released beside their own seeds, as an actstore seed
+RN_SU = "su"
+#: the layout their prompts were tuned in
+RN_LAYOUT = "pt"
+
+
+def robust_neurons_folder(task: str, architecture: str) -> str:
+    """``<Task>Prompt<Model>``: a task's folder in each seed folder of the release."""
+    if task not in RN_TASKS:
+        _no_released_task(task)
+    if architecture not in RN_MODELS:
+        raise ActstoreError(f"the Robust-Neurons format names {', '.join(RN_MODELS)} models, not a {architecture}")
+    return f"{RN_TASKS[task]}Prompt{RN_MODELS[architecture]}"
+
+
+def _no_released_task(task: str) -> typing.NoReturn:
+    from .tasks import source_task, task_names
+
+    if task not in task_names():
+        raise ActstoreError(f"unknown task '{task}'; the Robust-Neurons release has {', '.join(RN_TASKS)}")
+    if (clean := source_task(task)) in RN_TASKS:  # an adversarial task runs its clean source's prompts
+        raise ActstoreError(f"the Robust-Neurons release has no prompts of its own for task '{task}': it runs the "
+                            f"prompts of '{clean}'; import those with --task {clean}")
+    raise ActstoreError(f"the Robust-Neurons release has no prompts for task '{task}', only for {', '.join(RN_TASKS)}")
+
+
+def robust_neurons_seed(name: str) -> int:
+    """A seed folder's name (after ``seed_``) as an actstore seed: ``su`` is 0, a number is itself."""
+    if name == RN_SU:
+        return 0
+    if name.isascii() and name.isdigit():
+        return int(name)
+    raise ActstoreError(f"seed folder '{RN_SEED_PREFIX}{name}' is neither {RN_SEED_PREFIX}{RN_SU} nor "
+                        f"{RN_SEED_PREFIX}<number>")
+
+
+def robust_neurons_seeds(root: Path, task: str) -> list[tuple[int, Path]]:
+    """The seed folders of a Robust-Neurons tree as (seed, folder): ``su`` first, then by number; refuses a
+    ``task`` they did not release, a folder that is not such a tree, a task no seed folder holds, and two seed
+    folders of the same seed — checks that need no model, made before one is loaded."""
+    if task not in RN_TASKS:
+        _no_released_task(task)
+    if not root.is_dir():
+        raise ActstoreError(f"{root} is not a Robust-Neurons prompt tree: no such directory")
+    folders = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(RN_SEED_PREFIX)]
+    if not folders:
+        raise ActstoreError(f"{root} is not a Robust-Neurons prompt tree: no {RN_SEED_PREFIX}<s> folders "
+                            f"(expected {RN_SEED_PREFIX}<s>/<Task>Prompt<Model>/{RN_FILE})")
+    seeds = sorted(((robust_neurons_seed(p.name.removeprefix(RN_SEED_PREFIX)), p) for p in folders),
+                   key=lambda item: (item[1].name != RN_SEED_PREFIX + RN_SU, item[0]))
+    for (a, pa), (b, pb) in zip(seeds, seeds[1:]):
+        if a == b:
+            raise ActstoreError(f"{pa.name} and {pb.name} of {root} are both seed {a}")
+    check_seeds([seed for seed, _ in seeds])
+    prefix = f"{RN_TASKS[task]}Prompt"
+    if not any(p.is_dir() and p.name.startswith(prefix) for _, path in seeds for p in path.iterdir()):
+        raise ActstoreError(f"{root} holds no prompts for task '{task}': no {prefix}<Model> folder in any "
+                            f"{RN_SEED_PREFIX}<s> folder")
+    return seeds
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 #: the tensor a PEFT prompt-tuning checkpoint keeps its prompt in
 PEFT_KEY = "prompt_embeddings"
 
@@ -112,6 +237,16 @@ PEFT_KEY = "prompt_embeddings"
 def _read_prompt_file(path: Path) -> list[np.ndarray]:
     if path.is_dir():  # a PEFT checkpoint folder
         path = next((path / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (path / n).is_file()), path)
+    array = _load_array(path)
+    if array.ndim == 2:
+        return [array]
+    if array.ndim == 3:
+        return list(array)
+    raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape {array.shape}")
+
+
+def _load_array(path: Path) -> np.ndarray:
+    """The one tensor of a .npy, .safetensors or torch file (any other name) as float32."""
     if not path.is_file():
         raise ActstoreError(f"prompt file not found: {path}")
     try:
@@ -134,29 +269,38 @@ def _read_prompt_file(path: Path) -> list[np.ndarray]:
     except ActstoreError:
         raise
     except Exception as exc:
-        raise ActstoreError(f"cannot read prompt file {path}: {str(exc).splitlines()[0]}") from None
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim == 2:
-        return [array]
-    if array.ndim == 3:
-        return list(array)
-    raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape {array.shape}")
+        raise ActstoreError(f"cannot read prompt file {path}: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    return np.asarray(array, dtype=np.float32)
 
 
-def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str) -> list[Path]:
-    """Write one prompt per seed: ``seed<k>.pt`` ([tokens, hidden] float tensor), ``seed<k>.npy`` (the same array)
-    or a PEFT folder ``seed<k>/`` whose config names ``base_model`` (a hub id, so that PEFT can load it anywhere)."""
+def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str, *, task: str = "",
+                   architecture: str = "") -> list[Path]:
+    """Write one prompt per seed: ``seed<k>.pt`` ([tokens, hidden] float tensor), ``seed<k>.npy`` (the same array),
+    a PEFT folder ``seed<k>/`` whose config names ``base_model`` (a hub id, so that PEFT can load it anywhere), or
+    (robust-neurons) ``seed_<name>/<Task>Prompt<Model>/task_prompt`` of ``task`` for a model of ``architecture``,
+    a torch file of the [100, hidden] tensor as their code loads it, each seed under its recorded name."""
     import torch
     from safetensors.torch import save_file
 
     if fmt not in FORMATS:
         raise ActstoreError(f"unknown prompt format '{fmt}'; use one of {', '.join(FORMATS)}")
+    if fmt == "robust-neurons":
+        folder = robust_neurons_folder(task, architecture)  # refused before anything is written
+        if prompts.n_tokens != RN_TOKENS:
+            raise ActstoreError(f"the Robust-Neurons format holds {RN_TOKENS}-token prompts (their code's prompt "
+                                f"length); these have {prompts.n_tokens}")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ActstoreError(f"cannot write to {out}: {exc.strerror or exc}") from None
     written = []
-    for seed, vectors in zip(prompts.seeds, prompts.vectors):
+    for seed, name, vectors in zip(prompts.seeds, prompts.names, prompts.vectors):
+        if fmt == "robust-neurons":
+            target = out / f"{RN_SEED_PREFIX}{name}" / folder / RN_FILE
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(torch.from_numpy(np.ascontiguousarray(vectors)), target)
+            written.append(target)
+            continue
         if fmt == "npy":
             np.save(out / f"seed{seed}.npy", np.ascontiguousarray(vectors))
             written.append(out / f"seed{seed}.npy")

@@ -97,6 +97,8 @@ class PromptSpec:
     n_tokens: int
     checksum: str
     source: str
+    seed_names: tuple[str, ...] = ()  # the release's own name of each seed (Robust-Neurons: su, 33, ...); empty: none
+    files: tuple[str, ...] = ()  # provenance of imported files, one "<relative path> sha256:<hex>" per seed
 
 
 @dataclass(frozen=True)

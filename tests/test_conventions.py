@@ -22,7 +22,7 @@ import actstore
 from actstore.cli.app import app
 from actstore.cli.output import configure_logging
 from actstore.store import Store
-from helpers import invoke
+from helpers import invoke, runner
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "matplotlib")
@@ -119,7 +119,8 @@ CHOICES = [
     (("suppress",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
     (("compare-adversarial",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
     (("correlate",), "--normalize", ("none", "zscore"), "actstore.analysis:NORMALIZE"),
-    (("prompts", "export"), "--format", ("pt", "npy", "peft"), "actstore.prompts:FORMATS"),
+    (("prompts", "export"), "--format", ("pt", "npy", "peft", "robust-neurons"), "actstore.prompts:FORMATS"),
+    (("prompts", "import"), "--from", ("files", "robust-neurons"), "actstore.prompts:SOURCES"),
 ]
 
 
@@ -133,7 +134,7 @@ def _library(where: str) -> tuple:
 @pytest.mark.parametrize("command, option, choices, library", CHOICES, ids=[f"{' '.join(c)} {o}" for c, o, _, _ in CHOICES])
 def test_fixed_choices_are_listed_and_a_wrong_one_is_a_usage_error(command, option, choices, library):
     assert tuple(choices) == tuple(_library(library))
-    listed = invoke(*command, "--help").output
+    listed = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "120"}).output  # a long choice list stays on a line
     assert "|".join(choices) in listed.replace(" ", "").replace("│", "").replace("\n", ""), listed
     result = invoke(*command, option, "bogus")
     assert result.exit_code == 2 and option in result.output and "bogus" in result.output, result.output
@@ -237,7 +238,8 @@ def test_prompts_export_npy_round_trips_and_peft_names_the_hub_id(tmp_path):
                       "--store", store, "--json")
     assert imported.exit_code == 0, imported.output
     assert json.loads(imported.stdout) | {"store": ""} == {"task": "sst2", "store": "", "seeds": [0, 1], "n_tokens": 3,
-                                                            "source": "files:p.npy"}
+                                                            "source": "files:p.npy", "layout": "pt",
+                                                            "seed_names": [], "files": []}
     exported = invoke("prompts", "export", "--task", "sst2", "--store", store, "--format", "npy", "--out",
                       tmp_path / "npy", "--json")
     assert exported.exit_code == 0, exported.output

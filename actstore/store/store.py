@@ -176,7 +176,7 @@ class Store:
         if group is None:
             return None
         spec = from_attrs(PromptSpec, group.attrs["spec"])
-        return PromptSet(np.asarray(group["prompt"][...]), spec.seeds, spec.source)
+        return PromptSet(np.asarray(group["prompt"][...]), spec.seeds, spec.source, spec.seed_names, spec.files)
 
     def prompt_spec(self, task: str) -> PromptSpec | None:
         group = self._group(f"prompts/{task}", "prompts")
