@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from .errors import ActstoreError
-from .layouts import DEFAULT, Batch, get_layout
+from .layouts import DEFAULT, get_layout
+from .layouts.base import Batch
 from .specs import ModelSpec, layout_mismatch
 from .tasks import TaskSpec, source_task
 

@@ -85,8 +85,10 @@ class PromptSet:
         from .layouts import get_layout  # a model is loaded (and torch imported) wherever prompts are fitted
 
         if not get_layout(model.layout).prompt_positions:  # the prompt slots take no position embeddings
-            if max_length > model.max_positions:
-                raise ActstoreError(f"{max_length} text tokens exceed the {model.max_positions} positions of {model.name}")
+            needed = get_layout(model.layout).text_positions(model, max_length)
+            if needed > model.max_positions:
+                raise ActstoreError(f"{max_length} text tokens exceed the {model.max_positions} positions of {model.name} "
+                                    f"(the '{model.layout}' layout's text takes up to {needed})")
         elif self.n_tokens + max_length > model.max_positions:
             raise ActstoreError(
                 f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the {model.max_positions} positions of {model.name}"

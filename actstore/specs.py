@@ -73,6 +73,15 @@ class ModelSpec:
     layout: str = "peft"  # the input layout it runs in (actstore.layouts); stores from before layouts: peft
 
 
+#: what the ``token`` coordinate 0 of an extraction is in each layout (``info``, the xarray attributes;
+#: the layouts themselves are in ``actstore.layouts``)
+TOKEN0 = {
+    "pt": "the mask slot (its vector replaced by the <mask> embedding), where the label is read",
+    "sn": "the trainable mask vector (initialised with the <mask> embedding), where the label is read",
+    "peft": "the first soft prompt token (the label is read at a <mask> inside the text)",
+}
+
+
 def layout_mismatch(what: str, made_for: ModelSpec, used: ModelSpec) -> str | None:
     """Why ``what``, made in one input layout, may not be combined with a run in another (None: same layout)."""
     if made_for.layout == used.layout:

@@ -25,14 +25,15 @@ def info(
         return
     out.print(f"[bold]{store}[/]  actstore store v{summary['schema_version']} (written by actstore {summary['version']})")
     for task, p in summary["prompts"].items():
-        out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model {p['model']}")
+        out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model {p['model']}, layout {p['layout']}")
     for name, e in summary["extractions"].items():
         kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
         kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
         acts = " + ".join(kept) or "baseline only"
         where = extraction_path(e["task"], e["split"], e["stack"])
         out.print(f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
-                  f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}")
+                  f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}, "
+                  f"layout {e['layout']} (token 0: {e['token0']})")
     for task, r in summary["rankings"].items():
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "
                   f"best predictivity {r['best_predictivity']:.4f}")

@@ -7,30 +7,38 @@ One small module per layout (METHOD.md, "Input layouts of the reference code"), 
 - ``peft``: PEFT's prompt tuning, what actstore did before layouts existed (``peft.py``).
 
 A layout changes the activations at the prompt positions, so it is part of every spec that records a model
-(``ModelSpec.layout``); stores written before layouts existed read as ``peft``.
+(``ModelSpec.layout``); stores written before layouts existed read as ``peft``. This module names them without
+importing torch (``info`` and ``--help`` read it); ``get_layout`` imports a layout's code when a model runs.
 """
 
 from __future__ import annotations
 
-from ..errors import ActstoreError
-from .base import Batch, Layout
-from .peft import Peft
-from .pt import PromptTransferability
-from .sn import SkillNeuron
+from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING
 
-LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (PromptTransferability(), SkillNeuron(), Peft())}
+from ..errors import ActstoreError
+from ..specs import TOKEN0
+
+if TYPE_CHECKING:
+    from .base import Layout
+
+#: name → (module, class) of each layout
+LAYOUTS: dict[str, tuple[str, str]] = {"pt": ("pt", "PromptTransferability"), "sn": ("sn", "SkillNeuron"),
+                                       "peft": ("peft", "Peft")}
 #: the papers' layout: what every command runs unless told otherwise
 DEFAULT = "pt"
 #: what stores written before layouts existed were built with
 LEGACY = "peft"
 
 
-def get_layout(name: str) -> Layout:
+@cache
+def get_layout(name: str) -> "Layout":
     """The layout called ``name``, refused in one line when unknown."""
-    try:
-        return LAYOUTS[name]
-    except KeyError:
-        raise ActstoreError(f"unknown layout '{name}'; use one of {', '.join(LAYOUTS)}") from None
+    if name not in LAYOUTS:
+        raise ActstoreError(f"unknown layout '{name}'; use one of {', '.join(LAYOUTS)}")
+    module, cls = LAYOUTS[name]
+    return getattr(import_module(f".{module}", __name__), cls)()
 
 
-__all__ = ["Batch", "DEFAULT", "LAYOUTS", "LEGACY", "Layout", "get_layout"]
+__all__ = ["DEFAULT", "LAYOUTS", "LEGACY", "TOKEN0", "get_layout"]

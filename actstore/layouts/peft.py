@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from . import TOKEN0
 from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepended, prompt_token_types, t5_first_step
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 class Peft(Layout):
     name = "peft"
-    token0 = "the first soft prompt token (the label is read at a <mask> inside the text)"
+    token0 = TOKEN0["peft"]
     spaced_label_words = True
 
     def min_length(self, model: "PromptedModel", n_fields: int) -> int:

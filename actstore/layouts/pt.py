@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..tasks import t5_input
+from . import TOKEN0
 from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepended, t5_first_step, with_prompt_mask
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ _NO_TYPE_ON_PROMPT = ("bert",)
 
 class PromptTransferability(Layout):
     name = "pt"
-    token0 = "the mask slot (its vector replaced by the <mask> embedding), where the label is read"
+    token0 = TOKEN0["pt"]
     prompt_positions = False
 
     def text_positions(self, model: "ModelSpec", max_length: int) -> int:

@@ -1,6 +1,9 @@
 """Skill-Neuron (Wang et al. 2022, THU-KEG/Skill-Neuron ``src/modelzoo.py``): a trainable mask vector first
 (initialised with the ``<mask>`` embedding), then p − 1 prompt vectors, then ``<s> text </s>``, all with ordinary
-sequential positions; the label word is read at position 0. Prompt token 0 *is* that mask vector."""
+sequential positions; the label word is read at position 0. Prompt token 0 *is* that mask vector. A pair is one
+text, its two strings joined as they are (``src/trainer.py`` ``mlm_train_step``: ``sentences[_] + second[_]``),
+and the backbone gets no token types (``MLMPromptBaseModel.forward`` passes ``inputs_embeds`` and
+``attention_mask`` only)."""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepended, prompt_token_types
+from . import TOKEN0
+from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepended
 
 if TYPE_CHECKING:
     from ..models import PromptedModel
@@ -18,7 +22,7 @@ if TYPE_CHECKING:
 
 class SkillNeuron(Layout):
     name = "sn"
-    token0 = "the trainable mask vector (initialised with the <mask> embedding), where the label is read"
+    token0 = TOKEN0["sn"]
     architectures = ("roberta", "bert", "mpnet")
 
     def initial_prompt(self, model: "PromptedModel", vectors: np.ndarray) -> np.ndarray:
@@ -27,20 +31,18 @@ class SkillNeuron(Layout):
         out[0] = embedding.detach().float().cpu().numpy()
         return out
 
+    def min_length(self, model: "PromptedModel", n_fields: int) -> int:
+        return model.tokenizer.num_special_tokens_to_add(pair=False) + n_fields  # the fields are one text
+
     def encode(self, model: "PromptedModel", texts: Sequence[tuple[str, ...]], max_length: int,
                task: str | None = None) -> Batch:
         tokenizer = model.tokenizer
-        seconds = [t[1] for t in texts] if len(texts[0]) > 1 else None
-        enc = tokenizer([t[0] for t in texts], seconds, truncation=True, max_length=max_length)
+        enc = tokenizer(["".join(t) for t in texts], truncation=True, max_length=max_length)
         input_ids, attention_mask = pad_rows(enc["input_ids"], tokenizer.pad_token_id)
-        out = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if "token_type_ids" in enc:
-            out["token_type_ids"] = pad_rows(enc["token_type_ids"], 0)[0]
-        return out
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     def label_logits(self, model: "PromptedModel", batch: Batch, prompt: torch.Tensor,
                      word_ids: Sequence[int]) -> torch.Tensor:
         embeds, mask = prepended(model, batch, prompt)
-        n, p = embeds.shape[0], prompt.shape[0]
-        hidden = encoder_hidden(model, mask, inputs_embeds=embeds, **prompt_token_types(batch, n, p))
+        hidden = encoder_hidden(model, mask, inputs_embeds=embeds)
         return label_scores(model, hidden[:, 0], word_ids)

@@ -27,8 +27,8 @@ import zarr
 
 from ..errors import ActstoreError, StoreFault
 from ..prompts import PromptSet
-from ..specs import (MOMENT_SLOTS, STACKS, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs, packed_size,
-                     to_attrs)
+from ..specs import (MOMENT_SLOTS, STACKS, TOKEN0, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs,
+                     packed_size, to_attrs)
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
@@ -142,7 +142,7 @@ class Store:
     def summary(self) -> dict:
         """What the store holds, as JSON-ready values (for ``actstore info``)."""
         root = self.root.attrs["actstore"]
-        prompts = {t: {**to_attrs(spec), "model": spec.model.name}
+        prompts = {t: {**to_attrs(spec), "model": spec.model.name, "layout": spec.model.layout}
                    for t in self._names("prompts") if (spec := self.prompt_spec(t))}
         extractions = {}
         for task, splits in self.tasks().items():
@@ -154,7 +154,9 @@ class Store:
                 done = np.asarray(group["done"][...])
                 values = spec.n_examples * len(spec.seeds) * spec.n_layers * spec.n_positions * spec.model.n_neurons
                 extractions[f"{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")] = {
-                    **to_attrs(spec), "model": spec.model.name, "state": group.attrs["stamp"]["state"],
+                    **to_attrs(spec), "model": spec.model.name, "layout": spec.model.layout,
+                    "token0": TOKEN0[spec.model.layout] if stack == "encoder" else "the first decoding step",
+                    "state": group.attrs["stamp"]["state"],
                     "blocks": int(done.size), "blocks_done": int(done.sum()),
                     "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
                     "bits_bytes": values // spec.model.n_neurons * packed_size(spec.model.n_neurons)
@@ -274,7 +276,8 @@ class Store:
         for name in per_block if not done.all() else ():
             ds[name] = ds[name].copy(data=_undone_as_fill(ds[name].data, done, spec.block))
         ds["complete"] = (("seed", "example"), complete)
-        ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names)}
+        ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names), "layout": spec.model.layout,
+                    "token0": TOKEN0[spec.model.layout] if spec.stack == "encoder" else "the first decoding step"}
         return ds
 
     def extraction_array(self, task: str, split: str, name: str, *, stack: str = "encoder") -> zarr.Array:
