@@ -44,7 +44,7 @@ READS = ("acts", "bits")
 
 
 def rank(store: Store, task: str, *, split: str = "validation", baseline_from: str | None = None,
-         subtask: str | None = None, read: str | None = None) -> xr.Dataset:
+         subtask: str | None = None, read: str | None = None, cross_layout: bool = False) -> xr.Dataset:
     """Compute accuracy, predictivity and skill-neuron ranks for ``task`` and write them into the store.
 
     A multi-class task is ranked as a binary sub-task (``subtask``): ``"positive-vs-negative"``,
@@ -52,12 +52,14 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     first paper's skill neurons filled from both of its sub-tasks (see ``combine_rankings``). For several at once
     in one pass over the activations, ``"one-vs-rest"`` included, use ``rank_subtasks``. ``read``: count the
     stored ``"bits"`` or the ``"acts"`` (default: the bits when kept; both give the same ranking, bit for bit).
+    ``cross_layout``: accept a train baseline made in another input layout than the activations.
     """
     if subtask is not None:
         if subtask == ONE_VS_REST:
             raise ActstoreError(f"'{ONE_VS_REST}' gives one ranking per class: use rank_subtasks(store, '{task}', "
                                 f"['{ONE_VS_REST}'])")
-        made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read)
+        made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read,
+                             cross_layout=cross_layout)
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
     extracted = store.complete_stacks(task, split)
     spec = extracted[0][0]
@@ -68,7 +70,7 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     if len(np.unique(labels)) < 2:  # every neuron would be "perfectly predictive" of the one class
         raise ActstoreError(f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
                             "a neuron's accuracy needs both")
-    baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read)
+    baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read, cross_layout)
     ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
     return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                                    prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
@@ -76,7 +78,8 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
 
 
 def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], labels: np.ndarray,
-                  baseline_from: str | None, read: str | None = None) -> tuple[str, np.ndarray, list[str]]:
+                  baseline_from: str | None, read: str | None = None,
+                  cross_layout: bool = False) -> tuple[str, np.ndarray, list[str]]:
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
     each layer), in one pass over the activations of each stack's extraction (``Store.complete_stacks``: T5's
     decoder after its encoder; labels outside the classes, e.g. -1, are left out)."""
@@ -96,7 +99,7 @@ def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], 
                                                  n_classes=n_classes),
                           (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s, group in parts]
     elif spec.store_acts:
-        baselines = [matching_baseline(store, baseline_task, s) for s, _ in parts]  # every stack before the long pass
+        baselines = [matching_baseline(store, baseline_task, s, cross_layout) for s, _ in parts]  # every stack before the long pass
         counts = [_reduce(group["acts"], _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
                           kernels.thresholds_for(baseline, spec.dtype)) for (_, group), baseline in zip(parts, baselines)]
     elif spec.store_bits:
@@ -192,7 +195,8 @@ def subtask_names(request: str, label_names: Sequence[str]) -> list[str]:
 
 
 def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: str = "validation",
-                  baseline_from: str | None = None, read: str | None = None) -> dict[str, xr.Dataset]:
+                  baseline_from: str | None = None, read: str | None = None,
+                  cross_layout: bool = False) -> dict[str, xr.Dataset]:
     """Rank binary sub-tasks of a (multi-class) task in one pass over its activations; each ranking is stored as
     ``rankings/<task>:<subtask>`` and returned under that name, in request order.
 
@@ -213,7 +217,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
             if not np.isin(labels, side).any():
                 raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
                                     f"{'+'.join(spec.label_names[i] for i in side)}")
-    baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read)
+    baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read, cross_layout)
     made: dict[str, xr.Dataset] = {}
     common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional
 import numpy as np
 import typer
 
-from .common import Scheduler, StoreLocation
+from .common import CrossLayout, Scheduler, StoreLocation
 from .output import out, print_json, skill_table
 
 #: actstore.ranking.READS, spelled out so that --help does not import the library
@@ -27,6 +27,7 @@ def rank(
     read: Annotated[Optional[Read], typer.Option(help="count the stored bits or the float16/float32 values (default: "
                                                  "the bits when kept; the ranking is the same either way)")] = None,
     top: Annotated[int, typer.Option(min=1, help="rows of the top-neuron table")] = 10,
+    cross_layout: CrossLayout = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     scheduler: Scheduler = None,
 ) -> None:
@@ -38,10 +39,12 @@ def rank(
     target = Store(store, mode="r+")
     with using(scheduler, store), target.writing():
         if subtask is None:
-            rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from, read=read)}
+            rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from, read=read,
+                                        cross_layout=cross_layout)}
         else:
             requests = [s.strip() for s in subtask.split(",") if s.strip()]
-            rankings = rank_subtasks(target, task, requests, split=split, baseline_from=baseline_from, read=read)
+            rankings = rank_subtasks(target, task, requests, split=split, baseline_from=baseline_from, read=read,
+                                     cross_layout=cross_layout)
     accuracy = model_accuracy(target, task, split)
     baseline_task = next(iter(rankings.values())).attrs["spec"]["baseline_task"]
     if as_json:

@@ -123,3 +123,19 @@ def test_bad_layout_input_is_one_line(tiny_model_dir, data_dir, tmp_path):
     one_error_line(invoke(*[tiny_model_dir("t5") if a == tiny_model_dir("bert") else a for a in base], "--layout", "sn"),
                    "layout 'sn' is defined for roberta, bert, mpnet models, not t5")
     assert not store.exists()
+
+
+def test_rank_refuses_a_baseline_of_another_layout_unless_asked_for(peft_store, tiny_model_dir, data_dir, tmp_path):
+    """Rotten Tomatoes' dev values in pt, ranked against sst2's train baseline made in peft (same prompts)."""
+    assert invoke("prompts", "export", "--task", "sst2", "--store", peft_store, "--out", tmp_path,
+                  "--format", "pt").exit_code == 0
+    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "rotten_tomatoes", "--store", peft_store,
+                    "--prompts", f"{tmp_path / 'seed0.pt'},{tmp_path / 'seed1.pt'}", "--seeds", "0,1",
+                    "--split", "validation", *EXTRACT)
+    assert result.exit_code == 0, result.output
+    before = digest(peft_store)
+    rank = ["rank", "--store", peft_store, "--task", "rotten_tomatoes", "--baseline-from", "sst2"]
+    one_error_line(invoke(*rank), "train activations of 'sst2' were made in the 'peft' layout, not 'pt'")
+    assert digest(peft_store) == before
+    assert invoke(*rank, "--cross-layout").exit_code == 0
+    assert open_store(peft_store).ranking_spec("rotten_tomatoes").model.layout == "pt"
