@@ -1,4 +1,4 @@
-"""`actstore run`: an experiment file, tune → extract → rank for each task, resumable."""
+"""`actstore run`: an experiment file, prompts → extract → rank for each task, then its analyses, resumable."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ def _blocks_done(location: StoreLocation) -> int | None:
 
 
 class _Work:
-    """The experiment's progress bars, noting whether any tuning step or ranking ran (an extraction bar also
-    counts the blocks it skips, so its blocks are counted in the store instead)."""
+    """The experiment's progress bars, noting whether any tuning step, ranking or analysis ran (an extraction bar
+    also counts the blocks it skips, so its blocks are counted in the store instead)."""
 
     def __init__(self) -> None:
         self.done = False
@@ -45,34 +45,48 @@ class _Work:
 
 def run(
     file: Annotated[Path, typer.Argument(help="the experiment TOML (see data/experiments/)")],
-    model: Annotated[Optional[str], typer.Option(help="override the file's model")] = None,
+    model: Annotated[Optional[str], typer.Option(help="override the file's model(s), as --set model=NAME")] = None,
     store: Annotated[Optional[StoreLocation], typer.Option(
         help="override the file's store (--storage-option applies to this one)")] = None,
+    override: Annotated[Optional[list[str]], typer.Option(
+        "--set", metavar="KEY=VALUE", help="override a value of the file, e.g. --set data.dev_limit=8 or "
+        "--set 'tasks=[\"sst2\"]' (a TOML value; a bare word is a string); repeat for several")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
     scheduler: Scheduler = None,
 ) -> None:
     """Run an experiment file; re-running it after a crash or after adding a task only does the missing work."""
     from actstore.experiment import Experiment, run as run_experiment
+
+    experiment = Experiment.load(file, [*(override or ()), *([f"model={model}"] if model else [])])
+    if store is not None:
+        if len(experiment.models) > 1 and "{model}" not in str(store):
+            raise ActstoreError(f"--store: the file runs {len(experiment.models)} models, each into a store of its "
+                                "own: put {model} in it")
+        experiment = replace(experiment, store=store)
     from actstore.scheduler import using
 
-    experiment = Experiment.load(file)
-    experiment = replace(experiment, model=model or experiment.model, store=store or experiment.store)
-    before, work = _blocks_done(experiment.store), _Work()
-    with using(scheduler, experiment.store):  # where the rankings are counted
+    singles = experiment.each_model()
+    before, work, analyses = [_blocks_done(s.store) for s in singles], _Work(), []
+    with using(scheduler, singles[0].store):  # where the rankings are counted
         # under --json the running commentary goes to stderr: stdout holds the one JSON document
-        reports = run_experiment(experiment, progress=work.progress, say=err.print if as_json else out.print)
-    complete = not work.done and before is not None and _blocks_done(experiment.store) == before
+        reports = run_experiment(experiment, progress=work.progress, say=err.print if as_json else out.print,
+                                 analyses=analyses)
+    complete = not work.done and None not in before and [_blocks_done(s.store) for s in singles] == before
+    stores = [str(s.store) for s in singles]
     if as_json:
-        print_json({"store": str(experiment.store), "tasks": [asdict(r) for r in reports], "already_complete": complete})
+        print_json({"store": stores[0] if len(stores) == 1 else stores, "tasks": [asdict(r) for r in reports],
+                    "analyses": [asdict(a) for a in analyses], "already_complete": complete})
         return
     for report in reports:
         accs = list(report.dev_accuracy.values())
-        out.print(f"\n[bold]{report.task}[/] (prompts of {report.prompts_from}): model accuracy per seed "
+        which = f"{report.model}: " if len(stores) > 1 else ""
+        out.print(f"\n[bold]{which}{report.task}[/] (prompts of {report.prompts_from}): model accuracy per seed "
                   + ", ".join(f"{seed}: {acc:.4f}" for seed, acc in report.dev_accuracy.items())
                   + f"  (mean {sum(accs) / len(accs):.4f})")
         out.print(skill_table(f"top skill neurons of {report.task}", report.top))
-    out.print(f"\nstore: {experiment.store}  (open it with actstore.open_store, or `actstore info {experiment.store}`)"
-              + ("; already complete" if complete else ""))
+    for store_ in stores:
+        out.print(f"\nstore: {store_}  (open it with actstore.open_store, or `actstore info {store_}`)"
+                  + ("; already complete" if complete else ""))
 
 
 COMMANDS = [run]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -138,5 +139,135 @@ def test_shipped_experiment_files_parse():
     loaded = {p.name: Experiment.load(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
     assert loaded["demo.toml"].tasks == ("rotten_tomatoes",) and loaded["demo.toml"].model == "all-minilm-l6-v2"
     paper = loaded["paper.toml"]
-    assert len(paper.tasks) == 11 and paper.tune.n_tokens == 100 and len(paper.seeds) == 5
+    assert len(paper.tasks) == 11 and paper.tune.n_tokens == 100 and paper.seeds == (0, 33, 34, 35, 36)
     assert paper.ordered_tasks()[-3:] == ["adv_sst2", "adv_qqp", "adv_qnli"]
+    assert paper.models == ("roberta-base", "t5-base") and paper.layout == "pt"
+    assert paper.prompts.kind == "robust-neurons" and paper.suppress.modes == ("zero", "mean", "noise")
+    assert len(paper.suppression_runs()) == 8 * 3 + 3 * 2 and len(paper.transfer_tasks()) == 8
+    assert [e.store for e in paper.each_model()] == ["runs/paper-roberta-base.zarr", "runs/paper-t5-base.zarr"]
+    assert loaded["demo.toml"].layout == "pt" and loaded["demo.toml"].suppress is None
+
+
+# ---- the paper as one command: data/experiments/paper.toml itself, at toy scale on a tiny 768-wide RoBERTa
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = ROOT / "data" / "experiments" / "paper.toml"
+TASKS = ["sst2", "qnli", "adv_sst2", "adv_qnli"]
+
+
+@pytest.fixture(scope="module")
+def wide_roberta(tmp_path_factory):
+    """A tiny random RoBERTa as wide as the released prompts (768) with one layer of 128 FFN neurons, so that the
+    paper's released prompts load into it unchanged."""
+    from tiny_models import make_tiny_model
+
+    return make_tiny_model("roberta", tmp_path_factory.mktemp("roberta768"), hidden_size=768, num_hidden_layers=1,
+                           num_attention_heads=12, intermediate_size=128)
+
+
+def toy_scale(data_dir: Path, tmp_path: Path) -> list[str]:
+    """The overrides that shrink paper.toml to a test: the store and report in tmp_path; the tasks that exist offline
+    (no QQP here); 2 of the released seeds (su, 33); 8 dev and 8 baseline examples of 32 text tokens; the suppression
+    curve at 3 of its percentages with 2 random draws, in all three modes on SST-2 (cross suppression both ways on
+    SST-2 and QNLI); one neuron page per task."""
+    values = [f"report.out={tmp_path / 'report'}", f"tasks={json.dumps(TASKS)}", "seeds=[0, 33]", "data.dev_limit=8",
+              "data.baseline_limit=8", f"data.data_dir={data_dir}", f"prompts.dir={data_dir / 'released-prompts'}",
+              "extract.max_length=32", "extract.batch_size=8", "suppress.percents=[0, 5, 15]",
+              "suppress.random_draws=2", 'suppress.tasks=["sst2"]', "report.neurons=1"]
+    return ["--store", str(tmp_path / "paper.zarr"), *[arg for value in values for arg in ("--set", value)]]
+
+
+def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, tmp_path):
+    from actstore.prompts import PromptSet
+
+    args = ["run", PAPER, "--set", f"model={wide_roberta}", *toy_scale(data_dir, tmp_path)]
+    result = invoke(*args, "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert [t["task"] for t in payload["tasks"]] == TASKS and payload["already_complete"] is False
+    store = open_store(tmp_path / "paper.zarr")
+
+    released = PromptSet.from_robust_neurons(data_dir / "released-prompts", "sst2", "roberta", 768)
+    prompts = store.prompts("sst2")
+    np.testing.assert_array_equal(prompts.vectors, released.vectors[[0, released.seeds.index(33)]])
+    assert prompts.seeds == (0, 33) and prompts.seed_names == ("su", "33")
+    assert store.prompt_spec("sst2").model.layout == "pt"
+    for task in TASKS:
+        ranking = store.ranking(task)
+        pred = ranking["predictivity"].values
+        assert np.isfinite(pred).all() and (pred >= 0.5).all() and (pred <= 1).all(), task
+        assert store.ranking_spec(task).baseline_task == task.removeprefix("adv_")
+
+    own = [f"sst2@sst2{suffix}" for suffix in ("", ".mean-layer", ".noise-layer")]
+    cross = ["adv_sst2@sst2", "sst2@adv_sst2", "adv_qnli@qnli", "qnli@adv_qnli"]
+    assert sorted(store.results("suppression")) == sorted(own + cross)
+    for name in own + cross:
+        curve = store.result("suppression", name)
+        assert curve["accuracy_skill"].shape == (2, 3) and np.isfinite(curve["accuracy_skill"].values).all(), name
+        assert curve["percent"].values.tolist() == [0, 5, 15] and curve["accuracy_random"].sizes["draw"] == 2
+        np.testing.assert_array_equal(curve["accuracy_skill"].values[:, 0], curve["accuracy_random"].values[0, :, 0])
+    assert store.result("suppression", "sst2@adv_sst2").attrs["spec"]["neurons_from"] == "adv_sst2"
+    transfer = store.result("transfer", "sst2,qnli")
+    np.testing.assert_allclose(np.diag(transfer["relative_mean"].values), 1.0)
+    assert sorted(store.results("correlation")) == [",".join(TASKS), ",".join(TASKS) + ".zscore"]
+    assert sorted(store.results("adversarial")) == ["adv_qnli@qnli", "adv_sst2@sst2"]
+    index = (tmp_path / "report" / "index.md").read_text()
+    assert (tmp_path / "report" / "index.html").is_file() and "suppression-noise-layer.png" in index
+    kinds = [a["kind"] for a in payload["analyses"]]
+    assert kinds == ["suppression"] * 7 + ["transfer", "correlation", "correlation", "adversarial", "adversarial",
+                                            "report"]
+
+    # run again (the report left out, to save its drawing): every step and analysis is found stored, none redone
+    progress, counts = counting()
+    overrides = [a for flag, a in zip(args[2::2], args[3::2]) if flag == "--set"] + [f"store={tmp_path / 'paper.zarr'}"]
+    analyses = []
+    run(replace(Experiment.load(PAPER, overrides), report=None), progress=progress, analyses=analyses)
+    assert not [name for name in counts if name.startswith(("tune", "rank", "suppress"))] and counts["transfer"] == 0
+    assert [a.ran for a in analyses if a.kind in ("suppression", "transfer")] == [False] * 8
+
+
+def test_the_layout_key_reaches_the_model_and_a_bad_one_is_one_error(tmp_path, monkeypatch):
+    import actstore.experiment
+    from actstore.errors import ActstoreError
+
+    asked = {}
+
+    def record(name, **kwargs):
+        asked.update(kwargs, name=name)
+        raise ActstoreError("stopped before loading")
+
+    monkeypatch.setattr(actstore.experiment, "load_model", record)
+    base = ["run", PAPER, "--set", "model=some-model", "--set", "prompts.from=tune", "--store", tmp_path / "s.zarr"]
+    one_error_line(invoke(*base, "--set", "layout=sn"), "stopped before loading")
+    assert asked == {"name": "some-model", "device": None, "layout": "sn"}
+    one_error_line(invoke(*base), "stopped before loading")
+    assert asked["layout"] == "pt"
+    one_error_line(invoke(*base, "--set", "layout=bert"), "layout: 'bert' is not one of ['pt', 'sn', 'peft']")
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_overrides_and_their_errors(tmp_path):
+    from actstore.errors import ActstoreError
+    from actstore.experiment import apply_overrides
+
+    raw = {"models": ["a", "b"], "data": {"dev_limit": 5}, "seeds": [0]}
+    changed = apply_overrides(raw, ["model=/some/dir", "data.dev_limit=8", "tasks=[\"sst2\"]", "report.out=x y"])
+    assert changed == {"model": "/some/dir", "data": {"dev_limit": 8}, "seeds": [0], "tasks": ["sst2"],
+                       "report": {"out": "x y"}}
+    assert raw["models"] == ["a", "b"]  # a copy was changed
+    for bad, fragment in (("nokey", "expected KEY=VALUE"), ("=1", "expected KEY=VALUE"),
+                          ("seeds.x=1", "seeds is a value, not a section")):
+        with pytest.raises(ActstoreError, match=fragment):
+            apply_overrides(raw, [bad])
+    one_error_line(invoke("run", PAPER, "--set", "data.devlimit=3"), "unknown data setting(s) ['devlimit']")
+    one_error_line(invoke("run", PAPER, "--set", "store=runs/one.zarr"), "store:", "put {model} in it")
+    one_error_line(invoke("run", PAPER, "--set", "suppress.modes=[\"loud\"]"),
+                   "suppress.modes.0: 'loud' is not one of")
+    one_error_line(invoke("run", PAPER, "--set", "layout=sn"),
+                   "layout: the Robust-Neurons prompts were tuned in the 'pt' layout, not 'sn'")
+    one_error_line(invoke("run", PAPER, "--set", "transfer.tasks=[\"sst2\", \"tweets3\"]"),
+                   "transfer.tasks: 'tweets3' is not one of the experiment's tasks")
+    paper = Experiment.load(PAPER, ["models=[\"x/roberta-base\", \"t5-base\"]"])
+    assert [(e.model, e.store, e.report.out) for e in paper.each_model()] == [
+        ("x/roberta-base", "runs/paper-roberta-base.zarr", "runs/paper-roberta-base-report"),
+        ("t5-base", "runs/paper-t5-base.zarr", "runs/paper-t5-base-report")]

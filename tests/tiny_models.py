@@ -31,23 +31,23 @@ def _word_piece_vocab(specials: list[str]) -> dict[str, int]:
     return {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
 
 
-def _bert(head: bool):
+def _bert(head: bool, sizes: dict):
     from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
 
     tokenizer = BertTokenizerFast(vocab=_word_piece_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]))
-    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=300, **SIZES)
+    config = BertConfig(vocab_size=len(tokenizer), max_position_embeddings=300, **sizes)
     return (BertForMaskedLM if head else BertModel)(config), tokenizer
 
 
-def _mpnet():
+def _mpnet(sizes: dict):
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
     tokenizer = MPNetTokenizerFast(vocab=_word_piece_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]), unk_token="<unk>")
-    config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id, **SIZES)
+    config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id, **sizes)
     return MPNetModel(config), tokenizer
 
 
-def _roberta(path: Path):
+def _roberta(path: Path, sizes: dict):
     from tokenizers import ByteLevelBPETokenizer, processors
     from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
 
@@ -58,7 +58,7 @@ def _roberta(path: Path):
     bpe.save(str(path / "tokenizer.json"))
     tokenizer = RobertaTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
     config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=302, pad_token_id=1, bos_token_id=0,
-                           eos_token_id=2, **SIZES)
+                           eos_token_id=2, **sizes)
     return RobertaForMaskedLM(config), tokenizer
 
 
@@ -83,12 +83,17 @@ def _t5(path: Path, gated: bool):
     return T5ForConditionalGeneration(config), tokenizer
 
 
-def make_tiny_model(kind: str, path: Path, seed: int = 0) -> Path:
-    """Write a tiny random ``kind`` model + tokenizer into ``path``; loadable with from_pretrained offline."""
+def make_tiny_model(kind: str, path: Path, seed: int = 0, **sizes: int) -> Path:
+    """Write a tiny random ``kind`` model + tokenizer into ``path``; loadable with from_pretrained offline. ``sizes``
+    override ``SIZES`` for the encoders (e.g. ``hidden_size=768``: as wide as the released prompts)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    builders = {"roberta": lambda: _roberta(path), "bert": lambda: _bert(True), "bert_nohead": lambda: _bert(False),
-                "mpnet": _mpnet, "t5": lambda: _t5(path, False), "t5_gated": lambda: _t5(path, True)}
+    if sizes and kind.startswith("t5"):
+        raise ValueError("sizes are the encoders' config fields; the tiny T5 has its own")
+    sizes = {**SIZES, **sizes}
+    builders = {"roberta": lambda: _roberta(path, sizes), "bert": lambda: _bert(True, sizes),
+                "bert_nohead": lambda: _bert(False, sizes), "mpnet": lambda: _mpnet(sizes),
+                "t5": lambda: _t5(path, False), "t5_gated": lambda: _t5(path, True)}
     with torch.random.fork_rng():  # the caller's random state stays where it was
         torch.manual_seed(seed)
         model, tokenizer = builders[kind]()
