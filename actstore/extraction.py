@@ -84,18 +84,24 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
     check_examples(task, split, min_classes=1 if split.name == "train" else 2)  # train feeds the baseline, dev is ranked
     prompts.check_fits(model.spec, options.max_length)
     model.check_length(options.max_length, len(split.texts[0]))
-    dev = split.name != "train"  # train feeds the baseline: --keep is for the splits that are ranked
-    store_bits = dev and options.keep != "acts"
+    keeps = kept(split.name, options)
     return ExtractionSpec(
         task=task.name, split=split.name, model=model.spec, prompt_checksum=prompts.checksum, seeds=prompts.seeds,
         n_tokens=prompts.n_tokens, n_examples=len(split), data_fingerprint=split.fingerprint,
         label_names=tuple(task.label_names), label_words=tuple(task.label_words), dtype=options.dtype,
-        max_length=options.max_length, block=options.block,
-        store_acts=options.store_train if not dev else options.keep != "bits",
-        segment=options.segment if split.name == "train" else 0,
-        store_bits=store_bits, baseline_task=(baseline_from or source_task(task)) if store_bits else "",
-        store_moments=dev, n_text_fields=len(split.texts[0]), label_ids=tuple(model.label_ids(task)),
+        max_length=options.max_length, block=options.block, **keeps,
+        baseline_task=(baseline_from or source_task(task)) if keeps["store_bits"] else "",
+        n_text_fields=len(split.texts[0]), label_ids=tuple(model.label_ids(task)),
     )
+
+
+def kept(split: str, options: ExtractOptions) -> dict:
+    """What an extraction of ``split`` keeps (``ExtractionSpec`` fields): train feeds the baseline, in segments,
+    and keeps its values only with ``store_train``; the splits that are ranked keep what ``keep`` says, and moments."""
+    dev = split != "train"
+    return {"store_acts": options.keep != "bits" if dev else options.store_train,
+            "store_bits": dev and options.keep != "acts", "store_moments": dev,
+            "segment": 0 if dev else options.segment}
 
 
 def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapping[str, Split], options: ExtractOptions,

@@ -177,6 +177,12 @@ def toy_scale(data_dir: Path, tmp_path: Path) -> list[str]:
     return ["--store", str(tmp_path / "paper.zarr"), *[arg for value in values for arg in ("--set", value)]]
 
 
+def chunk_bytes(group: Path) -> int:
+    """Bytes of an extraction's chunk files on disk, the texts and the metadata left out."""
+    return sum(f.stat().st_size for f in group.rglob("*") if f.is_file() and f.name != "zarr.json"
+               and f.relative_to(group).parts[0] != "text")
+
+
 def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, tmp_path):
     from actstore.prompts import PromptSet
 
@@ -217,6 +223,15 @@ def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, 
     assert kinds == ["suppression"] * 7 + ["transfer", "correlation", "correlation", "adversarial", "adversarial",
                                             "report"]
 
+    # the dry run's bytes are what the extractions stored, chunk for chunk
+    planned = invoke(*args, "--dry-run", "--json")
+    assert planned.exit_code == 0, planned.output
+    steps = json.loads(planned.stdout)["models"][0]["steps"]
+    extractions = {s["what"]: s["bytes"] for s in steps if s["kind"] == "extract"}
+    assert len(extractions) == 6
+    for what, nbytes in extractions.items():
+        assert chunk_bytes(tmp_path / "paper.zarr" / "extractions" / what) == nbytes, what
+
     # run again (the report left out, to save its drawing): every step and analysis is found stored, none redone
     progress, counts = counting()
     overrides = [a for flag, a in zip(args[2::2], args[3::2]) if flag == "--set"] + [f"store={tmp_path / 'paper.zarr'}"]
@@ -224,6 +239,42 @@ def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, 
     run(replace(Experiment.load(PAPER, overrides), report=None), progress=progress, analyses=analyses)
     assert not [name for name in counts if name.startswith(("tune", "rank", "suppress"))] and counts["transfer"] == 0
     assert [a.ran for a in analyses if a.kind in ("suppression", "transfer")] == [False] * 8
+
+
+def test_the_paper_toml_dry_run_prints_bytes_and_gpu_hours_and_loads_nothing(monkeypatch):
+    import actstore.experiment
+    import actstore.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a dry run loaded a model")
+
+    monkeypatch.setattr(actstore.experiment, "load_model", refuse)
+    monkeypatch.setattr(actstore.models, "load_model", refuse)
+    monkeypatch.chdir(ROOT)  # the file names its store, report and released prompts relative to the repository
+    written = [ROOT / "runs" / f"paper-{m}{suffix}" for m in ("roberta-base", "t5-base") for suffix in (".zarr", "-report")]
+    before = [p.exists() for p in written]
+    result = invoke("run", PAPER, "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "roberta-base → runs/paper-roberta-base.zarr" in out and "t5-base → runs/paper-t5-base.zarr" in out
+    assert "sst2/validation" in out and "qqp ← adv_qqp (zero)" in out and "GPU-h" in out
+    assert "ASSUMED_EXAMPLES_PER_S" in out and "total: " in out
+    if (ROOT / "../shared/data/released-prompts").is_dir():  # where the file looks for them, beside the repository
+        assert "would stop" not in out and "import seeds 0,33,34,35,36 from ../shared/data/released-prompts" in out
+
+    payload = json.loads(invoke("run", PAPER, "--dry-run", "--json", "--set", "extract.keep=acts").stdout)
+    roberta, t5 = payload["models"]
+    assert payload["assumptions"]["examples_per_s"] > 0 and payload["total"]["gpu_hours"] > 0
+    dev = {m["model"]: next(s for s in m["steps"] if s["what"] == "sst2/validation") for m in (roberta, t5)}
+    values = 872 * 5 * 12 * 100 * 3072 * 2  # METHOD.md "Sizes": layers × prompt tokens × FFN × 2 bytes, per example
+    assert values < dev["roberta-base"]["bytes"] < 1.1 * values  # and seed; moments, scores and markers on top
+    decoder = 872 * 5 * 12 * 1 * 3072 * 2  # T5: the decoder's 12 layers at the first decoding step too
+    assert dev["t5-base"]["bytes"] > values + decoder
+    kinds = {s["kind"] for s in roberta["steps"]}
+    assert kinds == {"prompts", "extract", "rank", "suppress", "transfer", "correlate", "compare-adversarial", "report"}
+    assert sum(s["gpu_hours"] for s in roberta["steps"]) == pytest.approx(roberta["gpu_hours"])
+    assert payload["total"]["bytes"] == roberta["bytes"] + t5["bytes"]
+    assert [p.exists() for p in written] == before
 
 
 def test_the_layout_key_reaches_the_model_and_a_bad_one_is_one_error(tmp_path, monkeypatch):
