@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .digest import file_sha256
 from .errors import ActstoreError
 from .specs import ModelSpec, PromptSpec
 
@@ -141,7 +142,7 @@ class PromptSet:
                 raise ActstoreError(f"{file}: a Robust-Neurons prompt is ({RN_TOKENS}, {hidden}), got shape "
                                     f"{tuple(array.shape)}")
             rows.append(array)
-            files.append(f"{file.relative_to(root).as_posix()} sha256:{_sha256(file)}")
+            files.append(f"{file.relative_to(root).as_posix()} sha256:{file_sha256(file)}")
         return cls(np.stack(rows), tuple(seed for seed, _ in seed_folders), f"robust-neurons:{root}",
                    seed_names=tuple(path.name.removeprefix(RN_SEED_PREFIX) for _, path in seed_folders),
                    files=tuple(files))
@@ -226,12 +227,6 @@ def robust_neurons_seeds(root: Path, task: str) -> list[tuple[int, Path]]:
     return seeds
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 #: the tensor a PEFT prompt-tuning checkpoint keeps its prompt in
 PEFT_KEY = "prompt_embeddings"
 

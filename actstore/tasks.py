@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .digest import file_sha256
 from .errors import ActstoreError
 
 SPLITS = ("train", "validation", "test")
@@ -541,13 +542,7 @@ def _label_id(spec: TaskSpec, value: object) -> int:
                                    f"'{spec.name}' ({', '.join(spec.label_names)} or 0..{len(spec.label_names) - 1})")
 
 
-@cache
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+_sha256 = cache(file_sha256)  # a registry file is checked once per process
 
 
 def _hub_dataset(spec: TaskSpec, hub_split: str):
