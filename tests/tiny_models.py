@@ -14,7 +14,7 @@ import torch
 KINDS = ("roberta", "bert", "bert_nohead", "mpnet", "t5", "t5_gated")
 
 WORDS = """the a an and or but of to in on for with as at by from this that it is was were be been are not no
-yes true false maybe negative positive good bad great terrible fine movie film story plot actor actors acting
+yes true false maybe negative neutral positive good bad great terrible fine movie film story plot actor actors acting
 director scene scenes funny boring dull charming moving love loved hate hated best worst well very
 really too much more most some all one two time life people world man woman work way make made just
 than then so if when what who how why there their they he she we you i me my your his her our its
