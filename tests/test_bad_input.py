@@ -86,7 +86,7 @@ DATA_CASES = [
     ("bool_label.jsonl", "bool_label.jsonl line 2 is not one of the 2 classes"),
     ("broken.jsonl", "broken.jsonl line 2"),
     ("unknown_label.csv", "label '7' in {files}/unknown_label.csv line 3"),
-    ("short_row.csv", "short_row.csv line 3: field 'label' is null"),
+    ("short_row.csv", "short_row.csv line 3: 1 field, but the header (line 1) has 2"),
     ("unknown_label.tsv", "label 'neutral' in {files}/unknown_label.tsv line 3"),
     ("empty.csv", "is empty ({files}/empty.csv)"),
     ("header.csv", "is empty ({files}/header.csv)"),
