@@ -23,6 +23,10 @@ and no example is in both. A local source marked ``resplit`` is one file split b
 (QNLI offline: only GLUE's dev file exists here, so its 90 % is train and 10 % validation; online the hub
 gives GLUE's own splits).
 
+The user's splits must not leak into each other (``load_splits``): one file given for two splits, or a row (its
+texts and class) of one split's file in another's, is refused; ``allow_overlap`` keeps shared rows. The registry's
+files are the benchmarks as published and are used as they are.
+
 Every ``Split`` keeps, per example, the row it came from (``Split.rows``: the 0-based index among the data
 rows of its file or hub split, header and blank lines not counted), through ``sample`` and the dev rule alike.
 """
@@ -39,6 +43,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
+from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
@@ -175,8 +180,7 @@ def custom_task(name: str, text_fields: Sequence[str], label_field: str, label_n
     if len(label_names) != len(label_words) or len(label_words) < 2:
         raise ActstoreError(f"task '{name}' needs one label word per class (at least 2), got {list(label_words)}"
                             + (f" for the classes {list(label_names)}" if len(label_names) != len(label_words) else ""))
-    if not text_fields or not all(text_fields) or not label_field:
-        raise ActstoreError(f"task '{name}' needs text field(s) and a label field, got {list(text_fields)} and {label_field!r}")
+    _check_fields(name, text_fields, label_field)
     return TaskSpec(name=name, text_fields=tuple(text_fields), label_field=label_field,
                     label_names=tuple(label_names), label_words=tuple(label_words))
 
@@ -187,6 +191,7 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
     """A task of the user's own files whose classes are ``label_names`` in that order, else taken from the files'
     label column: integer labels are the class ids 0..k-1; text labels (no integer among them) are their sorted
     distinct values, so the same files always number their classes the same way."""
+    _check_fields(name, text_fields, label_field)
     if label_names is None:
         values = (record.get(label_field) for path in (data_files or {}).values()
                   for _, record in _user_records(Path(path), data_format_of(Path(path), data_format)))
@@ -196,6 +201,16 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
                                 f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}{', ...' * (len(label_names) > 10)}) but {len(label_words)} "
                                 f"label words were given ({', '.join(label_words)})")
     return custom_task(name, text_fields, label_field, label_names, label_words)
+
+
+def _check_fields(task: str, text_fields: Sequence[str], label_field: str) -> None:
+    """Text fields and a label field that is none of them: the model must not read the label in its input."""
+    if not text_fields or not all(text_fields) or not label_field:
+        raise ActstoreError(f"task '{task}' needs text field(s) and a label field, got {list(text_fields)} and {label_field!r}")
+    if label_field in text_fields:
+        raise ActstoreError(f"the label field '{label_field}' of task '{task}' is also one of its text fields "
+                            f"({', '.join(text_fields)}): the model would read each example's label in its input; "
+                            "give --text-field the text column(s) and --label-field the label column")
 
 
 def _label_names(values: Iterable[object], n_classes: int) -> tuple[str, ...]:
@@ -233,6 +248,9 @@ def parse_splits(text: str) -> list[str]:
     bad = [s for s in names if s not in SPLITS]
     if bad or not names:
         raise ActstoreError(f"unknown split(s) {bad or text!r}; use {', '.join(SPLITS)} (dev = validation)")
+    twice = sorted({s for s in names if names.count(s) > 1}, key=SPLITS.index)
+    if twice:
+        raise ActstoreError(f"the split(s) {twice} are named twice in '{text}' (dev = validation): name each once")
     return names
 
 
@@ -252,10 +270,9 @@ def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None 
     """Load one split of a task from the first source that has it (see the module docstring)."""
     spec = get_task(task) if isinstance(task, str) else task
     split = parse_splits(split)[0]
-    overrides = {"text_fields": list(text_fields) if text_fields else None, "label_field": label_field}
+    overrides = _overrides(text_fields, label_field)
     if data_files is not None:
-        files = {parse_splits(k)[0]: {"file": str(v), "format": data_format_of(Path(v), data_format)}
-                 for k, v in data_files.items()}
+        files = _user_files(data_files, data_format)
         derive = "validation" not in files and split in ("train", "validation")
         return _from_sources(spec, split, files, None, overrides, derive=derive)
     root = data_dir or os.environ.get("ACTSTORE_DATA_DIR")
@@ -263,6 +280,68 @@ def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None 
     if split in available or (spec.dev_from_train and "train" in available):
         return _from_sources(spec, split, available, root, {}, derive=spec.dev_from_train)
     return _from_hub(spec, split, root)
+
+
+def load_splits(task: str | TaskSpec, splits: str, *, data_dir: str | Path | None = None,
+                data_files: Mapping[str, str | Path] | None = None, text_fields: Sequence[str] | None = None,
+                label_field: str | None = None, data_format: str | None = None,
+                allow_overlap: bool = False) -> dict[str, Split]:
+    """The splits ``splits`` names (``train,validation``: each once), in that order, as ``load_split`` loads them;
+    the user's files first checked not to share rows (``_check_disjoint``), unless ``allow_overlap``. The registry's
+    files are the benchmarks as published, used as they are (their own duplicates included)."""
+    spec = get_task(task) if isinstance(task, str) else task
+    names = parse_splits(splits)
+    options = {"data_dir": data_dir, "data_files": data_files, "text_fields": text_fields, "label_field": label_field,
+               "data_format": data_format}
+    if data_files is not None and not allow_overlap:
+        _check_disjoint(spec, _user_files(data_files, data_format), _overrides(text_fields, label_field))
+    return {name: load_split(spec, name, **options) for name in names}
+
+
+def _overrides(text_fields: Sequence[str] | None, label_field: str | None) -> dict:
+    """The user's field names for their files, None where not given (then the task's own)."""
+    return {"text_fields": list(text_fields) if text_fields else None, "label_field": label_field}
+
+
+def _user_files(data_files: Mapping[str, str | Path], data_format: str | None) -> dict[str, dict]:
+    """The user's files by split, with their formats: each split once, each file for one split only (a file given
+    as train and validation would put the dev examples in the train baseline and the tuning)."""
+    files: dict[str, dict] = {}
+    owner: dict[Path, str] = {}
+    for key, path in data_files.items():
+        split = parse_splits(key)[0]
+        if split in files:
+            raise ActstoreError(f"the data files name the split '{split}' twice ({', '.join(data_files)}; dev = validation)")
+        first = owner.setdefault(Path(path).resolve(), split)
+        if first != split:
+            raise ActstoreError(f"{path} is given as both {first} and {split}: {split} would measure what {first} has "
+                                f"seen; give each split its own file, or train alone (validation is then taken from it)")
+        files[split] = {"file": str(path), "format": data_format_of(Path(path), data_format)}
+    return files
+
+
+def _check_disjoint(spec: TaskSpec, files: Mapping[str, Mapping], overrides: Mapping) -> None:
+    """No row of a user's file (its texts and class) is a row of an earlier split's file, found by a 64-bit hash per
+    row: O(n) memory, and a chance of a false match below 1e-8 for a million rows against 100,000."""
+    hashes = {split: _row_hashes(spec, entry, overrides) for split, entry in files.items()}
+    order = sorted(files, key=SPLITS.index)
+    for i, later in enumerate(order):
+        for earlier in order[:i]:
+            shared = np.isin(hashes[later], hashes[earlier])
+            if shared.any():
+                first = int(np.argmax(shared))
+                where = next(islice(_user_records(Path(files[later]["file"]), files[later]["format"]), first, None))[0]
+                raise ActstoreError(f"{int(shared.sum())} of the {len(shared)} rows of {later} are rows of {earlier} "
+                                    f"({files[earlier]['file']}) too, the first at {where}: {later} would measure what "
+                                    f"{earlier} has seen; remove them, or give --allow-overlap to keep them")
+
+
+def _row_hashes(spec: TaskSpec, entry: Mapping, overrides: Mapping) -> np.ndarray:
+    """A 64-bit hash of each row's texts and class id, in file order (a row is the same in CSV and in JSON Lines)."""
+    fields = _fields(spec, entry, overrides)
+    examples = (_example(spec, record, *fields, where) for where, record in _user_records(Path(entry["file"]), entry["format"]))
+    return np.fromiter((int.from_bytes(hashlib.blake2b(json.dumps(example).encode(), digest_size=8).digest(), "little")
+                        for example in examples), dtype=np.uint64)
 
 
 def _from_sources(spec: TaskSpec, split: str, sources: Mapping[str, Mapping], root: str | Path | None,
@@ -298,9 +377,17 @@ def _derived(train: Split, split: str) -> Split:
     raise ActstoreError(f"task '{train.task}' has no '{split}' split")
 
 
-def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | None, overrides: Mapping) -> Split:
+def _fields(spec: TaskSpec, entry: Mapping, overrides: Mapping) -> tuple[Sequence[str], str]:
+    """The text fields and the label field a source is read by: the user's, else its registry entry's, else the
+    task's."""
     text_fields = overrides.get("text_fields") or entry.get("text_fields") or spec.text_fields
     label_field = overrides.get("label_field") or entry.get("label_field") or spec.label_field
+    _check_fields(spec.name, text_fields, label_field)
+    return text_fields, label_field
+
+
+def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | None, overrides: Mapping) -> Split:
+    text_fields, label_field = _fields(spec, entry, overrides)
     if "format" in entry:
         return _read_user_file(spec, split, Path(entry["file"]), entry["format"], text_fields, label_field)
     if "package" in entry:  # located without importing it: a data package's own code may not import today

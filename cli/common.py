@@ -8,7 +8,7 @@ import inspect
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, Optional, get_args
 
@@ -34,6 +34,8 @@ LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-
 LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, one per class, in class order")]
 LabelIds = Annotated[Optional[str], typer.Option(
     help="vocabulary ids to score, one per class in class order (instead of looking up the label words)")]
+AllowOverlap = Annotated[bool, typer.Option(
+    "--allow-overlap", help="keep rows that --data-files give for two splits (refused otherwise: a leak)")]
 LabelNames = Annotated[Optional[str], typer.Option(
     help="the labels of --data-files as written there, in class order (default: integer labels are class ids, "
          "text labels are sorted)")]
@@ -68,10 +70,13 @@ def parse_data_files(text: str | None) -> dict[str, str] | None:
     """``train=a.csv,validation=b.csv`` (a bare path means the train split)."""
     if not text:
         return None
-    files = {}
+    files: dict[str, str] = {}
     for item in text.split(","):
         split, _, path = item.rpartition("=")
-        files[split or "train"] = path
+        split = split or "train"
+        if split in files:  # a dict would keep the last file silently
+            raise ActstoreError(f"--data-files names the split '{split}' twice (a bare path is train)")
+        files[split] = path
     return files
 
 
@@ -88,6 +93,7 @@ class DataSource:
     label_names: str | None = None
     limit: int | None = None
     label_ids: str | None = None
+    allow_overlap: bool = False
 
     def load(self, task: str, splits: str) -> tuple[tasks.TaskSpec, dict[str, tasks.Split]]:
         """A registry task (or the user's own, with --label-words) and its loaded splits, in the order asked."""
@@ -95,6 +101,8 @@ class DataSource:
         text_fields = parse_text_fields(self.text_field)
         if self.data_format and files is None:
             raise ActstoreError("--data-format needs --data-files")
+        if self.label_field is not None and not self.label_field.strip():
+            raise ActstoreError(f"--label-field takes a column name, got {self.label_field!r}")
         if self.label_names and not self.label_words:
             raise ActstoreError("--label-names needs --label-words (a registry task names its own labels)")
         if self.label_words:
@@ -105,9 +113,9 @@ class DataSource:
             spec = tasks.get_task(task)
         if self.label_ids:
             spec = replace(spec, label_ids=parse_label_ids(self.label_ids, len(spec.label_names)))
-        loaded = {name: tasks.load_split(spec, name, data_dir=self.data_dir, data_files=files, text_fields=text_fields,
-                                         label_field=self.label_field, data_format=self.data_format)
-                  for name in tasks.parse_splits(splits)}
+        loaded = tasks.load_splits(spec, splits, data_dir=self.data_dir, data_files=files, text_fields=text_fields,
+                                   label_field=self.label_field, data_format=self.data_format,
+                                   allow_overlap=self.allow_overlap)
         if self.limit is not None:
             loaded = {name: s.sample(self.limit) for name, s in loaded.items()}
         if self.label_words and not self.label_names and spec.label_names != tuple(map(str, range(len(spec.label_names)))):
@@ -128,21 +136,26 @@ def parse_label_ids(text: str, n_classes: int) -> tuple[int, ...]:
 
 
 def parse_text_fields(items: list[str] | None) -> list[str] | None:
-    """``--text-field a,b`` and ``--text-field a --text-field b`` alike."""
-    fields = [f.strip() for item in items or [] for f in item.split(",") if f.strip()]
-    return fields or None
+    """``--text-field a,b`` and ``--text-field a --text-field b`` alike; an empty name is refused rather than taken
+    for the default column."""
+    names = [name.strip() for item in items or [] for name in item.split(",")]
+    if "" in names:
+        raise ActstoreError(f"--text-field takes column names (a,b or the option repeated), got {','.join(items)!r}")
+    return names or None
 
 
 _DATA_OPTIONS = {"data_dir": DataDir, "data_files": DataFiles, "data_format": DataFormat, "text_field": TextField,
                  "label_field": LabelField, "label_words": LabelWords, "label_names": LabelNames, "limit": Limit,
-                 "label_ids": LabelIds}
+                 "label_ids": LabelIds, "allow_overlap": AllowOverlap}
 
 
 def with_data(command: Callable) -> Callable:
     """Give a command the data options (--data-dir, --data-files, --data-format, --text-field, --label-field,
-    --label-words, --label-names, --label-ids, --limit) once, here: it receives them as ``data: DataSource``."""
+    --label-words, --label-names, --label-ids, --limit, --allow-overlap) once, here: it receives them as
+    ``data: DataSource``, whose defaults they have."""
     signature = inspect.signature(command, eval_str=True)
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+    defaults = {f.name: f.default for f in fields(DataSource)}
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=annotation)
              for name, annotation in _DATA_OPTIONS.items()]
 
     @functools.wraps(command)

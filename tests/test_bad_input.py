@@ -35,7 +35,7 @@ BASES = {
                        "--limit", "24", "--batch-size", "4", "--block", "8", "--data-dir", "{data}"),
     "tune": ("tune", "--model", "{model}", *MINE, "--store", "{store}", "--seeds", "0", "--prompt-length", "3",
              "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--max-length", "32",
-             "--data-files", "train={files}/good.jsonl,validation={files}/good.jsonl"),
+             "--data-files", "train={files}/good.jsonl,validation={files}/good_dev.jsonl"),
     "import": ("prompts", "import", "--task", "imported", "--store", "{store}", "--model", "{model}"),
     "eval": ("eval", "--model", "{model}", "--task", "sst2", "--store", "{store}", "--limit", "8", "--max-length", "32",
              "--data-dir", "{data}"),
@@ -56,6 +56,8 @@ BASES = {
 FILES = {
     "good.jsonl": "".join(json.dumps({"text": f"a {w} movie", "label": i % 2}) + "\n"
                           for i, w in enumerate(["bad", "good", "dull", "great", "boring", "fine", "awful", "funny"])),
+    "good_dev.jsonl": "".join(json.dumps({"text": f"the {w} film", "label": i % 2}) + "\n"
+                              for i, w in enumerate(["poor", "nice", "slow", "grand"])),
     "no_label.jsonl": '{"text": "a good movie", "label": 1}\n{"text": "a bad movie"}\n',
     "no_text.jsonl": '{"text": "a good movie", "label": 1}\n{"label": 0}\n',
     "list.jsonl": '{"text": "a good movie", "label": 1}\n\n["a bad movie", 0]\n',
@@ -71,7 +73,7 @@ FILES = {
     "empty.csv": "",
     "header.csv": "text,label\n",
     "blank.jsonl": "\n  \n",
-    "one_class.csv": "text,label\na good movie,1\na great movie,1\na fine movie,1\n",
+    "one_class.csv": "text,label\na good show,1\na great show,1\na fine show,1\n",
 }
 
 #: (file, fragment of the error): each names the file and the line (or says the file is empty)

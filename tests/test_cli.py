@@ -115,11 +115,12 @@ def test_other_settings_against_the_store(store, tiny_model_dir, data_dir):
 
 
 def test_non_binary_labels_for_rank(tiny_model_dir, tmp_path):
-    rows = ["sentence,label"] + [f"movie number {i} was {w},{i % 3}" for i, w in enumerate(["good", "bad", "fine"] * 4)]
-    (tmp_path / "three.csv").write_text("\n".join(rows) + "\n")
+    for name, offset in (("three.csv", 0), ("three_dev.csv", 12)):  # train and validation: other rows
+        rows = [f"movie number {i + offset} was {w},{i % 3}" for i, w in enumerate(["good", "bad", "fine"] * 4)]
+        (tmp_path / name).write_text("\n".join(["sentence,label", *rows]) + "\n")
     path = tmp_path / "three.zarr"
     result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "three", "--label-words", "bad,fine,good",
-                    "--text-field", "sentence", "--data-files", f"train={tmp_path / 'three.csv'},validation={tmp_path / 'three.csv'}",
+                    "--text-field", "sentence", "--data-files", f"train={tmp_path / 'three.csv'},validation={tmp_path / 'three_dev.csv'}",
                     "--prompts", "random", "--prompt-length", "2", "--store", path)
     assert result.exit_code == 0, result.output
     before = digest(path)

@@ -1,7 +1,8 @@
 """The user's data files are read exactly or refused (issue 19): a row of more or fewer fields than its header is one
 error naming the file, the line where the record starts and both counts, never a column shifted into an index; the
-texts a store keeps are the file's fields byte for byte. Each refusal leaves an existing store as it was and creates
-none."""
+texts a store keeps are the file's fields byte for byte. Leaks are refused too: one file for two splits, rows shared
+by two splits' files (unless --allow-overlap), the label as a text field, a split named twice, an empty field name.
+Each refusal leaves an existing store as it was and creates none."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from actstore import tasks
+from actstore.cli.common import DataSource
 from actstore.errors import ActstoreError
 from actstore.store import Store
 from helpers import digest, invoke, one_error_line
@@ -146,3 +148,89 @@ def test_the_store_keeps_the_files_texts_byte_for_byte(tiny_model_dir, tmp_path,
     stored = Store(store).extraction(task="mine", split="validation")
     assert [t.encode() for t in stored["text"].values[:, 0]] == [t.encode() for t in texts]
     assert stored["example"].values.tolist() == list(range(len(texts)))
+
+
+# ---- leaks: refused in one line, with the override named where one makes sense
+
+def jsonl(path: Path, texts: list[str]) -> Path:
+    path.write_text("".join(json.dumps({"text": t, "label": i % 2}) + "\n" for i, t in enumerate(texts)))
+    return path
+
+
+@pytest.mark.parametrize("spelling", ["{f}", "{f.parent}/../{f.parent.name}/{f.name}", "link"])
+def test_one_file_for_train_and_validation_is_refused(world, tmp_path, spelling):
+    train = jsonl(tmp_path / "train.jsonl", GOOD)
+    (tmp_path / "link").symlink_to(train)
+    same = spelling.format(f=train) if spelling != "link" else tmp_path / "link"
+    refused(world, tmp_path, ["--split", "train,validation", "--data-files", f"train={train},validation={same}"],
+            f"error: {same} is given as both train and validation: validation would measure what train has seen; "
+            "give each split its own file, or train alone")
+
+
+@pytest.mark.parametrize("split", ["validation", "train,validation"])
+def test_rows_shared_by_train_and_validation_are_refused_unless_allowed(world, tmp_path, split):
+    """Two of validation's six rows are train rows, the first on line 3: in another format they are the same rows
+    (texts and class). Refused even where only validation is extracted: its baseline comes from that train."""
+    train = jsonl(tmp_path / "train.jsonl", GOOD)
+    dev = tmp_path / "dev.csv"
+    dev.write_text("text,label\nthe poor film,0\na good movie,1\nthe nice film,1\nthe slow film,0\n"
+                   "a great movie,1\nthe grand film,1\n")
+    files = f"train={train},validation={dev}"
+    refused(world, tmp_path, ["--split", split, "--data-files", files],
+            f"error: 2 of the 6 rows of validation are rows of train ({train}) too, the first at {dev} line 3: "
+            "validation would measure what train has seen; remove them, or give --allow-overlap to keep them")
+    allowed = invoke(*extract_args(tmp_path / "allowed.zarr", world["model"], "--split", split, "--data-files", files,
+                                   "--allow-overlap"))
+    assert allowed.exit_code == 0, allowed.output
+
+
+def test_a_text_shared_under_another_label_is_no_overlap(tmp_path):
+    """A row is its texts and its class: the same sentence labelled otherwise is another row (noise, not a copy)."""
+    train, dev = jsonl(tmp_path / "train.jsonl", GOOD), tmp_path / "dev.jsonl"
+    dev.write_text(json.dumps({"text": GOOD[1], "label": 0}) + "\n" + json.dumps({"text": "new", "label": 1}) + "\n")
+    loaded = tasks.load_splits(TASK, "train,validation", data_files={"train": train, "validation": dev})
+    assert [len(s) for s in loaded.values()] == [8, 2]
+
+
+def test_test_rows_in_validation_are_refused_as_well(tmp_path):
+    train, dev, test = (jsonl(tmp_path / f"{n}.jsonl", [f"{n} {i}" for i in range(4)]) for n in ("tr", "dev", "te"))
+    jsonl(test, ["te 0", "te 1", "dev 2", "te 3"])
+    with pytest.raises(ActstoreError, match=re.escape(f"1 of the 4 rows of test are rows of validation ({dev}) too, "
+                                                      f"the first at {test} line 3")):
+        tasks.load_splits(TASK, "test", data_files={"train": train, "validation": dev, "test": test})
+
+
+def test_the_label_field_as_a_text_field_is_refused(world, tmp_path):
+    path = jsonl(tmp_path / "d.jsonl", GOOD)
+    for extra in (["--text-field", "label"], ["--text-field", "text,label"], ["--label-field", "text"]):
+        refused(world, tmp_path, ["--data-files", f"validation={path}", *extra],
+                "error: the label field ", "is also one of its text fields", "would read each example's label")
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--split", "train,train"], "error: the split(s) ['train'] are named twice in 'train,train'"),
+    (["--split", "validation,dev"], "error: the split(s) ['validation'] are named twice in 'validation,dev'"),
+    (["--data-files", "{good},{good}"], "error: --data-files names the split 'train' twice (a bare path is train)"),
+    (["--data-files", "dev={good},validation={good}"], "error: the data files name the split 'validation' twice"),
+    (["--text-field", ""], "error: --text-field takes column names (a,b or the option repeated), got ''"),
+    (["--text-field", "text,"], "error: --text-field takes column names (a,b or the option repeated), got 'text,'"),
+    (["--label-field", ""], "error: --label-field takes a column name, got ''"),
+])
+def test_a_split_or_field_named_twice_or_empty_is_refused(world, tmp_path, extra, fragment):
+    good = jsonl(tmp_path / "good.jsonl", GOOD)
+    refused(world, tmp_path, ["--data-files", f"validation={good}", *[a.format(good=good) for a in extra]], fragment)
+
+
+@pytest.mark.parametrize("task", ["sst2", "mrpc", "qnli"])
+def test_the_registry_benchmarks_load_as_published(data_dir, task):
+    """Measured: SST-2, MRPC and QNLI (re-split) share no row between train and validation; the registry's files
+    are used as published in any case (IMDB's and tweets3's own duplicate rows land on both sides of the dev rule)."""
+    _, loaded = DataSource(data_dir=data_dir).load(task, "train,validation")
+    train = set(zip(loaded["train"].texts, loaded["train"].labels.tolist()))
+    assert not [row for row in zip(loaded["validation"].texts, loaded["validation"].labels.tolist()) if row in train]
+
+
+def test_sst2s_own_files_as_data_files_pass_the_overlap_check(data_dir):
+    files = {"train": data_dir / "sst2" / "train.tsv", "validation": data_dir / "sst2" / "dev.tsv"}
+    spec = tasks.custom_task("toy", ["sentence"], "label", ["0", "1"], ["negative", "positive"])
+    assert [len(s) for s in tasks.load_splits(spec, "train,validation", data_files=files).values()] == [67349, 872]
