@@ -13,15 +13,19 @@ import json
 import re
 import string
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import zarr
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from actstore import tasks
 from actstore.errors import ActstoreError
 from actstore.experiment import Experiment
+from actstore.store import Store
+from actstore.store.backends import open_backend
 from helpers import digest, experiment_toml, invoke
 
 MINE = ("--task", "mine", "--label-words", "bad,good")
@@ -357,6 +361,76 @@ def test_commands_that_need_a_store_create_none(world, command, tmp_path):
     run_against(world, command.split()[0], extra, 1, fragment, missing, tmp_path)
     assert not missing.exists() and not (tmp_path / "r").exists()
 
+
+# ---- where a store goes: a directory of its own, refused in one line before anything is written (issue 19)
+
+#: the commands that create a store, with what they need beyond BASES
+CREATORS = {"extract": BASES["extract"], "tune": BASES["tune"],
+            "import": (*BASES["import"], "{files}/p0.pt", "{files}/p1.pt")}
+
+
+@pytest.fixture
+def creator(request, tiny_model_dir, data_dir, files) -> Callable[[object], list[str]]:
+    """The command of ``request.param`` writing a store at the given path."""
+    values = {"model": tiny_model_dir("roberta"), "data": data_dir, "files": files}
+    return lambda store: fill(CREATORS[request.param], store=store, **values)
+
+
+@pytest.fixture
+def no_store_at_the_root(monkeypatch) -> None:
+    """Fails the test instead of writing /zarr.json, should a writer get past the checks before it."""
+    init = zarr.storage.LocalStore.__init__
+
+    def guarded(self, root, *, read_only: bool = False) -> None:
+        assert read_only or Path(root).resolve() != Path("/"), "a store was about to be written at /"
+        init(self, root, read_only=read_only)
+
+    monkeypatch.setattr(zarr.storage.LocalStore, "__init__", guarded)
+
+
+@pytest.mark.parametrize("creator", sorted(CREATORS), indirect=True)
+@pytest.mark.parametrize("root", ["/", "//", "/tmp/.."])
+def test_a_store_at_the_file_system_root_is_refused(creator, root, no_store_at_the_root):
+    check(invoke(*creator(root)), 1, f"{root} is the file-system root: a store needs a directory of its own")
+
+
+@pytest.mark.parametrize("creator", sorted(CREATORS), indirect=True)
+def test_an_empty_store_path_is_refused_and_the_working_directory_left_alone(creator, tmp_path, monkeypatch):
+    home = tmp_path / "work"
+    home.mkdir()
+    (home / "notes.txt").write_text("mine")
+    monkeypatch.chdir(home)
+    check(invoke(*creator("")), 1, "the store's path is empty")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["work"]  # no work.lock beside it either
+    assert [p.name for p in home.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("creator", sorted(CREATORS), indirect=True)
+def test_a_directory_of_other_files_is_refused_and_left_as_it_was(creator, tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "sub" / "a.csv").write_text("text,label\n")
+    before = digest(folder)
+    check(invoke(*creator(folder)), 1, f"{folder} is a directory that holds other files (notes.txt, sub) and no "
+                                       "actstore store: give a new or empty directory")
+    assert digest(folder) == before and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_an_empty_directory_or_a_store_that_lost_its_root_zarr_json_takes_a_store(tmp_path):
+    """Refused are only the user's files: an empty directory becomes a store; a store's groups (and zarr's files
+    being written) without the root zarr.json are what verify --repair rewrites it for."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert Store(empty, mode="a").backend.exists()
+    lost = tmp_path / "lost.zarr"
+    (lost / "extractions").mkdir(parents=True)
+    (lost / "extractions" / "zarr.json").write_text('{"zarr_format": 3, "node_type": "group"}')
+    (lost / "zarr.0123456789abcdef.partial").write_text('{"zarr_fo')
+    open_backend(lost).zarr_store(read_only=False)  # no error
+    (lost / "notes.txt").write_text("mine")
+    with pytest.raises(ActstoreError, match=r"holds other files \(notes.txt\)"):
+        open_backend(lost).zarr_store(read_only=False)
 
 # ---- experiment files: checked against schemas/experiment-v1.json before anything runs
 

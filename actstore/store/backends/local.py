@@ -26,16 +26,35 @@ LEGACY_LOCK = ".actstore.lock"
 
 class LocalBackend(Backend):
     def __init__(self, path: str | Path) -> None:
+        if not str(path).strip():  # Path("") is the working directory: a store would land among the user's files
+            raise ActstoreError("the store's path is empty: give a directory, such as runs/sst2.zarr, or a URL")
         self.path = Path(path)
         self.url = str(self.path)
 
     def zarr_store(self, read_only: bool) -> LocalStore:
         if not read_only:
+            self._check_place()
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ActstoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
         return LocalStore(self.path, read_only=read_only)
+
+    def _check_place(self) -> None:
+        """A store is written only into a directory of its own, checked before anything is written: not the
+        file-system root (its lock ``<store>.lock`` goes beside it), and not a directory that holds other files (a
+        store spread among them could not be told from them, nor removed without them)."""
+        real = self.path.resolve()
+        if not real.name:
+            raise ActstoreError(f"{self.url} is the file-system root: a store needs a directory of its own, such as "
+                                f"{real / 'runs' / 'sst2.zarr'}")
+        if self.exists() or not real.is_dir():
+            return
+        foreign = sorted(entry.name for entry in os.scandir(real) if not _of_a_store(entry))
+        if foreign:
+            shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+            raise ActstoreError(f"{self.url} is a directory that holds other files ({shown}) and no actstore store: "
+                                f"give a new or empty directory, such as {self.path / 'sst2.zarr'}")
 
     @property
     def name(self) -> str:
@@ -88,6 +107,13 @@ class LocalBackend(Backend):
             why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
             raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
         return _held(lock, shared, self.path)
+
+
+def _of_a_store(entry: os.DirEntry) -> bool:
+    """Whether an entry of a directory without a root ``zarr.json`` may belong to a store that lost it (``verify
+    --repair`` rewrites it): a zarr group, or a file zarr is writing."""
+    group = entry.is_dir() and os.path.isfile(os.path.join(entry.path, "zarr.json"))
+    return group or entry.name.endswith(PARTIAL_SUFFIX)
 
 
 @contextmanager
