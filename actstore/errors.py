@@ -6,4 +6,10 @@ class ActstoreError(Exception):
 
 
 class StoreFault(ActstoreError):
-    """Stored data that is missing or damaged: always an error, never read back as data."""
+    """Stored data that is missing, damaged or misplaced (not the data written at its key): always an error, never
+    read back as data."""
+
+    def __init__(self, message: str, problem: str = "damaged") -> None:
+        super().__init__(message)
+        #: what ``actstore verify`` reports: missing | damaged | misplaced
+        self.problem = problem

@@ -91,7 +91,7 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
         label_names=tuple(task.label_names), label_words=tuple(task.label_words), dtype=options.dtype,
         max_length=options.max_length, block=options.block, **keeps,
         baseline_task=(baseline_from or source_task(task)) if keeps["store_bits"] else "",
-        n_text_fields=len(split.texts[0]), label_ids=tuple(model.label_ids(task)),
+        n_text_fields=len(split.texts[0]), label_ids=tuple(model.label_ids(task)), manifests=True,
     )
 
 

@@ -135,10 +135,11 @@ class ExtractionSpec:
     store_moments: bool = False  # dev: per-block moments of the values (mean and spread without the values)
     n_text_fields: int = 0  # provenance: the examples' texts (example, text_field), row ids and token counts
     label_ids: tuple[int, ...] = ()  # the vocabulary ids scored per class (empty in stores from before they were kept)
+    manifests: bool = False  # each unit records its chunks' CRC32Cs (``store.ledger``); false in stores from before
 
     #: fields added after stores existed that only add arrays or records: an extraction begun without them resumes
     #: without them
-    ADDED_LATER = ("store_moments", "n_text_fields", "label_ids")
+    ADDED_LATER = ("store_moments", "n_text_fields", "label_ids", "manifests")
 
     def resuming(self, old: "ExtractionSpec") -> "ExtractionSpec":
         """This spec as it continues ``old``: what later versions only add is taken from ``old``."""

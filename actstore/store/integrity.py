@@ -7,6 +7,9 @@ deleted file would silently become zeros. actstore closes those holes in three p
   and a ``zarr.json`` that does not parse raise ``StoreFault``;
 - every array carries a CRC32C (``CHECKSUM``), and the codec that checks it raises ``StoreFault`` too, so
   dask, xarray and actstore's own readers all stop on a damaged chunk;
+- a CRC32C protects a chunk's bytes, not its address: two valid chunks exchanged, or an older version of one, would
+  pass. So, as ZFS's block pointers do, the metadata that points to a chunk holds its checksum too (``ledger``): a
+  chunk whose CRC32C is not the one recorded for its key raises ``StoreFault`` ("misplaced");
 - every group's attributes and its arrays' metadata carry a digest (``seal``/``check_seal``), so an edited
   dtype or a flipped byte in a spec is refused.
 """
@@ -14,22 +17,29 @@ deleted file would silently become zeros. actstore closes those holes in three p
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
+import threading
 from collections.abc import Iterable
+from typing import Protocol
 
 import zarr
-from zarr.abc.store import ByteRequest
+from zarr.abc.store import ByteRequest, SuffixByteRequest
 from zarr.codecs import Crc32cCodec
-from zarr.core.buffer import Buffer, BufferPrototype
+from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.metadata.v3 import ArrayV3Metadata
+from zarr.core.sync import sync
 from zarr.registry import register_codec
 from zarr.storage import WrapperStore
 
 from ..errors import StoreFault
 
-#: arrays whose chunks may legitimately be absent: a block's (a segment's) marker exists only once it is stored
-OPTIONAL_CHUNKS = frozenset({"done", "segment_done"})
+#: the arrays in which an extraction's units record their chunks' CRC32Cs (``ledger``)
+MANIFESTS = frozenset({"block_crc", "segment_crc", "baseline_crc"})
+#: arrays whose chunks may legitimately be absent: a block's (a segment's) marker and manifest exist only once it
+#: is stored
+OPTIONAL_CHUNKS = frozenset({"done", "segment_done"}) | MANIFESTS
 _CHUNK_KEY = re.compile(r"(?:^|/)c(?:/\d+)*$")  # zarr v3's default chunk key encoding: <array>/c/0/1/...
 _HINT = "run actstore verify on the store to list the damage (--repair to mark what can be recomputed)"
 
@@ -40,11 +50,17 @@ class CheckedCrc32c(Crc32cCodec):
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: object) -> Buffer:
         if len(chunk_bytes) < 4:
-            raise StoreFault(f"a stored chunk is truncated ({len(chunk_bytes)} bytes): {_HINT}")
+            raise StoreFault(f"a stored chunk is truncated ({len(chunk_bytes)} bytes): {_HINT}", "damaged")
         try:
             return super()._decode_sync(chunk_bytes, chunk_spec)
         except ValueError:
-            raise StoreFault(f"a stored chunk fails its CRC32C checksum (damaged data): {_HINT}") from None
+            raise StoreFault(f"a stored chunk fails its CRC32C checksum (damaged data): {_HINT}", "damaged") from None
+
+
+def trailer(chunk: bytes | Buffer) -> int:
+    """The CRC32C a chunk written with ``CHECKSUM`` ends with (its codec appends it, little-endian)."""
+    tail = chunk.as_numpy_array()[-4:] if isinstance(chunk, Buffer) else chunk[-4:]  # a view: chunks are MBs
+    return int.from_bytes(bytes(tail), "little")
 
 
 #: every array of a store is written with it; written as plain zarr "crc32c", readable by any zarr
@@ -78,39 +94,110 @@ def array_of(key: str) -> str:
     return key[: _CHUNK_KEY.search(key).start()]
 
 
-class StrictStore(WrapperStore):
-    """Reads through another zarr store, raising ``StoreFault`` where zarr would make up data."""
+def chunk_coords(key: str) -> tuple[int, ...]:
+    """The grid coordinates of a chunk key: ``a/b/acts/c/0/1`` → ``(0, 1)``."""
+    return tuple(int(part) for part in key[_CHUNK_KEY.search(key).start():].split("/")[2:])
 
-    def __init__(self, store: zarr.abc.store.Store, where: str = "") -> None:
+
+class Ledger(Protocol):
+    """Where the checksum recorded for a chunk's key is found (``ledger.Ledger``): its metadata, not the chunk."""
+
+    async def expected(self, key: str, store: zarr.abc.store.Store) -> int | None:
+        """The CRC32C recorded for ``key`` (None: nothing binds it, e.g. a group from before manifests); reads
+        what it needs from ``store``, raising ``StoreFault`` where the record itself is lost or damaged."""
+
+    def forget(self, key: str) -> None:
+        """``key`` was written or removed: drop what was cached from it."""
+
+
+class StrictStore(WrapperStore):
+    """Reads through another zarr store, raising ``StoreFault`` where zarr would make up data: a chunk missing, a
+    ``zarr.json`` broken, or a chunk that is not the one recorded for its key (``ledger``). Remembers the checksum of
+    every chunk it writes, for the writer to record (``take``)."""
+
+    def __init__(self, store: zarr.abc.store.Store, where: str = "", ledger: Ledger | None = None) -> None:
         super().__init__(store)
         self.where = where or str(store)
+        self.ledger = ledger
         #: whether this process holds the store's writer lock alone (``Store.writing``: exclusive, on a disk), so
         #: that no other writer can change it meanwhile
         self.sole_writer = False
+        #: chunk key → (CRC32C, writes not yet taken): what this process wrote, until a manifest or seal records it
+        self._written: dict[str, tuple[int, int]] = {}
+        self._taking = threading.Lock()
 
     def _with_store(self, store: zarr.abc.store.Store) -> "StrictStore":
-        return type(self)(store, self.where)
+        return type(self)(store, self.where, self.ledger)
 
     def _check(self, key: str, value: Buffer | None) -> None:
         if value is None:
             if is_chunk_key(key) and array_of(key).rpartition("/")[2] not in OPTIONAL_CHUNKS:
-                raise StoreFault(f"chunk {key} is missing from {self.where}: {_HINT}")
+                raise StoreFault(f"chunk {key} is missing from {self.where}: {_HINT}", "missing")
         elif key.endswith("zarr.json") and not usable_metadata(value.to_bytes()):
             raise StoreFault(f"{key} in {self.where} is damaged (not valid JSON, or not metadata zarr can read): "
-                             f"{_HINT}")
+                             f"{_HINT}", "damaged")
+
+    async def _check_address(self, key: str, value: Buffer | None) -> None:
+        """A chunk read whole must be the one recorded for its key (a damaged one is left to its codec to say)."""
+        if value is None or self.ledger is None or not is_chunk_key(key) or len(value) < 4:
+            return
+        want = await self.ledger.expected(key, self._store)
+        if want is not None and trailer(value) != want:
+            raise StoreFault(f"chunk {key} of {self.where} holds other data than was written there (exchanged, "
+                             f"duplicated or stale: its CRC32C is not the one recorded for it): {_HINT}", "misplaced")
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
         self._check(key, value)
+        if byte_range is None:
+            await self._check_address(key, value)
         return value
 
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
         key_ranges = list(key_ranges)
         values = await self._store.get_partial_values(prototype, key_ranges)
-        for (key, _), value in zip(key_ranges, values):
+        for (key, whole), value in zip(key_ranges, values):
             self._check(key, value)
+            if whole is None:
+                await self._check_address(key, value)
         return values
+
+    async def set(self, key: str, value: Buffer) -> None:
+        await self._store.set(key, value)
+        if is_chunk_key(key) and array_of(key).rpartition("/")[2] not in OPTIONAL_CHUNKS:  # markers bind nothing
+            with self._taking:
+                self._written[key] = (trailer(value), self._written.get(key, (0, 0))[1] + 1)
+        if self.ledger is not None:
+            self.ledger.forget(key)
+
+    async def _set_many(self, values: Iterable[tuple[str, Buffer]]) -> None:
+        for key, value in values:  # zarr's create_hierarchy: each document through ``set``
+            await self.set(key, value)
+
+    async def delete(self, key: str) -> None:
+        await self._store.delete(key)
+        if self.ledger is not None:
+            self.ledger.forget(key)
+
+    async def delete_dir(self, prefix: str) -> None:
+        await self._store.delete_dir(prefix)
+        if self.ledger is not None:
+            self.ledger.forget(prefix)
+
+    def take(self, keys: Iterable[str]) -> list[int | None]:
+        """The CRC32C this process wrote at each key (None: it wrote none), each write taken once: what a manifest
+        records is what was written, so a write the storage lost is caught when the chunk is read."""
+        crcs = []
+        with self._taking:  # writer threads take while zarr's event loop records
+            for key in keys:
+                crc, count = self._written.get(key, (None, 0))
+                if count > 1:
+                    self._written[key] = (crc, count - 1)
+                else:
+                    self._written.pop(key, None)
+                crcs.append(crc)
+        return crcs
 
 
 # ---- digests of the metadata
@@ -131,9 +218,35 @@ def array_metadata(group: zarr.Group) -> dict[str, dict]:
     return {name: metadata_of(array) for name, array in group.arrays()}
 
 
-def seal(group: zarr.Group, attrs: dict) -> dict:
-    """``attrs`` with digests of themselves and of the group's arrays' metadata; write it after the arrays."""
-    return sealed(attrs, array_metadata(group))
+def seal(group: zarr.Group, attrs: dict, bound: Iterable[str] = ()) -> dict:
+    """``attrs`` with digests of themselves and of the group's arrays' metadata, and the CRC32C of every chunk of
+    the arrays ``bound`` (``chunk_crcs``); write it after the arrays."""
+    done = sealed(attrs, array_metadata(group))
+    chunks = chunk_crcs(group, bound, (attrs.get(SEAL) or {}).get("chunks", {}))
+    return {**done, SEAL: {**done[SEAL], "chunks": chunks}} if chunks else done
+
+
+def chunk_crcs(group: zarr.Group, names: Iterable[str], recorded: dict[str, int]) -> dict[str, int]:
+    """The CRC32C of every chunk of the arrays ``names``, by key within the group: as this process wrote it (taken
+    from ``StrictStore``), else as recorded before, else as stored (written by another process, e.g. the rank that
+    created the group)."""
+    found = {}
+    for name in names:
+        array = group[name]
+        keys = [f"{name}/{array.metadata.encode_chunk_key(c)}" for c in itertools.product(
+            *(range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)))]
+        taken = group.store.take(f"{group.path}/{k}" for k in keys) if isinstance(group.store, StrictStore) else []
+        for key, crc in itertools.zip_longest(keys, taken):
+            found[key] = crc if crc is not None else recorded.get(key)
+            if found[key] is None:
+                found[key] = stored_trailer(group.store, f"{group.path}/{key}")
+    return {k: v for k, v in found.items() if v is not None}
+
+
+def stored_trailer(zstore: zarr.abc.store.Store, key: str) -> int | None:
+    """The CRC32C a stored chunk ends with, read alone (None: no such chunk)."""
+    stored = sync(zstore.get(key, default_buffer_prototype(), SuffixByteRequest(4)))
+    return None if stored is None else trailer(stored)
 
 
 def sealed(attrs: dict, arrays: dict[str, dict]) -> dict:
@@ -145,7 +258,8 @@ def sealed(attrs: dict, arrays: dict[str, dict]) -> dict:
 
 def seal_matches(attrs: dict, arrays: dict[str, dict]) -> bool:
     """Whether ``attrs`` carry the digests of themselves and of ``arrays``."""
-    return attrs.get(SEAL) == sealed(attrs, arrays)[SEAL]
+    stored = attrs.get(SEAL) or {}
+    return {k: stored.get(k) for k in ("attrs", "arrays")} == sealed(attrs, arrays)[SEAL]
 
 
 def seal_problems(group: zarr.Group) -> list[str]:

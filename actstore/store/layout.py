@@ -11,7 +11,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ..specs import MOMENT_SLOTS, ExtractionSpec, packed_size
-from .integrity import CHECKSUM, array_metadata
+from .integrity import CHECKSUM, MANIFESTS, array_metadata
 
 ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
 #: above-baseline bits: byte j holds neurons 8j..8j+7, neuron 8j+i in bit i (numpy's bitorder="little")
@@ -76,6 +76,10 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
         ArrayLayout("scores", (s, n, cls), (1, b, cls), "float32", ("seed", "example", "label_class"), np.nan),
         ArrayLayout("done", (s, spec.n_blocks), (1, 1), "bool", ("seed", "block"), False),
     ]
+    slots = len(block_chunks(spec, 0, 0))
+    if spec.manifests:
+        arrays.append(ArrayLayout("block_crc", (s, spec.n_blocks, slots), (1, 1, slots), "uint32",
+                                  ("seed", "block", "block_chunk")))
     if spec.split == "train":
         g = spec.n_segments
         arrays += [
@@ -85,6 +89,9 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
                         "int64" if spec.dtype == "float16" else "float64", ("seed", "segment", "layer", "token", "neuron")),
             ArrayLayout("segment_done", (s, g), (1, 1), "bool", ("seed", "segment"), False),
         ]
+        if spec.manifests:
+            arrays += [ArrayLayout("segment_crc", (s, g, lay), (1, 1, lay), "uint32", ("seed", "segment", "layer")),
+                       ArrayLayout("baseline_crc", (s, lay), (1, lay), "uint32", ("seed", "layer"))]
     return arrays
 
 
@@ -99,6 +106,49 @@ def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tupl
     if spec.n_text_fields:
         chunks.append(("length", (block,)))
     return chunks
+
+
+def unit_chunks(spec: ExtractionSpec, manifest: str, seed_index: int, unit: int = 0) -> list[tuple[str, tuple[int, ...]]]:
+    """The chunks a unit writes, in the order its manifest records their CRC32Cs: a block's (``block_crc``), a train
+    segment's sums (``segment_crc``), a seed's baseline (``baseline_crc``, one unit per seed)."""
+    if manifest == "block_crc":
+        return block_chunks(spec, seed_index, unit)
+    name, where = ("baseline_parts", (seed_index, unit)) if manifest == "segment_crc" else ("baseline", (seed_index,))
+    return [(name, (*where, layer, 0, 0)) for layer in range(spec.n_layers)]
+
+
+def manifest_coords(manifest: str, seed_index: int, unit: int = 0) -> tuple[int, ...]:
+    """The chunk of ``manifest`` a unit's CRC32Cs fill."""
+    return (seed_index, 0) if manifest == "baseline_crc" else (seed_index, unit, 0)
+
+
+#: the arrays each manifest's units write, and where a chunk's coordinates say which unit it is in
+_UNIT_OF = {"acts": "block_crc", "bits": "block_crc", "scores": "block_crc", "prediction": "block_crc",
+            "moments": "block_crc", "length": "block_crc", "baseline_parts": "segment_crc", "baseline": "baseline_crc"}
+
+
+def recorded_at(spec: ExtractionSpec, name: str, coords: tuple[int, ...]) -> list[tuple[str, tuple[int, ...], int]]:
+    """Where the CRC32C of chunk ``coords`` of array ``name`` is recorded: (manifest, its chunk, slot) for every unit
+    that writes it (``length``, the same bytes from every seed: each seed's block), none where no unit does."""
+    manifest = _UNIT_OF.get(name)
+    if manifest is None:
+        return []
+    if name == "length":
+        units = [(s, coords[0]) for s in range(len(spec.seeds))]
+    else:
+        units = [(coords[0], coords[1] if manifest != "baseline_crc" else 0)]
+    places = []
+    for s, u in units:
+        chunks = unit_chunks(spec, manifest, s, u)
+        if (name, coords) in chunks:
+            places.append((manifest, manifest_coords(manifest, s, u), chunks.index((name, coords))))
+    return places
+
+
+def sealed_arrays(spec: ExtractionSpec) -> list[str]:
+    """The arrays of an extraction written whole when it is created, whose chunks' CRC32Cs its seal records (the
+    units' chunks are in their manifests): coordinates and the examples' own data."""
+    return [*coordinates(spec), *example_arrays(spec)] if spec.manifests else []
 
 
 def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:

@@ -32,14 +32,21 @@ from ..specs import (MOMENT_SLOTS, STACKS, TOKEN0, ExtractionSpec, PromptSpec, R
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
-from .integrity import CHECKSUM, StrictStore, check_seal
+from .integrity import CHECKSUM, MANIFESTS, StrictStore, check_seal
 from .layout import coordinates, create_arrays, extraction_layout
+from .ledger import Ledger
 from .schema import validate
 from .writer import Examples, ExtractionWriter
 
 if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neither xarray nor dask nor numba
     import dask.array as da
     import xarray as xr
+
+
+#: how an extraction's chunks are checked on every read (``ExtractionSpec.manifests``), as ``info`` says it
+CHUNK_CHECKS = {True: "chunks bound to their address (CRC32C recorded in each block's manifest)",
+                False: "chunks checked by their own CRC32C only (extracted before manifests: an exchanged or stale "
+                       "chunk is not caught; extract into a new store to bind them)"}
 
 
 class Store:
@@ -59,7 +66,7 @@ class Store:
         if not self.backend.exists() and mode != "a":
             raise ActstoreError(f"no actstore store at {self.location}")
         try:
-            self.zstore = StrictStore(self.backend.zarr_store(self.read_only), self.location)
+            self.zstore = StrictStore(self.backend.zarr_store(self.read_only), self.location, Ledger())
             # every zarr.json as it is now; the root's consolidated copy is for plain xarray (``attrs.consolidate``)
             self.root = self._open_root()
             if not self.read_only and "actstore" not in self.root.attrs:
@@ -161,6 +168,7 @@ class Store:
                     "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
                     "bits_bytes": values // spec.model.n_neurons * packed_size(spec.model.n_neurons)
                     if spec.store_bits else 0,
+                    "chunk_check": CHUNK_CHECKS[spec.manifests],
                 }
         rankings = {}
         for task in self.ranked_tasks():
@@ -268,7 +276,7 @@ class Store:
             chunks = (1, spec.block * blocks_per_chunk, *group[name].chunks[2:])
             ds[name] = ds[name].copy(data=da.from_zarr(group[name], chunks=chunks))
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
-        ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done", "moments") if v in ds])
+        ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done", "moments", *MANIFESTS) if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
         for name in ("prediction", "scores", "length"):
             if name in ds:

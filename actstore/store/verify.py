@@ -47,7 +47,7 @@ class Damage:
 
     group: str
     item: str
-    problem: str  # missing | damaged
+    problem: str  # missing | damaged | misplaced (valid data, not the chunk written at its key)
     action: str
     recomputable: bool = True
 
@@ -179,14 +179,14 @@ class _Checker:
         if self.repair and any(d.item.endswith("zarr.json") for d in self.found):
             put_attrs(group, dict(group.attrs))  # the arrays' digest, as the spec says they are
         for name, values in coordinates(spec).items():
-            if name in usable and self._bad_chunks(group[name]):
-                self.found.append(Damage(self.path, f"coordinate {name}", "damaged",
+            if name in usable and (problem := self._bad_chunks(group[name])):
+                self.found.append(Damage(self.path, f"coordinate {name}", problem,
                                          self._did("rewritten from the spec", "repair rewrites it from the spec")))
                 if self.repair:
                     group[name][...] = values
         for name in example_arrays(spec):
-            if name in usable and self._bad_chunks(group[name]):
-                self.found.append(Damage(self.path, name, "damaged", "the next extract of this split rewrites it "
+            if name in usable and (problem := self._bad_chunks(group[name])):
+                self.found.append(Damage(self.path, name, problem, "the next extract of this split rewrites it "
                                          "from the same data"))
         marked = len(self.found)  # what follows (markers, blocks, segments, baselines) is for extract to redo
         complete = is_complete(group)
@@ -233,9 +233,9 @@ class _Checker:
                     where = f" layer {coords[2]}" if name in ("acts", "bits") else ""
                     wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
         present = [w for w in wanted if self._key(w[0], w[1]) in self.keys]
-        damaged = _damaged(self.store.backend, [(a.path, coords) for a, coords, *_ in present])
+        problems = _problems(self.store.backend, [(a.path, coords) for a, coords, *_ in present])
         bad = [(w, "missing") for w in wanted if self._key(w[0], w[1]) not in self.keys]
-        bad += [(w, "damaged") for w, d in zip(present, damaged) if d]
+        bad += [(w, problem) for w, problem in zip(present, problems) if problem]
         for (_, _, s, b, what), problem in bad:
             self.found.append(Damage(self.path, what, problem, self._redo("block")))
             done[s, b] = False
@@ -272,8 +272,8 @@ class _Checker:
             self._lost("array metadata (dtype, shape or codecs edited)", "damaged")
             return
         for name in names:
-            if self._bad_chunks(group[name]):
-                self._lost(f"array {name}", "damaged")
+            if problem := self._bad_chunks(group[name]):
+                self._lost(f"array {name}", problem)
                 return
 
     # ---- chunks
@@ -285,11 +285,12 @@ class _Checker:
     def _chunk_problem(self, array: zarr.Array, coords: tuple[int, ...]) -> str | None:
         if self._key(array, coords) not in self.keys:
             return "missing"
-        return "damaged" if _fails_read(array, coords) else None
+        return read_problem(array, coords)
 
-    def _bad_chunks(self, array: zarr.Array) -> bool:
+    def _bad_chunks(self, array: zarr.Array) -> str | None:
+        """The first problem of any chunk of ``array`` (missing, damaged or misplaced), None when all are sound."""
         grid = [range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)]
-        return any(self._chunk_problem(array, coords) for coords in itertools.product(*grid))
+        return next(filter(None, (self._chunk_problem(array, coords) for coords in itertools.product(*grid))), None)
 
     def _did(self, done: str, todo: str) -> str:
         return done if self.repair else todo
@@ -299,26 +300,27 @@ class _Checker:
 BATCH = 64
 
 
-def _damaged(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[bool]:
-    """Which of the (array path, chunk coordinates) fail their checksum when read back, read in batches on the
-    dask scheduler in use (``scheduler.using``: threads by default, or a cluster)."""
+def _problems(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[str | None]:
+    """What is wrong with each (array path, chunk coordinates) when read back (``read_problem``), read in batches
+    on the dask scheduler in use (``scheduler.using``: threads by default, or a cluster)."""
     batches = [chunks[i:i + BATCH] for i in range(0, len(chunks), BATCH)]
-    return [bad for done in dask.compute(*[dask.delayed(_read_back)(backend, batch) for batch in batches])
-            for bad in done]
+    return [problem for done in dask.compute(*[dask.delayed(_read_back)(backend, batch) for batch in batches])
+            for problem in done]
 
 
-def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[bool]:
+def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[str | None]:
     root = Store(backend).root
-    return [_fails_read(root[path], coords) for path, coords in chunks]
+    return [read_problem(root[path], coords) for path, coords in chunks]
 
 
-def _fails_read(array: zarr.Array, coords: tuple[int, ...]) -> bool:
-    """Whether one stored chunk fails to read back (its CRC32C, or a truncation)."""
+def read_problem(array: zarr.Array, coords: tuple[int, ...]) -> str | None:
+    """What reading one stored chunk back finds: None, or ``StoreFault.problem``: damaged (its CRC32C, a
+    truncation), misplaced (not the chunk recorded for its key), missing (its manifest lost)."""
     try:
         array[tuple(slice(c * n, (c + 1) * n) for c, n in zip(coords, array.chunks))]
-    except StoreFault:
-        return True
-    return False
+    except StoreFault as fault:
+        return fault.problem
+    return None
 
 
 def seal_problems_safe(group: zarr.Group) -> list[str]:

@@ -1,4 +1,5 @@
-"""Writes one extraction block by block, crash-safely: a block's done marker only after its chunks are durable."""
+"""Writes one extraction block by block, crash-safely: a block's done marker only after its chunks, and the manifest
+that records their CRC32Cs (``ledger``), are durable."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import zarr
 from ..specs import ExtractionSpec
 
 from .attrs import is_complete, now, put_attrs
-from .layout import block_chunks
+from .integrity import stored_trailer
+from .layout import manifest_coords, unit_chunks
 
 if TYPE_CHECKING:
     from .store import Store
@@ -69,7 +71,7 @@ class ExtractionWriter:
             self._array("moments")[seed_index, block] = moments
         self._array("scores")[seed_index, lo:hi] = scores
         self._array("prediction")[seed_index, lo:hi] = scores.argmax(axis=1).astype(np.int16)
-        self._make_durable(block_chunks(self.spec, seed_index, block))
+        self._durable_unit("block_crc", seed_index, block)
         self._array("done")[seed_index, block] = True
 
     def _array(self, name: str) -> zarr.Array:
@@ -78,12 +80,23 @@ class ExtractionWriter:
             self._arrays[name] = self.group[name]
         return self._arrays[name]
 
-    def _make_durable(self, chunks: list[tuple[str, tuple[int, ...]]]) -> None:
-        """Make written chunks durable where the store lives (fsync on a disk, all at once; an object PUT already
-        is)."""
-        arrays = [self._array(name) for name, _ in chunks]
-        self.store.backend.make_durable([f"{a.path}/{a.metadata.encode_chunk_key(coords)}"
-                                         for a, (_, coords) in zip(arrays, chunks)])
+    def _key(self, name: str, coords: tuple[int, ...]) -> str:
+        array = self._array(name)
+        return f"{array.path}/{array.metadata.encode_chunk_key(coords)}"
+
+    def _durable_unit(self, manifest: str, seed_index: int, unit: int = 0) -> None:
+        """Record the CRC32C of every chunk a unit just wrote in its manifest, then make them all durable where the
+        store lives (fsync on a disk, all at once; an object PUT already is): before the unit's marker. A group from
+        before manifests (``ExtractionSpec.manifests``) gets none."""
+        keys = [self._key(name, coords) for name, coords in unit_chunks(self.spec, manifest, seed_index, unit)]
+        if self.spec.manifests:
+            crcs = self.store.zstore.take(keys)
+            coords = manifest_coords(manifest, seed_index, unit)
+            # a chunk this process did not write (a concurrent launch's same bytes): as stored
+            self._array(manifest)[coords[:-1]] = [crc if crc is not None else stored_trailer(self.store.zstore, key)
+                                                  for key, crc in zip(keys, crcs)]
+            keys.append(self._key(manifest, coords))
+        self.store.backend.make_durable(keys)
 
     # ---- the train split's streamed baseline (Eq. 2), as exact sums of segments of blocks
 
@@ -95,7 +108,7 @@ class ExtractionWriter:
         """Store a segment's exact sum (layer, token, neuron), make it durable, then mark the segment done. Its
         bytes are the same whoever computes it, so ranks, resumed runs and concurrent launches agree."""
         self._array("baseline_parts")[seed_index, segment] = total
-        self._make_durable([("baseline_parts", (seed_index, segment, layer, 0, 0)) for layer in range(self.spec.n_layers)])
+        self._durable_unit("segment_crc", seed_index, segment)
         self._array("segment_done")[seed_index, segment] = True
 
     def segment_total(self, seed_index: int) -> np.ndarray:
@@ -104,7 +117,8 @@ class ExtractionWriter:
         return np.stack([np.asarray(parts[seed_index, :, layer]).sum(axis=0) for layer in range(self.spec.n_layers)])
 
     def put_baseline(self, seed_index: int, baseline: np.ndarray) -> None:
-        self.group["baseline"][seed_index] = baseline
+        self._array("baseline")[seed_index] = baseline
+        self._durable_unit("baseline_crc", seed_index)
 
     def _update_attrs(self, **changes: object) -> None:
         attrs = dict(self.group.attrs)
