@@ -52,13 +52,17 @@ def verify(
     """Check every zarr.json and every chunk (existence and CRC32C) of a store; exit 1 if anything is missing or
     damaged (with --repair: only if something cannot be recomputed)."""
     from actstore.scheduler import using
-    from actstore.store.verify import verify_path
+    from actstore.store.verify import in_progress, verify_path
 
     with using(scheduler, store):  # the activation chunks are read back on it
         found = verify_path(store, repair=repair)
+    unfinished = in_progress(store)
     if as_json:
-        print_json({"damage": found, "repaired": repair})
+        print_json({"damage": found, "repaired": repair, "in_progress": unfinished})
     else:
+        for d in unfinished:
+            out.print(f"  in progress: {d['group']}, {d['blocks_done']}/{d['blocks']} blocks stored (not problems: "
+                      "the extract command running, or run again, writes the rest)")
         for d in found:
             out.print(f"  {d['problem']}: {d['group']} {d['item']} → {d['action']}")
         lost = sum(not d["recomputable"] for d in found)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -261,3 +263,34 @@ def test_stale_prompts_are_found_and_refused(reference, earlier, tiny_model_dir,
     one_error_line(invoke(*extract_args(tiny_model_dir("bert"), data_dir, store, new_prompts=False)), "verify")
     assert digest(store) == before
 
+
+def test_verify_while_an_extraction_runs_reports_it_in_progress(tiny_model_dir, data_dir, tmp_path):
+    """verify polled while another process extracts: what is being written is in progress, never a problem."""
+    store = tmp_path / "s.zarr"
+    args = [str(a) for a in extract_args(tiny_model_dir("bert"), data_dir, store)]
+    args[args.index("--limit") + 1] = "96"
+    writer = subprocess.Popen([sys.executable, "-m", "actstore", *args], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    polls = []
+    while writer.poll() is None:
+        if (store / "zarr.json").exists():
+            polls.append(json.loads(invoke("verify", store, "--json").output))
+    assert writer.returncode == 0, writer.stderr.read()
+    assert polls and all(p["damage"] == [] for p in polls), [p["damage"] for p in polls if p["damage"]]
+    assert any(p["in_progress"] for p in polls)
+    final = json.loads(invoke("verify", store, "--json").output)
+    assert final == {"damage": [], "repaired": False, "in_progress": []}
+
+
+def test_a_group_gone_but_still_in_the_consolidated_metadata_is_found(reference, tmp_path):
+    """Plain xarray opens a store through the root's consolidated copy of every zarr.json: a group deleted behind
+    actstore's back would still be listed there, and read as empty chunks by whoever trusts it."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(reference[0], store)
+    shutil.rmtree(store / "rankings" / "sst2")
+    found = invoke("verify", store, "--json")
+    assert found.exit_code == 1
+    assert [(d["group"], d["problem"]) for d in json.loads(found.output)["damage"]] == [("rankings/sst2", "missing")]
+    assert invoke("verify", store, "--repair").exit_code == 0
+    assert "rankings/sst2" not in (store / "zarr.json").read_text()
+    assert "0 problem(s)" in invoke("verify", store).output

@@ -94,6 +94,17 @@ def is_consolidated(zstore: zarr.abc.store.Store) -> bool:
     return held == _listed(zstore)
 
 
+def vanished(zstore: zarr.abc.store.Store) -> list[str]:
+    """The groups and arrays the root's consolidated metadata lists that are no longer there (the outermost of
+    each: plain xarray would open them and find their chunks gone); none when it holds no copy."""
+    try:
+        held = _consolidated(zstore)
+    except (ValueError, StoreFault):
+        return []
+    gone = sorted(set(held) - set(_listed(zstore)))
+    return [path for path in gone if not any(path.startswith(other + "/") for other in gone)]
+
+
 def _plain(metadata: object) -> dict:
     return {k: v for k, v in metadata.to_dict().items() if k != "consolidated_metadata"}
 

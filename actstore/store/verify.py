@@ -31,7 +31,7 @@ from ..specs import ExtractionSpec, from_attrs
 from .integrity import metadata_of, seal_problems, usable_metadata
 from .layout import block_chunks, coordinates, example_arrays, expected_metadata, rewrite_metadata
 from .schema import validate
-from .attrs import is_complete, new_root_attrs, put_attrs
+from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, vanished
 from .backends import Backend, StoreLocation, open_backend
 from .store import Store, any_key
 
@@ -93,7 +93,29 @@ def verify(store: Store, *, repair: bool = False) -> list[dict]:
     found: list[Damage] = []
     for path in groups:
         found += _Checker(store, path, keys, repair).run()
+    found += [Damage(path, "listed in the consolidated metadata", "missing",
+                     "the listing " + ("was rewritten" if repair else "is rewritten by repair") +
+                     "; the command that made it makes it again") for path in vanished(store.zstore)]
+    if repair:
+        consolidate(store.zstore)
     return [asdict(d) for d in found]
+
+
+def in_progress(location: str | Path | StoreLocation) -> list[dict]:
+    """The extractions still being written (or interrupted): what of them is stored is checked, and their blocks
+    not marked done yet are not problems but work to do. Damaged groups are left to ``verify`` to report."""
+    store = Store(open_backend(location))
+    paths = sorted({m.group(1) for k in sync(_list(store.zstore)) if (m := _GROUP.match(k))})
+    found = []
+    for path in (p for p in paths if _KIND[p.split("/", 1)[0]] == "extraction"):
+        try:
+            group = store.root[path]
+            if "spec" in group.attrs and not is_complete(group):
+                done = np.asarray(group["done"][...])
+                found.append({"group": path, "blocks_done": int(done.sum()), "blocks": int(done.size)})
+        except (StoreFault, KeyError):
+            continue
+    return found
 
 
 async def _list(zstore: zarr.abc.store.Store) -> list[str]:
@@ -197,7 +219,7 @@ class _Checker:
         segments = None
         if spec.split == "train" and {"segment_done", "baseline_parts", "baseline"} <= usable:
             segments = self._markers(group["segment_done"], "segment", spec, complete)
-            self._segments(group, spec, segments)
+            self._segments(group, spec, segments, complete)
         if self.repair and len(self.found) > marked:
             group["done"][...] = done
             if segments is not None:
@@ -240,9 +262,10 @@ class _Checker:
             self.found.append(Damage(self.path, what, problem, self._redo("block")))
             done[s, b] = False
 
-    def _segments(self, group: zarr.Group, spec: ExtractionSpec, segments: np.ndarray) -> None:
+    def _segments(self, group: zarr.Group, spec: ExtractionSpec, segments: np.ndarray, complete: bool) -> None:
         """The exact sums of every done train segment (a bad one marks its segment not done), and the baseline of
-        every seed whose segments are all done (the next extract rewrites a bad one from the sums)."""
+        every seed whose segments are all done (the next extract rewrites a bad one from the sums; while the
+        extraction runs, one not written yet is in progress)."""
         for s, g in zip(*np.nonzero(segments)):
             for layer in range(spec.n_layers):
                 problem = self._chunk_problem(group["baseline_parts"], (s, g, layer, 0, 0))
@@ -254,7 +277,7 @@ class _Checker:
         for s in np.nonzero(segments.all(axis=1))[0]:
             problem = next(filter(None, (self._chunk_problem(group["baseline"], (s, layer, 0, 0))
                                          for layer in range(spec.n_layers))), None)
-            if problem:
+            if problem and not (problem == "missing" and not complete):
                 self.found.append(Damage(self.path, f"baseline seed {spec.seeds[s]}", problem,
                                          "the next extract of the train split rewrites it from the segment sums"))
 
