@@ -218,7 +218,9 @@ def earlier(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
 def misplace(store: Path, kind: str, fault: str, earlier: Path) -> None:
     """Plant a chunk that passes its CRC32C at another chunk's key: the two exchanged, one copied over the other,
     or an older version of it (a lost write)."""
-    if fault == "stale":
+    if fault == "rewritten":
+        target, source = store / REWRITTEN[kind], rewritten_chunk(store, REWRITTEN[kind], earlier.parent)
+    elif fault == "stale":
         target, source = store / STALE[kind], earlier / STALE[kind]
     else:
         target, source = (store / key for key in PAIRS[kind])
@@ -229,8 +231,27 @@ def misplace(store: Path, kind: str, fault: str, earlier: Path) -> None:
     target.write_bytes(new)
 
 
+#: array kind → a chunk no other version of which the tiny model makes: the test writes one (other values)
+REWRITTEN = {"prediction": f"{VALIDATION}/prediction/c/1/1"}
+
+
+def rewritten_chunk(store: Path, key: str, scratch: Path) -> Path:
+    """A valid chunk of the array at ``key`` holding other values, as a second write there would leave it: written
+    by plain zarr into a copy of the array."""
+    import zarr
+
+    array_path, _, coords = key.partition("/c/")
+    copy = scratch / "rewritten.zarr"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(store / array_path, copy)
+    array = zarr.open_array(copy, mode="r+")
+    where = tuple(slice(int(c) * n, (int(c) + 1) * n) for c, n in zip(coords.split("/"), array.chunks))
+    array[where] = np.asarray(array[where]) + 1
+    return copy / "c" / coords
+
+
 @pytest.mark.parametrize("kind,fault", [(k, f) for f in ("exchange", "duplicate") for k in PAIRS]
-                         + [(k, "stale") for k in STALE])
+                         + [(k, "stale") for k in STALE] + [(k, "rewritten") for k in REWRITTEN])
 def test_a_chunk_at_another_address_is_found_refused_and_healed(reference, earlier, tmp_path, kind, fault):
     """Each chunk's CRC32C is recorded apart from it (its block's manifest, its group's seal), so valid bytes in
     the wrong place are a fault like damaged ones: found, refused, recomputed bit-identically."""
@@ -246,7 +267,7 @@ def test_a_chunk_at_another_address_is_found_refused_and_healed(reference, earli
     problems = {d["problem"] for d in damage}
     assert problems == {"misplaced"}, damage  # an exchanged manifest: its blocks hold chunks it does not record
     assert all(d["recomputable"] for d in damage)
-    assert_refused(store, {"manifest": "acts", "train example": "train example", "length": "scores"}.get(kind, kind))
+    assert_refused(store, {"manifest": "acts", "length": "scores"}.get(kind, kind))
     heal(store, args, expected)
 
 
