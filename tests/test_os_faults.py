@@ -24,7 +24,7 @@ from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.store import Store
-from helpers import SENTIMENT, invoke, toy_split
+from helpers import SENTIMENT, digest, invoke, toy_split
 
 ACTSTORE = Path(sys.executable).with_name("actstore")  # the console script, as users and batch jobs start it
 
@@ -182,6 +182,34 @@ def test_read_only_store_or_directory_is_one_line(tiny_model_dir, data_dir, tmpf
     assert not (folder / "new.zarr").exists()
     shown = invoke("info", folder / "s.zarr")  # reading a read-only store still works
     assert shown.exit_code == 0 and "extractions/sst2/validation: complete" in shown.output, shown.output
+
+
+# ---- a file of the store this user may not read
+
+
+def without_root_override(command: list[str]) -> list[str]:
+    """``command`` bound by file permissions as any user is: root's override of them (CAP_DAC_OVERRIDE,
+    CAP_DAC_READ_SEARCH) dropped from what it may use."""
+    if os.geteuid() != 0:
+        return command
+    if shutil.which("setpriv") is None:
+        pytest.skip("root reads every file, and setpriv (util-linux), which drops that, is not installed")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
+
+
+@pytest.mark.parametrize("command, file", [("info", "zarr.json"),
+                                           ("verify", "extractions/sst2/validation/acts/c/1/2/0/0/0")])
+def test_a_file_without_read_permission_is_one_line_naming_it(command, file, uninterrupted, tmp_path):
+    """A permission, not damage: said as such (verify does not list it as a problem to repair), the store untouched."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(uninterrupted, store)
+    (store / file).chmod(0)
+    before = digest(store)
+    done = subprocess.run(without_root_override([str(ACTSTORE), command, str(store)]), capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr
+    assert lines(done.stderr) == [f"error: permission denied to read {store / file}: give the user who runs actstore "
+                                  "access to the store's files (nothing is damaged)"], done.stderr
+    assert digest(store) == before
 
 
 # ---- models and devices: refused before anything is written

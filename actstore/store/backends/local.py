@@ -11,12 +11,16 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from zarr.storage import LocalStore
 
 from ...errors import ActstoreError
 from .base import Backend
+
+if TYPE_CHECKING:
+    from zarr.abc.store import ByteRequest
+    from zarr.core.buffer import Buffer, BufferPrototype
 
 #: how zarr's LocalStore names a file while it writes it (``<name>.<uuid>.partial``, then renamed into place)
 PARTIAL_SUFFIX = ".partial"
@@ -38,7 +42,7 @@ class LocalBackend(Backend):
                 self.path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise ActstoreError(f"cannot write a store at {self.path}: {exc.strerror or exc}") from None
-        return LocalStore(self.path, read_only=read_only)
+        return PermittedStore(self.path, read_only=read_only)
 
     def _check_place(self) -> None:
         """A store is written only into a directory of its own, checked before anything is written: not the
@@ -107,6 +111,29 @@ class LocalBackend(Backend):
             why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
             raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
         return _held(lock, shared, self.path)
+
+
+class PermittedStore(LocalStore):
+    """zarr's LocalStore, where a file this user may not read or write is one line naming it: a permission of the
+    file system, not damage (nothing ``verify --repair`` could mend), and no ``.partial`` name of zarr's."""
+
+    async def get(self, key: str, prototype: BufferPrototype | None = None,
+                  byte_range: ByteRequest | None = None) -> Buffer | None:
+        with _permitted("read", self.root / key):
+            return await super().get(key, prototype, byte_range)
+
+    async def set(self, key: str, value: Buffer) -> None:
+        with _permitted("write", self.root / key):
+            await super().set(key, value)
+
+
+@contextmanager
+def _permitted(action: str, path: Path) -> Iterator[None]:
+    try:
+        yield
+    except PermissionError:
+        raise ActstoreError(f"permission denied to {action} {path}: give the user who runs actstore access to the "
+                            "store's files (nothing is damaged)") from None
 
 
 def _of_a_store(entry: os.DirEntry) -> bool:
