@@ -9,9 +9,6 @@ from __future__ import annotations
 import signal
 import sys
 
-KEPT = "finished blocks and seeds are stored"
-AGAIN = "run the same command again to continue"
-
 
 class Stopped(BaseException):
     """SIGINT or SIGTERM, raised in the main thread wherever it is. Not a KeyboardInterrupt, which click would
@@ -20,11 +17,14 @@ class Stopped(BaseException):
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
+        #: what the command kept and how to go on: the command that was running says (``actstore.cli.app``); at
+        #: start-up none had begun
+        self.after = "the command had not started; run it again"
 
 
-def stop_message(signum: int) -> str:
+def stop_message(signum: int, after: str) -> str:
     what = "interrupted" if signum == signal.SIGINT else f"terminated ({signal.Signals(signum).name})"
-    return f"{what}: {KEPT}; {AGAIN}"
+    return f"{what}: {after}"
 
 
 def _raise(signum: int, frame: object) -> None:
@@ -45,7 +45,7 @@ def main() -> None:
         run()
     except Stopped as stop:
         _ignore_signals()  # a second signal must not cut the message short
-        print(stop_message(stop.signum), file=sys.stderr)
+        print(stop_message(stop.signum, stop.after), file=sys.stderr)
         sys.exit(128 + stop.signum)
     finally:
         # the command is over: a signal in the interpreter's teardown would print a traceback (Python ignores

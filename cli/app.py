@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from actstore import __version__
 from actstore.errors import ActstoreError
-from actstore_entry import AGAIN, KEPT, stop_message
+from actstore_entry import Stopped, stop_message
 
 from . import analyze, examples, extract, info, prompts, rank, run, suppress, tune
 from .common import with_store
@@ -25,6 +25,11 @@ from .output import configure_logging, err, print_json
 app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
                   help="Store and analyse FFN activations of prompt-tuned transformers.")
 log = logging.getLogger("actstore.cli")
+
+#: what a command that stopped before its end kept, for the commands whose rerun continues where they stopped (the
+#: others start over): the line after a signal or a full disk says it
+KEPT = {"extract": "finished blocks are stored", "tune": "finished seeds are stored",
+        "run": "finished blocks and seeds are stored", "upgrade": "upgraded groups are kept"}
 
 
 def _show_version(value: bool) -> None:
@@ -55,19 +60,29 @@ def _fail(message: str, as_json: bool = False) -> NoReturn:
     raise typer.Exit(1) from None
 
 
-def _os_fault(exc: OSError) -> str:
-    """A fault of the machine (disk full, read-only file system, I/O error) in one line; every write is atomic
-    and every finished block or seed marked only once durable, so what is marked is whole."""
+def _again(command: str, fix: str = "") -> str:
+    """What ``command`` kept when it stopped before its end, and how to go on (after ``fix``, such as freeing
+    space); every write is atomic and every finished block or seed marked only once durable, so what is kept is
+    whole."""
+    kept = KEPT.get(command)
+    again = "run the same command again" + (" to continue" if kept else "")
+    return "; ".join(filter(None, (kept, f"{fix}, then {again}" if fix else again)))
+
+
+def _os_fault(exc: OSError, command: str) -> str:
+    """A fault of the machine (disk full, read-only file system, I/O error) in one line."""
     reason = exc.strerror or str(exc)
     reason = reason[:1].lower() + reason[1:]  # "No space left on device" inside a sentence
     where = f": {exc.filename}" if exc.filename else ""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return f"the disk is full ({reason}{where}): {KEPT}; free some space, then {AGAIN}"
+        return f"the disk is full ({reason}{where}): {_again(command, 'free some space')}"
     return f"{reason}{where}"
 
 
 def _clean_errors(command: Callable) -> Callable:
-    """Bad input and faults of the machine end in one readable line and exit 1; Ctrl-C in a hint to resume."""
+    """Bad input and faults of the machine end in one readable line and exit 1; a signal in what the command kept
+    and how to go on."""
+    name = command.__name__.rstrip("_").replace("_", "-")
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -80,11 +95,14 @@ def _clean_errors(command: Callable) -> Callable:
         except OSError as exc:
             if exc.errno in (None, errno.EPIPE):  # a library's own message (a bug here), or a closed pipe typer ends
                 raise
-            _fail(_os_fault(exc), as_json)
+            _fail(_os_fault(exc, name), as_json)
+        except Stopped as stop:  # SIGTERM or Ctrl-C under the console script, which prints the line
+            stop.after = _again(name)
+            raise
         except KeyboardInterrupt:  # Ctrl-C without the console script's handlers (python -m, the library's tests)
-            err.print(stop_message(signal.SIGINT))
+            err.print(stop_message(signal.SIGINT, _again(name)))
             raise typer.Exit(130) from None
-        log.info("%s: done in %.1f s", command.__name__.rstrip("_").replace("_", "-"), time.perf_counter() - start)
+        log.info("%s: done in %.1f s", name, time.perf_counter() - start)
         return result
 
     return run

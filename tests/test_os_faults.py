@@ -133,7 +133,7 @@ def test_disk_full_is_one_line_and_the_same_command_finishes_the_store_once_spac
     line = one_line(invoke(*args), "no space left on device")
     if when == "halfway":
         assert line.startswith("error: the disk is full"), line
-        for fragment in ("finished blocks and seeds are stored", "free some space", "run the same command again"):
+        for fragment in ("finished blocks are stored", "free some space, then run the same command again to continue"):
             assert fragment in line, line
         kept = done_blocks(full / "s.zarr", "train") + done_blocks(full / "s.zarr", "validation")
         assert 0 < kept < 2 * 2 * 12  # finished blocks kept, the others not marked done (2 splits × 2 seeds × 12)
@@ -274,25 +274,33 @@ def uninterrupted(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     return store
 
 
+def stopped(run: list[str], signum: int, ready: Callable[[int], bool]) -> str:
+    """``run`` sent ``signum`` once ``ready(pid)``: exit code 128 + signum, one line on stderr (returned), no
+    traceback."""
+    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while proc.poll() is None and not ready(proc.pid) and time.time() < deadline:
+        time.sleep(0.002)
+    assert proc.poll() is None, "the command ended before it could be stopped"
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, (proc.returncode, err)
+    assert "Traceback" not in out + err and len(lines(err)) == 1, err
+    return lines(err)[0]
+
+
 @pytest.mark.parametrize("when", ["during start-up", "mid-extraction"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_at_any_moment_is_one_line_and_the_same_command_resumes(signum, when, uninterrupted, tiny_model_dir,
                                                                        data_dir, tmp_path):
     store = tmp_path / "s.zarr"
     run = command(tiny_model_dir("bert"), data_dir, store)
-    proc = subprocess.Popen(run, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    ready = (lambda: handles_sigterm(proc.pid)) if when == "during start-up" else (lambda: done_blocks(store) >= 3)
-    while proc.poll() is None and not ready() and time.time() < deadline:
-        time.sleep(0.002)
-    assert proc.poll() is None, "the command ended before it could be stopped"
-    proc.send_signal(signum)
-    out, err = proc.communicate(timeout=120)
+    ready = handles_sigterm if when == "during start-up" else lambda pid: done_blocks(store) >= 3
+    line = stopped(run, signum, ready)
 
-    assert proc.returncode == 128 + signum, (proc.returncode, err)
     what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
-    assert lines(err) == [f"{what}: finished blocks and seeds are stored; run the same command again to continue"], err
-    assert "Traceback" not in out + err
+    assert line == (f"{what}: the command had not started; run it again" if when == "during start-up" else
+                    f"{what}: finished blocks are stored; run the same command again to continue")
     if when == "during start-up":
         assert not store.exists()  # stopped in the imports, before the command touched anything
         return  # the same command again is the uninterrupted run
@@ -300,3 +308,16 @@ def test_signal_at_any_moment_is_one_line_and_the_same_command_resumes(signum, w
     rerun = subprocess.run(run, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert_same_extraction(store, uninterrupted, "sst2", ("validation",))
+
+
+def test_sigterm_during_a_command_that_starts_over_claims_nothing_kept(tiny_model_dir, data_dir, tmp_path):
+    """`report` only reads the store and draws: stopped, it says to run it again, not that blocks are stored."""
+    store = tmp_path / "s.zarr"
+    for args in (extract_args(tiny_model_dir("bert"), data_dir, store), ("rank", "--store", store, "--task", "sst2")):
+        assert invoke(*args).exit_code == 0
+    before = digest(store)
+    out = tmp_path / "report"
+    line = stopped([str(ACTSTORE), "report", "--store", str(store), "--out", str(out)], signal.SIGTERM,
+                   lambda pid: any(out.glob("*.png")))  # the first figure drawn, the others to come
+    assert line == "terminated (SIGTERM): run the same command again"
+    assert digest(store) == before
