@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 if (_Path(__file__).resolve().parent.parent / "pyproject.toml").is_file():
     __path__.append(str(_Path(__file__).resolve().parent.parent))
 
-from .errors import ActstoreError  # noqa: E402
+from .errors import ActstoreError
 
 if TYPE_CHECKING:
     from .store import Store, open_store
 
-__all__ = ["ActstoreError", "Store", "open_store", "__version__"]
+__all__ = ["ActstoreError", "Store", "__version__", "open_store"]
 
 #: names imported on first use (PEP 562): the store pulls in zarr, dask and xarray (most of a second), which
 #: `actstore --version`, `--help` and every module that needs only the errors or specs should not pay for

@@ -35,7 +35,8 @@ def distinct_tasks(tasks: Sequence[str], minimum: int = 2) -> list[str]:
     """The tasks in the order given, without repeats; a comparison needs at least ``minimum`` of them."""
     unique = list(dict.fromkeys(t.strip() for t in tasks if t.strip()))
     if len(unique) < minimum:
-        raise ActstoreError(f"give at least {minimum} different tasks, got {len(unique)} ({', '.join(unique) or 'none'})")
+        raise ActstoreError(f"give at least {minimum} different tasks, got {len(unique)} "
+                            f"({', '.join(unique) or 'none'})")
     return unique
 
 
@@ -94,7 +95,8 @@ def transfer(store: Store, tasks: Sequence[str]) -> xr.Dataset:
     own = np.diagonal(acc, axis1=1, axis2=2)                         # (seed, data)
     if (own == 0).any():
         s, j = np.argwhere(own == 0)[0]
-        raise ActstoreError(f"the own prompts of '{tasks[j]}' (seed {seeds[s]}) score 0 on it: the transfer ratio is undefined")
+        raise ActstoreError(f"the own prompts of '{tasks[j]}' (seed {seeds[s]}) score 0 on it: the transfer ratio is "
+                            "undefined")
     relative = acc / own[:, None, :]
     dims = ("seed", "prompts", "data")
     result = xr.Dataset(
@@ -104,7 +106,8 @@ def transfer(store: Store, tasks: Sequence[str]) -> xr.Dataset:
     )
     first = evals[tasks[0], tasks[0]].attrs["spec"]
     spec = {"kind": "transfer", "tasks": tasks, "seeds": seeds.tolist(), "model": first["model"],
-            "evaluations": {evaluation_name(b, a): ev.attrs["spec"]["data_fingerprint"] for (a, b), ev in evals.items()}}
+            "evaluations": {evaluation_name(b, a): ev.attrs["spec"]["data_fingerprint"]
+                            for (a, b), ev in evals.items()}}
     name = ",".join(tasks)
     store.put_result("transfer", name, spec, result)
     return store.result("transfer", name)
@@ -170,7 +173,8 @@ def _spearman_layers(x: np.ndarray, y: np.ndarray, names: tuple[str, str],
         result = stats.spearmanr(x[layer], y[layer])
         rho[layer], p[layer] = result.statistic, result.pvalue
     if not (np.isfinite(rho).all() and np.isfinite(p).all()):
-        raise ActstoreError(f"the rank correlation of '{names[0]}' and '{names[1]}' is undefined (non-finite predictivities)")
+        raise ActstoreError(f"the rank correlation of '{names[0]}' and '{names[1]}' is undefined (non-finite "
+                            "predictivities)")
     return rho, p
 
 
@@ -204,11 +208,12 @@ def correlate(store: Store, tasks: Sequence[str], normalize: str = "none") -> xr
                 pred[i], pred[j], (tasks[i], tasks[j]), "predictivities" if normalize == "none" else "z-scores")
     dims = ("task_a", "task_b", "layer")
     result = xr.Dataset(
-        {"rho": (dims, rho), "p": (dims, p), "rho_mean": (dims[:2], rho.mean(axis=2)), "p_max": (dims[:2], p.max(axis=2))},
+        {"rho": (dims, rho), "p": (dims, p), "rho_mean": (dims[:2], rho.mean(axis=2)),
+         "p_max": (dims[:2], p.max(axis=2))},
         coords={"task_a": list(tasks), "task_b": list(tasks), "layer": np.arange(n_layers)},
     )
-    spec = {"kind": "correlation", "tasks": tasks, "normalize": normalize, "method": "spearman per layer, mean over layers",
-            "model": model, "n_neurons": n_neurons}
+    spec = {"kind": "correlation", "tasks": tasks, "normalize": normalize,
+            "method": "spearman per layer, mean over layers", "model": model, "n_neurons": n_neurons}
     name = ",".join(tasks) + ("" if normalize == "none" else f".{normalize}")
     store.put_result("correlation", name, spec, result)
     return store.result("correlation", name)
@@ -250,7 +255,8 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
     for percent in percents:
         clean_top, adv_top = skill_mask(clean_rank, percent, scope), skill_mask(adv_rank, percent, scope)
         if not clean_top.any():
-            raise ActstoreError(f"{percent} % of the neurons is not a single neuron ({scope} scope): choose a larger percentage")
+            raise ActstoreError(f"{percent} % of the neurons is not a single neuron ({scope} scope): choose a larger "
+                                "percentage")
         rows.append([(clean_top & adv_top).sum() / clean_top.sum(), clean_top.sum() / clean_top.size,
                      adv_pred[clean_top].mean(), adv_pred[adv_top].mean(),
                      np.mean((pool - 1 - ranks[clean_top]) / (pool - 1)), clean_top.sum()])
@@ -312,7 +318,7 @@ def at_chance(store: Store, tasks: Sequence[str], alpha: float = 0.05) -> list[s
         if evaluation is None:
             continue
         n = int(evaluation.attrs["spec"]["n_examples"])
-        correct = int(round(float(evaluation["accuracy"].sum()) * n))
+        correct = round(float(evaluation["accuracy"].sum()) * n)
         try:
             classes = len(get_task(task).label_names)
         except ActstoreError:

@@ -16,7 +16,7 @@ from .checks import check_positive
 from .errors import ActstoreError
 from .models import ActivationHook, PromptedModel
 from .prompts import PromptSet
-from .specs import ModelSpec, to_attrs
+from .specs import to_attrs
 from .store import Store
 from .tasks import Split, TaskSpec, source_task
 
@@ -90,13 +90,15 @@ def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: 
     """The prompts the store holds for ``source``, checked to fit ``model`` and to have been made for it."""
     prompts = store.prompts(source)
     if prompts is None:
-        raise ActstoreError(f"{store.location} holds no prompts for task '{source}': run actstore tune --task {source} first")
+        raise ActstoreError(f"{store.location} holds no prompts for task '{source}': run actstore tune --task {source} "
+                            "first")
     prompts.check_fits(model.spec, max_length)
     model.check_made_for(f"prompts of '{source}'", store.prompt_spec(source).model)
     return prompts
 
 
-def run_spec(task: TaskSpec, split: Split, source: str, model: PromptedModel, prompts: PromptSet, max_length: int) -> dict:
+def run_spec(task: TaskSpec, split: Split, source: str, model: PromptedModel, prompts: PromptSet,
+             max_length: int) -> dict:
     """What every inference result records: the data, the prompts and the model it ran."""
     return {"task": task.name, "split": split.name, "prompts_from": source, "model": to_attrs(model.spec),
             "label_ids": model.label_ids(task),

@@ -135,7 +135,7 @@ class Experiment:
     report: ReportPlan | None = None
 
     @classmethod
-    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> "Experiment":
+    def load(cls, path: str | Path, overrides: Sequence[str] = ()) -> Experiment:
         """Parse a file, apply ``overrides`` (``KEY=VALUE``) and check the result against
         ``schemas/experiment-v1.json``: an unknown key or a value of the wrong type is one error naming the key,
         before anything runs."""
@@ -171,7 +171,7 @@ class Experiment:
                                 "take them one by one with each_model()")
         return self.models[0]
 
-    def each_model(self) -> list["Experiment"]:
+    def each_model(self) -> list[Experiment]:
         """One experiment per model, ``{model}`` in the store and report folder replaced by the model's name."""
         return [replace(self, models=(name,), store=_fill(self.store, name),
                         report=self.report and replace(self.report, out=_fill(self.report.out, name)))

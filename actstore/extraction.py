@@ -40,8 +40,8 @@ from .models import PromptedModel
 from .prompts import PromptSet
 from .specs import ExtractionSpec, differences, layout_mismatch
 from .store import Store
-from .store.writer import Examples
 from .store.store import extraction_path
+from .store.writer import Examples
 from .tasks import Split, TaskSpec, check_examples, source_task
 
 #: the activation dtypes a store can hold
@@ -81,7 +81,8 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
          baseline_from: str | None = None) -> ExtractionSpec:
     """Check everything that can be checked before any work, and describe what will be stored. Bits compare with
     the train baseline of ``baseline_from`` (default: the task's own; an adversarial task's clean source's)."""
-    check_examples(task, split, min_classes=1 if split.name == "train" else 2)  # train feeds the baseline, dev is ranked
+    # train feeds the baseline, dev is ranked
+    check_examples(task, split, min_classes=1 if split.name == "train" else 2)
     prompts.check_fits(model.spec, options.max_length)
     model.check_length(options.max_length, len(split.texts[0]))
     keeps = kept(split.name, options)
@@ -104,9 +105,10 @@ def kept(split: str, options: ExtractOptions) -> dict:
             "segment": 0 if dev else options.segment}
 
 
-def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapping[str, Split], options: ExtractOptions,
-            *, prompts: str | None = None, prompts_from: str | None = None, seeds: Sequence[int] | None = None,
-            n_tokens: int = 100, baseline_from: str | None = None) -> tuple[PromptSet, str | None]:
+def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapping[str, Split],
+            options: ExtractOptions, *, prompts: str | None = None, prompts_from: str | None = None,
+            seeds: Sequence[int] | None = None, n_tokens: int = 100,
+            baseline_from: str | None = None) -> tuple[PromptSet, str | None]:
     """Check an extraction of ``splits`` into the store at ``path`` before the store is opened for writing (a
     rejected run must leave the store as it was and create none): the prompts, every split's plan, and what the
     store already holds. ``prompts``: None (the store's, of ``prompts_from`` or the task's source), ``"random"``
@@ -133,7 +135,8 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
             if old is not None and old != spec.resuming(old):
                 where = extraction_path(spec.task, spec.split, spec.stack)
                 raise ActstoreError(f"{path}/{where} was extracted with different settings "
-                                    f"({'; '.join(differences(old, spec))}); use another store or the original settings")
+                                    f"({'; '.join(differences(old, spec))}); use another store or the original "
+                                    "settings")
     return prompt_set, record_under
 
 
@@ -141,9 +144,11 @@ def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec, 
     """Bits compare with a train baseline that must exist before the first block is written: the baseline of every
     stack (``matching_baseline``)."""
     if store is None or not store.complete(dev.baseline_task, "train"):
-        raise ActstoreError(f"--keep {'bits' if not dev.store_acts else 'both'} compares {dev.task}/{dev.split} with the "
-                            f"train baseline of '{dev.baseline_task}', which {path} does not hold complete yet: extract "
-                            f"{dev.baseline_task} --split train first (or include train in --split), or use --keep acts")
+        keep = "bits" if not dev.store_acts else "both"
+        raise ActstoreError(f"--keep {keep} compares {dev.task}/{dev.split} with the train baseline of "
+                            f"'{dev.baseline_task}', which {path} does not hold complete yet: extract "
+                            f"{dev.baseline_task} --split train first (or include train in --split), or use --keep "
+                            "acts")
     return [matching_baseline(store, dev.baseline_task, spec, cross_layout) for spec in stack_specs(dev)]
 
 
@@ -161,7 +166,8 @@ def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec, cro
     for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
                        ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
         if a != b:
-            raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than {dev.task}/{dev.split}")
+            raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than "
+                                f"{dev.task}/{dev.split}")
     return store.baseline(baseline_task, dev.stack).values
 
 
@@ -212,7 +218,8 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
             stacks, scores, lengths = runner.run(s, b, prompt)
             if not done[s, b]:
                 for writer, captured in zip(writers, stacks):
-                    queue.submit(lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c), lengths))
+                    queue.submit(lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c),
+                                                                            lengths))
             report(len(scores), sum(c.stored_bytes for c in stacks) if not done[s, b] else 0)
             return [c.acts for c in stacks]
 
@@ -270,8 +277,8 @@ def _writers(store: Store, specs: list[ExtractionSpec], examples: list[Examples]
     return [store.extraction_writer(s, e) for s, e in zip(specs, examples)]
 
 
-def _stream_segments(spec: ExtractionSpec, writers: list, runner: "_BlockRunner", prompts: PromptSet, shard: Shard,
-                     queue: "_WriteQueue", run_block: Callable, store_block: Callable) -> None:
+def _stream_segments(spec: ExtractionSpec, writers: list, runner: _BlockRunner, prompts: PromptSet, shard: Shard,
+                     queue: _WriteQueue, run_block: Callable, store_block: Callable) -> None:
     """The train split: this rank's segments, each summed over its blocks and stored whole once its blocks are;
     then the baseline of every seed whose segments are all in (the last rank to finish writes them)."""
     seg_done = np.logical_and.reduce([w.segments_done() for w in writers])
@@ -444,7 +451,8 @@ class _DeviceBlock:
         if self.floor is not None:
             above = (values > self.floor[layer]).to(torch.uint8)
             above = torch.nn.functional.pad(above, (0, self.packed * 8 - self.n_neurons))
-            self.bits[rows, layer] = (above.view(*above.shape[:-1], self.packed, 8) << self.shifts).sum(-1, dtype=torch.uint8)
+            shifted = above.view(*above.shape[:-1], self.packed, 8) << self.shifts
+            self.bits[rows, layer] = shifted.sum(-1, dtype=torch.uint8)
         if self.moments.dtype == torch.int64:  # m = a·2^24 exactly; |m| = hi·2^20 + lo (kernels.moment_stats)
             m = (values.double() * kernels.FIXED_POINT_SCALE).long()
             a = m.abs()

@@ -269,7 +269,8 @@ def moment_stats(moments: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarra
     if moments.dtype == np.int64:  # exact per block (each slot < 2^53), so float64 holds each exactly
         m = moments.astype(np.float64).sum(axis=-4)
         total = m[..., 0, :, :] / FIXED_POINT_SCALE
-        squares = (m[..., 1, :, :] * 2.0**40 + m[..., 2, :, :] * 2.0**21 + m[..., 3, :, :]) / float(FIXED_POINT_SCALE) ** 2
+        squares = ((m[..., 1, :, :] * 2.0**40 + m[..., 2, :, :] * 2.0**21 + m[..., 3, :, :])
+                   / float(FIXED_POINT_SCALE) ** 2)
     else:
         m = moments.sum(axis=-4)
         total, squares = m[..., 0, :, :], m[..., 1, :, :]

@@ -19,7 +19,8 @@ from .errors import ActstoreError
 #: how long a rank waits for the others (rank 0 creating a group, the last rank publishing prompts)
 RENDEZVOUS_SECONDS = 3600
 #: (rank, world size, local rank) variables of each launcher, in the order they are looked for
-LAUNCHERS = (("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"), ("SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"))
+LAUNCHERS = (("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
+             ("SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"))
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Shard:
                                 "valid place in a launch")
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Shard":
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Shard:
         """The launcher's rank variables; none set: one process doing everything."""
         for launcher, rank, world, local in LAUNCHERS:
             if rank in env or world in env:

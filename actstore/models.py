@@ -148,7 +148,8 @@ class PromptedModel:
             size = len(self.tokenizer)
             bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < size]
             if bad:
-                raise ActstoreError(f"label ids {bad} are outside the vocabulary of {self.spec.name} (0 … {size - 1})")
+                raise ActstoreError(f"label ids {bad} are outside the vocabulary of {self.spec.name} "
+                                    f"(0 … {size - 1})")
         elif (ids := reference_label_ids(self.spec.name, source_task(task), self.layout.name)) is None:
             ids = [self._one_token(word) for word in task.label_words]
         if len(ids) != n_classes:
@@ -226,7 +227,8 @@ def _device(name: str | None) -> torch.device:
     except (RuntimeError, ValueError) as exc:
         raise ActstoreError(f"unknown device '{name}': {str(exc).splitlines()[0]}") from None
     available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(device.type, False) or (device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count()):
+    missing_cuda = device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count()
+    if not available.get(device.type, False) or missing_cuda:
         raise ActstoreError(f"device '{name}' is not available here (cuda: {torch.cuda.device_count()} device(s))")
     return device
 
@@ -242,7 +244,8 @@ def _unloadable(name: str, path: str, exc: Exception) -> str:
     return f"unknown model '{name}': not a registry alias, a local directory or a model the hub cache holds ({reason})"
 
 
-def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT, cross_layout: bool = False) -> PromptedModel:
+def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT,
+               cross_layout: bool = False) -> PromptedModel:
     """Load by Hugging Face name, registry alias or local directory (the hub is used only when needed), to run in
     ``layout`` (``actstore.layouts``); ``cross_layout`` lets it use prompts and rankings made in another."""
     from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, T5ForConditionalGeneration

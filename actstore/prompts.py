@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import typing
 from collections.abc import Sequence
@@ -48,13 +49,15 @@ class PromptSet:
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 3 or self.vectors.shape[0] != len(self.seeds):
-            raise ActstoreError(f"a prompt set must be (seed, token, hidden) with one row per seed; got {self.vectors.shape}")
+            raise ActstoreError(f"a prompt set must be (seed, token, hidden) with one row per seed; got "
+                                f"{self.vectors.shape}")
         check_seeds(self.seeds)
         if self.vectors.shape[1] == 0:
             raise ActstoreError("a prompt needs at least one token")
         if not np.isfinite(self.vectors).all():
             raise ActstoreError(f"prompt from {self.source} holds inf or NaN values")
-        if self.seed_names and (len(self.seed_names) != len(self.seeds) or len(set(self.seed_names)) != len(self.seeds)):
+        if self.seed_names and (len(self.seed_names) != len(self.seeds)
+                                or len(set(self.seed_names)) != len(self.seeds)):
             raise ActstoreError(f"seed names {list(self.seed_names)} do not name the seeds {list(self.seeds)} one each")
 
     @property
@@ -69,8 +72,8 @@ class PromptSet:
         return "sha256:" + h.hexdigest()[:32]
 
     def spec(self, model: ModelSpec) -> PromptSpec:
-        return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum, source=self.source,
-                          seed_names=self.seed_names, files=self.files)
+        return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum,
+                          source=self.source, seed_names=self.seed_names, files=self.files)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -88,15 +91,14 @@ class PromptSet:
         if not get_layout(model.layout).prompt_positions:  # the prompt slots take no position embeddings
             needed = get_layout(model.layout).text_positions(model, max_length)
             if needed > model.max_positions:
-                raise ActstoreError(f"{max_length} text tokens exceed the {model.max_positions} positions of {model.name} "
-                                    f"(the '{model.layout}' layout's text takes up to {needed})")
+                raise ActstoreError(f"{max_length} text tokens exceed the {model.max_positions} positions of "
+                                    f"{model.name} (the '{model.layout}' layout's text takes up to {needed})")
         elif self.n_tokens + max_length > model.max_positions:
-            raise ActstoreError(
-                f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the {model.max_positions} positions of {model.name}"
-            )
+            raise ActstoreError(f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the "
+                                f"{model.max_positions} positions of {model.name}")
 
     @classmethod
-    def random(cls, seeds: Sequence[int], n_tokens: int, hidden: int) -> "PromptSet":
+    def random(cls, seeds: Sequence[int], n_tokens: int, hidden: int) -> PromptSet:
         """A seeded small-random prompt per seed (what tuning starts from, and a baseline for it)."""
         if n_tokens <= 0:
             raise ActstoreError(f"prompt length must be positive, got {n_tokens}")
@@ -105,7 +107,7 @@ class PromptSet:
         return cls(np.stack(rows), tuple(seeds), f"random(std={INIT_STD})")
 
     @classmethod
-    def from_files(cls, paths: Sequence[str | Path], seeds: Sequence[int] | None = None) -> "PromptSet":
+    def from_files(cls, paths: Sequence[str | Path], seeds: Sequence[int] | None = None) -> PromptSet:
         """Load .pt/.npy/.safetensors files or PEFT checkpoint folders: one [p, hidden] tensor per seed
         (Prompt-Transferability format) or one [k, p, hidden]."""
         seeds = check_seeds(seeds) if seeds is not None else None
@@ -118,7 +120,7 @@ class PromptSet:
         return cls(np.stack(rows), seeds, "files:" + ",".join(Path(p).name for p in paths))
 
     @classmethod
-    def from_robust_neurons(cls, root: str | Path, task: str, architecture: str, hidden: int) -> "PromptSet":
+    def from_robust_neurons(cls, root: str | Path, task: str, architecture: str, hidden: int) -> PromptSet:
         """The prompts of ``task`` for a model of ``architecture`` (``ModelSpec.architecture``) from a Robust-Neurons
         tree ``root/seed_<s>/<Task>Prompt<Model>/task_prompt``, every seed folder in it (``su`` first as seed 0, then
         the numeric ones as their number); each file must hold a (100, ``hidden``) tensor."""
@@ -216,7 +218,7 @@ def robust_neurons_seeds(root: Path, task: str) -> list[tuple[int, Path]]:
                             f"(expected {RN_SEED_PREFIX}<s>/<Task>Prompt<Model>/{RN_FILE})")
     seeds = sorted(((robust_neurons_seed(p.name.removeprefix(RN_SEED_PREFIX)), p) for p in folders),
                    key=lambda item: (item[1].name != RN_SEED_PREFIX + RN_SU, item[0]))
-    for (a, pa), (b, pb) in zip(seeds, seeds[1:]):
+    for (a, pa), (b, pb) in itertools.pairwise(seeds):
         if a == b:
             raise ActstoreError(f"{pa.name} and {pb.name} of {root} are both seed {a}")
     check_seeds([seed for seed, _ in seeds])
@@ -233,13 +235,15 @@ PEFT_KEY = "prompt_embeddings"
 
 def _read_prompt_file(path: Path) -> list[np.ndarray]:
     if path.is_dir():  # a PEFT checkpoint folder
-        path = next((path / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (path / n).is_file()), path)
+        path = next((path / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (path / n).is_file()),
+                    path)
     array = _load_array(path)
     if array.ndim == 2:
         return [array]
     if array.ndim == 3:
         return list(array)
-    raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape {array.shape}")
+    raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape "
+                        f"{array.shape}")
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -266,7 +270,8 @@ def _load_array(path: Path) -> np.ndarray:
     except ActstoreError:
         raise
     except Exception as exc:
-        raise ActstoreError(f"cannot read prompt file {path}: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ActstoreError(f"cannot read prompt file {path}: {first_line}") from None
     return np.asarray(array, dtype=np.float32)
 
 
@@ -310,9 +315,10 @@ def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str, *, 
         folder = out / f"seed{seed}"
         folder.mkdir(exist_ok=True)
         save_file({PEFT_KEY: tensor}, folder / "adapter_model.safetensors")
-        config = {"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION", "base_model_name_or_path": base_model,
-                  "num_virtual_tokens": prompts.n_tokens, "token_dim": int(vectors.shape[1]),
-                  "num_transformer_submodules": 1, "prompt_tuning_init": "RANDOM", "inference_mode": True}
+        config = {"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION",
+                  "base_model_name_or_path": base_model, "num_virtual_tokens": prompts.n_tokens,
+                  "token_dim": int(vectors.shape[1]), "num_transformer_submodules": 1,
+                  "prompt_tuning_init": "RANDOM", "inference_mode": True}
         (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
         written.append(folder)
     return written

@@ -99,13 +99,16 @@ def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], 
                                                  n_classes=n_classes),
                           (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s, group in parts]
     elif spec.store_acts:
-        baselines = [matching_baseline(store, baseline_task, s, cross_layout) for s, _ in parts]  # every stack before the long pass
+        # every stack's baseline before the long pass
+        baselines = [matching_baseline(store, baseline_task, s, cross_layout) for s, _ in parts]
         counts = [_reduce(group["acts"], _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
-                          kernels.thresholds_for(baseline, spec.dtype)) for (_, group), baseline in zip(parts, baselines)]
+                          kernels.thresholds_for(baseline, spec.dtype))
+                  for (_, group), baseline in zip(parts, baselines)]
     elif spec.store_bits:
-        raise ActstoreError(f"{spec.task}/{spec.split} kept only its bits against the baseline of '{spec.baseline_task}'"
-                            f", not of '{baseline_task}': rank it with --baseline-from {spec.baseline_task}, or extract "
-                            f"it with --keep both --baseline-from {baseline_task} into a new store")
+        raise ActstoreError(f"{spec.task}/{spec.split} kept only its bits against the baseline of "
+                            f"'{spec.baseline_task}', not of '{baseline_task}': rank it with --baseline-from "
+                            f"{spec.baseline_task}, or extract it with --keep both --baseline-from {baseline_task} "
+                            "into a new store")
     else:
         raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
     return baseline_task, join_stacks(counts), [s.stack for s, _ in parts for _ in range(s.n_layers)]

@@ -127,7 +127,8 @@ def figures(store: Store, skipped: list[str]) -> Iterator[Drawn]:
                      "Accuracy (Eq. 3) of every neuron at every prompt token and seed; 0.5 is chance (Figure 8).")
         yield titled(layer_figure(analysis.skill_layers(store, ranked, LAYER_PERCENT)), "Where the skill neurons are",
                      "skill-neuron-layers", f"Share of each task's top {LAYER_PERCENT:g} % neurons (by predictivity, "
-                     "over all layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding step).")
+                     "over all layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding "
+                     "step).")
     for name in _or_note(skipped, store.results("correlation"), "task specificity: run actstore correlate --tasks A,B"):
         ds = store.result("correlation", name)
         zscored = ds.attrs["spec"]["normalize"] == "zscore"
@@ -146,18 +147,23 @@ def figures(store: Store, skipped: list[str]) -> Iterator[Drawn]:
     curves = {name: store.result("suppression", name) for name in store.results("suppression")}
     own = {n: ds for n, ds in curves.items() if ds.attrs["spec"]["task"] == ds.attrs["spec"]["neurons_from"]}
     cross = {n: ds for n, ds in curves.items() if n not in own}
-    for kind, group, command in (("suppression", own, "--task A"), ("cross-suppression", cross, "--task B --neurons-from A")):
-        for (mode, scope), members in _or_note(skipped, _by_setting(group), f"{kind}: run actstore suppress {command}").items():
-            yield titled(suppression_figure(members, own), f"{kind.capitalize()} ({mode}, {scope})", f"{kind}-{mode}-{scope}",
-                         "Accuracy against the share of neurons suppressed: skill neurons (solid, band: ± std over seeds) "
-                         "and as many random neurons per layer (dashed, band: ± std over draws); n = dev examples "
-                         "scored. All panels share one y-axis"
+    for kind, group, command in (("suppression", own, "--task A"),
+                                 ("cross-suppression", cross, "--task B --neurons-from A")):
+        settings = _or_note(skipped, _by_setting(group), f"{kind}: run actstore suppress {command}")
+        for (mode, scope), members in settings.items():
+            yield titled(suppression_figure(members, own), f"{kind.capitalize()} ({mode}, {scope})",
+                         f"{kind}-{mode}-{scope}",
+                         "Accuracy against the share of neurons suppressed: skill neurons (solid, band: ± std over "
+                         "seeds) and as many random neurons per layer (dashed, band: ± std over draws); n = dev "
+                         "examples scored. All panels share one y-axis"
                          + ("; each panel suppresses the skill neurons of the task after 'neurons of' while evaluating "
                             "the task named first; dotted: the evaluated task's own skill neurons." if kind ==
                             "cross-suppression" else "."))
-    names = _or_note(skipped, store.results("adversarial"), "adversarial predictivity: run actstore compare-adversarial")
+    names = _or_note(skipped, store.results("adversarial"),
+                     "adversarial predictivity: run actstore compare-adversarial")
     if names:
-        results = sorted((store.result("adversarial", n) for n in names), key=lambda ds: _position(ds.attrs["spec"]["task"]))
+        results = sorted((store.result("adversarial", n) for n in names),
+                         key=lambda ds: _position(ds.attrs["spec"]["task"]))
         yield titled(adversarial_figure(results), "Adversarial predictivity", "adversarial-overlap",
                      "Share of the clean task's top x % neurons that are also in the adversarial task's top x % "
                      "(solid), against chance (dashed); ρ: Spearman's correlation of the two predictivity vectors.")
@@ -217,7 +223,8 @@ def heatmap(matrix: xr.DataArray, x: str, y: str, label: str, fmt: str, *, marks
     fig = Figure(figsize=(2.4 + 0.9 * n_cols, 1.6 + 0.7 * n_rows), layout="constrained")
     ax = fig.add_subplot()
     values = matrix.values.astype(np.float64)
-    shown = np.ma.masked_where(np.eye(n_rows, n_cols, dtype=bool) if mask_diagonal else np.zeros(values.shape, bool), values)
+    hidden = np.eye(n_rows, n_cols, dtype=bool) if mask_diagonal else np.zeros(values.shape, bool)
+    shown = np.ma.masked_where(hidden, values)
     image = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax)
     fig.colorbar(image, ax=ax, label=label, shrink=0.9)
 
@@ -333,10 +340,12 @@ def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) ->
         crossed |= cross
         reference = own_by_task.get(_setting(result))
         if cross and reference is not None:
-            ax.plot(reference["percent"], analysis.suppression_summary(reference)["skill_mean"], color=OWN, linestyle=":")
+            ax.plot(reference["percent"], analysis.suppression_summary(reference)["skill_mean"], color=OWN,
+                    linestyle=":")
             dotted = True
         n = f" (n = {spec['n_examples']})" if "n_examples" in spec else ""
-        ax.set_title(f"{spec['task']}{n} · neurons of {spec['neurons_from']}" if cross else f"{spec['task']}{n}", fontsize=9)
+        ax.set_title(f"{spec['task']}{n} · neurons of {spec['neurons_from']}" if cross else f"{spec['task']}{n}",
+                     fontsize=9)
         ax.set_xlabel("neurons suppressed (%)")
         ax.set_ylabel("accuracy")
     skill = "skill neurons of the task after 'neurons of'" if crossed else "skill neurons"
@@ -346,7 +355,8 @@ def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) ->
         lines.append(Line2D([], [], color=OWN, linestyle=":", label="the evaluated task's own skill neurons"))
     bands = [Patch(color=SKILL, alpha=0.15, label="± std over seeds"),
              Patch(color=RANDOM, alpha=0.15, label="± std over random draws")]
-    fig.legend(handles=lines + bands, loc="outside lower center", ncols=2, fontsize=8)  # a column of lines, one of bands
+    # a column of lines, one of bands
+    fig.legend(handles=lines + bands, loc="outside lower center", ncols=2, fontsize=8)
     return fig
 
 
@@ -460,7 +470,8 @@ def activity_figure(activity: Activity) -> Figure:
         ax = fig.add_subplot()
         width = 0.8 / len(activity.label_names)
         for c, name in enumerate(activity.label_names):
-            bars = ax.bar(np.arange(len(activity.seeds)) + c * width, fractions[:, c], width, color=colors[c], label=name)
+            bars = ax.bar(np.arange(len(activity.seeds)) + c * width, fractions[:, c], width, color=colors[c],
+                          label=name)
             ax.bar_label(bars, fmt="%.2f", fontsize=7)
         ax.set_xticks(np.arange(len(activity.seeds)) + 0.4 - width / 2, [f"seed {s}" for s in activity.seeds])
         ax.set_ylim(0, 1.08)
@@ -492,7 +503,8 @@ def comparable(store: Store, rankings: dict[str, xr.Dataset], task: str) -> dict
     """The rankings whose neurons are ``task``'s neurons: made with the same model (name and revision), same shape."""
     model, shape = store.ranking_spec(task).model, rankings[task]["predictivity"].shape
     return {other: ranking for other, ranking in rankings.items()
-            if (store.ranking_spec(other).model.name, store.ranking_spec(other).model.revision) == (model.name, model.revision)
+            if (store.ranking_spec(other).model.name, store.ranking_spec(other).model.revision)
+            == (model.name, model.revision)
             and ranking["predictivity"].shape == shape}
 
 
@@ -532,7 +544,8 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
             fig.savefig(folder / f"{stem}-tokens.png", dpi=110, bbox_inches="tight")
             sections = [("Predictivity per prompt token", f"<img src='{stem}-tokens.png' alt='predictivity per token'>"
                          "<p>max(Acc, 1 − Acc) of Eq. 4 at every prompt token: thick the mean over seeds, thin each "
-                         "seed; the neuron's predictivity (Eq. 5) is the mean over seeds of each seed's best token.</p>")]
+                         "seed; the neuron's predictivity (Eq. 5) is the mean over seeds of each seed's best "
+                         "token.</p>")]
             activity = found.get((layer, neuron))
             if activity is not None:
                 fig = activity_figure(activity)
@@ -570,8 +583,8 @@ def _examples_section(store: Store, spec: RankingSpec, ranking: xr.Dataset, laye
     by_value = found.ranked_by == "activation"
     ends = (("Highest activations", "Lowest activations") if by_value else
             ("Examples its bit gets right", "Examples its bit gets wrong"))
-    head = (f"<tr><th>{'activation' if by_value else 'above the baseline'}</th><th>label</th><th>model's prediction</th>"
-            "<th>text</th></tr>")
+    head = (f"<tr><th>{'activation' if by_value else 'above the baseline'}</th><th>label</th>"
+            "<th>model's prediction</th><th>text</th></tr>")
 
     def table(rows: list[dict]) -> str:
         cells = [(f"{r['activation']:.4g}" if by_value else ("yes" if r["above"] else "no"), r["label"],
@@ -625,7 +638,8 @@ def _write_index(report: Report) -> None:
     if tasks:
         md += ["| model | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         md += [f"| {model} | " + " | ".join(row) + " |" for model, row in cells.items()] + [""]
-        page.append("<table border=1><tr><th>model</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks) + "</tr>"
+        page.append("<table border=1><tr><th>model</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks)
+                    + "</tr>"
                     + "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
                               for m, row in cells.items()) + "</table>")
     else:
@@ -641,8 +655,8 @@ def _write_index(report: Report) -> None:
         page += ["<h2>Top skill neurons</h2>", "<p>A page per neuron: predictivity per token, activation by label "
                  "against the baseline, its rank in each task, its top and bottom examples.</p>"]
         for task, rows in report.neurons.items():
-            md += [f"- **{task}**: " + ", ".join(f"[L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})]({r['page']})"
-                                                 for r in rows)]
+            md += [f"- **{task}**: " + ", ".join(
+                f"[L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})]({r['page']})" for r in rows)]
             page.append(f"<p><b>{html.escape(task)}</b>: " + ", ".join(
                 f"<a href='{html.escape(r['page'])}'>L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})</a>"
                 for r in rows) + "</p>")

@@ -141,7 +141,7 @@ class ExtractionSpec:
     #: without them
     ADDED_LATER = ("store_moments", "n_text_fields", "label_ids", "manifests")
 
-    def resuming(self, old: "ExtractionSpec") -> "ExtractionSpec":
+    def resuming(self, old: ExtractionSpec) -> ExtractionSpec:
         """This spec as it continues ``old``: what later versions only add is taken from ``old``."""
         return dataclasses.replace(self, **{name: getattr(old, name) for name in self.ADDED_LATER})
 

@@ -9,8 +9,9 @@ A random control suppresses, in every layer, as many neurons as the skill mask d
 
 Modes: ``zero``; ``mean`` (the neuron's train baseline, Eq. 2, averaged over the prompt tokens);
 ``noise`` (add N(0, (noise_scale × spread)²), where spread is the std of the neuron's activations on the
-ranked split, pooled over examples and prompt tokens, from the moments extraction keeps). ``mean`` and ``noise`` read statistics made with
-the ranking's prompts, so they require the evaluated prompts to be those prompts.
+ranked split, pooled over examples and prompt tokens, from the moments extraction keeps). ``mean`` and
+``noise`` read statistics made with the ranking's prompts, so they require the evaluated prompts to be those
+prompts.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class SuppressOptions:
 
 def neuron_count(percent: float, n: int) -> int:
     """floor(percent % of n); the tiny epsilon keeps e.g. 7 % of 100 at 7 despite binary fractions."""
-    return int(math.floor(percent * n / 100 + 1e-9))
+    return math.floor(percent * n / 100 + 1e-9)
 
 
 def skill_mask(ranking: xr.Dataset, percent: float, scope: str) -> np.ndarray:
@@ -97,13 +98,14 @@ def activation_spread(store: Store, task: str, split: str = "validation") -> np.
 
 
 def baseline_mean(store: Store, task: str) -> np.ndarray:
-    """(seed, layer, neuron) the train baseline (Eq. 2) averaged over the prompt tokens, every stack's layers in turn."""
+    """(seed, layer, neuron) the train baseline (Eq. 2) averaged over the prompt tokens, every stack's layers in
+    turn."""
     return np.concatenate([store.baseline(task, stack).mean("token").values for stack in store.stacks(task, "train")],
                           axis=1)
 
 
-def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = None, *, device: torch.device | str = "cpu",
-                     noise_seed: int = 0) -> Callable[[int], ActivationHook]:
+def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = None, *,
+                     device: torch.device | str = "cpu", noise_seed: int = 0) -> Callable[[int], ActivationHook]:
     """``edit(seed_index)`` for ``evaluation.accuracy``: rewrite the masked neurons at every position.
 
     ``values`` (seed, layer, neuron) holds the replacement (mode ``mean``) or the noise std (mode ``noise``).
@@ -145,9 +147,9 @@ def suppression_name(task: str, neurons_from: str, mode: str = "zero", scope: st
     return name if (mode, scope) == ("zero", "layer") else f"{name}.{mode}-{scope}"
 
 
-def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, options: SuppressOptions = SuppressOptions(),
-             *, neurons_from: str | None = None, batch_size: int = 16, max_length: int = 128,
-             tick: Tick | None = None) -> xr.Dataset:
+def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split,
+             options: SuppressOptions = SuppressOptions(), *, neurons_from: str | None = None,
+             batch_size: int = 16, max_length: int = 128, tick: Tick | None = None) -> xr.Dataset:
     """Accuracy per seed and percentage with the skill neurons of ``neurons_from`` (default: the task itself)
     suppressed, and with as many random neurons per layer; stored under results/suppression.
 
@@ -205,7 +207,8 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split, o
         {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control),
          "suppressed": (("percent", "layer"), counts)},
         coords={"seed": np.asarray(prompts.seeds), "percent": np.asarray(options.percents, dtype=np.float64),
-                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers), "layer_stack": ranking["layer_stack"]},
+                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers),
+                "layer_stack": ranking["layer_stack"]},
     )
     name = suppression_name(task.name, neurons_from, options.mode, options.scope)
     store.put_result("suppression", name, spec, result)

@@ -113,7 +113,8 @@ class Split:
 
     def __post_init__(self) -> None:
         if not len(self.texts) == len(self.labels) == len(self.rows):
-            raise ValueError(f"split '{self.name}': {len(self.texts)} texts, {len(self.labels)} labels, {len(self.rows)} rows")
+            raise ValueError(f"split '{self.name}': {len(self.texts)} texts, {len(self.labels)} labels, "
+                             f"{len(self.rows)} rows")
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -126,7 +127,7 @@ class Split:
             h.update(json.dumps([text, label]).encode())
         return "sha256:" + h.hexdigest()[:32]
 
-    def sample(self, n: int) -> "Split":
+    def sample(self, n: int) -> Split:
         """A deterministic sample of ``n`` examples in file order (files sorted by label make the first n useless)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ActstoreError(f"limit must be a positive number of examples, got {n!r}")
@@ -135,7 +136,7 @@ class Split:
         keep = np.sort(np.random.default_rng(0).permutation(len(self))[:n])
         return replace(self.subset(keep, self.name), source=f"{self.source} (sample of {n})")
 
-    def subset(self, indices: np.ndarray, name: str) -> "Split":
+    def subset(self, indices: np.ndarray, name: str) -> Split:
         """The examples at ``indices`` (positions in this split), with their row ids."""
         return replace(self, name=name, texts=tuple(self.texts[i] for i in indices), labels=self.labels[indices],
                        rows=self.rows[indices])
@@ -198,15 +199,17 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
         label_names = _label_names(values, len(label_words))
         if len(label_names) != len(label_words):
             raise ActstoreError(f"the label column '{label_field}' of {', '.join(map(str, data_files.values()))} holds "
-                                f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}{', ...' * (len(label_names) > 10)}) but {len(label_words)} "
-                                f"label words were given ({', '.join(label_words)})")
+                                f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}"
+                                f"{', ...' * (len(label_names) > 10)}) but {len(label_words)} label words were given "
+                                f"({', '.join(label_words)})")
     return custom_task(name, text_fields, label_field, label_names, label_words)
 
 
 def _check_fields(task: str, text_fields: Sequence[str], label_field: str) -> None:
     """Text fields and a label field that is none of them: the model must not read the label in its input."""
     if not text_fields or not all(text_fields) or not label_field:
-        raise ActstoreError(f"task '{task}' needs text field(s) and a label field, got {list(text_fields)} and {label_field!r}")
+        raise ActstoreError(f"task '{task}' needs text field(s) and a label field, got {list(text_fields)} and "
+                            f"{label_field!r}")
     if label_field in text_fields:
         raise ActstoreError(f"the label field '{label_field}' of task '{task}' is also one of its text fields "
                             f"({', '.join(text_fields)}): the model would read each example's label in its input; "
@@ -237,10 +240,12 @@ def check_examples(task: TaskSpec, split: Split, min_classes: int = 2) -> None:
     present = np.unique(split.labels)
     bad = sorted(set(present.tolist()) - set(range(len(task.label_names))))
     if bad:
-        raise ActstoreError(f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of '{task.name}'")
+        raise ActstoreError(f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of "
+                            f"'{task.name}'")
     if len(present) < min_classes:
         raise ActstoreError(f"split '{split.name}' of task '{task.name}' ({split.source}) holds only examples of class "
-                            f"'{task.label_names[present[0]]}' ({len(split)}): ranking and tuning need at least two classes")
+                            f"'{task.label_names[present[0]]}' ({len(split)}): ranking and tuning need at least two "
+                            "classes")
 
 
 def parse_splits(text: str) -> list[str]:
@@ -311,11 +316,13 @@ def _user_files(data_files: Mapping[str, str | Path], data_format: str | None) -
     for key, path in data_files.items():
         split = parse_splits(key)[0]
         if split in files:
-            raise ActstoreError(f"the data files name the split '{split}' twice ({', '.join(data_files)}; dev = validation)")
+            raise ActstoreError(f"the data files name the split '{split}' twice ({', '.join(data_files)}; dev = "
+                                "validation)")
         first = owner.setdefault(Path(path).resolve(), split)
         if first != split:
             raise ActstoreError(f"{path} is given as both {first} and {split}: {split} would measure what {first} has "
-                                f"seen; give each split its own file, or train alone (validation is then taken from it)")
+                                "seen; give each split its own file, or train alone (validation is then taken from "
+                                "it)")
         files[split] = {"file": str(path), "format": data_format_of(Path(path), data_format)}
     return files
 
@@ -339,7 +346,8 @@ def _check_disjoint(spec: TaskSpec, files: Mapping[str, Mapping], overrides: Map
 def _row_hashes(spec: TaskSpec, entry: Mapping, overrides: Mapping) -> np.ndarray:
     """A 64-bit hash of each row's texts and class id, in file order (a row is the same in CSV and in JSON Lines)."""
     fields = _fields(spec, entry, overrides)
-    examples = (_example(spec, record, *fields, where) for where, record in _user_records(Path(entry["file"]), entry["format"]))
+    examples = (_example(spec, record, *fields, where)
+                for where, record in _user_records(Path(entry["file"]), entry["format"]))
     return np.fromiter((int.from_bytes(hashlib.blake2b(json.dumps(example).encode(), digest_size=8).digest(), "little")
                         for example in examples), dtype=np.uint64)
 
@@ -401,11 +409,13 @@ def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | 
     if not path.is_file():
         raise ActstoreError(f"data file not found: {path}")
     if "sha256" in entry and _sha256(path) != entry["sha256"]:
-        raise ActstoreError(f"{path} does not match the sha256 in the task registry: the file was changed or is another version")
+        raise ActstoreError(f"{path} does not match the sha256 in the task registry: the file was changed or is "
+                            "another version")
     where = entry.get("where", {})
     records = _records(path, data_format_of(path), entry.get("encoding_errors", "strict"))
-    texts, labels, rows = _examples(spec, ((row, at, record) for row, (at, record) in enumerate(records)
-                                           if all(record.get(k) == v for k, v in where.items())), text_fields, label_field)
+    selected = ((row, at, record) for row, (at, record) in enumerate(records)
+                if all(record.get(k) == v for k, v in where.items()))
+    texts, labels, rows = _examples(spec, selected, text_fields, label_field)
     if not texts:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
     return Split(spec.name, split, texts, labels, str(path), rows)
@@ -477,7 +487,8 @@ def _delimited(f: Iterable[str], path: Path, fmt: str) -> Iterator[tuple[str, di
             if not row:
                 pass
             elif names is None:
-                names, header_line = [name or f"Unnamed: {i}" for i, name in enumerate(row)], start  # pandas' name of a blank one
+                # a blank name reads as pandas names it
+                names, header_line = [name or f"Unnamed: {i}" for i, name in enumerate(row)], start
                 repeated = sorted({name for name in names if names.count(name) > 1})
                 if repeated:
                     raise ActstoreError(f"{path} line {start}: the header repeats the column(s) {repeated}")
@@ -513,7 +524,8 @@ def _json_object(line: str, path: Path, n: int) -> dict:
     except _RepeatedFields as exc:
         raise ActstoreError(f"{path} line {n}: {exc}") from None
     if not isinstance(record, dict):
-        raise ActstoreError(f"{path} line {n}: a record must be a JSON object, got {type(record).__name__} {line.strip()[:40]}")
+        raise ActstoreError(f"{path} line {n}: a record must be a JSON object, got {type(record).__name__} "
+                            f"{line.strip()[:40]}")
     return record
 
 
@@ -541,7 +553,8 @@ def _parquet_records(path: Path) -> Iterator[tuple[str, dict]]:
                 yield f"{path} row {row}", record
                 row += 1
     except (OSError, pyarrow.ArrowException) as exc:
-        raise ActstoreError(f"cannot read {path} as parquet: {(str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]}") from None
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ActstoreError(f"cannot read {path} as parquet: {first_line}") from None
 
 
 def _examples(spec: TaskSpec, records: Iterable[tuple[int, str, Mapping]], text_fields: Sequence[str],
@@ -618,8 +631,9 @@ def _from_hub(spec: TaskSpec, split: str, root: str | Path | None) -> Split:
     try:
         rows = _hub_dataset(spec, hub_split)
     except Exception as exc:
+        first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         raise ActstoreError(f"task '{spec.name}' split '{split}' was not found locally {where}, and the hub could not "
-                            f"provide {spec.hub_id}: {(str(exc).splitlines() or [type(exc).__name__])[0][:200]}") from None
+                            f"provide {spec.hub_id}: {first_line}") from None
     source = f"hub:{spec.hub_id}/{spec.hub_config or ''}" + (f"@{spec.hub_revision}" if spec.hub_revision else "")
     texts, labels, ids = _examples(spec, ((row, f"{source} {hub_split} row {row}", record)
                                           for row, record in enumerate(rows)), spec.text_fields, spec.label_field)

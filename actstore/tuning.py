@@ -23,8 +23,8 @@ import xarray as xr
 
 from .checks import check_positive, check_positive_number
 from .errors import ActstoreError
-from .launch import Shard
 from .evaluation import scores
+from .launch import Shard
 from .models import PromptedModel
 from .prompts import PromptSet, check_seeds
 from .specs import ModelSpec, from_attrs, to_attrs
@@ -61,9 +61,10 @@ class TuneOptions:
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ActstoreError(f"weight-decay must be a number ≥ 0, got {self.weight_decay!r}")
         if self.batch_size % self.grad_accum:
-            raise ActstoreError(f"batch size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})")
+            raise ActstoreError(f"batch size ({self.batch_size}) must be a multiple of --grad-accum "
+                                f"({self.grad_accum})")
 
-    def for_model(self, model: PromptedModel) -> "TuneOptions":
+    def for_model(self, model: PromptedModel) -> TuneOptions:
         """Fill in the architecture's default learning rate."""
         return self if self.lr is not None else replace(self, lr=5e-3 if model.is_t5 else 1e-3)
 
@@ -106,7 +107,8 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
             part = rows[lo:lo + micro]
             batch = model.encode([train.texts[i] for i in part], options.max_length, train.task)
             logits = model.label_logits(batch, prompt, words)
-            loss = torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device)) * len(part) / len(rows)
+            loss = (torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device))
+                    * len(part) / len(rows))
             loss.backward()
             total += float(loss.detach())
         optimiser.step()
@@ -138,8 +140,10 @@ def _batches(n: int, size: int, seed: int):
             yield order[lo:lo + size]
 
 
-def _dev_accuracy(model: PromptedModel, dev: Split, prompt: torch.Tensor, words: list[int], options: TuneOptions) -> float:
-    logits = scores(model, dev, prompt.detach(), words, batch_size=options.eval_batch_size, max_length=options.max_length)
+def _dev_accuracy(model: PromptedModel, dev: Split, prompt: torch.Tensor, words: list[int],
+                  options: TuneOptions) -> float:
+    logits = scores(model, dev, prompt.detach(), words, batch_size=options.eval_batch_size,
+                    max_length=options.max_length)
     return float((logits.argmax(axis=1) == dev.labels).mean())
 
 
@@ -176,7 +180,8 @@ def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: 
     spec = tune_spec(model, task, train, dev, seeds, options)
     existing = store.prompt_spec(task.name)
     if existing is not None and not existing.source.startswith("tuned"):
-        raise ActstoreError(f"{store.location} already holds {existing.source} prompts for '{task.name}'; use another store")
+        raise ActstoreError(f"{store.location} already holds {existing.source} prompts for '{task.name}'; use another "
+                            "store")
     done = _stored_seeds(store, task.name, spec)
     for i, seed in enumerate(seeds):
         if seed in done or not shard.owns(i):
@@ -211,12 +216,14 @@ def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
 
 
 def _seed_results(store: Store, task: str, spec: dict, old: xr.Dataset) -> dict[int, SeedResult]:
-    stored = {"label_ids": spec["label_ids"],  # not kept before the ids were refused unless one token: the same ids
-              **old.attrs["spec"], "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}  # later fields: defaults
+    # label_ids: not kept before the ids were refused unless one token, so the same ids; the model's later fields:
+    # their defaults
+    stored = {"label_ids": spec["label_ids"], **old.attrs["spec"],
+              "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}
     if stored != spec:
         changed = sorted(k for k in spec if stored.get(k) != spec[k])
-        raise ActstoreError(f"{store.location} holds prompts of '{task}' tuned with other settings ({', '.join(changed)} "
-                            "differ); use another store or the original settings")
+        raise ActstoreError(f"{store.location} holds prompts of '{task}' tuned with other settings "
+                            f"({', '.join(changed)} differ); use another store or the original settings")
     out = {}
     for s in old["seed"].values.tolist():
         row = old.sel(seed=s)

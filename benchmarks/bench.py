@@ -154,7 +154,8 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
 
 
 def medians(*sides: Callable[[], float]) -> list[float]:
-    """Each side's figure (seconds, or examples/s), measured ``TRIALS`` times with the sides taking turns: the median of each."""
+    """Each side's figure (seconds, or examples/s), measured ``TRIALS`` times with the sides taking turns: the
+    median of each."""
     times: list[list[float]] = [[] for _ in sides]
     for _ in range(TRIALS):
         for side, seconds in zip(sides, times):
@@ -193,9 +194,10 @@ def bench_ledger(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: i
     bound_w, plain_w = medians(lambda: write(True), lambda: write(False))
     bound_r, plain_r = medians(lambda: read(True), lambda: read(False))
     nbytes = acts.nbytes * n_blocks
-    return {"bytes": nbytes, "bound_write_MB_per_s": nbytes / bound_w / 1e6, "crc_write_MB_per_s": nbytes / plain_w / 1e6,
-            "write_ratio": plain_w / bound_w, "bound_read_MB_per_s": nbytes / bound_r / 1e6,
-            "crc_read_MB_per_s": nbytes / plain_r / 1e6, "read_ratio": plain_r / bound_r}
+    return {"bytes": nbytes, "bound_write_MB_per_s": nbytes / bound_w / 1e6,
+            "crc_write_MB_per_s": nbytes / plain_w / 1e6, "write_ratio": plain_w / bound_w,
+            "bound_read_MB_per_s": nbytes / bound_r / 1e6, "crc_read_MB_per_s": nbytes / plain_r / 1e6,
+            "read_ratio": plain_r / bound_r}
 
 
 def cold_read(folder: Path) -> float:
@@ -262,7 +264,8 @@ _NUMPY_CODE = _MEASURED.format(
     setup="import numpy as np, zarr\ng = zarr.open_group({path!r}, mode='r')\n"
           "dev = g['extractions/sst2/validation']; train = g['extractions/sst2/train']", warm="",
     work="acts = dev['acts'][...]; labels = dev['label'][...]; baseline = train['baseline'][...]\n"
-         "above = acts > baseline[:, None]; accuracy = (above == labels.astype(bool)[None, :, None, None, None]).mean(1)")
+         "above = acts > baseline[:, None]\n"
+         "accuracy = (above == labels.astype(bool)[None, :, None, None, None]).mean(1)")
 
 
 def bench_bits_rank(store_path: Path) -> dict:
@@ -362,7 +365,8 @@ model = load_model("{model}", device="cpu")
 split = tasks.load_split("sst2", "validation").sample(n)
 prompts = PromptSet.random([0], length, model.spec.hidden)
 options = ExtractOptions(batch_size=8, block=32)
-extract(Store(root / f"warm-{{world}}-{{rank}}.zarr", mode="a"), model, tasks.get_task("sst2"), split.sample(32), prompts, options)
+extract(Store(root / f"warm-{{world}}-{{rank}}.zarr", mode="a"), model, tasks.get_task("sst2"), split.sample(32),
+        prompts, options)
 (root / f"ready-{{world}}-{{rank}}").touch()
 while not (root / f"go-{{world}}").exists():
     time.sleep(0.001)
@@ -532,26 +536,28 @@ def main() -> None:
     results["numpy"] = bench_numpy(args.out / "rank.zarr", args.out)  # last: its GBs of writes settle meanwhile
     results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
                    rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
-                   cluster_rank_ratio=results["cluster_rank"]["ratio"], bits_rank_speedup=results["bits_rank"]["speedup"],
+                   cluster_rank_ratio=results["cluster_rank"]["ratio"],
+                   bits_rank_speedup=results["bits_rank"]["speedup"],
                    bits_rank_speedup_4x=results["numpy"]["curve"][-1]["bits_speedup"],
                    bits_size_ratio=results["bits_rank"]["size_ratio"], rank_vs_numpy=results["numpy"]["ratio"])
     write_results(args.out / "results.json", results)
     print(json.dumps(results, indent=2))
     e, w, r = results["extraction"], results["write"], results["rank"]
-    print(f"\nextraction: {e['extract_examples_per_s']:.1f} ex/s with capture+store vs {e['plain_forward_examples_per_s']:.1f} "
-          f"plain forward  → ratio {e['ratio']:.2f}")
-    print(f"store write: {w['store_write_MB_per_s']:.0f} MB/s vs raw write+fsync {w['raw_write_fsync_MB_per_s']:.0f} MB/s "
-          f"→ ratio {w['ratio']:.2f}  ({w['bytes'] / 1e9:.2f} GB)")
-    print(f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio {r['ratio']:.2f}  "
-          f"({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB "
+    print(f"\nextraction: {e['extract_examples_per_s']:.1f} ex/s with capture+store vs "
+          f"{e['plain_forward_examples_per_s']:.1f} plain forward  → ratio {e['ratio']:.2f}")
+    print(f"store write: {w['store_write_MB_per_s']:.0f} MB/s vs raw write+fsync "
+          f"{w['raw_write_fsync_MB_per_s']:.0f} MB/s → ratio {w['ratio']:.2f}  ({w['bytes'] / 1e9:.2f} GB)")
+    print(f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio "
+          f"{r['ratio']:.2f}  ({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB "
           f"({r['rss_before_rank_MB']:.0f} MB before it started: Python, torch, zarr)")
     b, n = results["bits_rank"], results["numpy"]
     print(f"extraction --keep bits: {e['extract_bits_examples_per_s']:.1f} ex/s → ratio {e['bits_ratio']:.2f}")
     print(f"rank over bits: {b['bits_rank_s']:.2f} s vs over float16 {b['acts_rank_s']:.2f} s → speedup "
-          f"{b['speedup']:.1f}×; on disk float16 {b['acts_bytes'] / 1e6:.0f} MB vs bits {b['bits_bytes'] / 1e6:.0f} MB "
-          f"→ {b['size_ratio']:.1f}×; a plain read of the bits' files {b['bits_plain_read_s']:.2f} s → ratio "
-          f"{b['bits_rank_vs_read']:.2f}")
-    print(f"rank vs numpy by hand: {n['rank_s']:.2f} s vs {n['numpy_s']:.2f} s → ratio {n['ratio']:.2f}; peak memory:")
+          f"{b['speedup']:.1f}×; on disk float16 {b['acts_bytes'] / 1e6:.0f} MB vs bits "
+          f"{b['bits_bytes'] / 1e6:.0f} MB → {b['size_ratio']:.1f}×; a plain read of the bits' files "
+          f"{b['bits_plain_read_s']:.2f} s → ratio {b['bits_rank_vs_read']:.2f}")
+    print(f"rank vs numpy by hand: {n['rank_s']:.2f} s vs {n['numpy_s']:.2f} s → ratio {n['ratio']:.2f}; peak "
+          "memory:")
     for point in n["curve"]:
         print(f"  {point['acts_GB']:.2f} GB of activations: rank {point['rank_peak_MB']:.0f} MB, numpy "
               f"{point['numpy_peak_MB']:.0f} MB; rank over bits {point['bits_rank_s']:.2f} s vs over float16 "
@@ -582,7 +588,8 @@ def print_ledger(ledger: dict) -> None:
 
 def print_s3(s3: dict) -> None:
     print(f"store write through S3 on localhost: {s3['s3_write_MB_per_s']:.0f} MB/s vs the local directory "
-          f"{s3['local_write_MB_per_s']:.0f} MB/s → ratio {s3['write_ratio']:.2f}  ({s3['write_bytes'] / 1e9:.2f} GB)")
+          f"{s3['local_write_MB_per_s']:.0f} MB/s → ratio {s3['write_ratio']:.2f}  "
+          f"({s3['write_bytes'] / 1e9:.2f} GB)")
     print(f"rank through S3 on localhost: {s3['s3_rank_MB_per_s']:.0f} MB/s vs the local directory "
           f"{s3['local_rank_MB_per_s']:.0f} MB/s → ratio {s3['rank_ratio']:.2f}  ({s3['rank_bytes'] / 1e9:.2f} GB)")
 

@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 import zarr
+from bench import s3_on_localhost
 from zarr.codecs import Crc32cCodec
 
 from actstore.store.backends import open_backend
-from bench import s3_on_localhost
 
 
 def fsspec_store(url: str) -> zarr.abc.store.Store:
@@ -67,7 +67,8 @@ def main() -> None:
     for name, rounds in times.items():
         write, read = (statistics.median(t[i] for t in rounds) for i in (0, 1))
         print(f"{name}: write {mb / write:.0f} MB/s, read {mb / read:.0f} MB/s (median of {args.rounds}, {mb:.0f} MB; "
-              f"writes {', '.join(f'{mb / t[0]:.0f}' for t in rounds)}; reads {', '.join(f'{mb / t[1]:.0f}' for t in rounds)})")
+              f"writes {', '.join(f'{mb / t[0]:.0f}' for t in rounds)}; "
+              f"reads {', '.join(f'{mb / t[1]:.0f}' for t in rounds)})")
 
 
 if __name__ == "__main__":

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
 
-from .common import BatchSize, CrossLayout, DataDir, DataSource, Device, LayoutName, Limit, MaxLength, Scheduler, StoreLocation
+from .common import (
+    BatchSize,
+    CrossLayout,
+    DataDir,
+    DataSource,
+    Device,
+    LayoutName,
+    Limit,
+    MaxLength,
+    Scheduler,
+    StoreLocation,
+)
 from .output import out, print_json, throughput
 from .suppress import ScopeOption, parse_percents
 
@@ -54,15 +65,15 @@ def _matrix(title: str, matrix: xr.DataArray, fmt: str = "{:.3f}") -> Table:
 def transfer(
     store: StorePath,
     tasks: Tasks,
-    model: Annotated[Optional[str], typer.Option(help="default: the model the first task's prompts were made for")] = None,
+    model: Annotated[str | None, typer.Option(help="default: the model the first task's prompts were made for")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     recompute: Annotated[bool, typer.Option(help="evaluate every pair again, not only missing or stale ones")] = False,
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
     data_dir: DataDir = None,
     limit: Limit = None,
-    layout: Annotated[Optional[LayoutName], typer.Option(help="pt, sn or peft (default: the layout the first task's "
-                                                              "prompts were made in)")] = None,
+    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn or peft (default: the layout the first task's "
+                                                           "prompts were made in)")] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
     as_json: AsJson = False,
@@ -96,7 +107,8 @@ def transfer(
         result = analysis.transfer(target, names)
     if as_json:
         print_json({"tasks": names, "seeds": result["seed"].values.tolist(), "evaluated": len(pairs),
-                    "relative": result["relative_mean"].values.tolist(), "accuracy": result["accuracy_mean"].values.tolist()})
+                    "relative": result["relative_mean"].values.tolist(),
+                    "accuracy": result["accuracy_mean"].values.tolist()})
         return
     out.print(_matrix("transferability: accuracy relative to the data task's own prompts (mean over seeds)",
                       result["relative_mean"]))
@@ -131,7 +143,7 @@ def correlate(
 def compare_adversarial(
     store: StorePath,
     task: Annotated[str, typer.Option(help="the adversarial task, ranked with its clean task's baseline")],
-    clean: Annotated[Optional[str], typer.Option(help="default: the task's clean source in the registry")] = None,
+    clean: Annotated[str | None, typer.Option(help="default: the task's clean source in the registry")] = None,
     percent: Annotated[str, typer.Option(help="comma-separated top percentages to compare")] =
         ",".join(f"{p:g}" for p in ADVERSARIAL_PERCENTS),
     scope: ScopeOption = "layer",
@@ -147,7 +159,8 @@ def compare_adversarial(
         result = analysis.compare_adversarial(target, task, clean=clean, percents=parse_percents(percent), scope=scope)
     spec = result.attrs["spec"]
     columns = ("overlap", "chance", "adv_predictivity_clean_top", "adv_predictivity_adv_top", "clean_top_percentile")
-    rows = [{"percent": float(p), **{c: float(result[c].sel(percent=p)) for c in columns}} for p in result["percent"].values]
+    rows = [{"percent": float(p), **{c: float(result[c].sel(percent=p)) for c in columns}}
+            for p in result["percent"].values]
     summary = {"rho_mean": float(result["rho_mean"]), "adv_predictivity_all": float(result["adv_predictivity_all"])}
     if as_json:
         print_json({"task": task, "clean": spec["clean"], "scope": scope, "rows": rows, **summary})
@@ -178,10 +191,11 @@ def report(
     with using(scheduler, store):
         written = render(Store(store), out_dir, neuron_pages=neurons)
     if as_json:
-        print_json({"out": str(out_dir), "figures": [{"title": title, "png": f"{out_dir / stem}.png",
-                                                       "svg": f"{out_dir / stem}.svg"} for title, stem, _ in written.figures],
-                    "skipped": list(written.skipped), "tasks": len(written.table),
-                    "neuron_pages": {task: [str(out_dir / row["page"]) for row in rows] for task, rows in written.neurons.items()},
+        figures = [{"title": title, "png": f"{out_dir / stem}.png", "svg": f"{out_dir / stem}.svg"}
+                   for title, stem, _ in written.figures]
+        pages = {task: [str(out_dir / row["page"]) for row in rows] for task, rows in written.neurons.items()}
+        print_json({"out": str(out_dir), "figures": figures, "skipped": list(written.skipped),
+                    "tasks": len(written.table), "neuron_pages": pages,
                     "index": [str(out_dir / "index.md"), str(out_dir / "index.html")]})
         return
     for title, stem, _ in written.figures:
@@ -189,7 +203,8 @@ def report(
     for note in written.skipped:
         out.print(f"skipped, not in the store: {note}")
     out.print(f"{len(written.figures)} figure(s), accuracy table of {len(written.table)} task(s), "
-              f"{sum(map(len, written.neurons.values()))} neuron page(s); index: {out_dir / 'index.md'}, {out_dir / 'index.html'}")
+              f"{sum(map(len, written.neurons.values()))} neuron page(s); index: {out_dir / 'index.md'}, "
+              f"{out_dir / 'index.html'}")
 
 
 COMMANDS = [transfer, correlate, compare_adversarial, report]

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, Optional, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 import typer
 
@@ -19,29 +19,32 @@ from actstore.errors import ActstoreError
 
 if TYPE_CHECKING:
     from actstore.store import StoreLocation
-else:  # in the commands' signatures only, where with_store replaces it: the store (zarr, dask) loads when a command runs
+else:
+    # in the commands' signatures only, where with_store replaces it: the store (zarr, dask) loads when a command runs
     StoreLocation = str
 
-DataDir = Annotated[Optional[Path], typer.Option(envvar="ACTSTORE_DATA_DIR", help="local task files (../shared/data layout)")]
-DataFiles = Annotated[Optional[str], typer.Option(
+DataDir = Annotated[Path | None, typer.Option(envvar="ACTSTORE_DATA_DIR",
+                                              help="local task files (../shared/data layout)")]
+DataFiles = Annotated[str | None, typer.Option(
     help="your own files, train=a.csv,validation=b.jsonl (a bare path is train); without validation, 10 % of train "
          "(seeded, at most 2000) becomes validation and leaves train")]
-DataFormat = Annotated[Optional[Literal[tasks.DATA_FORMATS]], typer.Option(
+DataFormat = Annotated[Literal[tasks.DATA_FORMATS] | None, typer.Option(
     help=f"format of --data-files: {', '.join(tasks.DATA_FORMATS)} (default: each file's extension)")]
-TextField = Annotated[Optional[list[str]], typer.Option(
+TextField = Annotated[list[str] | None, typer.Option(
     help="text column(s) of --data-files: a,b or the option repeated (default: text)")]
-LabelField = Annotated[Optional[str], typer.Option(help="label column of --data-files (default: label)")]
-LabelWords = Annotated[Optional[str], typer.Option(help="label words of a new task, one per class, in class order")]
-LabelIds = Annotated[Optional[str], typer.Option(
+LabelField = Annotated[str | None, typer.Option(help="label column of --data-files (default: label)")]
+LabelWords = Annotated[str | None, typer.Option(help="label words of a new task, one per class, in class order")]
+LabelIds = Annotated[str | None, typer.Option(
     help="vocabulary ids to score, one per class in class order (instead of looking up the label words)")]
 AllowOverlap = Annotated[bool, typer.Option(
     "--allow-overlap", help="keep rows that --data-files give for two splits (refused otherwise: a leak)")]
-LabelNames = Annotated[Optional[str], typer.Option(
+LabelNames = Annotated[str | None, typer.Option(
     help="the labels of --data-files as written there, in class order (default: integer labels are class ids, "
          "text labels are sorted)")]
-Limit = Annotated[Optional[int], typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file order)")]
-Device = Annotated[Optional[str], typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
-Scheduler = Annotated[Optional[str], typer.Option(
+Limit = Annotated[int | None, typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file "
+                                                      "order)")]
+Device = Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
+Scheduler = Annotated[str | None, typer.Option(
     help="where dask computes: threads, processes (a local cluster of worker processes), tcp://host:8786 or a dask "
          "scheduler file (default: $DASK_SCHEDULER_ADDRESS, else threads)")]
 
@@ -107,8 +110,9 @@ class DataSource:
             raise ActstoreError("--label-names needs --label-words (a registry task names its own labels)")
         if self.label_words:
             names = [n.strip() for n in self.label_names.split(",")] if self.label_names else None
-            spec = tasks.user_task(task, self.label_words.split(","), data_files=files, text_fields=text_fields or ["text"],
-                                   label_field=self.label_field or "label", label_names=names, data_format=self.data_format)
+            spec = tasks.user_task(task, self.label_words.split(","), data_files=files,
+                                   text_fields=text_fields or ["text"], label_field=self.label_field or "label",
+                                   label_names=names, data_format=self.data_format)
         else:
             spec = tasks.get_task(task)
         if self.label_ids:
@@ -118,7 +122,8 @@ class DataSource:
                                    allow_overlap=self.allow_overlap)
         if self.limit is not None:
             loaded = {name: s.sample(self.limit) for name, s in loaded.items()}
-        if self.label_words and not self.label_names and spec.label_names != tuple(map(str, range(len(spec.label_names)))):
+        numbered = spec.label_names == tuple(map(str, range(len(spec.label_names))))
+        if self.label_words and not self.label_names and not numbered:
             classes = ", ".join(f"{n}={i} ({w})" for i, (n, w) in enumerate(zip(spec.label_names, spec.label_words)))
             logging.getLogger("actstore.cli").warning("task '%s' numbers its text labels in sorted order: %s "
                                                       "(--label-names sets another order)", task, classes)
@@ -168,7 +173,7 @@ def with_data(command: Callable) -> Callable:
     return run
 
 
-StorageOption = Annotated[Optional[list[str]], typer.Option(
+StorageOption = Annotated[list[str] | None, typer.Option(
     "--storage-option", metavar="KEY=VALUE",
     help="an option of the store's file system, repeatable: endpoint_url=http://host:9000, anon=true, "
          "config_kwargs.connect_timeout=10 (credentials and endpoints also come from the standard environment: "
@@ -204,7 +209,7 @@ def with_store(command: Callable) -> Callable:
         return command
     store = signature.parameters["store"]
     _, *declaration = get_args(store.annotation)  # Annotated[StoreLocation, typer.Option(help=...)]
-    text = Annotated[Optional[str] if store.default is None else str, *declaration]
+    text = Annotated[str | None if store.default is None else str, *declaration]
 
     @functools.wraps(command)
     def run(*args, **kwargs):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -17,9 +17,9 @@ def examples(
     task: Annotated[str, typer.Option(help="the task whose examples to show")],
     layer: Annotated[int, typer.Option(min=0, help="the layer (numbered across stacks, as in rankings)")],
     neuron: Annotated[int, typer.Option(min=0, help="the neuron in its layer")],
-    token: Annotated[Optional[int], typer.Option(min=0, help="prompt token (default: the neuron's best token in the "
-                                                 "task's ranking, else 0)")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="prompt seed (default: the first)")] = None,
+    token: Annotated[int | None, typer.Option(min=0, help="prompt token (default: the neuron's best token in the "
+                                                          "task's ranking, else 0)")] = None,
+    seed: Annotated[int | None, typer.Option(help="prompt seed (default: the first)")] = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="examples at each end")] = 10,
     split: Annotated[str, typer.Option(help="the split to look in")] = "validation",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of two tables")] = False,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -23,17 +23,18 @@ def extract(
     store: Annotated[StoreLocation, typer.Option(help="the Zarr store to write (created if absent): a path or a URL "
                                                       "such as s3://bucket/prefix")],
     split: Annotated[str, typer.Option(help="comma-separated splits")] = "train,validation",
-    prompts: Annotated[Optional[str], typer.Option(help="'random', or .pt/.npy file(s); default: the store's prompts")] = None,
-    prompts_from: Annotated[Optional[str], typer.Option(help="use the prompts the store holds for this task")] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
+    prompts: Annotated[str | None, typer.Option(help="'random', or .pt/.npy file(s); default: the store's "
+                                                     "prompts")] = None,
+    prompts_from: Annotated[str | None, typer.Option(help="use the prompts the store holds for this task")] = None,
+    seeds: Annotated[str | None, typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
     dtype: Annotated[Dtype, typer.Option(help="float16 or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
     keep: Annotated[Keep, typer.Option(help="what a dev split keeps: acts (the values), bits (1[a > baseline], a 16th "
                                        "of float16's size: all the rankings and analyses need) or both")] = "acts",
-    baseline_from: Annotated[Optional[str], typer.Option(help="--keep bits|both: whose train baseline the bits compare "
-                                                         "with (default: the task's own; an adversarial task's clean "
-                                                         "task)")] = None,
+    baseline_from: Annotated[str | None, typer.Option(help="--keep bits|both: whose train baseline the bits compare "
+                                                           "with (default: the task's own; an adversarial task's clean "
+                                                           "task)")] = None,
     batch_size: BatchSize = 8,
     block: Annotated[int, typer.Option(min=1, help="examples per chunk (a multiple of --batch-size)")] = 32,
     max_length: MaxLength = 128,
@@ -50,8 +51,8 @@ def extract(
     from actstore.models import load_model
     from actstore.store import Store
 
-    options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block, store_train=store_train,
-                             segment=segment, keep=keep)
+    options = ExtractOptions(dtype=dtype, max_length=max_length, batch_size=batch_size, block=block,
+                             store_train=store_train, segment=segment, keep=keep)
     shard = Shard.from_env()
     spec, splits = data.load(task, split)
     lm = load_model(model, device=shard.device(device), layout=layout, cross_layout=cross_layout)

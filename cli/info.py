@@ -12,7 +12,8 @@ from .output import out, print_json
 
 
 def info(
-    store: Annotated[StoreLocation, typer.Argument(help="the store to describe: a path or a URL such as s3://bucket/prefix")],
+    store: Annotated[StoreLocation, typer.Argument(help="the store to describe: a path or a URL such as "
+                                                        "s3://bucket/prefix")],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
@@ -23,10 +24,12 @@ def info(
     if as_json:
         print_json(summary)
         return
-    out.print(f"[bold]{store}[/]  actstore store v{summary['schema_version']} (written by actstore {summary['version']})")
+    out.print(f"[bold]{store}[/]  actstore store v{summary['schema_version']} (written by actstore "
+              f"{summary['version']})")
     for task, p in summary["prompts"].items():
-        out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model {p['model']}, layout {p['layout']}")
-    for name, e in summary["extractions"].items():
+        out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model "
+                  f"{p['model']}, layout {p['layout']}")
+    for e in summary["extractions"].values():
         kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
         kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
         acts = " + ".join(kept) or "baseline only"

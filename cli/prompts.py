@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 
@@ -17,17 +17,18 @@ GROUP = "prompts"
 
 
 def import_(
-    files: Annotated[list[Path], typer.Argument(help=".pt/.npy/.safetensors files or PEFT checkpoint folders, one per seed "
-                                                     "(or one [seeds, tokens, hidden] array); --from robust-neurons: "
-                                                     "the one folder holding seed_<s>/<Task>Prompt<Model>/task_prompt")],
+    files: Annotated[list[Path], typer.Argument(help=".pt/.npy/.safetensors files or PEFT checkpoint folders, one per "
+                                                     "seed (or one [seeds, tokens, hidden] array); --from "
+                                                     "robust-neurons: the one folder holding "
+                                                     "seed_<s>/<Task>Prompt<Model>/task_prompt")],
     task: Annotated[str, typer.Option(help="the task the prompts were trained on")],
     store: Annotated[StoreLocation, typer.Option(help="the store to add them to")],
     model: Annotated[str, typer.Option(help="the model they were trained for")],
     source: Annotated[Literal[SOURCES], typer.Option(
         "--from", help="files: the files given; robust-neurons: the seed paper's released tree, every seed folder "
                        "(seed_su as seed 0, seed_33 as 33, ...)")] = "files",
-    seeds: Annotated[Optional[str], typer.Option(help="seed of each prompt (default 0, 1, ...; not with --from "
-                                                      "robust-neurons, whose folders name them)")] = None,
+    seeds: Annotated[str | None, typer.Option(help="seed of each prompt (default 0, 1, ...; not with --from "
+                                                   "robust-neurons, whose folders name them)")] = None,
     layout: Layout = "pt",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line")] = False,
 ) -> None:

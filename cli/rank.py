@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import numpy as np
 import typer
@@ -18,14 +18,14 @@ def rank(
     store: Annotated[StoreLocation, typer.Option(help="the store holding the task's extractions")],
     task: Annotated[str, typer.Option(help="the task to rank")],
     split: Annotated[str, typer.Option(help="the split the accuracies are measured on")] = "validation",
-    baseline_from: Annotated[Optional[str], typer.Option(help="take the train baseline of this task")] = None,
-    subtask: Annotated[Optional[str], typer.Option(
+    baseline_from: Annotated[str | None, typer.Option(help="take the train baseline of this task")] = None,
+    subtask: Annotated[str | None, typer.Option(
         help="multi-class tasks: binary sub-task(s), comma-separated: <classes>-vs-<classes|rest> "
              "(e.g. positive-vs-negative, neutral-vs-rest; join classes with +), one-vs-rest (every class against "
              "the rest) or combined (the first paper's skill neurons filled from positive-vs-negative and "
              "neutral-vs-rest); stored as rankings/<task>:<subtask>")] = None,
-    read: Annotated[Optional[Read], typer.Option(help="count the stored bits or the float16/float32 values (default: "
-                                                 "the bits when kept; the ranking is the same either way)")] = None,
+    read: Annotated[Read | None, typer.Option(help="count the stored bits or the float16/float32 values (default: "
+                                                   "the bits when kept; the ranking is the same either way)")] = None,
     top: Annotated[int, typer.Option(min=1, help="rows of the top-neuron table")] = 10,
     cross_layout: CrossLayout = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
@@ -61,7 +61,8 @@ def rank(
         spec = ranking.attrs["spec"]
         what = name if spec.get("subtask") is None else f"{task} sub-task {spec['subtask']}"
         if spec.get("positive"):
-            what += f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, {spec['n_examples']} examples)"
+            what += (f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, "
+                     f"{spec['n_examples']} examples)")
         elif spec.get("parts"):
             what += f" (filled in turn from {', '.join(spec['parts'])})"
         out.print(skill_table(f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})",

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -78,9 +78,9 @@ def _print_estimate(estimate: Estimate) -> None:
             cells = [cell.rjust(w) if c in (0, 3, 4, 5) else cell.ljust(w)
                      for c, (cell, w) in enumerate(zip(row, widths))]
             say(("  " + "  ".join(cells) + "  " + row[6]).rstrip())
-        say(f"{plan.model}: {human_bytes(plan.bytes)} stored, {_total_hours(plan.gpu_hours)} GPU-hours (estimated); at that "
-            f"rate extraction writes up to {human_bytes(round(plan.write_rate))}/s, which the store's disk must keep "
-            "up with")
+        say(f"{plan.model}: {human_bytes(plan.bytes)} stored, {_total_hours(plan.gpu_hours)} GPU-hours (estimated); "
+            f"at that rate extraction writes up to {human_bytes(round(plan.write_rate))}/s, which the store's disk "
+            "must keep up with")
     say(f"\ntotal: {human_bytes(estimate.bytes)} stored, {_total_hours(estimate.gpu_hours)} GPU-hours (estimated)")
     for note in estimate.notes:
         say(f"- {note}")
@@ -88,10 +88,10 @@ def _print_estimate(estimate: Estimate) -> None:
 
 def run(
     file: Annotated[Path, typer.Argument(help="the experiment TOML (see data/experiments/)")],
-    model: Annotated[Optional[str], typer.Option(help="override the file's model(s), as --set model=NAME")] = None,
-    store: Annotated[Optional[StoreLocation], typer.Option(
+    model: Annotated[str | None, typer.Option(help="override the file's model(s), as --set model=NAME")] = None,
+    store: Annotated[StoreLocation | None, typer.Option(
         help="override the file's store (--storage-option applies to this one)")] = None,
-    override: Annotated[Optional[list[str]], typer.Option(
+    override: Annotated[list[str] | None, typer.Option(
         "--set", metavar="KEY=VALUE", help="override a value of the file, e.g. --set data.dev_limit=8 or "
         "--set 'tasks=[\"sst2\"]' (a TOML value; a bare word is a string); repeat for several")] = None,
     dry_run: Annotated[bool, typer.Option(

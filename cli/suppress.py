@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -10,7 +10,17 @@ from rich.table import Table
 from actstore.errors import ActstoreError
 from actstore.tasks import source_task
 
-from .common import BatchSize, CrossLayout, DataSource, Device, LayoutName, MaxLength, Scheduler, StoreLocation, with_data
+from .common import (
+    BatchSize,
+    CrossLayout,
+    DataSource,
+    Device,
+    LayoutName,
+    MaxLength,
+    Scheduler,
+    StoreLocation,
+    with_data,
+)
 from .output import out, print_json, throughput
 
 #: actstore.suppression's MODES, SCOPES and DEFAULT_PERCENTS, spelled out so that --help does not import torch
@@ -38,16 +48,17 @@ def suppress(
                                             "(the train baseline)")] = "zero",
     scope: ScopeOption = "layer",
     random_draws: Annotated[int, typer.Option(help="random controls (at least 2, reported as mean ± std)")] = 5,
-    neurons_from: Annotated[Optional[str], typer.Option(help="suppress the skill neurons ranked on this task "
-                                                             "(cross suppression; default: the task itself)")] = None,
-    noise_scale: Annotated[float, typer.Option(min=0.0, help="noise std in units of the neuron's activation spread")] = 1.0,
+    neurons_from: Annotated[str | None, typer.Option(help="suppress the skill neurons ranked on this task "
+                                                          "(cross suppression; default: the task itself)")] = None,
+    noise_scale: Annotated[float, typer.Option(min=0.0, help="noise std in units of the neuron's activation "
+                                                             "spread")] = 1.0,
     seed: Annotated[int, typer.Option(min=0, help="seed of the random controls and the noise")] = 0,
-    model: Annotated[Optional[str], typer.Option(help="default: the model the ranking was made with")] = None,
+    model: Annotated[str | None, typer.Option(help="default: the model the ranking was made with")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
-    layout: Annotated[Optional[LayoutName], typer.Option(help="pt, sn or peft (default: the layout the ranking was "
-                                                              "made in)")] = None,
+    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn or peft (default: the layout the ranking was "
+                                                           "made in)")] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
@@ -81,7 +92,8 @@ def suppress(
     control = result["accuracy_random"].values.mean(axis=1)  # (draw, percent): seed mean per draw
     rows = [{"percent": float(p), "neurons": int(n), "skill_mean": float(s.mean()), "skill_std": float(s.std()),
              "random_mean": float(r.mean()), "random_std": float(r.std())}
-            for p, n, s, r in zip(result["percent"].values, result["suppressed"].values.sum(axis=1), skill.T, control.T)]
+            for p, n, s, r in zip(result["percent"].values, result["suppressed"].values.sum(axis=1), skill.T,
+                                  control.T)]
     where = f"{store}/results/suppression/{suppression_name(task, source, mode, scope)}"
     if as_json:
         print_json({"task": task, "split": examples.name, "neurons_from": source, "mode": mode, "scope": scope,

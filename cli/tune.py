@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import numpy as np
 import typer
@@ -17,7 +17,8 @@ from .output import out, print_json, steps, throughput
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
 StorePath = Annotated[StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as "
                                                         "s3://bucket/prefix")]
-ExistingStore = Annotated[StoreLocation, typer.Option(help="the Zarr store holding the prompts (the evaluation is added to it)")]
+ExistingStore = Annotated[StoreLocation, typer.Option(help="the Zarr store holding the prompts (the evaluation is "
+                                                           "added to it)")]
 
 
 def tune(
@@ -26,14 +27,14 @@ def tune(
     store: StorePath,
     seeds: Annotated[str, typer.Option(help="comma-separated seeds, one prompt each")] = "0,1,2,3,4",
     prompt_length: Annotated[int, typer.Option(help="soft prompt tokens")] = 100,
-    lr: Annotated[Optional[float], typer.Option(min=0.0, help="AdamW learning rate > 0 (default 1e-3; T5 5e-3)")] = None,
+    lr: Annotated[float | None, typer.Option(min=0.0, help="AdamW learning rate > 0 (default 1e-3; T5 5e-3)")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="examples per optimiser step")] = 16,
     grad_accum: Annotated[int, typer.Option(min=1, help="split each batch into this many micro-batches")] = 1,
     max_steps: Annotated[int, typer.Option(min=1, help="optimiser steps at most")] = 1000,
     eval_every: Annotated[int, typer.Option(min=1, help="steps between dev evaluations")] = 100,
     patience: Annotated[int, typer.Option(min=1, help="evaluations without improvement before stopping")] = 5,
     max_length: MaxLength = 128,
-    dev_limit: Annotated[Optional[int], typer.Option(min=1, help="evaluate on a fixed sample of N dev examples")] = None,
+    dev_limit: Annotated[int | None, typer.Option(min=1, help="evaluate on a fixed sample of N dev examples")] = None,
     layout: Layout = "pt",
     device: Device = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
@@ -79,16 +80,16 @@ def tune(
         out.print(f"rank {shard.rank} of {shard.world}: {len(rows)} of {len(seed_list)} seeds tuned so far; the rank "
                   f"that finishes last publishes {store}/prompts/{task}")
         return
-    out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in {store}/prompts/{task}"
-              + ("" if tuned else " (already complete)"))
+    out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in "
+              f"{store}/prompts/{task}" + ("" if tuned else " (already complete)"))
 
 
 def eval(  # noqa: A001 - the command is `actstore eval`
     model: Model,
     task: Annotated[str, typer.Option(help="the task whose data is scored")],
     store: ExistingStore,
-    prompts_from: Annotated[Optional[str], typer.Option(help="use this task's prompts (default: the task's own, "
-                                                                 "or its clean source's for adversarial tasks)")] = None,
+    prompts_from: Annotated[str | None, typer.Option(help="use this task's prompts (default: the task's own, "
+                                                          "or its clean source's for adversarial tasks)")] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,

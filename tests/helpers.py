@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,7 @@ def extract_interrupted(store: Store, model_dir: Path, data_dir: Path, prompts: 
     for split, n in (("train", n_train), ("validation", n_dev)):
         seen = []
 
-        def stop_after_some(examples: int, nbytes: int) -> None:
+        def stop_after_some(examples: int, nbytes: int, seen: list[int] = seen) -> None:
             seen.append(examples)
             if sum(seen) >= after:
                 raise KeyboardInterrupt

@@ -34,8 +34,8 @@ def put_ranking(store: Store, task: str, accuracy: np.ndarray, *, model: ModelSp
 
 def put_evaluation(store: Store, data: str, prompts: str, accuracy: list[float], *, seeds: tuple[int, ...] = (0, 1),
                    fingerprint: str | None = None, model: ModelSpec = MODEL) -> None:
-    spec = {"kind": "evaluation", "task": data, "split": "validation", "prompts_from": prompts, "model": to_attrs(model),
-            "prompt_checksum": "sha256:" + "0" * 16, "seeds": list(seeds), "n_examples": 10,
+    spec = {"kind": "evaluation", "task": data, "split": "validation", "prompts_from": prompts,
+            "model": to_attrs(model), "prompt_checksum": "sha256:" + "0" * 16, "seeds": list(seeds), "n_examples": 10,
             "data_fingerprint": fingerprint or f"fp-{data}", "max_length": 16}
     store.put_result("evaluation", evaluation_name(data, prompts),
                      spec, xr.Dataset({"accuracy": (("seed",), np.asarray(accuracy))}, coords={"seed": list(seeds)}))
@@ -53,7 +53,8 @@ def accuracies(seed: int, shape=(2, 3, 2, 40)) -> np.ndarray:
 
 # ---- transferability
 
-ACC = {("a", "a"): [0.8, 1.0], ("a", "b"): [0.6, 0.5], ("b", "a"): [0.4, 0.9], ("b", "b"): [0.5, 0.75]}  # (prompts, data)
+#: (prompts, data): accuracy per seed
+ACC = {("a", "a"): [0.8, 1.0], ("a", "b"): [0.6, 0.5], ("b", "a"): [0.4, 0.9], ("b", "b"): [0.5, 0.75]}
 
 
 @pytest.fixture
@@ -87,16 +88,17 @@ def test_transfer_refuses_what_it_cannot_divide(transfer_store):
     assert len(analysis.transfer_pairs(transfer_store, ["a", "b"], all_pairs=True)) == 4
     with pytest.raises(ActstoreError, match="at least 2 different tasks"):
         analysis.transfer(transfer_store, ["a", "a"])
-    with pytest.raises(ActstoreError, match="'adv_sst2' has no prompts of its own .* prompts of 'sst2'"):
+    with pytest.raises(ActstoreError, match=r"'adv_sst2' has no prompts of its own .* prompts of 'sst2'"):
         analysis.transfer(transfer_store, ["a", "adv_sst2"])
     put_evaluation(transfer_store, "b", "a", [0.6, 0.5], fingerprint="fp-other")
-    with pytest.raises(ActstoreError, match="b@a .* and b@b .* scored different data: .* --recompute"):
+    with pytest.raises(ActstoreError, match=r"b@a .* and b@b .* scored different data: .* --recompute"):
         analysis.transfer(transfer_store, ["a", "b"])
     put_evaluation(transfer_store, "b", "a", [0.6, 0.5, 0.7], seeds=(0, 1, 2))
     with pytest.raises(ActstoreError, match="b@a has seeds \\[0, 1, 2\\] but a@a \\[0, 1\\]"):
         analysis.transfer(transfer_store, ["a", "b"])
-    put_evaluation(transfer_store, "b", "a", [0.6, 0.5], model=ModelSpec(**{**to_attrs(MODEL), "name": "other", "revision": "r2"}))
-    with pytest.raises(ActstoreError, match="evaluated with other .* transfer needs one model"):
+    other = ModelSpec(**{**to_attrs(MODEL), "name": "other", "revision": "r2"})
+    put_evaluation(transfer_store, "b", "a", [0.6, 0.5], model=other)
+    with pytest.raises(ActstoreError, match=r"evaluated with other .* transfer needs one model"):
         analysis.transfer(transfer_store, ["a", "b"])
     put_evaluation(transfer_store, "b", "a", [0.6, 0.5])
     put_evaluation(transfer_store, "b", "b", [0.0, 0.75])
@@ -165,17 +167,17 @@ def test_spearman_ignores_per_layer_zscoring_within_a_task(ranked_store):
 
 
 def test_correlation_bad_input(ranked_store):
-    with pytest.raises(ActstoreError, match="task 'rte' has no ranking .* actstore rank --task rte"):
+    with pytest.raises(ActstoreError, match=r"task 'rte' has no ranking .* actstore rank --task rte"):
         analysis.correlate(ranked_store, ["sst2", "rte"])
     with pytest.raises(ActstoreError, match="at least 2 different tasks, got 1"):
         analysis.correlate(ranked_store, ["sst2"])
-    with pytest.raises(ActstoreError, match="z-score variant .* needs at least 3"):
+    with pytest.raises(ActstoreError, match=r"z-score variant .* needs at least 3"):
         analysis.correlate(ranked_store, ["sst2", "imdb"], "zscore")
     with pytest.raises(ActstoreError, match="unknown normalisation 'l2'"):
         analysis.correlate(ranked_store, ["sst2", "imdb"], "l2")
     other = ModelSpec(**{**to_attrs(MODEL), "name": "mpnet", "revision": "r2"})
     put_ranking(ranked_store, "mrpc", accuracies(7), model=other)
-    with pytest.raises(ActstoreError, match="'sst2' \\(tiny, r1\\) and 'mrpc' \\(mpnet, r2\\) come from different models"):
+    with pytest.raises(ActstoreError, match=r"'sst2' \(tiny, r1\) and 'mrpc' \(mpnet, r2\) come from different models"):
         analysis.correlate(ranked_store, ["sst2", "mrpc"])
     flat = accuracies(8)
     flat[:, 2] = 0.7  # every neuron of layer 2 equally predictive
@@ -216,7 +218,8 @@ def test_compare_adversarial_overlap_by_hand(tmp_path):
         assert np.mean(below) / 39 <= row["clean_top_percentile"] <= (np.mean(below) + np.mean(ties)) / 39
     assert float(result["adv_predictivity_all"]) == pytest.approx(pa.mean())
     pc, pa = predictivity(store, "sst2"), predictivity(store, "adv_sst2")
-    assert float(result["rho_mean"]) == pytest.approx(np.mean([stats.spearmanr(pc[i], pa[i]).statistic for i in range(3)]))
+    rho = [stats.spearmanr(pc[i], pa[i]).statistic for i in range(3)]
+    assert float(result["rho_mean"]) == pytest.approx(np.mean(rho))
     assert store.results("adversarial") == ["adv_sst2@sst2"]
 
 
@@ -266,7 +269,8 @@ def test_accuracy_table_from_evaluations(tmp_path):
     put_evaluation(store, "qnli", "sst2", [0.5, 0.7])  # not qnli's own prompts: not its accuracy
     table = analysis.accuracy_table(store, ["sst2", "adv_sst2", "qnli"])
     assert list(table) == ["sst2", "adv_sst2"]
-    assert table["sst2"]["mean"] == pytest.approx(0.9) and table["sst2"]["std"] == pytest.approx(np.std([0.8, 0.9, 1.0]))
+    assert table["sst2"]["mean"] == pytest.approx(0.9)
+    assert table["sst2"]["std"] == pytest.approx(np.std([0.8, 0.9, 1.0]))
     assert table["adv_sst2"]["std"] == pytest.approx(0.1) and table["sst2"]["model"] == "tiny"
     put_evaluation(store, "qnli", "qnli", [0.6], seeds=(3,))
     with pytest.raises(ActstoreError, match="'qnli' is reported as mean ± std over seeds, but it has 1 seed"):
@@ -276,7 +280,8 @@ def test_accuracy_table_from_evaluations(tmp_path):
 def test_suppression_summary_by_hand():
     skill = np.array([[0.9, 0.6], [0.7, 0.4]])                      # (seed, percent)
     control = np.array([[[0.9, 0.8], [0.7, 0.8]], [[0.9, 0.9], [0.7, 0.7]]])  # (draw, seed, percent)
-    ds = xr.Dataset({"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control)},
+    ds = xr.Dataset({"accuracy_skill": (("seed", "percent"), skill),
+                     "accuracy_random": (("draw", "seed", "percent"), control)},
                     coords={"seed": [0, 1], "percent": [0.0, 5.0], "draw": [0, 1]})
     summary = analysis.suppression_summary(ds)
     np.testing.assert_allclose(summary["skill_mean"], [0.8, 0.5])
@@ -307,7 +312,8 @@ def test_transfer_command_evaluates_missing_pairs_once(tiny_store, tiny_model_di
     assert result.exit_code == 0, result.output
     assert "4 pair(s) evaluated" in result.output and "transferability" in result.output
     store = Store(tiny_store)
-    acc = {(a, b): store.result("evaluation", f"{b}@{a}")["accuracy"].values for a in ("sst2", "qnli") for b in ("sst2", "qnli")}
+    acc = {(a, b): store.result("evaluation", f"{b}@{a}")["accuracy"].values
+           for a in ("sst2", "qnli") for b in ("sst2", "qnli")}
     assert all(store.result("evaluation", f"{b}@{a}").attrs["spec"]["n_examples"] == 6 for a, b in acc)
     payload = json.loads(invoke(*args, "--json").output)
     assert payload["evaluated"] == 0
@@ -323,7 +329,8 @@ def test_transfer_command_evaluates_missing_pairs_once(tiny_store, tiny_model_di
 def test_correlate_and_compare_commands(tiny_store):
     store = Store(tiny_store, mode="a")
     toy = store.ranking("toy")
-    put_ranking(store, "toy2", np.asarray(toy["accuracy"].values)[..., ::-1].copy(), model=store.ranking_spec("toy").model)
+    put_ranking(store, "toy2", np.asarray(toy["accuracy"].values)[..., ::-1].copy(),
+                model=store.ranking_spec("toy").model)
     result = invoke("correlate", "--store", tiny_store, "--tasks", "toy,toy2", "--json")
     assert result.exit_code == 0, result.output
     rho = json.loads(result.output)["rho_mean"][0][1]
@@ -338,8 +345,10 @@ def test_analysis_commands_bad_input(tiny_store, tmp_path):
     one_error_line(invoke("correlate", "--store", tiny_store, "--tasks", "toy,toy3", "--normalize", "zscore"),
                    "needs at least 3")
     one_error_line(invoke("correlate", "--store", tiny_store, "--tasks", "toy,sst2"), "task 'sst2' has no ranking")
-    one_error_line(invoke("transfer", "--store", tiny_store, "--tasks", "sst2,adv_qnli"), "'adv_qnli' has no prompts of its own")
-    one_error_line(invoke("compare-adversarial", "--store", tiny_store, "--task", "adv_sst2"), "task 'adv_sst2' has no ranking")
+    one_error_line(invoke("transfer", "--store", tiny_store, "--tasks", "sst2,adv_qnli"),
+                   "'adv_qnli' has no prompts of its own")
+    one_error_line(invoke("compare-adversarial", "--store", tiny_store, "--task", "adv_sst2"),
+                   "task 'adv_sst2' has no ranking")
     one_error_line(invoke("correlate", "--store", tmp_path / "typo.zarr", "--tasks", "a,b"), "no actstore store")
     assert not (tmp_path / "typo.zarr").exists()
     store = Store(tmp_path / "m.zarr", mode="a")
@@ -352,7 +361,8 @@ def test_compare_adversarial_command(tmp_path):
     store = Store(tmp_path / "a.zarr", mode="a")
     put_ranking(store, "sst2", accuracies(1))
     put_ranking(store, "adv_sst2", accuracies(2), baseline="sst2")
-    result = invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "10,50", "--json")
+    result = invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "10,50",
+                    "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     stored = Store(tmp_path / "a.zarr").result("adversarial", "adv_sst2@sst2")
@@ -360,8 +370,8 @@ def test_compare_adversarial_command(tmp_path):
     assert payload["rows"][1]["overlap"] == pytest.approx(float(stored["overlap"].sel(percent=50.0)))
     table = invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "10")
     assert "top neurons of sst2 on adv_sst2" in table.output and "Spearman's rho" in table.output
-    one_error_line(invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "1"),
-                   "not a single neuron")
+    one_error_line(invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent",
+                          "1"), "not a single neuron")
 
 
 def test_report_of_a_tiny_run(tiny_store, tmp_path):

@@ -34,9 +34,10 @@ BASES = {
                 "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--limit", "24", "--batch-size", "4",
                 "--block", "8", "--data-dir", "{data}"),
     "extract-mine": ("extract", "--model", "{model}", *MINE, "--store", "{store}", "--split", "validation",
-                     "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "4", "--block", "8"),
-    "extract-stored": ("extract", "--model", "{model}", "--task", "sst2", "--store", "{store}", "--split", "validation",
-                       "--limit", "24", "--batch-size", "4", "--block", "8", "--data-dir", "{data}"),
+                     "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "4", "--block",
+                     "8"),
+    "extract-stored": ("extract", "--model", "{model}", "--task", "sst2", "--store", "{store}", "--split",
+                       "validation", "--limit", "24", "--batch-size", "4", "--block", "8", "--data-dir", "{data}"),
     "tune": ("tune", "--model", "{model}", *MINE, "--store", "{store}", "--seeds", "0", "--prompt-length", "3",
              "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--max-length", "32",
              "--data-files", "train={files}/good.jsonl,validation={files}/good_dev.jsonl"),
@@ -144,11 +145,15 @@ WRITERS = [
     ("extract", ("--label-words", "good"), 1, "needs one label word per class"),
     ("extract-mine", ("--label-words", "bad,bad", "--data-files", "validation={files}/good.jsonl"), 1,
      "share a token"),
-    ("extract-mine", ("--data-files", "validation={files}/good.jsonl", "--limit", "1"), 1, "holds only examples of class"),
-    ("extract-mine", ("--split", "train,validation", "--data-files",  # the second split's plan fails: nothing written
-                      "train={files}/good.jsonl,validation={files}/one_class.csv"), 1, "split 'validation' of task 'mine'"),
+    ("extract-mine", ("--data-files", "validation={files}/good.jsonl", "--limit", "1"), 1,
+     "holds only examples of class"),
+    # the second split's plan fails: nothing written
+    ("extract-mine", ("--split", "train,validation", "--data-files",
+                      "train={files}/good.jsonl,validation={files}/one_class.csv"), 1,
+     "split 'validation' of task 'mine'"),
     # extract: rows of the user's files
-    *[("extract-mine", ("--data-files", f"validation={{files}}/{name}"), 1, fragment) for name, fragment in DATA_CASES],
+    *[("extract-mine", ("--data-files", f"validation={{files}}/{name}"), 1, fragment)
+      for name, fragment in DATA_CASES],
     # tune
     ("tune", ("--seeds", "-1"), 1, "seeds must be integers from 0"),
     ("tune", ("--seeds", ""), 1, "give at least one seed"),
@@ -347,7 +352,8 @@ def test_the_store_is_left_as_it_was(world, base, extra, code, fragment, tmp_pat
     assert digest(world["store"]) == before
 
 
-@pytest.mark.parametrize("base, extra, code, fragment", WRITERS, ids=[f"{b} {' '.join(e)}"[:80] for b, e, _, _ in WRITERS])
+@pytest.mark.parametrize("base, extra, code, fragment", WRITERS,
+                         ids=[f"{b} {' '.join(e)}"[:80] for b, e, _, _ in WRITERS])
 def test_no_store_is_created(world, base, extra, code, fragment, tmp_path):
     new = tmp_path / "new.zarr"
     run_against(world, base, extra, code, fragment, new, tmp_path)
@@ -470,7 +476,8 @@ EXPERIMENT_CASES = [
     # checked against the model and the data once the file is valid, before the store is opened
     (('model = "{model}"', 'model = "no-such-model-xyz"'), "unknown model 'no-such-model-xyz'"),
     (("max_length = 32\n[extract]", "max_length = 400\n[extract]"), "400 text tokens exceed the 300 positions"),
-    ((PEFT_TUNE, PEFT_TUNE.replace("\n[data]", '\nlayout = "peft"\n[data]', 1).replace("n_tokens = 3", "n_tokens = 400")),
+    ((PEFT_TUNE,
+      PEFT_TUNE.replace("\n[data]", '\nlayout = "peft"\n[data]', 1).replace("n_tokens = 3", "n_tokens = 400")),
      "400 prompt tokens + 32 text tokens exceed"),
     (('data_dir = "{data}"', 'data_dir = "{files}"'), "was not found locally under"),
     # only where no store holds the clean task's prompts yet (the module's store has sst2's)
@@ -505,7 +512,8 @@ def test_the_shipped_experiment_files_and_the_options_follow_the_schema():
     from actstore.extraction import ExtractOptions
     from actstore.tuning import TuneOptions
 
-    shipped = [p for p in resources.files("actstore.data").joinpath("experiments").iterdir() if p.name.endswith(".toml")]
+    shipped = [p for p in resources.files("actstore.data").joinpath("experiments").iterdir()
+               if p.name.endswith(".toml")]
     assert len(shipped) == 4 and all(Experiment.load(str(p)).seeds for p in shipped)
     sections = _schema()["properties"]
     for section, cls in (("tune", TuneOptions), ("extract", ExtractOptions)):

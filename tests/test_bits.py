@@ -9,7 +9,7 @@ import xarray as xr
 
 from actstore import kernels
 from actstore.errors import ActstoreError
-from actstore.ranking import rank, rank_subtasks
+from actstore.ranking import rank
 from actstore.store import Store
 from helpers import run_toy
 
@@ -95,7 +95,8 @@ def test_counting_packed_bits_equals_unpacking_them(rows, shape, n_neurons, n_cl
 
 
 @pytest.mark.parametrize("keep", ["both", "bits"])
-def test_the_device_path_gives_the_same_store_as_the_host_kernels(keep, monkeypatch, tiny_model_dir, data_dir, tmp_path):
+def test_the_device_path_gives_the_same_store_as_the_host_kernels(keep, monkeypatch, tiny_model_dir, data_dir,
+                                                                  tmp_path):
     """On a GPU the compare, the packing and the moments run in torch where the activations are; the same code on
     this CPU must write the very bytes the numba kernels write."""
     from actstore import extraction
@@ -180,9 +181,9 @@ def test_keep_bits_without_a_baseline_is_one_error_line_and_stores_nothing(tiny_
     store = tmp_path / "s.zarr"
 
     def extract(task: str, *options: str):
-        return invoke("extract", "--model", tiny_model_dir("bert"), "--task", task, "--split", "validation", "--prompts",
-                      "random", "--seeds", "0,1", "--prompt-length", "3", "--limit", "8", "--batch-size", "4",
-                      "--block", "4", "--data-dir", data_dir, "--store", store, *options)
+        return invoke("extract", "--model", tiny_model_dir("bert"), "--task", task, "--split", "validation",
+                      "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3", "--limit", "8",
+                      "--batch-size", "4", "--block", "4", "--data-dir", data_dir, "--store", store, *options)
 
     one_error_line(extract("sst2", "--keep", "bits"), "train baseline of 'sst2'", "--split train first")
     assert not store.exists()
@@ -216,8 +217,8 @@ def test_the_cli_ranks_from_either_form_to_the_same_numbers(tiny_model_dir, data
     from helpers import invoke, one_error_line
 
     store = tmp_path / "s.zarr"
-    assert invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--prompts", "random", "--seeds", "0,1",
-                  "--prompt-length", "3", "--limit", "16", "--batch-size", "4", "--block", "4", "--keep", "both",
+    assert invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--prompts", "random", "--seeds",
+                  "0,1", "--prompt-length", "3", "--limit", "16", "--batch-size", "4", "--block", "4", "--keep", "both",
                   "--data-dir", data_dir, "--store", store).exit_code == 0
     tops = {}
     for read in ("bits", "acts"):
@@ -244,4 +245,5 @@ def test_rank_from_bits_equals_rank_from_float16_on_real_minilm(data_dir, tmp_pa
     for name in ranked["acts"]:
         np.testing.assert_array_equal(ranked["bits"][name], ranked["acts"][name], err_msg=name)
     ds = opened.extraction("sst2", "validation")
-    np.testing.assert_array_equal(ds["bits"].values, packed_reference(ds["acts"].values, opened.baseline("sst2").values))
+    np.testing.assert_array_equal(ds["bits"].values,
+                                  packed_reference(ds["acts"].values, opened.baseline("sst2").values))

@@ -12,6 +12,7 @@ from actstore import open_store
 from actstore.ranking import PREDICTIVITY_DECIMALS
 from helpers import digest, invoke, one_error_line
 
+
 @pytest.fixture(scope="module")
 def store(tiny_model_dir, data_dir, tmp_path_factory):
     """`actstore extract` (train streamed + validation) and `actstore rank` on a tiny RoBERTa and real SST-2."""
@@ -70,7 +71,8 @@ def extract_into(store, model_dir, *extra):
 
 def test_unknown_model(store, data_dir):
     before = digest(store)
-    one_error_line(extract_into(store, "no-such-model-xyz", "--task", "sst2", "--data-dir", data_dir), "unknown model 'no-such-model-xyz'")
+    one_error_line(extract_into(store, "no-such-model-xyz", "--task", "sst2", "--data-dir", data_dir),
+                   "unknown model 'no-such-model-xyz'")
     assert digest(store) == before
 
 
@@ -120,8 +122,9 @@ def test_non_binary_labels_for_rank(tiny_model_dir, tmp_path):
         (tmp_path / name).write_text("\n".join(["sentence,label", *rows]) + "\n")
     path = tmp_path / "three.zarr"
     result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "three", "--label-words", "bad,fine,good",
-                    "--text-field", "sentence", "--data-files", f"train={tmp_path / 'three.csv'},validation={tmp_path / 'three_dev.csv'}",
-                    "--prompts", "random", "--prompt-length", "2", "--store", path)
+                    "--text-field", "sentence", "--data-files",
+                    f"train={tmp_path / 'three.csv'},validation={tmp_path / 'three_dev.csv'}", "--prompts", "random",
+                    "--prompt-length", "2", "--store", path)
     assert result.exit_code == 0, result.output
     before = digest(path)
     one_error_line(invoke("rank", "--store", path, "--task", "three"), "binary labels", "3 classes")
@@ -163,5 +166,5 @@ def test_corrupted_chunk(store, tmp_path):
 def test_non_writable_path(tiny_model_dir, data_dir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    one_error_line(extract_into(blocker / "s.zarr", tiny_model_dir("roberta"), "--task", "sst2", "--data-dir", data_dir),
-                   "cannot write a store")
+    one_error_line(extract_into(blocker / "s.zarr", tiny_model_dir("roberta"), "--task", "sst2", "--data-dir",
+                                data_dir), "cannot write a store")

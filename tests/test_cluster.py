@@ -113,7 +113,8 @@ def test_cli_rank_on_a_scheduler_address_file_and_environment(toy, cluster, tmp_
     file.write_text(json.dumps({"address": cluster}))
     for option in (["--scheduler", cluster], ["--scheduler", file], []):
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster)  # an option wins over it; without one it is used
-        workers = ran_on_workers(cluster, lambda: invoke("rank", "--store", toy, "--task", "toy", *option))
+        workers = ran_on_workers(cluster,
+                                 lambda option=option: invoke("rank", "--store", toy, "--task", "toy", *option))
         assert len(workers) == 2, option
         assert loaded(open_store(toy).ranking("toy")) == threaded
 

@@ -134,10 +134,12 @@ def _library(where: str) -> tuple:
     return getattr(importlib.import_module(module), name)
 
 
-@pytest.mark.parametrize("command, option, choices, library", CHOICES, ids=[f"{' '.join(c)} {o}" for c, o, _, _ in CHOICES])
+@pytest.mark.parametrize("command, option, choices, library", CHOICES,
+                         ids=[f"{' '.join(c)} {o}" for c, o, _, _ in CHOICES])
 def test_fixed_choices_are_listed_and_a_wrong_one_is_a_usage_error(command, option, choices, library):
     assert tuple(choices) == tuple(_library(library))
-    listed = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "120"}).output  # a long choice list stays on a line
+    # 120 columns: a long choice list stays on a line
+    listed = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "120"}).output
     assert "|".join(choices) in listed.replace(" ", "").replace("│", "").replace("\n", ""), listed
     result = invoke(*command, option, "bogus")
     assert result.exit_code == 2 and option in result.output and "bogus" in result.output, result.output
@@ -171,11 +173,13 @@ def test_every_command_takes_json():
     assert missing == []
 
 
-@pytest.mark.parametrize("args", [("info", "{missing}"), ("verify", "{missing}"), ("rank", "--store", "{missing}", "--task", "sst2"),
+@pytest.mark.parametrize("args", [("info", "{missing}"), ("verify", "{missing}"),
+                                  ("rank", "--store", "{missing}", "--task", "sst2"),
                                   ("report", "--store", "{missing}", "--out", "{tmp}/r"),
                                   ("prompts", "export", "--store", "{missing}", "--task", "sst2", "--out", "{tmp}/r"),
                                   ("correlate", "--store", "{missing}", "--tasks", "a,b"),
-                                  ("run", "{tmp}/no.toml")], ids=lambda a: a[0] + (" " + a[1] if a[0] == "prompts" else ""))
+                                  ("run", "{tmp}/no.toml")],
+                         ids=lambda a: a[0] + (" " + a[1] if a[0] == "prompts" else ""))
 def test_an_error_under_json_is_one_json_document_and_creates_nothing(args, tmp_path):
     missing = tmp_path / "typo.zarr"
     result = invoke(*(a.format(missing=missing, tmp=tmp_path) for a in args), "--json")
@@ -191,7 +195,8 @@ def test_verbose_and_quiet_set_the_logging_level(empty_store, capsys):
     assert "done in" not in invoke("info", empty_store).stderr
     try:
         for flags, shown in (((0, True), ["error"]), ((0, False), ["warning", "error"]),
-                             ((1, False), ["info", "warning", "error"]), ((2, False), ["debug", "info", "warning", "error"])):
+                             ((1, False), ["info", "warning", "error"]),
+                             ((2, False), ["debug", "info", "warning", "error"])):
             configure_logging(*flags)
             capsys.readouterr()
             log = logging.getLogger("actstore.test")
@@ -222,7 +227,7 @@ def extracted(tiny_model_dir, data_dir, tmp_path_factory) -> tuple[Path, list[st
 
 
 def test_extract_says_already_complete_instead_of_a_rate(extracted):
-    store, args = extracted
+    _, args = extracted
     again = invoke(*args)
     assert again.exit_code == 0, again.output
     lines = [line for line in again.stdout.splitlines() if line.strip()]

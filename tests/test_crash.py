@@ -29,7 +29,9 @@ def command(model_dir, data_dir, store):
 
 def done_blocks(store):
     folder = store / "extractions" / "sst2" / "validation" / "done" / "c"
-    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial")) if folder.exists() else 0
+    if not folder.exists():
+        return 0
+    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
 
 
 def test_kill_9_then_rerun_gives_the_uninterrupted_result(tiny_model_dir, data_dir, tmp_path):
@@ -38,7 +40,8 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(tiny_model_dir, data_d
     subprocess.run(command(model, data_dir, tmp_path / "ref.zarr"), check=True, env=env, capture_output=True)
 
     store = tmp_path / "cut.zarr"
-    proc = subprocess.Popen(command(model, data_dir, store), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(command(model, data_dir, store), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while done_blocks(store) < 20 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)

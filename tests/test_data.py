@@ -62,7 +62,7 @@ def test_csv_columns_are_text_and_a_blank_index_column_is_no_problem(tmp_path):
 
 def test_data_format_overrides_the_extension(tmp_path):
     path = write(tmp_path, "d.tsv").rename(tmp_path / "reviews.txt")
-    with pytest.raises(ActstoreError, match="cannot tell the format of .*reviews.txt from its extension"):
+    with pytest.raises(ActstoreError, match=r"cannot tell the format of .*reviews.txt from its extension"):
         tasks.load_split(user_task({}), "test", data_files={"test": path})
     split = tasks.load_split(user_task({"test": path}, data_format="tsv"), "test", data_files={"test": path},
                              data_format="tsv")
@@ -104,14 +104,16 @@ def test_the_sorted_label_order_is_told_to_the_user(tmp_path, caplog):
     assert "bad=0 (negative), good=1 (positive)" in caplog.text and "--label-names" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="actstore.cli"):
-        DataSource(data_files=f"test={path}", label_words="negative,positive", label_names="bad,good").load("mine", "test")
+        source = DataSource(data_files=f"test={path}", label_words="negative,positive", label_names="bad,good")
+        source.load("mine", "test")
     assert caplog.text == ""
 
 
 def test_several_text_fields_as_a_comma_list_or_a_repeated_option(tmp_path):
     path = write(tmp_path, "d.csv")
-    loads = [DataSource(data_files=f"test={path}", label_words="negative,positive", text_field=fields).load("mine", "test")
-             for fields in (["text,note"], ["text", "note"], [" text , note "])]
+    sources = [DataSource(data_files=f"test={path}", label_words="negative,positive", text_field=fields)
+               for fields in (["text,note"], ["text", "note"], [" text , note "])]
+    loads = [source.load("mine", "test") for source in sources]
     specs, splits = zip(*loads)
     assert {s.text_fields for s in specs} == {("text", "note")}
     assert {s["test"].fingerprint for s in splits} == {splits[0]["test"].fingerprint}
@@ -121,7 +123,8 @@ def test_several_text_fields_as_a_comma_list_or_a_repeated_option(tmp_path):
 def dev_rule(n: int) -> np.ndarray:
     """The rule as README and the tasks module state it, from data/tasks.json's seed, fraction and cap."""
     rule = json.loads((Path(tasks.__file__).parents[1] / "data" / "tasks.json").read_text())["dev_from_train"]
-    return np.sort(np.random.default_rng(rule["seed"]).permutation(n)[:min(int(n * rule["fraction"]), rule["max_examples"])])
+    size = min(int(n * rule["fraction"]), rule["max_examples"])
+    return np.sort(np.random.default_rng(rule["seed"]).permutation(n)[:size])
 
 
 def test_a_train_file_alone_gives_a_dev_split_that_leaves_train(tmp_path):
@@ -140,7 +143,8 @@ def test_a_train_file_alone_gives_a_dev_split_that_leaves_train(tmp_path):
 def test_row_ids_survive_limit_sampling(tmp_path):
     path = write(tmp_path, "d.jsonl")
     _, whole = DataSource(data_files=str(path), label_words="negative,positive").load("mine", "train")
-    _, limited = DataSource(data_files=str(path), label_words="negative,positive", limit=10).load("mine", "train,validation")
+    source = DataSource(data_files=str(path), label_words="negative,positive", limit=10)
+    _, limited = source.load("mine", "train,validation")
     sample = limited["train"]
     assert len(sample) == 10 and set(sample.rows.tolist()) <= set(whole["train"].rows.tolist())
     assert sample.rows.tolist() == sorted(sample.rows.tolist())
@@ -169,10 +173,14 @@ class FakeHub:
 
 
 @pytest.mark.parametrize("task, split, call", [
-    ("adv_sst2", "validation", (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_sst2", "split": "validation"})),
-    ("adv_qnli", "validation", (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_qnli", "split": "validation"})),
-    ("ethics_justice", "validation", (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "justice", "split": "test"})),
-    ("ethics_deontology", "train", (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "deontology", "split": "train"})),
+    ("adv_sst2", "validation",
+     (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_sst2", "split": "validation"})),
+    ("adv_qnli", "validation",
+     (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_qnli", "split": "validation"})),
+    ("ethics_justice", "validation",
+     (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "justice", "split": "test"})),
+    ("ethics_deontology", "train",
+     (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "deontology", "split": "train"})),
     ("sst2", "validation", (("glue", "sst2"), {"split": "validation"})),
 ])
 def test_script_based_hub_repos_are_read_from_their_parquet_export(monkeypatch, task, split, call):
@@ -211,7 +219,8 @@ def files(tmp_path_factory) -> Path:
     write(folder, "meh.jsonl", REVIEWS[:3] + [("film 3", "short", "meh")])
     write(folder, "small.csv", REVIEWS[:9])
     write(folder, "empty.parquet", [], COLUMNS)
-    (folder / "lines.json").write_text(json.dumps(dict(zip(COLUMNS, REVIEWS[0]))) + "\n" + '{"text": "film", "label": "good"\n')
+    (folder / "lines.json").write_text(json.dumps(dict(zip(COLUMNS, REVIEWS[0]))) + "\n"
+                                       + '{"text": "film", "label": "good"\n')
     (folder / "array.json").write_text(json.dumps([dict(zip(COLUMNS, REVIEWS[0])), ["film", "good"]]))
     (folder / "garbage.parquet").write_bytes(b"PAR1 this is not a parquet file")
     (folder / "latin1.csv").write_bytes("text,note,label\nun film tr\xe8s long,x,bad\n".encode("latin-1"))
@@ -224,10 +233,12 @@ BAD = [
     (("--data-files", "validation={files}/lines.json"), "lines.json line 2"),
     (("--data-files", "validation={files}/array.json"), "array.json item 1: a record must be a JSON object, got list"),
     (("--data-files", "validation={files}/three.csv"), "holds 3 distinct labels (bad, good, meh) but 2 label words"),
-    (("--data-files", "validation={files}/meh.jsonl", "--label-names", "bad,good"), "label 'meh' in {files}/meh.jsonl line 4"),
+    (("--data-files", "validation={files}/meh.jsonl", "--label-names", "bad,good"),
+     "label 'meh' in {files}/meh.jsonl line 4"),
     (("--data-files", "validation={files}/reviews.parquet", "--text-field", "text,nope"),
      "reviews.parquet row 0: no field(s) ['nope']"),
-    (("--data-files", "validation={files}/reviews.csv", "--label-field", "stars"), "reviews.csv line 2: no field(s) ['stars']"),
+    (("--data-files", "validation={files}/reviews.csv", "--label-field", "stars"),
+     "reviews.csv line 2: no field(s) ['stars']"),
     (("--data-files", "validation={files}/empty.parquet"), "is empty ({files}/empty.parquet)"),
     (("--data-files", "validation={files}/garbage.parquet"), "cannot read {files}/garbage.parquet as parquet"),
     (("--data-files", "validation={files}/latin1.csv"), "cannot parse {files}/latin1.csv"),
@@ -244,15 +255,17 @@ BAD = [
 def test_bad_files_are_one_error_line(files, tiny_model_dir, tmp_path, extra, fragment):
     store = tmp_path / "s.zarr"
     args = [a.format(files=files) for a in extra]
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "mine", "--label-words", "negative,positive",
-                    "--store", store, "--split", "validation", "--prompts", "random", "--prompt-length", "2", *args)
+    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "mine", "--label-words",
+                    "negative,positive", "--store", store, "--split", "validation", "--prompts", "random",
+                    "--prompt-length", "2", *args)
     one_error_line(result, fragment.format(files=files))
     assert not store.exists()
 
 
 def test_an_unknown_data_format_is_a_usage_error(files, tiny_model_dir, tmp_path):
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "mine", "--label-words", "negative,positive",
-                    "--store", tmp_path / "s.zarr", "--data-files", files / "reviews.csv", "--data-format", "xlsx")
+    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "mine", "--label-words",
+                    "negative,positive", "--store", tmp_path / "s.zarr", "--data-files", files / "reviews.csv",
+                    "--data-format", "xlsx")
     assert result.exit_code == 2 and "--data-format" in result.output
 
 
@@ -260,9 +273,10 @@ def test_own_parquet_with_text_labels_and_two_text_fields_extracts(files, tiny_m
     from actstore.store import Store
 
     store = tmp_path / "s.zarr"
-    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "mine", "--label-words", "negative,positive",
-                    "--data-files", files / "reviews.parquet", "--text-field", "text", "--text-field", "note",
-                    "--prompts", "random", "--prompt-length", "2", "--batch-size", "4", "--block", "8", "--store", store)
+    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "mine", "--label-words",
+                    "negative,positive", "--data-files", files / "reviews.parquet", "--text-field", "text",
+                    "--text-field", "note", "--prompts", "random", "--prompt-length", "2", "--batch-size", "4",
+                    "--block", "8", "--store", store)
     assert result.exit_code == 0, result.output
     assert "bad=0 (negative), good=1 (positive)" in result.output
     stored = Store(store).extraction(task="mine", split="validation")

@@ -23,8 +23,8 @@ from helpers import digest, invoke, one_error_line
 TASK = tasks.custom_task("mine", ["text"], "label", ["0", "1"], ["bad", "good"])
 #: texts that a careless reader changes: unicode, quotes, newlines, commas and tabs (CSV quotes them all)
 TRICKY = ["a bad movie, take 0", 'she said "no", twice', '"quoted" from the start', "tab\tinside", "two\nlines",
-          "windows\r\nline end", "  spaces kept  ", "ünïcödé, 中文, emoji 🎬, e\u0301", "comma, \"quote\"\nand, newline",
-          "NA", "007", "'single'"]
+          "windows\r\nline end", "  spaces kept  ", "ünïcödé, 中文, emoji 🎬, e\u0301",
+          "comma, \"quote\"\nand, newline", "NA", "007", "'single'"]
 GOOD = [f"a {w} movie" for w in ["bad", "good", "dull", "great", "boring", "fine", "awful", "funny"]]
 
 
@@ -85,7 +85,8 @@ def test_a_row_with_a_field_missing_is_refused(world, tmp_path, fmt, sep):
 def test_the_line_named_is_where_the_record_starts_after_embedded_newlines(tmp_path):
     """Row 1's quoted text spans lines 2-4, a blank line and a good row follow: the ragged row is the third record
     but starts on physical line 7."""
-    path = write_rows(tmp_path / "d.csv", ['"one\r\ntwo\nthree",1', "", "fine,0", "a bad movie, take 0,1"], "text,label")
+    path = write_rows(tmp_path / "d.csv", ['"one\r\ntwo\nthree",1', "", "fine,0", "a bad movie, take 0,1"],
+                      "text,label")
     raw = path.read_bytes()
     assert raw[:raw.index(b"a bad movie")].count(b"\n") + 1 == 7
     with pytest.raises(ActstoreError) as caught:
@@ -106,7 +107,8 @@ def test_a_stray_or_unclosed_quote_is_refused_at_its_line(tmp_path, row, message
 
 @pytest.mark.parametrize("line, fragment", [
     ('{"text": "a bad movie"}', "line 3: no field(s) ['label']; its fields: ['text']"),
-    ('{"text": "a bad movie", "label": 0, "text": "a good movie"}', "line 3: an object names the field(s) ['text'] twice"),
+    ('{"text": "a bad movie", "label": 0, "text": "a good movie"}',
+     "line 3: an object names the field(s) ['text'] twice"),
 ])
 def test_a_json_line_missing_a_field_or_naming_one_twice_is_refused(world, tmp_path, line, fragment):
     path = tmp_path / "d.jsonl"
@@ -129,7 +131,8 @@ def tricky_files(folder: Path) -> dict[str, tuple[Path, list[str]]]:
     (folder / "t.json").write_text(json.dumps([{"text": t, "label": y} for t, y in zip(TRICKY, labels)]),
                                    encoding="utf-8")
     pd.DataFrame({"text": TRICKY, "label": labels}).to_parquet(folder / "t.parquet")
-    return {fmt: (folder / f"t.{fmt}", plain if fmt == "tsv" else TRICKY) for fmt in ("csv", "tsv", "jsonl", "json", "parquet")}
+    return {fmt: (folder / f"t.{fmt}", plain if fmt == "tsv" else TRICKY)
+            for fmt in ("csv", "tsv", "jsonl", "json", "parquet")}
 
 
 def test_every_format_reads_its_fields_byte_for_byte(tmp_path):

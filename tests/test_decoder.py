@@ -9,14 +9,14 @@ import torch
 
 from actstore import analysis, open_store
 from actstore.errors import ActstoreError
+from actstore.evaluation import scores
 from actstore.extraction import ExtractOptions
 from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import rank, recompute_baseline, top_neurons
+from actstore.report import layer_figure
 from actstore.store import Store
 from actstore.suppression import SuppressOptions, baseline_mean, random_ranks, suppress, suppression_edit
-from actstore.evaluation import scores
-from actstore.report import layer_figure
 from helpers import SENTIMENT, extract_interrupted, invoke, reference_ranking, run_toy, toy_split
 from test_extraction import independent_activations
 from test_suppression import zeroed_copy

@@ -49,7 +49,8 @@ def _independent(model, texts, prompt, max_length, stack):
         for h in handles:
             h.remove()
     positions = prompt.shape[0] if stack == "encoder" else 1
-    return torch.stack([seen[i][:, :positions] for i in range(len(seen))], dim=1).numpy()  # (example, layer, token, neuron)
+    # (example, layer, token, neuron)
+    return torch.stack([seen[i][:, :positions] for i in range(len(seen))], dim=1).numpy()
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -135,10 +136,12 @@ def test_float16_overflow_is_reported_not_stored(tiny_model_dir, data_dir, tmp_p
         model.model.encoder.block[1].layer[-1].DenseReluDense.wi.weight.mul_(1e6)
     prompts = PromptSet.random([0], 3, model.spec.hidden)
     store = Store(tmp_path / "s.zarr", mode="a")
-    with pytest.raises(ActstoreError, match="overflow at layer 1.*float32"):
-        extract(store, model, SENTIMENT, toy_split(data_dir, "validation", 8), prompts, ExtractOptions(batch_size=2, block=4))
+    with pytest.raises(ActstoreError, match=r"overflow at layer 1.*float32"):
+        extract(store, model, SENTIMENT, toy_split(data_dir, "validation", 8), prompts,
+                ExtractOptions(batch_size=2, block=4))
     assert not store.summary()["extractions"]["toy/validation"]["blocks_done"]
     spec = extract(store.__class__(tmp_path / "f32.zarr", mode="a"), model, SENTIMENT,
-                   toy_split(data_dir, "validation", 8), prompts, ExtractOptions(batch_size=2, block=4, dtype="float32"))
+                   toy_split(data_dir, "validation", 8), prompts,
+                   ExtractOptions(batch_size=2, block=4, dtype="float32"))
     acts = open_store(tmp_path / "f32.zarr").extraction("toy", "validation")["acts"].values
     assert spec.dtype == "float32" and np.abs(acts).max() > 65504 and np.isfinite(acts).all()

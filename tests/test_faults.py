@@ -154,7 +154,7 @@ def test_a_zarr_json_still_being_written_is_not_taken_for_a_lost_one(reference, 
     assert open_store(store).extraction_spec("sst2", "test") is None
     (group / "label").mkdir()
     (group / "label" / "zarr.json").write_text("{}")
-    with pytest.raises(StoreFault, match="holds data but its zarr.json is missing"):
+    with pytest.raises(StoreFault, match=r"holds data but its zarr\.json is missing"):
         open_store(store).extraction_spec("sst2", "test")
 
 

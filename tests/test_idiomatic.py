@@ -144,7 +144,8 @@ def test_upgrade_keeps_every_value_and_the_ranking(upgraded):
 
     def renamed(key: str) -> str:
         key = re.sub(r"^extractions/([^/]+)/([^/]+)/decoder/", r"decoder_extractions/\1/\2/", key)
-        return re.sub(r"/(class|stack)$", lambda m: {"/class": "/label_class", "/stack": "/layer_stack"}[m.group(0)], key)
+        names = {"/class": "/label_class", "/stack": "/layer_stack"}
+        return re.sub(r"/(class|stack)$", lambda m: names[m.group(0)], key)
 
     assert {renamed(k) for k in before} == set(after)
     store = open_store(path)
@@ -281,11 +282,10 @@ def test_the_only_writer_consolidates_without_reading_back(monkeypatch, tmp_path
 def test_the_writer_lock_is_beside_the_store_and_still_exclusive(upgraded, tmp_path):
     path = v2_store(tmp_path)
     (path / ".actstore.lock").touch()
-    legacy = open(path / ".actstore.lock")
-    fcntl.flock(legacy, fcntl.LOCK_SH)  # a version 2 process still writing
-    with pytest.raises(ActstoreError, match="being written by another actstore process"):
-        upgrade_path(path)
-    legacy.close()
+    with open(path / ".actstore.lock") as legacy:
+        fcntl.flock(legacy, fcntl.LOCK_SH)  # a version 2 process still writing
+        with pytest.raises(ActstoreError, match="being written by another actstore process"):
+            upgrade_path(path)
     upgrade_path(path)
     assert not (path / ".actstore.lock").exists()
     with Store(path, mode="r+").writing():

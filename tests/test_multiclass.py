@@ -15,8 +15,7 @@ from actstore.errors import ActstoreError
 from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
 from actstore.prompts import PromptSet
-from actstore.ranking import (combine_rankings, parse_subtask, rank, rank_subtasks, ranking_dataset,
-                              subtask_names)
+from actstore.ranking import combine_rankings, parse_subtask, rank, rank_subtasks, ranking_dataset, subtask_names
 from actstore.specs import ModelSpec, RankingSpec, from_attrs, to_attrs
 from actstore.store import Store
 from helpers import digest, invoke, one_error_line, reference_ranking, run_toy
@@ -78,7 +77,7 @@ def test_the_kernel_skips_labels_outside_the_classes():
 
 
 def test_subtasks_equal_an_independent_float64_computation_on_their_examples(ranked):
-    path, made = ranked
+    path, _ = ranked
     store = open_store(path)
     train, dev = store.extraction(TWEETS, "train"), store.extraction(TWEETS, "validation")
     labels = dev["label"].values
@@ -116,7 +115,7 @@ def interleave_reference(orders: list[list[int]]) -> list[int]:
 
 
 def test_combined_skill_neurons_are_filled_in_turn_from_both_subtasks(ranked):
-    path, made = ranked
+    path, _ = ranked
     store = open_store(path)
     combined = store.ranking(f"{TWEETS}:combined")
     parts = [store.ranking(f"{TWEETS}:{n}") for n in ("positive-vs-negative", "neutral-vs-rest")]

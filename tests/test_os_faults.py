@@ -97,7 +97,9 @@ def assert_same_extraction(store: Path, reference: Path, task: str, splits: tupl
 
 def done_blocks(store: Path, split: str = "validation") -> int:
     folder = store / "extractions" / "sst2" / split / "done" / "c"
-    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial")) if folder.exists() else 0
+    if not folder.exists():
+        return 0
+    return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
 
 
 # ---- a full disk
@@ -122,8 +124,8 @@ def on_tmpfs(tiny_model_dir, data_dir, tmp_path_factory) -> Iterator[tuple[Path,
 
 
 @pytest.mark.parametrize("when", ["before any block", "halfway"])
-def test_disk_full_is_one_line_and_the_same_command_finishes_the_store_once_space_is_freed(when, on_tmpfs, tiny_model_dir,
-                                                                                           data_dir, tmpfs):
+def test_disk_full_is_one_line_and_the_same_command_finishes_the_store_once_space_is_freed(
+        when, on_tmpfs, tiny_model_dir, data_dir, tmpfs):
     reference, footprint = on_tmpfs
     # before any block: room for the store's root, not for the prompts or the extraction groups (main thread);
     # halfway: the blocks' chunks run out of room in the writer threads
@@ -172,8 +174,8 @@ def test_a_writer_thread_that_finds_the_disk_full_stops_the_extraction_with_its_
 
 def test_read_only_store_or_directory_is_one_line(tiny_model_dir, data_dir, tmpfs):
     folder = tmpfs("ro", "4m")
-    args = ["extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation", "--prompts", "random",
-            "--seeds", "0", "--prompt-length", "4", "--limit", "8", "--data-dir", data_dir]
+    args = ["extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation", "--prompts",
+            "random", "--seeds", "0", "--prompt-length", "4", "--limit", "8", "--data-dir", data_dir]
     assert invoke(*args, "--store", folder / "s.zarr").exit_code == 0
     remount(folder, "ro")
     for store in (folder / "s.zarr", folder / "new.zarr", folder / "new" / "deeper.zarr"):
@@ -245,8 +247,9 @@ def test_unusable_model_directory_is_one_line(kind, fragments, tiny_model_dir, d
 def test_unusable_device_is_one_line_before_anything_is_written(device, tiny_model_dir, data_dir, tmp_path):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation", "--prompts",
-                    "random", "--limit", "8", "--data-dir", data_dir, "--store", tmp_path / "s.zarr", "--device", device)
+    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation",
+                    "--prompts", "random", "--limit", "8", "--data-dir", data_dir, "--store", tmp_path / "s.zarr",
+                    "--device", device)
     one_line(result, f"'{device}'")
     assert not (tmp_path / "s.zarr").exists()
 

@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from actstore import tasks
 from actstore.errors import ActstoreError
 from actstore.examples import top_examples
 from actstore.models import load_model

@@ -76,12 +76,13 @@ def wide_roberta(tmp_path_factory) -> Path:
 def imported(released, wide_roberta, tmp_path_factory) -> Path:
     """A store holding the released SST-2 RoBERTa prompts, imported through the command line."""
     store = tmp_path_factory.mktemp("released") / "paper.zarr"
-    result = invoke("prompts", "import", "--from", "robust-neurons", released, "--task", "sst2", "--model", wide_roberta,
-                    "--store", store, "--json")
+    result = invoke("prompts", "import", "--from", "robust-neurons", released, "--task", "sst2", "--model",
+                    wide_roberta, "--store", store, "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["seeds"] == list(SEEDS.values()) and payload["seed_names"] == list(SEEDS)
-    assert payload["n_tokens"] == 100 and payload["layout"] == "pt" and payload["source"] == f"robust-neurons:{released}"
+    assert payload["n_tokens"] == 100 and payload["layout"] == "pt"
+    assert payload["source"] == f"robust-neurons:{released}"
     return store
 
 
@@ -134,7 +135,8 @@ def test_every_released_prompt_exports_back_as_the_same_tensor(released, tmp_pat
         for task in RN_TASKS:
             prompts = PromptSet.from_robust_neurons(released, task, architecture, 768)
             written += export_prompts(prompts, out, "robust-neurons", "unused", task=task, architecture=architecture)
-    assert sorted(p.relative_to(out) for p in written) == sorted(p.relative_to(released) for p in released.rglob("task_prompt"))
+    expected = sorted(p.relative_to(released) for p in released.rglob("task_prompt"))
+    assert sorted(p.relative_to(out) for p in written) == expected
     for path in written:
         original = torch.load(released / path.relative_to(out), map_location="cpu", weights_only=True)
         assert torch.equal(torch.load(path), original), path
@@ -182,7 +184,8 @@ def test_a_released_roberta_prompt_gives_finite_logits_in_the_pt_layout(imported
     prompts.check_fits(model.spec, 16)
     sst2 = tasks.get_task("sst2")
     batch = model.encode([("a charming and moving film",), ("a dull , boring mess",)], 16, "sst2")
-    logits = [model.label_logits(batch, torch.from_numpy(vectors), model.label_ids(sst2)) for vectors in prompts.vectors]
+    logits = [model.label_logits(batch, torch.from_numpy(vectors), model.label_ids(sst2))
+              for vectors in prompts.vectors]
     assert all(tuple(x.shape) == (2, 2) and bool(torch.isfinite(x).all()) for x in logits)
     assert not torch.equal(logits[0], logits[1])  # seed su and seed 33 are different prompts
 

@@ -52,8 +52,9 @@ def full_store(tmp_path) -> Store:
 
 
 EXPECTED = ["transfer-relative-sst2_imdb_qnli", "transfer-absolute-sst2_imdb_qnli", "predictivity-distribution",
-            "neuron-accuracy-distribution", "skill-neuron-layers", "correlation-sst2_imdb_qnli_adv_sst2", "correlation-sst2_imdb_qnli_adv_sst2.zscore",
-            "suppression-zero-layer", "suppression-noise-layer", "cross-suppression-zero-layer", "adversarial-overlap"]
+            "neuron-accuracy-distribution", "skill-neuron-layers", "correlation-sst2_imdb_qnli_adv_sst2",
+            "correlation-sst2_imdb_qnli_adv_sst2.zscore", "suppression-zero-layer", "suppression-noise-layer",
+            "cross-suppression-zero-layer", "adversarial-overlap"]
 
 
 def test_report_draws_every_figure_and_lists_it(full_store, tmp_path):
@@ -79,7 +80,8 @@ def test_a_store_without_results_skips_each_figure_with_a_note(tmp_path):
     report = render(Store(tmp_path / "e.zarr", mode="a"), out)
     assert report.figures == [] and len(report.skipped) == 6
     index = (out / "index.md").read_text()
-    assert "No model accuracies" in index and "run actstore transfer" in index and "run actstore suppress" in index and "--neurons-from" in index
+    assert "No model accuracies" in index and "run actstore transfer" in index
+    assert "run actstore suppress" in index and "--neurons-from" in index
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "index.md"]
 
 
@@ -135,7 +137,8 @@ def test_every_figure_has_a_title_named_axes_and_no_empty_panel(full_store):
 
 def test_task_order_puts_clean_tasks_first_and_adversarial_ones_in_their_order():
     names = ["adv_qnli", "mine", "qnli", "adv_sst2", "ethics_deontology", "sst2", "tweets3:combined"]
-    assert task_order(names) == ["sst2", "qnli", "ethics_deontology", "tweets3:combined", "mine", "adv_sst2", "adv_qnli"]
+    assert task_order(names) == ["sst2", "qnli", "ethics_deontology", "tweets3:combined", "mine", "adv_sst2",
+                                 "adv_qnli"]
 
 
 def test_figures_show_tasks_in_that_order(full_store):
@@ -172,7 +175,8 @@ def test_suppression_panels_share_y_and_name_band_examples_and_whose_neurons(ful
         assert "± std over seeds" in texts and "± std over random draws" in texts
     cross = panels(figs["cross-suppression-zero-layer"].figure)
     assert len(cross) == len(figs["cross-suppression-zero-layer"].figure.axes) == 2  # one axes per result, none empty
-    assert [ax.get_title() for ax in cross] == ["sst2 (n = 300) · neurons of adv_sst2", "adv_sst2 (n = 300) · neurons of sst2"]
+    assert [ax.get_title() for ax in cross] == ["sst2 (n = 300) · neurons of adv_sst2",
+                                                "adv_sst2 (n = 300) · neurons of sst2"]
     texts = legend_texts(figs["cross-suppression-zero-layer"].figure)
     assert "skill neurons of the task after 'neurons of'" in texts and "the evaluated task's own skill neurons" in texts
     for ax, task in zip(cross, ["sst2", "adv_sst2"]):  # dotted: the task's own curve of the same mode (not noise)
@@ -183,7 +187,8 @@ def test_suppression_panels_share_y_and_name_band_examples_and_whose_neurons(ful
 
 def test_correlation_axes_are_named_the_diagonal_masked_and_zscore_titled(full_store):
     figs = drawn(full_store)
-    for stem, zscored in (("correlation-sst2_imdb_qnli_adv_sst2", False), ("correlation-sst2_imdb_qnli_adv_sst2.zscore", True)):
+    for stem, zscored in (("correlation-sst2_imdb_qnli_adv_sst2", False),
+                          ("correlation-sst2_imdb_qnli_adv_sst2.zscore", True)):
         d = figs[stem]
         ax = panels(d.figure)[0]
         assert ax.get_xlabel().startswith("task (") and ax.get_ylabel().startswith("task (")

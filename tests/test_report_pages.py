@@ -61,7 +61,7 @@ def toy_report(request, tiny_model_dir, data_dir, tmp_path):
 
 
 def test_activity_at_the_best_token_gives_back_the_ranked_accuracy(toy_report):
-    store, report = toy_report
+    store, _ = toy_report
     ranking = store.ranking("toy")
     rows = top_neurons(ranking, 3)
     found = activities(store, "toy", ranking, rows)
@@ -109,7 +109,8 @@ def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
     store, report = toy_report
     out = report.out
     rows = report.neurons["toy"]
-    assert [(r["layer"], r["neuron"]) for r in rows] == [(r["layer"], r["neuron"]) for r in top_neurons(store.ranking("toy"), 3)]
+    ranked = top_neurons(store.ranking("toy"), 3)
+    assert [(r["layer"], r["neuron"]) for r in rows] == [(r["layer"], r["neuron"]) for r in ranked]
     index = (out / "index.html").read_text()
     kept_values = "acts" in store.extraction("toy")
     for row in rows:
@@ -187,7 +188,7 @@ def images_in_browser(page: Path) -> tuple[int, str]:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH: `make test` installs the Debian package "
                                              "where apt-get is available, and this machine has neither")
 def test_the_index_and_a_neuron_page_open_in_a_real_browser(toy_report, tmp_path):
-    store, report = toy_report
+    _, report = toy_report
     for page, n_images in ((report.out / "index.html", len(report.figures)),
                            (report.out / report.neurons["toy"][0]["page"], 2)):
         pixels = screenshot(page, tmp_path / f"{page.stem}.png")
@@ -225,6 +226,7 @@ def test_a_decoder_neuron_reads_the_decoder_extraction(tiny_model_dir, data_dir,
             at = {"seed": seed, "layer": row["layer"], "neuron": row["neuron"]}
             best = int(ranking["best_token"].sel(at))
             assert row["stack"] == "encoder" or best == 0
-            assert (activity.above[s] == activity.labels).mean() == pytest.approx(float(ranking["accuracy"].sel({**at, "token": best})))
+            accuracy = float(ranking["accuracy"].sel({**at, "token": best}))
+            assert (activity.above[s] == activity.labels).mean() == pytest.approx(accuracy)
             if row["stack"] == "decoder":
                 np.testing.assert_array_equal(activity.values[s], decoder.sel({**at, "token": 0}).values)

@@ -54,7 +54,8 @@ def test_eval_with_the_clean_prompts_on_the_adversarial_task(tuned, tiny_model_d
 
 def test_prompts_export_and_import_round_trip(tuned, tiny_model_dir, tmp_path):
     for fmt in ("pt", "peft"):
-        result = invoke("prompts", "export", "--task", "sst2", "--store", tuned, "--out", tmp_path / fmt, "--format", fmt)
+        result = invoke("prompts", "export", "--task", "sst2", "--store", tuned, "--out", tmp_path / fmt, "--format",
+                        fmt)
         assert result.exit_code == 0, result.output
     assert torch.load(tmp_path / "pt" / "seed1.pt").shape == (3, 32)
     config = json.loads((tmp_path / "peft" / "seed0" / "adapter_config.json").read_text())
@@ -74,10 +75,11 @@ def test_bad_tuning_input_is_one_line_and_harmless(tuned, tiny_model_dir, data_d
     one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0,0", *TUNE), "duplicate seeds")
     one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "0"),
                    "prompt length must be positive")
-    one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "400", "--layout", "peft"),
-                   "exceed the")  # peft: the prompt takes positions
-    one_error_line(invoke("tune", "--model", tiny_model_dir("bert"), "--store", tuned, "--task", "greek", "--seeds", "0",
-                          "--label-words", "Ωmega,Ψsi", "--text-field", "sentence", "--data-files",
+    # peft: the prompt takes positions
+    one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "400", "--layout",
+                          "peft"), "exceed the")
+    one_error_line(invoke("tune", "--model", tiny_model_dir("bert"), "--store", tuned, "--task", "greek", "--seeds",
+                          "0", "--label-words", "Ωmega,Ψsi", "--text-field", "sentence", "--data-files",
                           f"train={data_dir / 'sst2/train.tsv'},validation={data_dir / 'sst2/dev.tsv'}", *TUNE),
                    "label word 'Ωmega' is not in the vocabulary")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
@@ -251,7 +253,8 @@ def test_the_paper_toml_dry_run_prints_bytes_and_gpu_hours_and_loads_nothing(mon
     monkeypatch.setattr(actstore.experiment, "load_model", refuse)
     monkeypatch.setattr(actstore.models, "load_model", refuse)
     monkeypatch.chdir(ROOT)  # the file names its store, report and released prompts relative to the repository
-    written = [ROOT / "runs" / f"paper-{m}{suffix}" for m in ("roberta-base", "t5-base") for suffix in (".zarr", "-report")]
+    written = [ROOT / "runs" / f"paper-{m}{suffix}" for m in ("roberta-base", "t5-base")
+               for suffix in (".zarr", "-report")]
     before = [p.exists() for p in written]
     result = invoke("run", PAPER, "--dry-run")
     assert result.exit_code == 0, result.output

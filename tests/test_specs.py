@@ -21,7 +21,8 @@ def test_extraction_spec_round_trips_through_json():
     back = from_attrs(ExtractionSpec, json.loads(json.dumps(to_attrs(spec))))
     assert back == spec and isinstance(back.seeds, tuple) and isinstance(back.model, ModelSpec)
     assert spec.n_blocks == 3
-    other = ExtractionSpec(**{**spec.__dict__, "dtype": "float32", "model": ModelSpec(**{**MODEL.__dict__, "name": "x"})})
+    other = ExtractionSpec(**{**spec.__dict__, "dtype": "float32",
+                              "model": ModelSpec(**{**MODEL.__dict__, "name": "x"})})
     assert differences(spec, other) == ["model.name: 'm' → 'x'", "dtype: 'float16' → 'float32'"]
 
 
@@ -47,7 +48,8 @@ def test_prompt_files_in_the_transferability_format(tmp_path):
     (lambda p: PromptSet.random([0, 0], 4, 8), "duplicate seeds"),
     (lambda p: PromptSet.random([0], 0, 8), "prompt length must be positive"),
     (lambda p: PromptSet.from_files([p / "missing.pt"]), "prompt file not found"),
-    (lambda p: (p / "bad.pt").write_text("not a tensor") and PromptSet.from_files([p / "bad.pt"]), "cannot read prompt file"),
+    (lambda p: (p / "bad.pt").write_text("not a tensor") and PromptSet.from_files([p / "bad.pt"]),
+     "cannot read prompt file"),
 ])
 def test_bad_prompts_are_refused(tmp_path, make, message):
     with pytest.raises(ActstoreError, match=message):

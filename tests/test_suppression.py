@@ -10,18 +10,24 @@ import numpy as np
 import pytest
 import torch
 
-from actstore import open_store
-from actstore import suppression as sup
+from actstore import open_store, suppression as sup
 from actstore.errors import ActstoreError
 from actstore.evaluation import accuracy, evaluate, scores
 from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import rank
 from actstore.store import Store
-from actstore.suppression import (SuppressOptions, activation_spread, baseline_mean, neuron_count, random_ranks,
-                                  skill_mask, suppress, suppression_edit)
-from helpers import SENTIMENT, run_toy, toy_split
-from helpers import digest, invoke, one_error_line
+from actstore.suppression import (
+    SuppressOptions,
+    activation_spread,
+    baseline_mean,
+    neuron_count,
+    random_ranks,
+    skill_mask,
+    suppress,
+    suppression_edit,
+)
+from helpers import SENTIMENT, digest, invoke, one_error_line, run_toy, toy_split
 
 N_NEURONS = 64  # FFN width of the tiny models
 
@@ -198,7 +204,7 @@ def test_a_task_without_ranking_or_with_one_seed_is_refused(ranked, model, dev, 
     assert digest(ranked) == before
     single = run_toy(tmp_path / "one.zarr", tiny_model_dir("roberta"), data_dir, n_train=4, n_dev=4, seeds=(0,))
     rank(single, "toy")
-    with pytest.raises(ActstoreError, match="mean ± std over seeds.*1 seed"):
+    with pytest.raises(ActstoreError, match=r"mean ± std over seeds.*1 seed"):
         suppress(single, model, SENTIMENT, dev)
     assert single.results("suppression") == []
 
@@ -210,7 +216,8 @@ def cli_store(tiny_model_dir, data_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("cli-suppress") / "s.zarr"
     common = ("--model", tiny_model_dir("roberta"), "--store", path, "--limit", "12", "--batch-size", "4",
               "--block", "4", "--data-dir", data_dir)
-    for args in (("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3", *common),
+    for args in (("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3",
+                  *common),
                  ("extract", "--task", "adv_sst2", "--split", "validation", *common),
                  ("rank", "--store", path, "--task", "sst2"), ("rank", "--store", path, "--task", "adv_sst2")):
         result = invoke(*args)

@@ -11,8 +11,8 @@ from actstore.errors import ActstoreError
 #: split sizes MANIFEST.md lists (ETHICS and Movie Rationales: their test/val files serve as validation;
 #: QNLI: its 5,463-row dev file re-split 90/10, as data/tasks.json documents)
 SIZES = {("sst2", "validation"): 872, ("sst2", "train"): 67349, ("mrpc", "validation"): 408, ("mrpc", "train"): 3668,
-         ("qnli", "validation"): 546, ("qnli", "train"): 4917, ("adv_sst2", "validation"): 148, ("adv_qqp", "validation"): 78,
-         ("adv_qnli", "validation"): 148, ("ethics_deontology", "validation"): 3596,
+         ("qnli", "validation"): 546, ("qnli", "train"): 4917, ("adv_sst2", "validation"): 148,
+         ("adv_qqp", "validation"): 78, ("adv_qnli", "validation"): 148, ("ethics_deontology", "validation"): 3596,
          ("ethics_justice", "validation"): 2704, ("movie_rationales", "validation"): 200}
 
 
@@ -64,7 +64,8 @@ def test_user_files_in_csv_tsv_and_jsonl(tmp_path):
     (tmp_path / "d.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
     (tmp_path / "d.jsonl").write_text("".join(f'{{"text": "{t}", "label": {y}}}\n' for t, y in rows))
     task = tasks.custom_task("mine", ["text"], "label", ["0", "1"], ["bad", "good"])
-    loaded = [tasks.load_split(task, "train", data_files={"train": tmp_path / f"d.{ext}"}) for ext in ("csv", "tsv", "jsonl")]
+    loaded = [tasks.load_split(task, "train", data_files={"train": tmp_path / f"d.{ext}"})
+              for ext in ("csv", "tsv", "jsonl")]
     assert len({s.fingerprint for s in loaded}) == 1 and loaded[0].labels.tolist() == [1, 0, 1]
 
 
@@ -79,10 +80,10 @@ def test_a_changed_registry_file_is_refused(data_dir, tmp_path):
 def test_labels_outside_the_classes_are_refused(tmp_path):
     (tmp_path / "d.csv").write_text("text,label\nfine,1\nodd,7\n")
     task = tasks.custom_task("mine", ["text"], "label", ["0", "1"], ["bad", "good"])
-    with pytest.raises(ActstoreError, match="label '7'.*not one of the 2 classes"):
+    with pytest.raises(ActstoreError, match=r"label '7'.*not one of the 2 classes"):
         tasks.load_split(task, "train", data_files={"train": tmp_path / "d.csv"})
 
 
 def test_the_hub_is_tried_last_and_fails_in_one_line_offline():
-    with pytest.raises(ActstoreError, match="not found locally.*hub could not provide"):
+    with pytest.raises(ActstoreError, match=r"not found locally.*hub could not provide"):
         tasks.load_split("qqp", "validation", data_dir=None)

@@ -23,7 +23,8 @@ from transformers import (
 
 from tiny_models import KINDS, make_tiny_model
 
-LABEL_WORDS = ("negative", "positive", "false", "true", "yes", "no", "maybe", "bad", "fine", "good", "great", "terrible")
+LABEL_WORDS = ("negative", "positive", "false", "true", "yes", "no", "maybe", "bad", "fine", "good", "great",
+               "terrible")
 
 ARCHITECTURE = {
     "roberta": (AutoModelForMaskedLM, "RobertaForMaskedLM"),

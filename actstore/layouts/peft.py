@@ -21,10 +21,10 @@ class Peft(Layout):
     token0 = TOKEN0["peft"]
     spaced_label_words = True
 
-    def min_length(self, model: "PromptedModel", n_fields: int) -> int:
+    def min_length(self, model: PromptedModel, n_fields: int) -> int:
         return super().min_length(model, n_fields) + (0 if model.is_t5 else 1)  # the <mask> in the text
 
-    def encode(self, model: "PromptedModel", texts: Sequence[tuple[str, ...]], max_length: int,
+    def encode(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
                task: str | None = None) -> Batch:
         tokenizer = model.tokenizer
         if model.is_t5:
@@ -42,7 +42,7 @@ class Peft(Layout):
             out["token_type_ids"] = pad_rows(types, 0)[0]
         return out
 
-    def label_logits(self, model: "PromptedModel", batch: Batch, prompt: torch.Tensor,
+    def label_logits(self, model: PromptedModel, batch: Batch, prompt: torch.Tensor,
                      word_ids: Sequence[int]) -> torch.Tensor:
         embeds, mask = prepended(model, batch, prompt)
         if model.is_t5:

@@ -37,16 +37,16 @@ class PromptTransferability(Layout):
     token0 = TOKEN0["pt"]
     prompt_positions = False
 
-    def text_positions(self, model: "ModelSpec", max_length: int) -> int:
+    def text_positions(self, model: ModelSpec, max_length: int) -> int:
         # a pair's text is cut to max_length + 3 tokens; BERT's text starts one position later than usual
         return max_length + 3 + (model.architecture in _NO_TYPE_ON_PROMPT)
 
-    def min_length(self, model: "PromptedModel", n_fields: int) -> int:
+    def min_length(self, model: PromptedModel, n_fields: int) -> int:
         if model.is_t5 or n_fields == 1:
             return n_fields  # T5: the template's own pieces come on top; one text: max_length counts its tokens
         return 2 * n_fields - 2  # the budget max_length + 3 holds <s>, a separator and a token per field
 
-    def encode(self, model: "PromptedModel", texts: Sequence[tuple[str, ...]], max_length: int,
+    def encode(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
                task: str | None = None) -> Batch:
         if model.is_t5:
             return self._encode_t5(model, texts, max_length, task)
@@ -68,19 +68,19 @@ class PromptTransferability(Layout):
         positions = (torch.cumsum(attention_mask, 1) + pad) * attention_mask + pad * (1 - attention_mask)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions}
 
-    def _encode_t5(self, model: "PromptedModel", texts: Sequence[tuple[str, ...]], max_length: int,
+    def _encode_t5(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
                    task: str | None) -> Batch:
         template = t5_input(task, len(texts[0]))
         tokenizer = model.tokenizer
-        pieces = [tokenizer([piece.format(*(f.strip() for f in t)) for t in texts], add_special_tokens=False)["input_ids"]
-                  for piece in template.pieces]
+        pieces = [tokenizer([piece.format(*(f.strip() for f in t)) for t in texts],
+                            add_special_tokens=False)["input_ids"] for piece in template.pieces]
         room = max_length + template.room
         eos = [tokenizer.eos_token_id] if template.eos else []
         rows = [[token for piece in row for token in piece][:room] + eos for row in zip(*pieces)]
         input_ids, attention_mask = pad_rows(rows, tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def label_logits(self, model: "PromptedModel", batch: Batch, prompt: torch.Tensor,
+    def label_logits(self, model: PromptedModel, batch: Batch, prompt: torch.Tensor,
                      word_ids: Sequence[int]) -> torch.Tensor:
         if model.is_t5:
             return t5_first_step(model, *prepended(model, batch, prompt), word_ids)

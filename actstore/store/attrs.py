@@ -21,7 +21,7 @@ CONSOLIDATE_ROUNDS = 5
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def stamp(state: str, created: str | None = None) -> dict:

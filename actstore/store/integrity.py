@@ -126,7 +126,7 @@ class StrictStore(WrapperStore):
         self._written: dict[str, tuple[int, int]] = {}
         self._taking = threading.Lock()
 
-    def _with_store(self, store: zarr.abc.store.Store) -> "StrictStore":
+    def _with_store(self, store: zarr.abc.store.Store) -> StrictStore:
         return type(self)(store, self.where, self.ledger)
 
     def _check(self, key: str, value: Buffer | None) -> None:
@@ -281,4 +281,5 @@ def seal_problems(group: zarr.Group) -> list[str]:
 def check_seal(group: zarr.Group, where: str) -> None:
     problems = seal_problems(group)
     if problems:
-        raise StoreFault(f"the {' and '.join(problems)} of {where} do not match their digest (edited or damaged): {_HINT}")
+        raise StoreFault(f"the {' and '.join(problems)} of {where} do not match their digest (edited or damaged): "
+                         f"{_HINT}")

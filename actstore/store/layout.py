@@ -11,7 +11,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 
 from ..specs import MOMENT_SLOTS, ExtractionSpec, packed_size
-from .integrity import CHECKSUM, MANIFESTS, array_metadata
+from .integrity import CHECKSUM, array_metadata
 
 ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
 #: above-baseline bits: byte j holds neurons 8j..8j+7, neuron 8j+i in bit i (numpy's bitorder="little")
@@ -37,7 +37,8 @@ def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray]:
     first = 0 if spec.stack == "encoder" else spec.model.n_layers
     coords = {"seed": np.asarray(spec.seeds, np.int64), "example": np.arange(spec.n_examples, dtype=np.int64),
               "layer": first + np.arange(spec.n_layers, dtype=np.int64),
-              "token": np.arange(spec.n_positions, dtype=np.int64), "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
+              "token": np.arange(spec.n_positions, dtype=np.int64),
+              "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
               "label_class": np.arange(len(spec.label_names), dtype=np.int64)}
     if spec.n_text_fields:
         del coords["example"]
@@ -56,7 +57,8 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     train, the exact sum of each segment of blocks per (seed, layer), and one marker per (seed, segment)."""
     s, n, b = len(spec.seeds), spec.n_examples, spec.block
     lay, tok, neu, cls = spec.n_layers, spec.n_positions, spec.model.n_neurons, len(spec.label_names)
-    arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,)) for name, values in coordinates(spec).items()]
+    arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,))
+              for name, values in coordinates(spec).items()]
     if spec.n_text_fields:  # provenance: the source rows, texts and token counts of the examples
         arrays += [ArrayLayout("example", (n,), (n,), "int64", ("example",)),
                    ArrayLayout("text", (n, spec.n_text_fields), (min(n, 1 << 12), spec.n_text_fields), "str",
@@ -83,10 +85,11 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     if spec.split == "train":
         g = spec.n_segments
         arrays += [
-            ArrayLayout("baseline", (s, lay, tok, neu), (1, 1, tok, neu), "float64", ("seed", "layer", "token", "neuron"),
-                        np.nan),
+            ArrayLayout("baseline", (s, lay, tok, neu), (1, 1, tok, neu), "float64",
+                        ("seed", "layer", "token", "neuron"), np.nan),
             ArrayLayout("baseline_parts", (s, g, lay, tok, neu), (1, 1, 1, tok, neu),
-                        "int64" if spec.dtype == "float16" else "float64", ("seed", "segment", "layer", "token", "neuron")),
+                        "int64" if spec.dtype == "float16" else "float64",
+                        ("seed", "segment", "layer", "token", "neuron")),
             ArrayLayout("segment_done", (s, g), (1, 1), "bool", ("seed", "segment"), False),
         ]
         if spec.manifests:
@@ -108,7 +111,8 @@ def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tupl
     return chunks
 
 
-def unit_chunks(spec: ExtractionSpec, manifest: str, seed_index: int, unit: int = 0) -> list[tuple[str, tuple[int, ...]]]:
+def unit_chunks(spec: ExtractionSpec, manifest: str, seed_index: int,
+                unit: int = 0) -> list[tuple[str, tuple[int, ...]]]:
     """The chunks a unit writes, in the order its manifest records their CRC32Cs: a block's (``block_crc``), a train
     segment's sums (``segment_crc``), a seed's baseline (``baseline_crc``, one unit per seed)."""
     if manifest == "block_crc":
@@ -156,8 +160,8 @@ def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:
     that plain zarr/xarray read a block not extracted yet (its chunks absent) as NaN, never as zeros."""
     for a in layout:
         fill = np.nan if a.dtype != "str" and np.dtype(a.dtype).kind == "f" else a.fill
-        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=str if a.dtype == "str" else a.dtype, fill_value=fill,
-                           dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
+        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=str if a.dtype == "str" else a.dtype,
+                           fill_value=fill, dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
 
 
 def expected_metadata(spec: ExtractionSpec) -> tuple[dict[str, dict], zarr.Group]:

@@ -3,10 +3,11 @@
 What changes (README, "The store"): the dimension and coordinate ``class`` becomes ``label_class`` and the
 coordinate ``stack`` of rankings and results ``layer_stack`` (xarray's ``Dataset.stack`` and Python's ``class``
 shadowed them), named in each data variable's ``coordinates`` attribute; every float array's fill value becomes NaN
-(a block not extracted yet reads as NaN, not zeros); T5's decoder groups move from ``extractions/<task>/<split>/decoder``
-to ``decoder_extractions/<task>/<split>`` (nested, they do not align with their parent in an ``xr.DataTree``); the lock
-file leaves the store; the root ``zarr.json`` gets the consolidated metadata of the whole hierarchy; the root's
-``schema_version`` becomes 3 with an ``upgrading`` flag first, and the flag goes last.
+(a block not extracted yet reads as NaN, not zeros); T5's decoder groups move from
+``extractions/<task>/<split>/decoder`` to ``decoder_extractions/<task>/<split>`` (nested, they do not align with
+their parent in an ``xr.DataTree``); the lock file leaves the store; the root ``zarr.json`` gets the consolidated
+metadata of the whole hierarchy; the root's ``schema_version`` becomes 3 with an ``upgrading`` flag first, and the
+flag goes last.
 
 Chunk bytes stay as they are: a renamed array's (and a moved group's) chunks are copied under the new name, then the
 old one is removed; everything else is metadata. It is crash-safe by order and idempotent, so running it again after

@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,8 +26,18 @@ import zarr
 
 from ..errors import ActstoreError, StoreFault
 from ..prompts import PromptSet
-from ..specs import (MOMENT_SLOTS, STACKS, TOKEN0, ExtractionSpec, PromptSpec, RankingSpec, differences, from_attrs,
-                     packed_size, to_attrs)
+from ..specs import (
+    MOMENT_SLOTS,
+    STACKS,
+    TOKEN0,
+    ExtractionSpec,
+    PromptSpec,
+    RankingSpec,
+    differences,
+    from_attrs,
+    packed_size,
+    to_attrs,
+)
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
@@ -221,8 +230,8 @@ class Store:
             old = from_attrs(ExtractionSpec, group.attrs["spec"])
             if old != spec.resuming(old):
                 raise ActstoreError(
-                    f"{self.location}/{path} was extracted with different settings ({'; '.join(differences(old, spec))}); "
-                    "use another store or the original settings"
+                    f"{self.location}/{path} was extracted with different settings "
+                    f"({'; '.join(differences(old, spec))}); use another store or the original settings"
                 )
             examples.write(group, old)  # the same data (its fingerprint is in the spec): heals a damaged chunk of it
             return ExtractionWriter(self, group, old)

@@ -28,11 +28,11 @@ from zarr.core.sync import sync
 
 from ..errors import ActstoreError, StoreFault
 from ..specs import ExtractionSpec, from_attrs
+from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, vanished
+from .backends import Backend, StoreLocation, open_backend
 from .integrity import metadata_of, seal_problems, usable_metadata
 from .layout import block_chunks, coordinates, example_arrays, expected_metadata, rewrite_metadata
 from .schema import validate
-from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, vanished
-from .backends import Backend, StoreLocation, open_backend
 from .store import Store, any_key
 
 #: the groups of a store, by the path of any key inside them

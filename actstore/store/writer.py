@@ -10,7 +10,6 @@ import numpy as np
 import zarr
 
 from ..specs import ExtractionSpec
-
 from .attrs import is_complete, now, put_attrs
 from .integrity import stored_trailer
 from .layout import manifest_coords, unit_chunks
@@ -41,7 +40,8 @@ class Examples:
             group["text"][...] = texts
 
     def attrs(self) -> dict:
-        return {"data_source": self.source, "text_fields": list(self.text_fields), "hook_points": list(self.hook_points)}
+        return {"data_source": self.source, "text_fields": list(self.text_fields),
+                "hook_points": list(self.hook_points)}
 
 
 class ExtractionWriter:

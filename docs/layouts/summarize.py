@@ -33,7 +33,7 @@ def main() -> None:
         rows.append(f"| {layout} | {', '.join(f'{a:.4f}' for a in model_accuracy)} "
                     f"(best steps {', '.join(str(int(s)) for s in tuning['best_step'].values)}) | {pred.max():.4f} | "
                     f"{np.percentile(pred, 99):.4f} | {pred.mean():.4f} | "
-                    f"{', '.join(str(int((layers == l).sum())) for l in range(pred.shape[0]))} | "
+                    f"{', '.join(str(int((layers == layer).sum())) for layer in range(pred.shape[0]))} | "
                     f"{(best == 0).mean():.2f} (chance {1 / ranking.sizes['token']:.2f}) |")
         by_token = per_token(ranking)
         tokens.append(f"| {layout} | {by_token[0]:.4f} | {by_token[1:].mean():.4f} | {by_token[1:].max():.4f} "

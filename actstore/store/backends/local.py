@@ -106,7 +106,7 @@ class LocalBackend(Backend):
 
     def _flock(self, path: Path, shared: bool) -> AbstractContextManager[None]:
         try:
-            lock = open(path, "a")
+            lock = open(path, "a")  # noqa: SIM115 - _held keeps it open while the lock is held, then closes it
         except OSError as exc:
             why = "read-only file system" if exc.errno == errno.EROFS else exc.strerror or str(exc)
             raise ActstoreError(f"cannot write to the store {self.path}: {why}") from None
