@@ -1,0 +1,45 @@
+"""CONTRIBUTING.md's commands exist as written, and the lint that CI runs is the one the pre-commit hook runs."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONTRIBUTING = (ROOT / "CONTRIBUTING.md").read_text()
+
+
+def make_targets() -> set[str]:
+    makefile = (ROOT / "Makefile").read_text().replace("$(VENV)", ".venv")
+    return set(re.findall(r"^([\w./-]+):", makefile, re.M))
+
+
+def test_every_make_target_it_names_exists():
+    named = set(re.findall(r"`?make ([\w./-]+)", CONTRIBUTING))
+    assert {"test", "lint", "bench", ".venv/.installed"} <= named
+    assert named <= make_targets(), named - make_targets()
+
+
+def test_the_benchmark_parts_it_names_are_the_scripts():
+    documented = re.search(r"--only ([\w|]+)", CONTRIBUTING).group(1).split("|")
+    usage = subprocess.run([sys.executable, "benchmarks/bench.py", "--help"], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120)
+    assert usage.returncode == 0, usage.stderr
+    choices = re.search(r"--only \{([\w,]+)\}", usage.stdout).group(1).split(",")
+    assert documented == choices
+
+
+def test_ci_the_makefile_and_the_hook_run_the_same_lint():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert ci.index("make lint") < ci.index("make test")  # the lint first, then the README's test command
+    recipe = re.search(r"^lint:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
+    assert recipe == "$(BIN)/ruff check ."
+    hook = (ROOT / ".pre-commit-config.yaml").read_text()
+    assert "repo: local" in hook and "entry: .venv/bin/ruff check --force-exclude" in hook
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["optional-dependencies"]["lint"] == ["ruff"]
+    assert "lint" in re.search(r"-e '\.\[([\w,]+)\]'", (ROOT / "Makefile").read_text()).group(1).split(",")
+    assert project["tool"]["ruff"]["line-length"] == 120
