@@ -315,3 +315,25 @@ def test_a_group_gone_but_still_in_the_consolidated_metadata_is_found(reference,
     assert invoke("verify", store, "--repair").exit_code == 0
     assert "rankings/sst2" not in (store / "zarr.json").read_text()
     assert "0 problem(s)" in invoke("verify", store).output
+
+
+def test_a_reader_open_while_a_result_is_rewritten_reads_the_new_one(tmp_path):
+    """The seal a reader checks a group's chunks against is read again whenever it opens the group: a result that
+    another writer replaced meanwhile is read as the new one, never taken for a misplaced chunk."""
+    import xarray as xr
+
+    from actstore.store import Store
+
+    path = tmp_path / "s.zarr"
+
+    def put(values: list[float]) -> None:
+        writer = Store(path, mode="a")
+        with writer.writing():
+            writer.put_result("evaluation", "x", {"kind": "evaluation", "n": len(values)},
+                              xr.Dataset({"accuracy": ("seed", values)}))
+
+    put([0.5, 0.6])
+    reader = Store(path)
+    assert reader.result("evaluation", "x")["accuracy"].values.tolist() == [0.5, 0.6]
+    put([0.7, 0.8])
+    assert reader.result("evaluation", "x")["accuracy"].values.tolist() == [0.7, 0.8]

@@ -21,7 +21,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Protocol
 
 import zarr
@@ -149,9 +149,16 @@ class StrictStore(WrapperStore):
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
         self._check(key, value)
-        if byte_range is None:
+        if key.endswith("zarr.json") and self.ledger is not None:
+            self.ledger.forget(key)  # a node opened again: what it binds is read again
+        elif byte_range is None:
             await self._check_address(key, value)
         return value
+
+    async def _get_many(self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+                        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+        for key, prototype, byte_range in requests:  # through ``get``: its checks are every read's
+            yield key, await self.get(key, prototype, byte_range)
 
     async def get_partial_values(self, prototype: BufferPrototype,
                                  key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:

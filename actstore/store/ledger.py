@@ -100,12 +100,13 @@ class Ledger:
         return self._manifests[key]
 
     def forget(self, key: str) -> None:
-        """Drop what was cached from ``key``: a group's ``zarr.json``, a manifest chunk, or a removed prefix."""
+        """Drop what was cached from ``key`` or under it: a manifest chunk written, a prefix removed, or a node's
+        ``zarr.json`` written or read again (opening a group again sees what this or another process rewrote
+        meanwhile: its seal and its units' manifests)."""
         self._manifests.pop(key, None)
-        if key.endswith("zarr.json"):
-            self._groups.pop(key.rpartition("/")[0], None)
-        elif not key.rpartition("/")[2].isdigit():  # a prefix removed (delete_dir): anything under it
-            prefix = key.rstrip("/") + "/"
-            for cached in (self._groups, self._manifests):
-                for k in [k for k in cached if (k + "/").startswith(prefix)]:
-                    del cached[k]
+        if key.rpartition("/")[2].isdigit():
+            return  # a chunk
+        node = key.removesuffix("zarr.json").rstrip("/")
+        for cached in (self._groups, self._manifests):
+            for k in [k for k in cached if k == node or k.startswith(node + "/") or not node]:
+                del cached[k]
