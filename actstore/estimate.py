@@ -309,7 +309,8 @@ def _extraction(spec: ModelSpec, task: tasks.TaskSpec, split: str, n: int | None
         task=task.name, split=split, model=spec, prompt_checksum="", seeds=seeds, n_tokens=n_tokens, n_examples=n,
         data_fingerprint="", label_names=tuple(task.label_names), label_words=tuple(task.label_words),
         dtype=options.dtype, max_length=options.max_length, block=options.block, **keeps,
-        baseline_task=tasks.source_task(task) if keeps["store_bits"] else "", n_text_fields=len(task.text_fields))
+        baseline_task=tasks.source_task(task) if keeps["store_bits"] else "", n_text_fields=len(task.text_fields),
+        manifests=True)
     if split == "train":
         note = "baseline" + (" + values" if keeps["store_acts"] else " (its segment sums; values not kept)")
     else:

@@ -86,10 +86,14 @@ def test_equal_predictivities_tie_whatever_their_last_bit():
 
 def test_a_split_of_one_class_is_not_ranked(tiny_model_dir, data_dir, tmp_path):
     """A neuron's accuracy against one class alone is meaningless (predictivity 1.0 for every neuron)."""
-    import zarr
+    from actstore.store import Store
+    from actstore.store.attrs import put_attrs
 
     store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir)
-    zarr.open_group(tmp_path / "s.zarr", mode="a")["extractions/toy/validation/label"][...] = 1
+    writer = Store(tmp_path / "s.zarr", mode="a")  # through actstore, so that the seal records the new chunk
+    group = writer.root["extractions/toy/validation"]
+    group["label"][...] = 1
+    put_attrs(group, dict(group.attrs))
     with pytest.raises(ActstoreError, match="one class only"):
         rank(store, "toy")
     with pytest.raises(ActstoreError, match="at least 1"):

@@ -126,6 +126,13 @@ class StrictStore(WrapperStore):
         self._written: dict[str, tuple[int, int]] = {}
         self._taking = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        """Pickled for dask workers (a cluster): what this process wrote stays its own; a lock cannot travel."""
+        return {**self.__dict__, "_written": {}, "_taking": None}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _taking=threading.Lock())
+
     def _with_store(self, store: zarr.abc.store.Store) -> StrictStore:
         return type(self)(store, self.where, self.ledger)
 
