@@ -13,3 +13,8 @@ class StoreFault(ActstoreError):
         super().__init__(message)
         #: what ``actstore verify`` reports: missing | damaged | misplaced
         self.problem = problem
+
+
+class StoreUnreachable(ActstoreError):
+    """The storage service of a store stopped answering in the middle of a command, after the retries its options
+    allow: what was marked done is whole, and the same command continues once it answers again."""

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 
 from actstore import __version__
-from actstore.errors import ActstoreError
+from actstore.errors import ActstoreError, StoreUnreachable
 from actstore_entry import Stopped, stop_message
 
 from . import analyze, examples, extract, info, prompts, rank, run, suppress, tune
@@ -27,7 +27,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_e
 log = logging.getLogger("actstore.cli")
 
 #: what a command that stopped before its end kept, for the commands whose rerun continues where they stopped (the
-#: others start over): the line after a signal or a full disk says it
+#: others start over): the line after a signal, a full disk or a lost object store says it
 KEPT = {"extract": "finished blocks are stored", "tune": "finished seeds are stored",
         "run": "finished blocks and seeds are stored", "upgrade": "upgraded groups are kept"}
 
@@ -80,8 +80,8 @@ def _os_fault(exc: OSError, command: str) -> str:
 
 
 def _clean_errors(command: Callable) -> Callable:
-    """Bad input and faults of the machine end in one readable line and exit 1; a signal in what the command kept
-    and how to go on."""
+    """Bad input and faults of the machine end in one readable line and exit 1; a signal or a lost object store in
+    what the command kept and how to go on."""
     name = command.__name__.rstrip("_").replace("_", "-")
 
     @functools.wraps(command)
@@ -90,6 +90,8 @@ def _clean_errors(command: Callable) -> Callable:
         start = time.perf_counter()
         try:
             result = command(*args, **kwargs)
+        except StoreUnreachable as exc:
+            _fail(f"{exc}: {_again(name)}", as_json)
         except ActstoreError as exc:
             _fail(str(exc), as_json)
         except OSError as exc:

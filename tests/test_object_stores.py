@@ -11,9 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -244,6 +248,172 @@ def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(s3_bucket, 
     resumed = open_store(url)
     assert_same_arrays(arrays(resumed), arrays(open_store(tmp_path / "ref.zarr")))
     assert resumed.verify() == []
+
+
+# ---- the endpoint lost mid-extract: killed, or silent and then back
+
+
+#: limits that give a lost endpoint up within seconds: 1 s to connect, 1 s for a reply, 2 attempts (1 retry)
+QUICK = ("--storage-option", "config_kwargs.connect_timeout=1", "--storage-option", "config_kwargs.read_timeout=1",
+         "--storage-option", "config_kwargs.retries.max_attempts=1")
+LOST = "run the same command again to continue"
+
+
+def extract_cli(model_dir, data_dir, store, *options: str) -> list:
+    return ["extract", "--model", model_dir, "--task", "sst2", "--split", "validation", "--prompts", "random",
+            "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "2", "--block", "4", "--limit", "80",
+            "--data-dir", data_dir, "--store", store, *options]
+
+
+def lose_mid_extract(args: list, url: str, endpoint: str, lose: Callable[[], None]):
+    """``actstore extract`` into ``url``, run in this process, with ``lose()`` called from a thread once 2 of its
+    blocks are done (as ``endpoint`` lists them); its result."""
+    import boto3
+
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    client = boto3.client("s3", endpoint_url=endpoint)
+    lost, over = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        while not over.is_set():
+            listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{key}/extractions/sst2/validation/done/c/")
+            if listed.get("KeyCount", 0) >= 2:
+                lose()
+                lost.set()
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = invoke(*args)
+    finally:
+        over.set()
+        watcher.join()
+    assert lost.is_set(), f"the extraction ended before its endpoint was lost: {result.output}"
+    return result
+
+
+@pytest.fixture
+def own_s3(s3_env, monkeypatch) -> Iterator[tuple[str, subprocess.Popen]]:
+    """moto's server in a process of its own, to be killed, with the bucket 'dying': its URL and process."""
+    import boto3
+
+    for name, value in s3_env.items():
+        monkeypatch.setenv(name, value)
+    port = closed_port()
+    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="dying")
+            break
+        except Exception:  # not listening yet
+            assert time.time() < deadline and server.poll() is None, "moto's server did not start"
+            time.sleep(0.1)
+    yield endpoint, server
+    server.kill()
+    server.wait()
+
+
+def test_an_s3_endpoint_killed_mid_extract_is_one_line_saying_the_run_can_be_resumed(own_s3, tiny_model_dir,
+                                                                                       data_dir):
+    endpoint, server = own_s3
+    url = "s3://dying/s.zarr"
+    start = time.perf_counter()
+    result = lose_mid_extract(extract_cli(tiny_model_dir("bert"), data_dir, url, "--storage-option",
+                                          f"endpoint_url={endpoint}", *QUICK), url, endpoint, server.kill)
+    one_error_line(result, f"error: lost the object store at {url}, no answer after the retries its storage options "
+                           "allow (EndpointConnectionError: ", f": finished blocks are stored; {LOST}")
+    assert time.perf_counter() - start < 60
+
+
+class Relay:
+    """A TCP relay on localhost in front of an S3 endpoint that can fall silent (connections taken, nothing
+    answered: a hung server, a dead link) and come back with the server's data intact. What reaches it while
+    silent is never delivered."""
+
+    def __init__(self, endpoint: str) -> None:
+        target = urlsplit(endpoint)
+        self.target = (target.hostname, target.port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.answering, self.spell = True, 0  # spell: silences so far; a connection of an older one is dropped
+        #: the first line of each request that arrived while silent (a request retried appears again)
+        self.unanswered: list[str] = []
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def fall_silent(self) -> None:
+        self.silent_since = time.perf_counter()
+        self.answering = False
+
+    def come_back(self) -> None:
+        self.spell += 1
+        self.answering = True
+
+    def close(self) -> None:
+        for sock in [self.listener, *self.sockets]:
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:  # closed
+                return
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink, self.spell, source is client),
+                                 daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, spell: int, request: bool) -> None:
+        try:
+            while data := source.recv(1 << 16):
+                if not self.answering and request:
+                    self.unanswered.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+                while not self.answering:
+                    time.sleep(0.01)
+                if self.spell != spell:
+                    return
+                sink.sendall(data)
+        except OSError:  # the other side closed
+            pass
+        finally:
+            for sock in (source, sink):
+                sock.close()
+
+
+@pytest.fixture
+def relay(s3_server) -> Iterator[Relay]:
+    relay = Relay(s3_server)
+    yield relay
+    relay.close()
+
+
+def test_an_s3_endpoint_that_stops_answering_mid_extract_is_one_line_and_the_same_command_resumes(
+        relay, s3_server, s3_bucket, tiny_model_dir, data_dir, tmp_path):
+    model = tiny_model_dir("bert")
+    assert invoke(*extract_cli(model, data_dir, tmp_path / "ref.zarr")).exit_code == 0
+    url = f"{s3_bucket}/silent.zarr"
+    args = extract_cli(model, data_dir, url, "--storage-option", f"endpoint_url={relay.url}", *QUICK)
+
+    result = lose_mid_extract(args, url, s3_server, relay.fall_silent)
+    waited = time.perf_counter() - relay.silent_since
+    one_error_line(result, f"error: lost the object store at {url}, no answer after the retries its storage options "
+                           "allow (", "Timeout", f": finished blocks are stored; {LOST}")
+    assert relay.unanswered  # requests did reach the silent endpoint
+    # every attempt had its read timeout (2 × 1 s); a request no more than all its attempts may take (s3fs's 5 tries
+    # × 2 attempts × 2 s), and each of the 2 writer threads waits out the request it has in flight
+    assert 2 <= waited < 2 * 5 * 2 * 2 + 15, waited
+
+    relay.come_back()
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert_same_arrays(arrays(open_store(url)), arrays(open_store(tmp_path / "ref.zarr")))
 
 
 # ---- bad locations: one error line each, fast, and nothing stored touched

@@ -8,17 +8,19 @@ whoever writes it, so concurrent writers of one extraction are safe without one 
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import copy
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, Mapping
 
 import zarr
 from zarr.core.sync import sync
-from zarr.storage import FsspecStore
+from zarr.storage import FsspecStore, WrapperStore
 
-from ...errors import ActstoreError
+from ...errors import ActstoreError, StoreUnreachable
 from .base import Backend
 
 #: URL scheme → how to install the fsspec package that implements it (gcsfs and adlfs: of the installed fsspec's
@@ -44,7 +46,8 @@ class ObjectBackend(Backend):
     def __init__(self, url: str, scheme: str, storage_options: Mapping[str, Any] | None = None) -> None:
         self.url, self.scheme = url.rstrip("/"), scheme
         self.in_process = scheme == "memory"
-        self.options = _merge(_DEFAULTS.get(scheme, {}), dict(storage_options or {}))
+        # a copy: botocore rewrites the retries it is given in place (max_attempts → total_max_attempts)
+        self.options = _merge(copy.deepcopy(_DEFAULTS.get(scheme, {})), dict(storage_options or {}))
         try:
             self._store = FsspecStore.from_url(self.url, storage_options=self.options)
         except ImportError as exc:
@@ -53,9 +56,10 @@ class ObjectBackend(Backend):
         except (TypeError, ValueError) as exc:  # an option the file system does not take
             raise ActstoreError(f"bad --storage-option for {self.url}: {exc}") from None
         self._closing = False
+        self.deadline = _deadline(self.scheme, self.options, self._store.fs)
 
-    def zarr_store(self, read_only: bool) -> FsspecStore:
-        return self._store.with_read_only(read_only)
+    def zarr_store(self, read_only: bool) -> AnsweringStore:
+        return AnsweringStore(self._store.with_read_only(read_only), self.url, self.deadline)
 
     def exists(self) -> bool:
         with self._errors():
@@ -90,7 +94,7 @@ class ObjectBackend(Backend):
             kind = type(exc).__name__
             if "Credential" in kind:
                 raise ActstoreError(f"no credentials for {self.url}: {_CREDENTIALS.get(self.scheme, kind)}") from None
-            if "Connect" in kind or "Timeout" in kind or isinstance(exc, (ConnectionError, TimeoutError)):
+            if _unanswered(exc):
                 raise ActstoreError(f"cannot reach the storage service of {self.url}: {exc}") from None
             raise
         finally:
@@ -104,6 +108,91 @@ class ObjectBackend(Backend):
         if creator is not None and not self._closing:
             _SESSIONS.append(weakref.finalize(fs, type(fs).close_session, zarr.core.sync._get_loop(), creator))
             self._closing = True
+
+
+def _unanswered(exc: Exception) -> bool:
+    """Whether a file system's exception says that its service did not answer: no connection, or no reply in time
+    (botocore's EndpointConnectionError, ReadTimeoutError, ConnectionClosedError, aiohttp's, the built-in ones)."""
+    kind = type(exc).__name__
+    return "Connect" in kind or "Timeout" in kind or isinstance(exc, (ConnectionError, TimeoutError))
+
+
+@contextmanager
+def _answered(url: str) -> Iterator[None]:
+    """A service lost in the middle of a command, once the file system gave up retrying, as one
+    ``StoreUnreachable`` instead of its client's chained exceptions."""
+    try:
+        yield
+    except ActstoreError:
+        raise
+    except Exception as exc:
+        if not _unanswered(exc):
+            raise
+        raise StoreUnreachable(f"lost the object store at {url}, no answer after the retries its storage options "
+                               f"allow ({type(exc).__name__}: {exc})") from None
+
+
+def _request(name: str, bounded: bool) -> Callable[..., Any]:
+    """The wrapped store's coroutine method ``name`` through ``_answered``; a request for one key ``bounded`` by
+    the store's deadline (a whole directory may take longer)."""
+
+    async def call(self: AnsweringStore, *args: Any, **kwargs: Any) -> Any:
+        with _answered(self.url):
+            limit = asyncio.timeout(self.deadline if bounded else None)
+            try:
+                async with limit:
+                    return await getattr(self._store, name)(*args, **kwargs)
+            except TimeoutError:
+                if limit.expired():
+                    raise TimeoutError(f"no reply within {self.deadline:g} s, every attempt included") from None
+                raise
+
+    call.__name__ = name
+    return call
+
+
+def _listing(name: str) -> Callable[..., AsyncIterator[Any]]:
+    """The wrapped store's asynchronous iterator ``name``, through ``_answered``."""
+
+    async def call(self: AnsweringStore, *args: Any) -> AsyncIterator[Any]:
+        with _answered(self.url):
+            async for item in getattr(self._store, name)(*args):
+                yield item
+
+    call.__name__ = name
+    return call
+
+
+class AnsweringStore(WrapperStore[FsspecStore]):
+    """The file system's zarr store, every request of which ends in ``StoreUnreachable`` where the service stopped
+    answering (died, hung, the network went): whoever reads or writes (a writer thread, a dask task) raises it,
+    and the command words it in one line (what is marked done is whole, so the same command continues). A request
+    for one key that outlasts ``deadline`` seconds is given up too."""
+
+    def __init__(self, store: FsspecStore, url: str, deadline: float | None = None) -> None:
+        super().__init__(store)
+        self.url, self.deadline = url, deadline
+
+    def _with_store(self, store: FsspecStore) -> AnsweringStore:
+        return type(self)(store, self.url, self.deadline)
+
+    get, get_partial_values, exists, set, delete = (_request(name, True) for name in (
+        "get", "get_partial_values", "exists", "set", "delete"))
+    delete_dir, is_empty, clear = (_request(name, False) for name in ("delete_dir", "is_empty", "clear"))
+    list, list_prefix, list_dir, _get_many = map(_listing, ("list", "list_prefix", "list_dir", "_get_many"))
+
+
+def _deadline(scheme: str, options: Mapping[str, Any], fs: Any) -> float | None:
+    """How long one request may take, all its attempts included: s3fs's tries (``fs.retries``) of botocore's
+    attempts (the first and ``max_attempts`` retries), each given its connect and read timeouts. Where the clients
+    leave a gap it is the only bound: botocore asks for "100-continue" before a PUT's body, and aiohttp starts the
+    read timeout only once the body is sent, so a PUT to an endpoint that stopped answering would wait for ever."""
+    if scheme != "s3":
+        return None
+    config = options["config_kwargs"]
+    retries = config["retries"]
+    attempts = int(retries.get("total_max_attempts", retries.get("max_attempts", 0) + 1))
+    return getattr(fs, "retries", 1) * attempts * (float(config["connect_timeout"]) + float(config["read_timeout"]))
 
 
 #: sessions to close when their file system is collected, or at exit while zarr's loop still runs (this handler,
