@@ -13,7 +13,7 @@ from .. import __version__
 from ..errors import StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .integrity import StrictStore, seal
-from .layout import sealed_arrays
+from .layout import EXTRACTION_ROOTS, sealed_arrays
 from .schema import SCHEMA_VERSION
 
 #: rounds of consolidating before leaving it to a writer still at work (which consolidates after its own writes)
@@ -49,7 +49,7 @@ def put_attrs(group: zarr.Group, attrs: dict) -> None:
 def bound_arrays(group: zarr.Group, attrs: dict) -> list[str]:
     """The arrays whose chunks' CRC32Cs a group's seal records: an extraction's written whole (its units' are in
     their manifests), every array of the groups written at once (prompts, rankings, results)."""
-    if group.path.startswith(("extractions/", "decoder_extractions/")):
+    if group.path.startswith(EXTRACTION_ROOTS):
         return sealed_arrays(from_attrs(ExtractionSpec, attrs["spec"])) if "spec" in attrs else []
     return sorted(group.array_keys())
 

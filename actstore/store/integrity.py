@@ -41,7 +41,7 @@ MANIFESTS = frozenset({"block_crc", "segment_crc", "baseline_crc"})
 #: is stored
 OPTIONAL_CHUNKS = frozenset({"done", "segment_done"}) | MANIFESTS
 _CHUNK_KEY = re.compile(r"(?:^|/)c(?:/\d+)*$")  # zarr v3's default chunk key encoding: <array>/c/0/1/...
-_HINT = "run actstore verify on the store to list the damage (--repair to mark what can be recomputed)"
+HINT = "run actstore verify on the store to list the damage (--repair to mark what can be recomputed)"
 
 
 class CheckedCrc32c(Crc32cCodec):
@@ -50,11 +50,11 @@ class CheckedCrc32c(Crc32cCodec):
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: object) -> Buffer:
         if len(chunk_bytes) < 4:
-            raise StoreFault(f"a stored chunk is truncated ({len(chunk_bytes)} bytes): {_HINT}", "damaged")
+            raise StoreFault(f"a stored chunk is truncated ({len(chunk_bytes)} bytes): {HINT}", "damaged")
         try:
             return super()._decode_sync(chunk_bytes, chunk_spec)
         except ValueError:
-            raise StoreFault(f"a stored chunk fails its CRC32C checksum (damaged data): {_HINT}", "damaged") from None
+            raise StoreFault(f"a stored chunk fails its CRC32C checksum (damaged data): {HINT}", "damaged") from None
 
 
 def trailer(chunk: bytes | Buffer) -> int:
@@ -139,10 +139,10 @@ class StrictStore(WrapperStore):
     def _check(self, key: str, value: Buffer | None) -> None:
         if value is None:
             if is_chunk_key(key) and array_of(key).rpartition("/")[2] not in OPTIONAL_CHUNKS:
-                raise StoreFault(f"chunk {key} is missing from {self.where}: {_HINT}", "missing")
+                raise StoreFault(f"chunk {key} is missing from {self.where}: {HINT}", "missing")
         elif key.endswith("zarr.json") and not usable_metadata(value.to_bytes()):
             raise StoreFault(f"{key} in {self.where} is damaged (not valid JSON, or not metadata zarr can read): "
-                             f"{_HINT}", "damaged")
+                             f"{HINT}", "damaged")
 
     async def _check_address(self, key: str, value: Buffer | None) -> None:
         """A chunk read whole must be the one recorded for its key (a damaged one is left to its codec to say)."""
@@ -151,7 +151,7 @@ class StrictStore(WrapperStore):
         want = await self.ledger.expected(key, self._store)
         if want is not None and trailer(value) != want:
             raise StoreFault(f"chunk {key} of {self.where} holds other data than was written there (exchanged, "
-                             f"duplicated or stale: its CRC32C is not the one recorded for it): {_HINT}", "misplaced")
+                             f"duplicated or stale: its CRC32C is not the one recorded for it): {HINT}", "misplaced")
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
@@ -296,4 +296,4 @@ def check_seal(group: zarr.Group, where: str) -> None:
     problems = seal_problems(group)
     if problems:
         raise StoreFault(f"the {' and '.join(problems)} of {where} do not match their digest (edited or damaged): "
-                         f"{_HINT}")
+                         f"{HINT}")

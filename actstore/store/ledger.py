@@ -30,11 +30,8 @@ from zarr.core.buffer import default_buffer_prototype
 
 from ..errors import StoreFault
 from ..specs import ExtractionSpec, from_attrs
-from .integrity import SEAL, array_of, chunk_coords, trailer
-from .layout import recorded_at
-
-_HINT = "run actstore verify on the store (--repair to mark what can be recomputed)"
-_EXTRACTIONS = ("extractions/", "decoder_extractions/")
+from .integrity import HINT, SEAL, array_of, chunk_coords, trailer
+from .layout import EXTRACTION_ROOTS, recorded_at
 
 
 class _Group:
@@ -75,7 +72,7 @@ class Ledger:
                 return int(crcs[slot])
         if places:
             raise StoreFault(f"chunk {key} has no manifest recording its checksum (lost, or its block was marked done "
-                             f"without one): {_HINT}", "missing")
+                             f"without one): {HINT}", "missing")
         return None
 
     async def _group(self, path: str, store: zarr.abc.store.Store) -> _Group | None:
@@ -85,7 +82,7 @@ class Ledger:
                 attrs = json.loads(raw.to_bytes()).get("attributes", {}) if raw is not None else None
             except ValueError:
                 attrs = None  # a damaged zarr.json: StrictStore says so where it is read
-            self._groups[path] = _Group(attrs, path.startswith(_EXTRACTIONS)) if isinstance(attrs, dict) else None
+            self._groups[path] = _Group(attrs, path.startswith(EXTRACTION_ROOTS)) if isinstance(attrs, dict) else None
         return self._groups[path]
 
     async def _manifest(self, key: str, store: zarr.abc.store.Store) -> np.ndarray | None:
@@ -95,7 +92,7 @@ class Ledger:
                 return None
             data = raw.to_bytes()
             if len(data) < 4 or google_crc32c.value(data[:-4]) != trailer(data):
-                raise StoreFault(f"the manifest {key} is damaged (fails its CRC32C): {_HINT}", "damaged")
+                raise StoreFault(f"the manifest {key} is damaged (fails its CRC32C): {HINT}", "damaged")
             self._manifests[key] = np.frombuffer(data[:-4], "<u4")
         return self._manifests[key]
 
