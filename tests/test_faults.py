@@ -5,6 +5,7 @@ every reader with one `error:` line (never read back as data), and healed bit-id
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -299,6 +300,26 @@ def test_verify_reports_an_unfinished_extraction_in_progress(reference, tmp_path
     found = json.loads(invoke("verify", store, "--json").output)
     assert found["damage"] == []
     assert [p["group"] for p in found["in_progress"]] == [TRAIN]
+
+
+def test_verify_reads_a_block_finished_after_its_listing_as_sound(reference, tmp_path, monkeypatch):
+    """verify lists the store, then reads the done markers: a block that a running extraction finished in between
+    (its chunks absent from the listing, its marker present) is read and found sound, never reported missing."""
+    from actstore.store import verify
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(reference[0], store)
+    listed = verify._list
+
+    async def before_the_last_block(zstore):
+        return [k for k in await listed(zstore) if not re.match(rf"{VALIDATION}/(acts|bits|scores)/c/1/1/", k)]
+
+    monkeypatch.setattr(verify, "_list", before_the_last_block)
+    found = invoke("verify", store, "--json")
+    assert found.exit_code == 0 and json.loads(found.output)["damage"] == [], found.output
+    (store / CHUNKS["acts"]).unlink()  # and a chunk truly gone is still missing
+    damage = json.loads(invoke("verify", store, "--json").output)["damage"]
+    assert [(d["item"], d["problem"]) for d in damage] == [("acts seed 1 block 1 layer 0", "missing")]
 
 
 def test_a_group_gone_but_still_in_the_consolidated_metadata_is_found(reference, tmp_path):

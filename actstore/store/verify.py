@@ -254,9 +254,10 @@ class _Checker:
                 if name in usable:
                     where = f" layer {coords[2]}" if name in ("acts", "bits") else ""
                     wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
-        present = [w for w in wanted if self._key(w[0], w[1]) in self.keys]
+        there = {id(w): self._exists(self._key(w[0], w[1])) for w in wanted}
+        present = [w for w in wanted if there[id(w)]]
         problems = _problems(self.store.backend, [(a.path, coords) for a, coords, *_ in present])
-        bad = [(w, "missing") for w in wanted if self._key(w[0], w[1]) not in self.keys]
+        bad = [(w, "missing") for w in wanted if not there[id(w)]]
         bad += [(w, problem) for w, problem in zip(present, problems) if problem]
         for (_, _, s, b, what), problem in bad:
             self.found.append(Damage(self.path, what, problem, self._redo("block")))
@@ -305,11 +306,12 @@ class _Checker:
     def _key(array: zarr.Array, coords: tuple[int, ...]) -> str:
         return f"{array.path}/{array.metadata.encode_chunk_key(coords)}"
 
+    def _exists(self, key: str) -> bool:
+        """In the listing, or written since: a block marked done after the listing was taken has its chunks."""
+        return key in self.keys or sync(self.store.zstore.exists(key))
+
     def _chunk_problem(self, array: zarr.Array, coords: tuple[int, ...]) -> str | None:
-        key = self._key(array, coords)
-        if key not in self.keys and not sync(self.store.zstore.exists(key)):  # written since the listing: read it
-            return "missing"
-        return read_problem(array, coords)
+        return read_problem(array, coords) if self._exists(self._key(array, coords)) else "missing"
 
     def _bad_chunks(self, array: zarr.Array) -> str | None:
         """The first problem of any chunk of ``array`` (missing, damaged or misplaced), None when all are sound."""
