@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from . import tasks
+from .baselines import stack_specs
 from .errors import ActstoreError
 from .experiment import Experiment
-from .extraction import kept, stack_specs
+from .extraction import kept
 from .prompts import RN_TOKENS, robust_neurons_seeds
 from .specs import ExtractionSpec, ModelSpec
 from .store.layout import extraction_layout

@@ -25,7 +25,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numba
@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from . import kernels
+from .baselines import SUM_DTYPE, baseline_from_sum, block_sum, matching_baseline, stack_specs
 from .checks import check_positive, existing_store
 from .errors import ActstoreError
 from .launch import Shard, wait_until
@@ -152,25 +153,6 @@ def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec, 
     return [matching_baseline(store, dev.baseline_task, spec, cross_layout) for spec in stack_specs(dev)]
 
 
-def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec, cross_layout: bool = False) -> np.ndarray:
-    """The train baseline (seed, layer, token, neuron) of ``baseline_task`` for ``dev``'s stack, refused unless it
-    was made with the same model, layout (``cross_layout``: any), prompts, seeds and prompt length."""
-    train = store.extraction_spec(baseline_task, "train", dev.stack)
-    if train is None:
-        raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} "
-                            "--split train first")
-    if why := layout_mismatch(f"train activations of '{baseline_task}'", train.model, dev.model):
-        if not cross_layout:
-            raise ActstoreError(why)
-        train = replace(train, model=replace(train.model, layout=dev.model.layout))
-    for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
-                       ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
-        if a != b:
-            raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than "
-                                f"{dev.task}/{dev.split}")
-    return store.baseline(baseline_task, dev.stack).values
-
-
 def _prompts(existing: Store | None, path: str | Path, task: TaskSpec, prompts: str | None, prompts_from: str | None,
              seeds: Sequence[int] | None, n_tokens: int, hidden: int) -> tuple[PromptSet, str | None]:
     if prompts is None:
@@ -183,11 +165,6 @@ def _prompts(existing: Store | None, path: str | Path, task: TaskSpec, prompts: 
     if prompts == "random":
         return PromptSet.random(seeds if seeds is not None else (0, 1, 2), n_tokens, hidden), task.name
     return PromptSet.from_files(prompts.split(","), seeds), task.name
-
-
-def stack_specs(spec: ExtractionSpec) -> list[ExtractionSpec]:
-    """The extraction of every stack a forward pass captures: the encoder's, and T5's decoder's."""
-    return [spec] + ([replace(spec, stack="decoder")] if spec.model.n_decoder_layers else [])
 
 
 def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
@@ -289,7 +266,7 @@ def _stream_segments(spec: ExtractionSpec, writers: list, runner: _BlockRunner, 
             for b in spec.segment_blocks(g):
                 store_block(s, b, prompt)
             continue
-        totals = [np.zeros(shape, _SUM_DTYPE[spec.dtype]) for shape in runner.block_shapes]
+        totals = [np.zeros(shape, SUM_DTYPE[spec.dtype]) for shape in runner.block_shapes]
         for b in spec.segment_blocks(g):
             for total, acts in zip(totals, run_block(s, b, prompt)):
                 total += block_sum(acts)
@@ -301,25 +278,6 @@ def _stream_segments(spec: ExtractionSpec, writers: list, runner: _BlockRunner, 
         if computed or not writer.is_complete():
             for s in np.nonzero(writer.segments_done().all(axis=1))[0]:
                 writer.put_baseline(s, baseline_from_sum(writer.segment_total(s), spec.n_examples))
-
-
-#: float16 activations sum exactly in int64 fixed point; float32 ones in float64 (in block order)
-_SUM_DTYPE = {"float16": np.int64, "float32": np.float64}
-
-
-def block_sum(acts: np.ndarray) -> np.ndarray:
-    """Σ over the examples of a block (example, layer, ...), in the accumulator type of its dtype; layer by layer,
-    each a contiguous piece of extraction's layer-major blocks."""
-    if acts.dtype != np.float16:
-        return acts.sum(axis=0, dtype=np.float64)
-    return np.stack([kernels.fixed_point_sum(acts[:, layer]) for layer in range(acts.shape[1])])
-
-
-def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:
-    """Eq. 2 from a running sum; from the exact fixed-point sum it takes one float64 rounding, whatever
-    the order in which the blocks were summed."""
-    scale = kernels.FIXED_POINT_SCALE if total.dtype == np.int64 else 1
-    return total.astype(np.float64) / scale / n
 
 
 @dataclass

@@ -21,8 +21,8 @@ import xarray as xr
 import zarr
 
 from . import kernels
+from .baselines import baseline_from_sum, block_sum, matching_baseline
 from .errors import ActstoreError
-from .extraction import baseline_from_sum, block_sum, matching_baseline
 from .scheduler import shared
 from .specs import ExtractionSpec, RankingSpec, to_attrs
 from .store import Store
