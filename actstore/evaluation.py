@@ -6,7 +6,7 @@ prompts), transfer and suppression (with an ``edit`` of the FFN activations) all
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ from .checks import check_positive
 from .errors import ActstoreError
 from .models import ActivationHook, PromptedModel
 from .prompts import PromptSet
+from .results import evaluation_name
 from .specs import to_attrs
 from .store import Store
 from .tasks import Split, TaskSpec, source_task
@@ -73,11 +74,6 @@ def evaluate(store: Store, model: PromptedModel, task: TaskSpec, split: Split, *
     return store.result("evaluation", evaluation_name(task.name, source))
 
 
-def evaluation_name(task: str, prompts_from: str) -> str:
-    """Where the evaluation of ``task`` with the prompts of ``prompts_from`` is stored under results/evaluation."""
-    return f"{task}@{prompts_from}"
-
-
 def check_run(model: PromptedModel, split: Split, batch_size: int, max_length: int) -> None:
     """Inference settings a run can take: positive sizes, room for the text, and examples to score."""
     check_positive(batch_size=batch_size, max_length=max_length)
@@ -88,13 +84,21 @@ def check_run(model: PromptedModel, split: Split, batch_size: int, max_length: i
 
 def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: int) -> PromptSet:
     """The prompts the store holds for ``source``, checked to fit ``model`` and to have been made for it."""
-    prompts = store.prompts(source)
+    prompts = PromptSet.stored(store, source)
     if prompts is None:
         raise ActstoreError(f"{store.location} holds no prompts for task '{source}': run actstore tune --task {source} "
                             "first")
     prompts.check_fits(model.spec, max_length)
     model.check_made_for(f"prompts of '{source}'", store.prompt_spec(source).model)
     return prompts
+
+
+def check_transfer_runs(store: Store, model: PromptedModel, data: Mapping[str, Split], pairs: Sequence[tuple[str, str]],
+                        *, batch_size: int, max_length: int) -> None:
+    """Check every (data task, prompts task) evaluation of ``transfer_pairs`` before the first is run and stored."""
+    for name, prompts in pairs:
+        check_run(model, data[name], batch_size, max_length)
+        usable_prompts(store, prompts, model, max_length)
 
 
 def run_spec(task: TaskSpec, split: Split, source: str, model: PromptedModel, prompts: PromptSet,

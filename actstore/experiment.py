@@ -50,14 +50,15 @@ import numpy as np
 from . import analysis, tasks
 from .checks import existing_store
 from .errors import ActstoreError
-from .evaluation import evaluate, run_spec
+from .evaluation import check_transfer_runs, evaluate, run_spec
 from .extraction import ExtractOptions, extract, owned_examples, plan
 from .launch import Shard, wait_until
 from .models import PromptedModel, load_model
 from .prompts import RN_LAYOUT, PromptSet, robust_neurons_seeds
 from .ranking import model_accuracy, rank, top_neurons
+from .results import suppression_name
 from .store import Store, StoreLocation
-from .suppression import SuppressOptions, suppress, suppression_name
+from .suppression import SuppressOptions, suppress
 from .tuning import TuneOptions, check_tune, tune
 
 #: the version of ``schemas/experiment-v<N>.json`` experiment files are checked against
@@ -458,7 +459,7 @@ def check(experiment: Experiment, model: PromptedModel, loaded: Mapping[str, Loa
     for name, (train, dev) in loaded.items():
         task = tasks.get_task(name)
         source = tasks.source_task(task)
-        held = existing.prompts(source) if existing is not None and source not in loaded else None
+        held = PromptSet.stored(existing, source) if existing is not None and source not in loaded else None
         if name in released:
             old = existing.prompt_spec(name) if existing is not None else None
             if old is not None and old.checksum != released[name].checksum:
@@ -481,19 +482,19 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
     rank 0 ranks once every rank's share is in (the others return None)."""
     source = tasks.source_task(task)
     if released is not None:
-        if not shard.rank and store.prompts(task.name) is None:
-            store.put_prompts(task.name, released, released.spec(model.spec))
+        if not shard.rank and store.prompt_spec(task.name) is None:
+            store.put_prompts(task.name, released.vectors, released.spec(model.spec))
             say(f"{task.name}: prompts of seeds {', '.join(released.names)} imported from {released.source}")
-        wait_until(lambda: store.prompts(source) is not None, f"the prompts of '{source}'", shard)
+        wait_until(lambda: store.prompt_spec(source) is not None, f"the prompts of '{source}'", shard)
     elif train is not None:
         mine = sum(shard.owns(i) for i in range(len(experiment.seeds)))
         with progress(f"tune {task.name}", mine * experiment.tune.max_steps) as advance:
             tune(store, model, task, train, dev, experiment.seeds, experiment.tune,
                  on_step=lambda seed, step, loss: advance(1), shard=shard)
-        wait_until(lambda: store.prompts(source) is not None, f"the prompts of '{source}'", shard)
+        wait_until(lambda: store.prompt_spec(source) is not None, f"the prompts of '{source}'", shard)
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
     splits = _to_extract(experiment, train, dev)
-    prompts = store.prompts(source)
+    prompts = PromptSet.stored(store, source)
     for split in splits:
         planned = plan(model, task, split, prompts, experiment.extract)
         with progress(f"extract {task.name}/{split.name}", owned_examples(planned, shard)) as advance:
@@ -528,7 +529,7 @@ def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: M
         options = replace(experiment.suppress.options, mode=mode)
         task, split = tasks.get_task(name), dev[name]
         stored_as = suppression_name(name, neurons_from, mode, options.scope)
-        prompts = store.prompts(tasks.source_task(task))
+        prompts = PromptSet.stored(store, tasks.source_task(task))
         if _suppressed(store, stored_as, task, split, model, prompts, options, neurons_from, length):
             say(f"suppression {stored_as}: stored already")
             done("suppression", stored_as, ran=False)
@@ -541,7 +542,7 @@ def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: M
         done("suppression", stored_as)
     if names := experiment.transfer_tasks():
         pairs = analysis.transfer_pairs(store, names, fingerprints={n: dev[n].fingerprint for n in names})
-        analysis.check_transfer_runs(store, model, dev, pairs, batch_size=batch, max_length=length)
+        check_transfer_runs(store, model, dev, pairs, batch_size=batch, max_length=length)
         seeds = len(experiment.seeds)
         with progress("transfer", sum(len(dev[d]) for d, _ in pairs) * seeds) as advance:
             for data, prompts_from in pairs:

@@ -42,7 +42,7 @@ from .prompts import PromptSet
 from .specs import ExtractionSpec, differences, layout_mismatch
 from .store import Store
 from .store.store import extraction_path
-from .store.writer import Examples
+from .store.writer import Examples, open_writer
 from .tasks import Split, TaskSpec, check_examples, source_task
 
 #: the activation dtypes a store can hold
@@ -157,7 +157,7 @@ def _prompts(existing: Store | None, path: str | Path, task: TaskSpec, prompts: 
              seeds: Sequence[int] | None, n_tokens: int, hidden: int) -> tuple[PromptSet, str | None]:
     if prompts is None:
         source = prompts_from or source_task(task)
-        found = existing.prompts(source) if existing else None
+        found = PromptSet.stored(existing, source) if existing else None
         if found is None:
             raise ActstoreError(f"{path} holds no prompts for task '{source}': tune it first, or pass --prompts FILE "
                                 "or --prompts random")
@@ -251,7 +251,7 @@ def _writers(store: Store, specs: list[ExtractionSpec], examples: list[Examples]
     if shard.rank:
         wait_until(lambda: all(map(created, specs)),
                    f"rank 0 to create extractions/{specs[0].task}/{specs[0].split}", shard)
-    return [store.extraction_writer(s, e) for s, e in zip(specs, examples)]
+    return [open_writer(store, s, e) for s, e in zip(specs, examples)]
 
 
 def _stream_segments(spec: ExtractionSpec, writers: list, runner: _BlockRunner, prompts: PromptSet, shard: Shard,

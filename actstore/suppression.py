@@ -26,15 +26,15 @@ import xarray as xr
 
 from .errors import ActstoreError
 from .evaluation import Tick, accuracy, check_run, run_spec, usable_prompts
+from .masks import DEFAULT_PERCENTS, SCOPES, random_ranks, skill_mask
 from .models import ActivationHook, PromptedModel
 from .prompts import MAX_SEED
+from .results import suppression_name
+from .stats import activation_stats
 from .store import Store
 from .tasks import Split, TaskSpec, source_task
 
 MODES = ("zero", "noise", "mean")
-SCOPES = ("layer", "global")
-#: the paper's x axis (Figure 4): 0–15 % of the neurons
-DEFAULT_PERCENTS = (0.0, 1.0, 3.0, 5.0, 7.0, 9.0, 11.0, 13.0, 15.0)
 
 
 @dataclass(frozen=True)
@@ -70,30 +70,10 @@ class SuppressOptions:
                                 f"got {self.random_seed!r}")
 
 
-def neuron_count(percent: float, n: int) -> int:
-    """floor(percent % of n); the tiny epsilon keeps e.g. 7 % of 100 at 7 despite binary fractions."""
-    return math.floor(percent * n / 100 + 1e-9)
-
-
-def skill_mask(ranking: xr.Dataset, percent: float, scope: str) -> np.ndarray:
-    """(layer, neuron) bool: the top ``percent`` % by predictivity per layer or over all neurons."""
-    if scope == "layer":
-        ranks = ranking["rank_in_layer"].values
-        return ranks < neuron_count(percent, ranks.shape[1])
-    ranks = ranking["rank_global"].values
-    return ranks < neuron_count(percent, ranks.size)
-
-
-def random_ranks(n_layers: int, n_neurons: int, draw: int, seed: int = 0) -> np.ndarray:
-    """(layer, neuron) a random order of the neurons of every layer; ``ranks < count`` is one draw's mask."""
-    rng = np.random.default_rng([seed, draw])
-    return np.stack([rng.permutation(n_neurons) for _ in range(n_layers)])
-
-
 def activation_spread(store: Store, task: str, split: str = "validation") -> np.ndarray:
     """(seed, layer, neuron) std of the activations over examples and prompt tokens (T5's decoder: its decoding
     step), every stack's layers in turn, from the moments kept during extraction (a bits-only store has them)."""
-    return np.concatenate([store.activation_stats(task, split, stack=stack)["std"].values
+    return np.concatenate([activation_stats(store, task, split, stack=stack)["std"].values
                            for stack in store.stacks(task, split)], axis=1)
 
 
@@ -138,13 +118,6 @@ def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = No
         return hook
 
     return for_seed
-
-
-def suppression_name(task: str, neurons_from: str, mode: str = "zero", scope: str = "layer") -> str:
-    """Where a run is stored under results/suppression: ``task@neurons_from``, suffixed unless zero/layer,
-    so that e.g. a noise run never replaces the paper's zero-mode curve."""
-    name = f"{task}@{neurons_from}"
-    return name if (mode, scope) == ("zero", "layer") else f"{name}.{mode}-{scope}"
 
 
 def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split,

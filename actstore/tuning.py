@@ -196,7 +196,7 @@ def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: 
         store.put_result("tuning", task.name, spec, _tuning_dataset([done[s] for s in seeds]))
         prompts = PromptSet(np.stack([done[s].prompt for s in seeds]), tuple(seeds),
                             f"tuned:{store.name}/results/tuning/{task.name}")
-        store.put_prompts(task.name, prompts, prompts.spec(model.spec))
+        store.put_prompts(task.name, prompts.vectors, prompts.spec(model.spec))
     return _tuning_dataset([done[s] for s in seeds if s in done]).assign_attrs(spec=spec)
 
 

@@ -83,7 +83,7 @@ def transfer(
     Pairs not yet evaluated on exactly these examples (e.g. another --limit) are evaluated first.
     """
     from actstore import analysis
-    from actstore.evaluation import evaluate
+    from actstore.evaluation import check_transfer_runs, evaluate
     from actstore.models import load_model
 
     names = _tasks(tasks)
@@ -98,8 +98,8 @@ def transfer(
             made_for = target.prompt_spec(names[0]).model
             lm = load_model(model or made_for.name, device=device, layout=layout or made_for.layout,
                             cross_layout=cross_layout)
-            analysis.check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
-            n_seeds = len(target.prompts(names[0]).seeds)
+            check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
+            n_seeds = len(target.prompt_spec(names[0]).seeds)
             with throughput("transfer", sum(len(data[d]) for d, _ in pairs) * n_seeds) as rates:
                 for name, prompts in pairs:
                     evaluate(target, lm, loaded[name][0], data[name], prompts_from=prompts, batch_size=batch_size,

@@ -63,7 +63,7 @@ def extract(
     done_splits = []
     with target.writing(shared=shard.sharded):
         if record_under and shard.rank == 0:  # the other ranks wait for rank 0's extraction groups
-            target.put_prompts(record_under, prompt_set, prompt_set.spec(lm.spec))
+            target.put_prompts(record_under, prompt_set.vectors, prompt_set.spec(lm.spec))
         for name, examples in sorted(splits.items(), key=lambda item: item[0] != "train"):  # the baseline first
             planned = plan(lm, spec, examples, prompt_set, options, baseline_from)
             rank = f" (rank {shard.rank} of {shard.world})" if shard.sharded else ""

@@ -54,7 +54,7 @@ def import_(
     prompts.check_fits(lm.spec, 1)
     target = Store(store, mode="a")
     with target.writing():
-        target.put_prompts(task, prompts, prompts.spec(lm.spec))
+        target.put_prompts(task, prompts.vectors, prompts.spec(lm.spec))
     if as_json:
         print_json({"task": task, "store": str(store), "seeds": list(prompts.seeds), "n_tokens": prompts.n_tokens,
                     "source": prompts.source, "layout": lm.spec.layout, "seed_names": list(prompts.seed_names),
@@ -79,7 +79,7 @@ def export(
     from actstore.store import open_store
 
     source = open_store(store)
-    prompts = source.prompts(task)
+    prompts = PromptSet.stored(source, task)
     if prompts is None:
         raise ActstoreError(f"{store} holds no prompts for task '{task}'")
     made_for = source.prompt_spec(task).model

@@ -67,9 +67,10 @@ def suppress(
 ) -> None:
     """Suppress the top x % skill neurons while the model runs; accuracy against x, with random controls."""
     from actstore.models import load_model
+    from actstore.results import suppression_name
     from actstore.scheduler import using
     from actstore.store import Store
-    from actstore.suppression import SuppressOptions, suppress as run_suppress, suppression_name
+    from actstore.suppression import SuppressOptions, suppress as run_suppress
 
     options = SuppressOptions(percents=parse_percents(percent), mode=mode, scope=scope, random_draws=random_draws,
                               random_seed=seed, noise_scale=noise_scale)
@@ -83,7 +84,7 @@ def suppress(
                         cross_layout=cross_layout)
         target = Store(store, mode="r+")
         with target.writing():
-            prompts = target.prompts(source_task(spec))
+            prompts = target.prompt_spec(source_task(spec))
             runs = len(options.percents) * (1 + options.random_draws) * (len(prompts.seeds) if prompts else 0)
             with throughput(f"suppress {task}", len(examples) * runs) as rates:
                 result = run_suppress(target, lm, spec, examples, options, neurons_from=neurons_from,

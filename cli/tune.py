@@ -109,7 +109,7 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     lm = load_model(model, device=device, layout=layout, cross_layout=cross_layout)
     target = Store(store, mode="r+")
     with target.writing():
-        prompts = target.prompts(prompts_from or source_task(spec))
+        prompts = target.prompt_spec(prompts_from or source_task(spec))
         with throughput(f"eval {task}", len(examples) * (len(prompts.seeds) if prompts else 0)) as rates:
             result = evaluate(target, lm, spec, examples, prompts_from=prompts_from, batch_size=batch_size,
                               max_length=max_length, tick=lambda n: rates.add(n, 0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -14,11 +14,20 @@ from torch import nn
 from ..errors import ActstoreError
 
 if TYPE_CHECKING:
-    from ..models import PromptedModel
     from ..specs import ModelSpec
 
 #: a tokenised batch: input_ids, attention_mask and what the layout needs besides (position_ids, mask_index, ...)
 Batch = dict[str, torch.Tensor]
+
+
+class Prompted(Protocol):
+    """What a layout reads of the model it builds inputs for (``models.PromptedModel``; a protocol, so that the
+    layouts, which ``models`` imports, import nothing of ``models``)."""
+
+    model: nn.Module
+    tokenizer: Any
+    spec: ModelSpec
+    is_t5: bool
 
 
 class Layout(ABC):
@@ -35,13 +44,13 @@ class Layout(ABC):
     #: whether a label word is looked up as " word" (a word after a space) or as "word"
     spaced_label_words: ClassVar[bool] = False
 
-    def check(self, model: PromptedModel) -> None:
+    def check(self, model: Prompted) -> None:
         """Refuse, in one line, a model this layout is not defined for."""
         if model.spec.architecture not in self.architectures:
             raise ActstoreError(f"layout '{self.name}' is defined for {', '.join(self.architectures)} models, not "
                                 f"{model.spec.architecture} ({model.spec.name}); use --layout pt or peft")
 
-    def initial_prompt(self, model: PromptedModel, vectors: np.ndarray) -> np.ndarray:
+    def initial_prompt(self, model: Prompted, vectors: np.ndarray) -> np.ndarray:
         """The prompt tuning starts from, given the seed's small-random one (p, hidden)."""
         return vectors
 
@@ -49,19 +58,19 @@ class Layout(ABC):
         """The most position embeddings the text takes at ``max_length`` (where the prompt slots take none)."""
         return max_length
 
-    def min_length(self, model: PromptedModel, n_fields: int) -> int:
+    def min_length(self, model: Prompted, n_fields: int) -> int:
         """The least ``max_length`` with room for the special tokens and a token of each text field (below it
         the tokenizer would silently not truncate at all)."""
         pair = n_fields > 1 and not model.is_t5  # T5 reads the fields joined into one text
         return model.tokenizer.num_special_tokens_to_add(pair=pair) + n_fields
 
     @abstractmethod
-    def encode(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
+    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
                task: str | None = None) -> Batch:
         """Tokenise a batch of examples (right padding; ``task`` picks a text template where the layout has them)."""
 
     @abstractmethod
-    def label_logits(self, model: PromptedModel, batch: Batch, prompt: torch.Tensor,
+    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
                      word_ids: Sequence[int]) -> torch.Tensor:
         """(batch, n_labels) label-word logits of the model run with ``prompt`` (p, hidden) in front."""
 
@@ -102,7 +111,7 @@ def _embeddings_given(encoder: nn.Module, output: torch.Tensor) -> Iterator[None
         encoder.embeddings = own
 
 
-def encoder_hidden(model: PromptedModel, mask: torch.Tensor, *, inputs_embeds: torch.Tensor | None = None,
+def encoder_hidden(model: Prompted, mask: torch.Tensor, *, inputs_embeds: torch.Tensor | None = None,
                    embedding_output: torch.Tensor | None = None, **extra: torch.Tensor) -> torch.Tensor:
     """The encoder's last hidden states, from word-level ``inputs_embeds`` (the model adds its positions and
     token types) or from a finished ``embedding_output`` (the layout built positions and LayerNorm itself)."""
@@ -113,7 +122,7 @@ def encoder_hidden(model: PromptedModel, mask: torch.Tensor, *, inputs_embeds: t
         return encoder(inputs_embeds=embedding_output, attention_mask=mask).last_hidden_state
 
 
-def label_scores(model: PromptedModel, hidden: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
+def label_scores(model: Prompted, hidden: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
     """Label-word logits of the hidden states where the label is read: the MLM head, or (no head) the hidden
     state dotted with the label words' input embeddings."""
     words = torch.tensor(list(word_ids), device=hidden.device)
@@ -123,7 +132,7 @@ def label_scores(model: PromptedModel, hidden: torch.Tensor, word_ids: Sequence[
     return hidden @ model.model.get_input_embeddings().weight[words].T
 
 
-def t5_first_step(model: PromptedModel, embeds: torch.Tensor, mask: torch.Tensor,
+def t5_first_step(model: Prompted, embeds: torch.Tensor, mask: torch.Tensor,
                   word_ids: Sequence[int]) -> torch.Tensor:
     """T5's label-word logits at the first decoding step."""
     n = embeds.shape[0]
@@ -140,7 +149,7 @@ def prompt_token_types(batch: Batch, n: int, p: int) -> dict[str, torch.Tensor]:
     return {"token_type_ids": torch.cat([torch.zeros_like(types[:, :1]).expand(n, p), types], 1)}
 
 
-def prepended(model: PromptedModel, batch: Batch, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def prepended(model: Prompted, batch: Batch, prompt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs_embeds, attention_mask) of the prompt vectors followed by the text's word embeddings."""
     ids = batch["input_ids"]
     n, p = ids.shape[0], prompt.shape[0]

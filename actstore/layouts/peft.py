@@ -5,15 +5,21 @@ step). What actstore did before layouts existed; a valid set-up, but not the one
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import torch
 
 from . import TOKEN0
-from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepended, prompt_token_types, t5_first_step
-
-if TYPE_CHECKING:
-    from ..models import PromptedModel
+from .base import (
+    Batch,
+    Layout,
+    Prompted,
+    encoder_hidden,
+    label_scores,
+    pad_rows,
+    prepended,
+    prompt_token_types,
+    t5_first_step,
+)
 
 
 class Peft(Layout):
@@ -21,10 +27,10 @@ class Peft(Layout):
     token0 = TOKEN0["peft"]
     spaced_label_words = True
 
-    def min_length(self, model: PromptedModel, n_fields: int) -> int:
+    def min_length(self, model: Prompted, n_fields: int) -> int:
         return super().min_length(model, n_fields) + (0 if model.is_t5 else 1)  # the <mask> in the text
 
-    def encode(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
+    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
                task: str | None = None) -> Batch:
         tokenizer = model.tokenizer
         if model.is_t5:
@@ -42,7 +48,7 @@ class Peft(Layout):
             out["token_type_ids"] = pad_rows(types, 0)[0]
         return out
 
-    def label_logits(self, model: PromptedModel, batch: Batch, prompt: torch.Tensor,
+    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
                      word_ids: Sequence[int]) -> torch.Tensor:
         embeds, mask = prepended(model, batch, prompt)
         if model.is_t5:

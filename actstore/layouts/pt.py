@@ -22,10 +22,19 @@ import torch
 
 from ..tasks import t5_input
 from . import TOKEN0
-from .base import Batch, Layout, encoder_hidden, label_scores, pad_rows, prepended, t5_first_step, with_prompt_mask
+from .base import (
+    Batch,
+    Layout,
+    Prompted,
+    encoder_hidden,
+    label_scores,
+    pad_rows,
+    prepended,
+    t5_first_step,
+    with_prompt_mask,
+)
 
 if TYPE_CHECKING:
-    from ..models import PromptedModel
     from ..specs import ModelSpec
 
 #: architectures whose reference code zeroes the token-type embedding on the prompt slots (RoBERTa keeps type 0's)
@@ -41,12 +50,12 @@ class PromptTransferability(Layout):
         # a pair's text is cut to max_length + 3 tokens; BERT's text starts one position later than usual
         return max_length + 3 + (model.architecture in _NO_TYPE_ON_PROMPT)
 
-    def min_length(self, model: PromptedModel, n_fields: int) -> int:
+    def min_length(self, model: Prompted, n_fields: int) -> int:
         if model.is_t5 or n_fields == 1:
             return n_fields  # T5: the template's own pieces come on top; one text: max_length counts its tokens
         return 2 * n_fields - 2  # the budget max_length + 3 holds <s>, a separator and a token per field
 
-    def encode(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
+    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
                task: str | None = None) -> Batch:
         if model.is_t5:
             return self._encode_t5(model, texts, max_length, task)
@@ -68,7 +77,7 @@ class PromptTransferability(Layout):
         positions = (torch.cumsum(attention_mask, 1) + pad) * attention_mask + pad * (1 - attention_mask)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions}
 
-    def _encode_t5(self, model: PromptedModel, texts: Sequence[tuple[str, ...]], max_length: int,
+    def _encode_t5(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
                    task: str | None) -> Batch:
         template = t5_input(task, len(texts[0]))
         tokenizer = model.tokenizer
@@ -80,7 +89,7 @@ class PromptTransferability(Layout):
         input_ids, attention_mask = pad_rows(rows, tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def label_logits(self, model: PromptedModel, batch: Batch, prompt: torch.Tensor,
+    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
                      word_ids: Sequence[int]) -> torch.Tensor:
         if model.is_t5:
             return t5_first_step(model, *prepended(model, batch, prompt), word_ids)
