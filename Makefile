@@ -40,6 +40,7 @@ test: $(VENV)/.installed browser
 # yet (CONTRIBUTING.md)
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench.py

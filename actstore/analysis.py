@@ -16,13 +16,12 @@ import xarray as xr
 from scipy import stats
 
 from .errors import ActstoreError
-from .evaluation import check_run, evaluation_name, usable_prompts
-from .models import PromptedModel
+from .masks import SCOPES, skill_mask
 from .ranking import PREDICTIVITY_DECIMALS, model_accuracy
+from .results import evaluation_name
 from .specs import to_attrs
 from .store import Store
-from .suppression import SCOPES, skill_mask
-from .tasks import Split, get_task, source_task
+from .tasks import get_task, source_task
 
 NORMALIZE = ("none", "zscore")
 #: percentages of top neurons compared by ``compare_adversarial`` (the paper's suppression range)
@@ -64,14 +63,6 @@ def transfer_pairs(store: Store, tasks: Sequence[str], *, fingerprints: Mapping[
                                   stored.attrs["spec"]["data_fingerprint"] != fingerprints[data])
 
     return [(data, prompts) for data in tasks for prompts in tasks if all_pairs or stale(data, prompts)]
-
-
-def check_transfer_runs(store: Store, model: PromptedModel, data: Mapping[str, Split], pairs: Sequence[tuple[str, str]],
-                        *, batch_size: int, max_length: int) -> None:
-    """Check every (data task, prompts task) evaluation of ``transfer_pairs`` before the first is run and stored."""
-    for name, prompts in pairs:
-        check_run(model, data[name], batch_size, max_length)
-        usable_prompts(store, prompts, model, max_length)
 
 
 def transfer(store: Store, tasks: Sequence[str]) -> xr.Dataset:

@@ -16,6 +16,9 @@ from .digest import file_sha256
 from .errors import ActstoreError
 from .specs import ModelSpec, PromptSpec
 
+if typing.TYPE_CHECKING:
+    from .store import Store
+
 #: standard deviation of a fresh prompt: small, as in the prompt-tuning papers
 INIT_STD = 0.02
 #: seeds seed numpy's and torch's generators and are stored as int64: 0 … 2^32 - 1
@@ -70,6 +73,15 @@ class PromptSet:
         h = hashlib.sha256(np.ascontiguousarray(self.vectors, dtype="<f4").tobytes())
         h.update(repr(self.seeds).encode())
         return "sha256:" + h.hexdigest()[:32]
+
+    @classmethod
+    def stored(cls, store: Store, task: str) -> PromptSet | None:
+        """The prompts ``store`` holds for ``task`` (None: none), to extract or evaluate with."""
+        held = store.prompts(task)
+        if held is None:
+            return None
+        spec = held.spec
+        return cls(held.vectors, spec.seeds, spec.source, spec.seed_names, spec.files)
 
     def spec(self, model: ModelSpec) -> PromptSpec:
         return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum,

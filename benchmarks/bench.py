@@ -51,7 +51,7 @@ from actstore.ranking import rank as rank_task
 from actstore.scheduler import local_cluster, using
 from actstore.specs import ExtractionSpec
 from actstore.store import Store
-from actstore.store.writer import Examples
+from actstore.store.writer import Examples, open_writer
 
 MODEL = "all-minilm-l6-v2"
 #: disk-bound pairs (write, rank, rank over bits) are timed this many times, taking turns, and compared by their
@@ -144,7 +144,7 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
     """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers) of
     float16 values alone (the spec without bits, moments and texts), as a raw write writes them."""
     spec = replace(spec, store_bits=False, baseline_task="", store_moments=False, n_text_fields=0)
-    writer = store.extraction_writer(spec, Examples(np.zeros(spec.n_examples, np.int64), "bench",
+    writer = open_writer(store, spec, Examples(np.zeros(spec.n_examples, np.int64), "bench",
                                                     np.arange(spec.n_examples)))
     scores = np.zeros((spec.block, 2), np.float32)
     start = time.perf_counter()
@@ -294,7 +294,7 @@ def synthetic_store(source: Path, target: Path, factor: int) -> None:
                    store_moments=False, n_text_fields=0)
     store = Store(target, mode="a")
     labels = np.tile(dev["label"].values[:blocks * spec.block], factor)
-    writer = store.extraction_writer(spec, Examples(labels, "synthetic", np.arange(spec.n_examples)))
+    writer = open_writer(store, spec, Examples(labels, "synthetic", np.arange(spec.n_examples)))
     scores = np.zeros((spec.block, 2), np.float32)
     for b in range(spec.n_blocks):
         lo = b % blocks * spec.block

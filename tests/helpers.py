@@ -32,7 +32,7 @@ def run_toy(store_path: Path, model_dir: Path, data_dir: Path, *, n_train: int =
     model = load_model(str(model_dir))
     prompts = PromptSet.random(seeds, n_tokens, model.spec.hidden)
     store = Store(store_path, mode="a")
-    store.put_prompts("toy", prompts, prompts.spec(model.spec))
+    store.put_prompts("toy", prompts.vectors, prompts.spec(model.spec))
     opts = ExtractOptions(**{"batch_size": 2, "block": 4, "store_train": True, "segment": 2, **options})
     for split, n in (("train", n_train), ("validation", n_dev)):
         extract(store, model, SENTIMENT, toy_split(data_dir, split, n), prompts, opts)

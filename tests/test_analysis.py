@@ -12,10 +12,10 @@ from scipy import stats
 
 from actstore import analysis
 from actstore.errors import ActstoreError
-from actstore.evaluation import evaluation_name
 from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import rank, ranking_dataset
+from actstore.results import evaluation_name
 from actstore.specs import ModelSpec, RankingSpec, to_attrs
 from actstore.store import Store
 from helpers import invoke, one_error_line, run_toy
@@ -43,7 +43,7 @@ def put_evaluation(store: Store, data: str, prompts: str, accuracy: list[float],
 
 def put_prompts(store: Store, task: str, seeds: tuple[int, ...] = (0, 1), model: ModelSpec = MODEL) -> None:
     prompts = PromptSet.random(seeds, 2, model.hidden)
-    store.put_prompts(task, prompts, prompts.spec(model))
+    store.put_prompts(task, prompts.vectors, prompts.spec(model))
 
 
 def accuracies(seed: int, shape=(2, 3, 2, 40)) -> np.ndarray:
@@ -301,7 +301,7 @@ def tiny_store(tiny_model_dir, data_dir, tmp_path_factory):
     spec = load_model(str(tiny_model_dir("roberta"))).spec
     for task in ("sst2", "qnli"):
         prompts = PromptSet.random((0, 1), 2, spec.hidden)
-        store.put_prompts(task, prompts, prompts.spec(spec))
+        store.put_prompts(task, prompts.vectors, prompts.spec(spec))
     return path
 
 

@@ -10,6 +10,7 @@ import xarray as xr
 from actstore import kernels
 from actstore.errors import ActstoreError
 from actstore.ranking import rank
+from actstore.stats import activation_stats
 from actstore.store import Store
 from helpers import run_toy
 
@@ -49,7 +50,7 @@ def test_rank_from_bits_equals_rank_from_float16(arch, tiny_model_dir, data_dir,
 
 def test_moments_equal_the_values_statistics(tiny_model_dir, data_dir, tmp_path):
     store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir, keep="both", n_dev=11)
-    stats = store.activation_stats("toy", "validation")
+    stats = activation_stats(store, "toy", "validation")
     values = store.extraction("toy", "validation")["acts"].values.astype(np.float64)
     np.testing.assert_allclose(stats["mean"].values, values.mean(axis=(1, 3)), rtol=0, atol=1e-12)
     np.testing.assert_allclose(stats["std"].values, values.std(axis=(1, 3)), rtol=1e-9, atol=1e-12)
@@ -163,7 +164,7 @@ def test_an_adversarial_tasks_bits_use_its_clean_tasks_baseline(tiny_model_dir, 
     model = load_model(str(tiny_model_dir("bert")))
     prompts = PromptSet.random((0, 1), 3, model.spec.hidden)
     store = Store(tmp_path / "s.zarr", mode="a")
-    store.put_prompts("sst2", prompts, prompts.spec(model.spec))
+    store.put_prompts("sst2", prompts.vectors, prompts.spec(model.spec))
     options = ExtractOptions(batch_size=2, block=4, segment=2, keep="both")
     extract(store, model, tasks.get_task("sst2"), tasks.load_split("sst2", "train", data_dir=data_dir).sample(12),
             prompts, options)

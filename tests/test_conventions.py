@@ -119,8 +119,8 @@ CHOICES = [
     (("suppress",), "--layout", ("pt", "sn", "peft"), "actstore.layouts:LAYOUTS"),
     (("rank",), "--read", ("acts", "bits"), "actstore.ranking:READS"),
     (("suppress",), "--mode", ("zero", "noise", "mean"), "actstore.suppression:MODES"),
-    (("suppress",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
-    (("compare-adversarial",), "--scope", ("layer", "global"), "actstore.suppression:SCOPES"),
+    (("suppress",), "--scope", ("layer", "global"), "actstore.masks:SCOPES"),
+    (("compare-adversarial",), "--scope", ("layer", "global"), "actstore.masks:SCOPES"),
     (("correlate",), "--normalize", ("none", "zscore"), "actstore.analysis:NORMALIZE"),
     (("prompts", "export"), "--format", ("pt", "npy", "peft", "robust-neurons"), "actstore.prompts:FORMATS"),
     (("prompts", "import"), "--from", ("files", "robust-neurons"), "actstore.prompts:SOURCES"),
@@ -146,10 +146,10 @@ def test_fixed_choices_are_listed_and_a_wrong_one_is_a_usage_error(command, opti
 
 
 def test_the_clis_spelled_out_defaults_equal_the_librarys():
-    from actstore import analysis, suppression
+    from actstore import analysis, masks, suppression
     from actstore.cli import analyze, suppress
 
-    assert tuple(map(float, suppress.DEFAULT_PERCENTS)) == suppression.DEFAULT_PERCENTS
+    assert tuple(map(float, suppress.DEFAULT_PERCENTS)) == masks.DEFAULT_PERCENTS
     assert tuple(map(float, analyze.ADVERSARIAL_PERCENTS)) == analysis.ADVERSARIAL_PERCENTS
     assert get_args(suppress.Mode) == suppression.MODES and get_args(analyze.Normalize) == analysis.NORMALIZE
 

@@ -17,6 +17,7 @@ from actstore import open_store
 from actstore.errors import ActstoreError
 from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
+from actstore.prompts import PromptSet
 from actstore.store import Store
 from helpers import SENTIMENT, invoke, run_toy, toy_split
 
@@ -87,7 +88,7 @@ def test_verify_finds_corrupted_chunks_and_repair_lets_extract_redo_their_blocks
     model = load_model(str(tiny_model_dir("bert")))
     for split, n in (("train", 12), ("validation", 10)):
         extract(Store(tmp_path / "s.zarr", mode="a"), model, SENTIMENT, toy_split(data_dir, split, n),
-                store.prompts("toy"), ExtractOptions(batch_size=2, block=4, store_train=True, segment=2))
+                PromptSet.stored(store, "toy"), ExtractOptions(batch_size=2, block=4, store_train=True, segment=2))
     again = Store(tmp_path / "s.zarr")
     for split in ("train", "validation"):
         np.testing.assert_array_equal(again.extraction("toy", split)["acts"].values, reference[split])

@@ -11,12 +11,13 @@ from actstore import analysis, open_store
 from actstore.errors import ActstoreError
 from actstore.evaluation import scores
 from actstore.extraction import ExtractOptions
+from actstore.masks import random_ranks
 from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import rank, recompute_baseline, top_neurons
 from actstore.report import layer_figure
 from actstore.store import Store
-from actstore.suppression import SuppressOptions, baseline_mean, random_ranks, suppress, suppression_edit
+from actstore.suppression import SuppressOptions, baseline_mean, suppress, suppression_edit
 from helpers import SENTIMENT, extract_interrupted, invoke, reference_ranking, run_toy, toy_split
 from test_extraction import independent_activations
 from test_suppression import zeroed_copy
@@ -44,7 +45,7 @@ def test_decoder_activations_are_the_ffn_input_at_the_first_decoding_step(kind, 
     assert ds["layer"].values.tolist() == [2, 3, 4]  # numbered after the encoder's layers
     split = toy_split(data_dir, "validation", 10)
     for s in range(2):
-        prompt = torch.from_numpy(store.prompts("toy").vectors[s])
+        prompt = torch.from_numpy(PromptSet.stored(store, "toy").vectors[s])
         expected = independent_activations(model, split.texts, prompt, stack="decoder")
         np.testing.assert_array_equal(ds["acts"].values[s], expected.astype(np.float16))
     for name in ("label", "prediction", "scores"):
@@ -113,7 +114,7 @@ def test_suppression_curves_include_the_decoder_layers(t5_store, tiny_model_dir,
 def test_an_interrupted_t5_extraction_resumes_both_stacks_identically(tiny_model_dir, data_dir, tmp_path):
     reference = run_toy(tmp_path / "ref.zarr", tiny_model_dir("t5"), data_dir, store_train=False)
     store = Store(tmp_path / "cut.zarr", mode="a")
-    extract_interrupted(store, tiny_model_dir("t5"), data_dir, reference.prompts("toy"),
+    extract_interrupted(store, tiny_model_dir("t5"), data_dir, PromptSet.stored(reference, "toy"),
                         ExtractOptions(batch_size=2, block=4, segment=1))
     for stack in ("encoder", "decoder"):
         np.testing.assert_array_equal(reference.baseline("toy", stack).values, store.baseline("toy", stack).values)

@@ -62,7 +62,7 @@ def test_extraction_stores_the_ffn_activations_at_the_prompt_positions(arch, tin
     assert ds["acts"].shape == (2, 10, model.spec.n_layers, 3, model.spec.n_neurons)
     assert ds["acts"].dtype == np.float16
     split = toy_split(data_dir, "validation", 10)
-    prompts = store.prompts("toy")
+    prompts = PromptSet.stored(store, "toy")
     for s in range(2):
         expected = independent_activations(model, split.texts, torch.from_numpy(prompts.vectors[s]))
         np.testing.assert_array_equal(ds["acts"].values[s], expected.astype(np.float16))
@@ -102,7 +102,7 @@ def test_interrupted_extraction_resumes_to_identical_arrays(tiny_model_dir, data
         with pytest.raises(ActstoreError, match="incomplete"):
             store.extraction("toy", split)
 
-    extract_interrupted(store, tiny_model_dir("bert"), data_dir, reference.prompts("toy"),
+    extract_interrupted(store, tiny_model_dir("bert"), data_dir, PromptSet.stored(reference, "toy"),
                         ExtractOptions(batch_size=2, block=4, store_train=True, segment=2), between=still_incomplete)
     for split in ("train", "validation"):
         a, b = reference.extraction("toy", split), store.extraction("toy", split)
@@ -121,7 +121,7 @@ def test_other_settings_against_an_existing_extraction_are_refused(change, messa
     model = load_model(str(tiny_model_dir("bert")))
     options = ExtractOptions(**{"batch_size": 2, "block": 4, **change})
     with pytest.raises(ActstoreError, match=message):
-        extract(store, model, SENTIMENT, toy_split(data_dir, "validation", 10), store.prompts("toy"), options)
+        extract(store, model, SENTIMENT, toy_split(data_dir, "validation", 10), PromptSet.stored(store, "toy"), options)
     other_prompts = PromptSet.random([0, 1], 3, model.spec.hidden * 1)
     other_prompts = PromptSet(other_prompts.vectors + 1, other_prompts.seeds, "shifted")
     with pytest.raises(ActstoreError, match="prompt_checksum"):

@@ -24,11 +24,13 @@ from actstore import tasks
 from actstore.errors import ActstoreError
 from actstore.extraction import ExtractOptions, extract
 from actstore.models import load_model
+from actstore.prompts import PromptSet
 from actstore.ranking import rank
 from actstore.store import Store, open_store
 from actstore.store.attrs import consolidate, is_consolidated
 from actstore.store.integrity import StrictStore
 from actstore.store.migrate import upgrade_path
+from actstore.store.verify import verify
 from actstore.suppression import SuppressOptions, suppress
 from helpers import SENTIMENT, invoke, one_error_line, run_toy, stored_arrays, toy_split
 
@@ -66,8 +68,8 @@ def fresh(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     with store.writing():
         suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 8),
                  SuppressOptions(percents=(0.0, 50.0), mode="zero", random_draws=2), batch_size=4)
-        prompts = store.prompts("toy")
-        store.put_prompts("part", prompts, prompts.spec(model.spec))
+        prompts = PromptSet.stored(store, "toy")
+        store.put_prompts("part", prompts.vectors, prompts.spec(model.spec))
         split = tasks.load_split(PART, "validation", data_files={"validation": data_dir / "sst2" / "dev.tsv"}).sample(8)
 
         def stop(examples: int, nbytes: int) -> None:
@@ -152,7 +154,7 @@ def test_upgrade_keeps_every_value_and_the_ranking(upgraded):
     for key, values in before.items():
         if not key.startswith("extractions/part"):  # complete groups: every chunk there, so no fill value read
             np.testing.assert_array_equal(after[renamed(key)], values, err_msg=key)
-    assert store.verify() == []
+    assert verify(store) == []
     stored = store.ranking("toy")
     again = rank(Store(path, mode="r+"), "toy")  # the same numbers from the upgraded activations
     for name in ("accuracy", "predictivity", "rank_in_layer", "rank_global", "layer_stack"):
@@ -200,9 +202,9 @@ def test_upgrade_killed_anywhere_finishes_when_run_again(tmp_path, monkeypatch, 
             with pytest.raises(ActstoreError, match="run actstore upgrade"):  # half-upgraded: refused, never read
                 open_store(path)
         else:  # the flag goes only once every group is done: killed while consolidating
-            assert open_store(path).verify() == [], cut
+            assert verify(open_store(path)) == [], cut
         upgrade_path(path)
-        assert open_store(path).verify() == [], cut
+        assert verify(open_store(path)) == [], cut
         after = stored_arrays(path)
         assert set(after) == set(reference), cut
         for key, values in reference.items():
@@ -226,13 +228,13 @@ def test_damage_older_than_the_upgrade_is_still_reported_and_repaired(tmp_path, 
     result = invoke("upgrade", path)
     assert result.exit_code == 0 and f"{group}: damaged" in result.output and "actstore verify" in result.output
     assert "damaged before the upgrade: run actstore verify" in result.output, result.output
-    found = open_store(path).verify()
+    found = verify(open_store(path))
     assert found and all(d["group"] in group for d in found), found
     assert invoke("verify", path, "--repair").exit_code == 0
     if damage == "ranking dtype edited":  # removed, for rank to make again
         assert "toy" not in open_store(path).ranked_tasks()
     else:  # the metadata rewritten from the spec, the chunks kept
-        assert open_store(path).verify() == []
+        assert verify(open_store(path)) == []
         np.testing.assert_array_equal(open_store(path).extraction("toy")["acts"].values, before)
     check = xr.open_zarr(path, group="extractions/toy/validation")
     assert "label_class" in check.dims and "class" not in check.variables
@@ -327,7 +329,7 @@ def test_upgrade_on_object_storage(tmp_path):
         open_store(url)
     assert len(upgrade_path(url)) == 10
     store = open_store(url)
-    assert store.verify() == [] and is_consolidated(store.zstore)
+    assert verify(store) == [] and is_consolidated(store.zstore)
     assert store.ranking("toy").layer_stack.values.tolist() == ["encoder"] * 2 + ["decoder"] * 3
     assert store.extraction("toy", stack="decoder").scores.sel(label_class=0).shape == (2, 8)
     assert not any(key.endswith(".actstore.lock") or "/decoder/" in key for key in sync(_keys(target)))
@@ -348,4 +350,4 @@ def test_repairing_two_damaged_groups_consolidates_once_both_are_mended(tmp_path
     assert "consolidated_metadata" not in json.loads((path / "zarr.json").read_text())
     result = invoke("verify", path, "--repair")
     assert result.exit_code == 0 and "2 problem(s)" in result.output, result.output
-    assert open_store(path).verify() == [] and is_consolidated(Store(path).zstore)
+    assert verify(open_store(path)) == [] and is_consolidated(Store(path).zstore)

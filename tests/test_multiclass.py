@@ -40,7 +40,7 @@ def extract_tweets(path: Path, model_dir: Path, *, n_train=24, n_dev=30, dtype="
     model = load_model(str(model_dir))
     prompts = PromptSet.random((0, 1), 3, model.spec.hidden)
     store = Store(path, mode="a")
-    store.put_prompts(TWEETS, prompts, prompts.spec(model.spec))
+    store.put_prompts(TWEETS, prompts.vectors, prompts.spec(model.spec))
     options = ExtractOptions(batch_size=2, block=4, store_train=True, segment=2, dtype=dtype, keep=keep)
     for split, n in (("train", n_train), ("validation", n_dev)):
         extract(store, model, tasks.get_task(TWEETS), tweets_split(split, n), prompts, options)

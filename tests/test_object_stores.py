@@ -30,6 +30,7 @@ from actstore.experiment import Experiment
 from actstore.ranking import rank
 from actstore.store import Store, open_store
 from actstore.store.backends import open_backend
+from actstore.store.verify import verify
 from helpers import invoke, one_error_line, run_toy
 
 BACKENDS = ("local", "memory", "s3")
@@ -93,7 +94,7 @@ def contents(location: str) -> dict[str, bytes]:
 
 def test_a_store_is_created_extracted_verified_and_read_back_with_xarray(location, reference, tiny_model_dir, data_dir):
     store = run_toy(location, tiny_model_dir("bert"), data_dir)
-    assert store.verify() == []
+    assert verify(store) == []
     again = open_store(location)
     assert_same_arrays(arrays(again), reference)
     ds = again.extraction("toy", "validation")  # lazy xarray over the chunks, through the strict layer
@@ -134,11 +135,11 @@ def test_a_crash_before_a_done_marker_loses_only_that_block_and_the_same_call_re
     acts = partial["acts"].values
     assert np.isnan(acts[~complete]).all()  # never read as data
     np.testing.assert_array_equal(acts[complete], reference["extractions/toy/validation/acts"][complete])
-    assert store.verify() == []  # a block not done yet is no damage
+    assert verify(store) == []  # a block not done yet is no damage
 
     resumed = run_toy(location, tiny_model_dir("bert"), data_dir)
     assert_same_arrays(arrays(resumed), reference)
-    assert resumed.verify() == []
+    assert verify(resumed) == []
 
 
 def test_planted_faults_are_found_by_verify_refused_by_readers_and_healed(location, reference, tiny_model_dir,
@@ -151,7 +152,7 @@ def test_planted_faults_are_found_by_verify_refused_by_readers_and_healed(locati
     flipped[len(flipped) // 2] ^= 0x01  # seed 0, block 0, layer 1: one bit
     sync(store.set(f"{acts}/0/0/1/0/0", default_buffer_prototype().buffer.from_bytes(bytes(flipped))))
 
-    found = {(d["item"], d["problem"]) for d in open_store(location).verify()}
+    found = {(d["item"], d["problem"]) for d in verify(open_store(location))}
     assert found == {("acts seed 1 block 1 layer 0", "missing"), ("acts seed 0 block 0 layer 1", "damaged")}
     with pytest.raises(StoreFault):
         open_store(location).extraction("toy", "validation")["acts"].values
@@ -160,10 +161,10 @@ def test_planted_faults_are_found_by_verify_refused_by_readers_and_healed(locati
 
     damaged = Store(location, mode="r+")
     with damaged.writing():
-        assert len(damaged.verify(repair=True)) == 2
+        assert len(verify(damaged, repair=True)) == 2
     healed = run_toy(location, tiny_model_dir("bert"), data_dir)
     assert_same_arrays(arrays(healed), reference)
-    assert healed.verify() == []
+    assert verify(healed) == []
 
 
 def test_the_writer_lock_is_exclusive_on_a_disk_and_absent_on_object_stores(location):
@@ -247,7 +248,7 @@ def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(s3_bucket, 
     assert rerun.stderr.strip() == ""  # no warnings either (an unclosed HTTP session would say so here)
     resumed = open_store(url)
     assert_same_arrays(arrays(resumed), arrays(open_store(tmp_path / "ref.zarr")))
-    assert resumed.verify() == []
+    assert verify(resumed) == []
 
 
 # ---- the endpoint lost mid-extract: killed, or silent and then back
@@ -434,7 +435,7 @@ def existing(s3_bucket, tiny_model_dir) -> str:
     url = f"{s3_bucket}/s.zarr"
     spec = load_model(str(tiny_model_dir("bert"))).spec
     prompts = PromptSet.random((0,), 2, spec.hidden)
-    Store(url, mode="a").put_prompts("toy", prompts, prompts.spec(spec))
+    Store(url, mode="a").put_prompts("toy", prompts.vectors, prompts.spec(spec))
     return url
 
 

@@ -153,7 +153,7 @@ def test_a_writer_thread_that_finds_the_disk_full_stops_the_extraction_with_its_
     split = toy_split(data_dir, "validation", 40)
 
     def run(store: Store) -> None:
-        store.put_prompts("toy", prompts, prompts.spec(model.spec))
+        store.put_prompts("toy", prompts.vectors, prompts.spec(model.spec))
         extract(store, model, SENTIMENT, split, prompts, ExtractOptions(batch_size=2, block=4))
 
     roomy = tmpfs("roomy", "64m")

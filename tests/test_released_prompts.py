@@ -155,7 +155,7 @@ def test_import_records_seed_names_files_and_the_pt_layout_and_export_gives_back
         path, sha = entry.split(" sha256:")
         assert path == f"seed_{seed}/SST2PromptRoberta/task_prompt"
         assert sha == hashlib.sha256((released / path).read_bytes()).hexdigest()
-    assert open_store(imported).prompts("sst2").seed_names == spec.seed_names
+    assert PromptSet.stored(open_store(imported), "sst2").seed_names == spec.seed_names
 
     out = tmp_path / "exported"
     result = invoke("prompts", "export", "--store", imported, "--task", "sst2", "--format", "robust-neurons",
@@ -180,7 +180,7 @@ def test_import_records_seed_names_files_and_the_pt_layout_and_export_gives_back
 def test_a_released_roberta_prompt_gives_finite_logits_in_the_pt_layout(imported, wide_roberta):
     model = load_model(str(wide_roberta), device="cpu", layout="pt")
     model.check_made_for("prompts of 'sst2'", open_store(imported).prompt_spec("sst2").model)
-    prompts = open_store(imported).prompts("sst2")
+    prompts = PromptSet.stored(open_store(imported), "sst2")
     prompts.check_fits(model.spec, 16)
     sst2 = tasks.get_task("sst2")
     batch = model.encode([("a charming and moving film",), ("a dull , boring mess",)], 16, "sst2")

@@ -13,6 +13,7 @@ import torch
 
 from actstore import open_store
 from actstore.experiment import Experiment, run
+from actstore.prompts import PromptSet
 from helpers import digest, experiment_toml, invoke, one_error_line
 
 TUNE = ["--prompt-length", "3", "--max-steps", "4", "--eval-every", "2", "--batch-size", "4", "--max-length", "32",
@@ -32,7 +33,7 @@ def tuned(tiny_model_dir, data_dir, tmp_path_factory):
 
 def test_tune_stores_prompts_and_curves(tuned):
     store = open_store(tuned)
-    prompts, curves = store.prompts("sst2"), store.result("tuning", "sst2")
+    prompts, curves = PromptSet.stored(store, "sst2"), store.result("tuning", "sst2")
     assert prompts.seeds == (0, 1) and prompts.vectors.shape[:2] == (2, 3)
     np.testing.assert_array_equal(prompts.vectors, curves["prompt"].values)
     assert curves["dev_accuracy"].dims == ("seed", "evaluation") and (curves["wall_s"] > 0).all()
@@ -60,13 +61,13 @@ def test_prompts_export_and_import_round_trip(tuned, tiny_model_dir, tmp_path):
     assert torch.load(tmp_path / "pt" / "seed1.pt").shape == (3, 32)
     config = json.loads((tmp_path / "peft" / "seed0" / "adapter_config.json").read_text())
     assert config["peft_type"] == "PROMPT_TUNING" and config["num_virtual_tokens"] == 3
-    original = open_store(tuned).prompts("sst2").vectors
+    original = PromptSet.stored(open_store(tuned), "sst2").vectors
     for fmt, files in (("pt", ["seed0.pt", "seed1.pt"]), ("peft", ["seed0", "seed1"])):
         copy = tmp_path / f"{fmt}.zarr"
         result = invoke("prompts", "import", *[tmp_path / fmt / f for f in files], "--task", "sst2", "--store", copy,
                         "--model", tiny_model_dir("roberta"), "--seeds", "0,1")
         assert result.exit_code == 0, result.output
-        np.testing.assert_array_equal(open_store(copy).prompts("sst2").vectors, original)
+        np.testing.assert_array_equal(PromptSet.stored(open_store(copy), "sst2").vectors, original)
 
 
 def test_bad_tuning_input_is_one_line_and_harmless(tuned, tiny_model_dir, data_dir, tmp_path):
@@ -186,7 +187,6 @@ def chunk_bytes(group: Path) -> int:
 
 
 def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, tmp_path):
-    from actstore.prompts import PromptSet
 
     args = ["run", PAPER, "--set", f"model={wide_roberta}", *toy_scale(data_dir, tmp_path)]
     result = invoke(*args, "--json")
@@ -196,7 +196,7 @@ def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, 
     store = open_store(tmp_path / "paper.zarr")
 
     released = PromptSet.from_robust_neurons(data_dir / "released-prompts", "sst2", "roberta", 768)
-    prompts = store.prompts("sst2")
+    prompts = PromptSet.stored(store, "sst2")
     np.testing.assert_array_equal(prompts.vectors, released.vectors[[0, released.seeds.index(33)]])
     assert prompts.seeds == (0, 33) and prompts.seed_names == ("su", "33")
     assert store.prompt_spec("sst2").model.layout == "pt"

@@ -13,20 +13,12 @@ import torch
 from actstore import open_store, suppression as sup
 from actstore.errors import ActstoreError
 from actstore.evaluation import accuracy, evaluate, scores
+from actstore.masks import neuron_count, random_ranks, skill_mask
 from actstore.models import load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import rank
 from actstore.store import Store
-from actstore.suppression import (
-    SuppressOptions,
-    activation_spread,
-    baseline_mean,
-    neuron_count,
-    random_ranks,
-    skill_mask,
-    suppress,
-    suppression_edit,
-)
+from actstore.suppression import SuppressOptions, activation_spread, baseline_mean, suppress, suppression_edit
 from helpers import SENTIMENT, digest, invoke, one_error_line, run_toy, toy_split
 
 N_NEURONS = 64  # FFN width of the tiny models
@@ -136,7 +128,7 @@ def test_suppression_curves_land_in_the_store_and_match_an_independent_computati
     plain = evaluate(store, model, SENTIMENT, dev, batch_size=4)["accuracy"].values
     np.testing.assert_array_equal(result["accuracy_skill"].sel(percent=0).values, plain)
     np.testing.assert_array_equal(result["accuracy_random"].sel(percent=0).values, np.stack([plain, plain]))
-    prompts = store.prompts("toy")
+    prompts = PromptSet.stored(store, "toy")
     half = skill_mask(store.ranking("toy"), 50, "layer")
     np.testing.assert_array_equal(result["accuracy_skill"].sel(percent=50).values,
                                   accuracy(zeroed_copy(model, half), SENTIMENT, dev, prompts, batch_size=4))

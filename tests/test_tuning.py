@@ -71,7 +71,7 @@ def test_the_best_checkpoint_is_kept_and_stored_with_its_curve(tiny_model_dir, s
     model = load_model(str(tiny_model_dir("bert")))
     store = Store(tmp_path / "s.zarr", mode="a")
     result = tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST)
-    prompts = open_store(tmp_path / "s.zarr").prompts("toy")
+    prompts = PromptSet.stored(open_store(tmp_path / "s.zarr"), "toy")
     assert prompts.seeds == (0, 1) and prompts.vectors.shape == (2, 4, model.spec.hidden)
     np.testing.assert_array_equal(prompts.vectors, result["prompt"].values)
     for s in (0, 1):
@@ -96,7 +96,7 @@ def test_a_crash_costs_only_the_seed_in_progress(tiny_model_dir, splits, tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST, on_step=crash_in_seed_1)
-    assert store.prompts("toy") is None and store.result("tuning", "toy") is None  # published once every seed is in
+    assert store.prompt_spec("toy") is None and store.result("tuning", "toy") is None  # published once every seed is in
     assert store.results("tuning-seed") == ["toy:0"]
     assert store.result("tuning-seed", "toy:0")["seed"].values.tolist() == [0]
     trained = []

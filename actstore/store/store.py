@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,15 +26,12 @@ import numpy as np
 import zarr
 
 from ..errors import ActstoreError, StoreFault
-from ..prompts import PromptSet
 from ..specs import (
-    MOMENT_SLOTS,
     STACKS,
     TOKEN0,
     ExtractionSpec,
     PromptSpec,
     RankingSpec,
-    differences,
     from_attrs,
     packed_size,
     to_attrs,
@@ -42,10 +40,8 @@ from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
 from .integrity import CHECKSUM, MANIFESTS, StrictStore, check_seal
-from .layout import coordinates, create_arrays, extraction_layout
 from .ledger import Ledger
 from .schema import validate
-from .writer import Examples, ExtractionWriter
 
 if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neither xarray nor dask nor numba
     import dask.array as da
@@ -56,6 +52,14 @@ if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neit
 CHUNK_CHECKS = {True: "chunks bound to their address (CRC32C recorded in each block's manifest)",
                 False: "chunks checked by their own CRC32C only (extracted before manifests: an exchanged or stale "
                        "chunk is not caught; extract into a new store to bind them)"}
+
+
+@dataclass(frozen=True, eq=False)
+class StoredPrompts:
+    """A task's prompts as the store holds them: (seed, token, hidden) float32 vectors, and their spec."""
+
+    vectors: np.ndarray
+    spec: PromptSpec
 
 
 class Store:
@@ -190,18 +194,18 @@ class Store:
 
     # ---- prompts
 
-    def prompts(self, task: str) -> PromptSet | None:
+    def prompts(self, task: str) -> StoredPrompts | None:
+        """The prompts a task's activations are made with (``prompts.PromptSet.stored`` for the domain's form)."""
         group = self._group(f"prompts/{task}", "prompts")
         if group is None:
             return None
-        spec = from_attrs(PromptSpec, group.attrs["spec"])
-        return PromptSet(np.asarray(group["prompt"][...]), spec.seeds, spec.source, spec.seed_names, spec.files)
+        return StoredPrompts(np.asarray(group["prompt"][...]), from_attrs(PromptSpec, group.attrs["spec"]))
 
     def prompt_spec(self, task: str) -> PromptSpec | None:
         group = self._group(f"prompts/{task}", "prompts")
         return None if group is None else from_attrs(PromptSpec, group.attrs["spec"])
 
-    def put_prompts(self, task: str, prompts: PromptSet, spec: PromptSpec) -> None:
+    def put_prompts(self, task: str, vectors: np.ndarray, spec: PromptSpec) -> None:
         """Record the prompts a task's activations were made with; refuse to replace different ones."""
         old = self.prompt_spec(task)
         if old is not None:
@@ -212,36 +216,14 @@ class Store:
                 )
             return
         group = self.root.require_group(f"prompts/{task}")
-        group.create_array("prompt", data=prompts.vectors, chunks=prompts.vectors.shape,
+        group.create_array("prompt", data=vectors, chunks=vectors.shape,
                            dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True,
                            fill_value=np.nan)
-        group.create_array("seed", data=np.asarray(prompts.seeds, dtype=np.int64), dimension_names=("seed",),
+        group.create_array("seed", data=np.asarray(spec.seeds, dtype=np.int64), dimension_names=("seed",),
                            compressors=CHECKSUM, overwrite=True)
         put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("complete")})
 
     # ---- extractions
-
-    def extraction_writer(self, spec: ExtractionSpec, examples: Examples) -> ExtractionWriter:
-        """Open an extraction for (re)writing: a new one is created, a matching one resumes (as it was begun: see
-        ``ExtractionSpec.resuming``), another is refused."""
-        path = extraction_path(spec.task, spec.split, spec.stack)
-        group = self._group(path, "extraction")
-        if group is not None:
-            old = from_attrs(ExtractionSpec, group.attrs["spec"])
-            if old != spec.resuming(old):
-                raise ActstoreError(
-                    f"{self.location}/{path} was extracted with different settings "
-                    f"({'; '.join(differences(old, spec))}); use another store or the original settings"
-                )
-            examples.write(group, old)  # the same data (its fingerprint is in the spec): heals a damaged chunk of it
-            return ExtractionWriter(self, group, old)
-        group = self.root.require_group(path)
-        create_arrays(group, extraction_layout(spec))
-        for name, values in coordinates(spec).items():
-            group[name][...] = values
-        examples.write(group, spec)
-        put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), **examples.attrs()})
-        return ExtractionWriter(self, group, spec)
 
     def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
         group = self._group(extraction_path(task, split, stack), "extraction")
@@ -355,28 +337,6 @@ class Store:
                             coords={k: ds[k] for k in ("seed", "example", "layer", "token")} | {"neuron": np.arange(n)},
                             attrs={"baseline_task": spec.baseline_task}, name="above")
 
-    def activation_stats(self, task: str, split: str = "validation", *, stack: str = "encoder") -> xr.Dataset:
-        """mean and std (population) per (seed, layer, neuron) of the values over examples and tokens, from the
-        moments kept during extraction (so a bits-only store has them); an extraction made before moments were kept
-        has them computed from its values, block by block, to the same bits."""
-        import dask.array as da
-        import xarray as xr
-
-        from ..kernels import moment_stats
-
-        spec = self.extraction_spec(task, split, stack)
-        if spec is not None and spec.store_moments:  # read as extraction_array checks: complete, or a clear error
-            moments = np.asarray(self.extraction_array(task, split, "moments", stack=stack)[...])
-        else:
-            acts = self.activations(task, split, stack=stack).data
-            moments = da.blockwise(_block_moments, "sbmln", acts, "sbltn", new_axes={"m": MOMENT_SLOTS},
-                                   adjust_chunks={"b": 1}, concatenate=True,
-                                   dtype=np.int64 if spec.dtype == "float16" else np.float64).compute()
-        mean, std = moment_stats(moments, spec.n_examples * spec.n_positions)
-        dims = ("seed", "layer", "neuron")
-        coords = coordinates(spec)
-        return xr.Dataset({"mean": (dims, mean), "std": (dims, std)}, coords={k: coords[k] for k in dims})
-
     def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
         group = self._group(extraction_path(task, "train", stack), "extraction")
@@ -384,13 +344,6 @@ class Store:
             raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.location}: "
                                 "extract its train split first")
         return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
-
-    def verify(self, *, repair: bool = False) -> list[dict]:
-        """Every chunk and every ``zarr.json`` of the store checked; what is missing or damaged, and what
-        ``repair`` did about it (see ``verify.verify``)."""
-        from .verify import verify
-
-        return verify(self, repair=repair)
 
     # ---- rankings
 
@@ -505,14 +458,6 @@ def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
         rows.append(da.concatenate([p if done[s, b] else da.full(p.shape, fill, dtype=p.dtype, chunks=p.chunks)
                                     for b, p in enumerate(parts)], axis=1))
     return da.concatenate(rows, axis=0)
-
-
-def _block_moments(acts: np.ndarray) -> np.ndarray:
-    """One storage chunk (1, e, 1, token, neuron) → its moments (1, 1, MOMENT_SLOTS, 1, neuron), as extraction keeps
-    them (``kernels.bits_and_moments``)."""
-    from ..kernels import bits_and_moments
-
-    return bits_and_moments(acts[0], None)[1][None, None]
 
 
 def _read_done_blocks(array: zarr.Array, done: np.ndarray, block: int) -> np.ndarray:

@@ -4,18 +4,16 @@ that records their CRC32Cs (``ledger``), are durable."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
 
-from ..specs import ExtractionSpec
-from .attrs import is_complete, now, put_attrs
+from ..errors import ActstoreError
+from ..specs import ExtractionSpec, differences, from_attrs, to_attrs
+from .attrs import is_complete, now, put_attrs, stamp
 from .integrity import stored_trailer
-from .layout import manifest_coords, unit_chunks
-
-if TYPE_CHECKING:
-    from .store import Store
+from .layout import coordinates, create_arrays, extraction_layout, manifest_coords, unit_chunks
+from .store import Store, extraction_path
 
 
 @dataclass(frozen=True)
@@ -138,3 +136,26 @@ class ExtractionWriter:
         if complete:
             self._update_attrs(stamp={**self.group.attrs["stamp"], "state": "complete"})
         return complete
+
+
+def open_writer(store: Store, spec: ExtractionSpec, examples: Examples) -> ExtractionWriter:
+    """Open an extraction for (re)writing: a new one is created, a matching one resumes (as it was begun: see
+    ``ExtractionSpec.resuming``), another is refused."""
+    path = extraction_path(spec.task, spec.split, spec.stack)
+    group = store._group(path, "extraction")
+    if group is not None:
+        old = from_attrs(ExtractionSpec, group.attrs["spec"])
+        if old != spec.resuming(old):
+            raise ActstoreError(
+                f"{store.location}/{path} was extracted with different settings "
+                f"({'; '.join(differences(old, spec))}); use another store or the original settings"
+            )
+        examples.write(group, old)  # the same data (its fingerprint is in the spec): heals a damaged chunk of it
+        return ExtractionWriter(store, group, old)
+    group = store.root.require_group(path)
+    create_arrays(group, extraction_layout(spec))
+    for name, values in coordinates(spec).items():
+        group[name][...] = values
+    examples.write(group, spec)
+    put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), **examples.attrs()})
+    return ExtractionWriter(store, group, spec)
