@@ -441,23 +441,36 @@ def activities(store: Store, task: str, ranking: xr.Dataset, rows: list[dict]) -
 
 
 def token_figure(accuracy: xr.DataArray) -> Figure:
-    """Predictivity per prompt token, max(Acc, 1 − Acc) (Eq. 4), per seed (thin) and averaged over seeds (thick)."""
+    """Predictivity per prompt token, max(Acc, 1 − Acc) (Eq. 4), per seed (thin, its maximum marked) and averaged
+    over seeds (thick); dashed, the neuron's predictivity (Eq. 5): the mean of the seeds' maxima, which lies above
+    the thick curve's peak wherever the seeds peak at different tokens."""
     per_token = np.maximum(accuracy, 1.0 - accuracy).transpose("seed", "token")
     fig = Figure(figsize=(6.0, 3.2), layout="constrained")
     ax = fig.add_subplot()
     tokens = per_token["token"].values
     for seed in per_token["seed"].values:
-        ax.plot(tokens, per_token.sel(seed=seed), color=SKILL, alpha=0.35, linewidth=0.8)
+        curve = per_token.sel(seed=seed).values
+        ax.plot(tokens, curve, color=SKILL, alpha=0.35, linewidth=0.8)
+        ax.plot(tokens[np.nanargmax(curve)], np.nanmax(curve), color=SKILL, marker="^", markersize=5, alpha=0.6)
     ax.plot(tokens, per_token.mean("seed"), color=SKILL, linewidth=2, marker="o", markersize=3)
+    predictivity = float(per_token.max("token").mean("seed"))
+    ax.axhline(predictivity, color=SKILL, linestyle="--", linewidth=1)
     _chance_line(ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("prompt token")
     ax.set_ylabel("predictivity max(Acc, 1 − Acc)")
     fig.legend(handles=[Line2D([], [], color=SKILL, linewidth=2, label="mean over seeds"),
                         Line2D([], [], color=SKILL, alpha=0.35, label="one seed"),
+                        Line2D([], [], color=SKILL, alpha=0.6, marker="^", linestyle="", label="a seed's best token"),
+                        Line2D([], [], color=SKILL, linestyle="--",
+                               label=f"{TOKEN_PREDICTIVITY_LABEL} {predictivity:.4f}"),
                         Line2D([], [], color=CHANCE, linestyle=":", label="chance")],
                loc="outside lower center", ncols=3, fontsize=8)
     return fig
+
+
+#: the token figure's name for the dashed line: Eq. 5, the number the rank table prints
+TOKEN_PREDICTIVITY_LABEL = "predictivity (Eq. 5) = mean of the seeds' maxima:"
 
 
 def activity_figure(activity: Activity) -> Figure:
@@ -544,8 +557,9 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
             fig.savefig(folder / f"{stem}-tokens.png", dpi=110, bbox_inches="tight")
             sections = [("Predictivity per prompt token", f"<img src='{stem}-tokens.png' alt='predictivity per token'>"
                          "<p>max(Acc, 1 − Acc) of Eq. 4 at every prompt token: thick the mean over seeds, thin each "
-                         "seed; the neuron's predictivity (Eq. 5) is the mean over seeds of each seed's best "
-                         "token.</p>")]
+                         "seed with its best token marked; dashed, the neuron's predictivity (Eq. 5), "
+                         f"{row['predictivity']:.4f} in the rank table: the mean over seeds of each seed's maximum, "
+                         "at each seed's own best token.</p>")]
             activity = found.get((layer, neuron))
             if activity is not None:
                 fig = activity_figure(activity)
@@ -565,18 +579,22 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
                                  "</p>"))
             sections.append(("Rank in each task", _rank_table(rank_rows(peers, layer, neuron), task)))
             if activity is not None:
-                sections.append(_examples_section(store, store.ranking_spec(task), ranking, layer, neuron))
+                sections.append(_examples_section(store, store.ranking_spec(task), ranking, layer, neuron,
+                                                  row["best_token"]))
             _write_page(folder / f"{stem}.html", f"Skill neuron: {name}",
                         f"Rank {row['rank']} of {ranking['rank_global'].size} in {task} by predictivity (Eq. 5) "
-                        f"{row['predictivity']:.4f}; most frequent best token over seeds: {row['best_token']}.",
+                        f"{row['predictivity']:.4f} (the mean over seeds of each seed's maximum); best token "
+                        f"{row['best_token']}: the prompt token that is best for the most seeds (the rank table's).",
                         sections)
         pages[task] = rows
     return pages
 
 
-def _examples_section(store: Store, spec: RankingSpec, ranking: xr.Dataset, layer: int, neuron: int) -> tuple[str, str]:
+def _examples_section(store: Store, spec: RankingSpec, ranking: xr.Dataset, layer: int, neuron: int,
+                      most_seeds: int) -> tuple[str, str]:
     """The ``EXAMPLES`` examples at each end of the neuron (``examples.top_examples``) for the ranking's first seed at
-    that seed's best token, with their texts, labels and the prompted model's predictions."""
+    that seed's best token (named against ``most_seeds``, the best token of the most seeds), with their texts, labels
+    and the prompted model's predictions."""
     seed = int(ranking["seed"].values[0])
     token = int(ranking["best_token"].sel(seed=seed, layer=layer, neuron=neuron))
     found = top_examples(store, spec.task, layer, neuron, token=token, seed=seed, k=EXAMPLES, split=spec.split)
@@ -593,7 +611,9 @@ def _examples_section(store: Store, spec: RankingSpec, ranking: xr.Dataset, laye
                                           for row in cells) + "</table>"
 
     baseline = f"; train baseline {found.baseline:.4g}" if found.baseline is not None else ""
-    body = (f"<p>Seed {seed} at its best token {token} ({html.escape(spec.split)} split{baseline}).</p>"
+    which = ("the best token of the most seeds too" if token == most_seeds else
+             f"not the best token of the most seeds, {most_seeds}, that the rank table shows")
+    body = (f"<p>Seed {seed} at its own best token {token} ({which}; {html.escape(spec.split)} split{baseline}).</p>"
             + "".join(f"<h3>{title}</h3>{table(rows)}" for title, rows in zip(ends, (found.top, found.bottom))))
     return f"Top and bottom examples (seed {seed})", body
 

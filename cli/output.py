@@ -76,10 +76,17 @@ class Rates:
         return f"{self.examples / elapsed:.1f} ex/s · {self.bytes / elapsed / 1e6:.1f} MB/s"
 
 
+#: what the skill table's numbers are, under it: a neuron's predictivity and the token printed with it come from
+#: different reductions over the seeds (the report's neuron pages draw both)
+SKILL_TABLE_NOTE = ("predictivity: Eq. 5, the mean over seeds of each seed's highest max(Acc, 1 − Acc) over the "
+                    "prompt tokens; best token: the prompt token that is best for the most seeds (a seed's own best "
+                    "token may differ)")
+
+
 def skill_table(title: str, rows: list[dict]) -> Table:
     """Top skill neurons (``ranking.top_neurons`` rows); a stack column appears when T5's decoder is among them."""
     stacks = any(row["stack"] != "encoder" for row in rows)
-    table = Table(title=title)
+    table = Table(title=title, caption=SKILL_TABLE_NOTE)
     for column in ("rank", *(("stack",) if stacks else ()), "layer", "neuron", "predictivity", "best token"):
         table.add_column(column, justify="right")
     for row in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -231,3 +233,30 @@ def test_adversarial_overlap_uses_a_readable_y_range():
     fig = adversarial_figure([result("adv_sst2", [0.07, 0.14, 0.20]), result("adv_qnli", [0.02, 0.08, 0.146])])
     axes = panels(fig)
     assert [ax.get_ylim() for ax in axes] == [(0.0, pytest.approx(1.15 * 0.20))] * 2  # shared, fitted to the largest
+
+
+def test_the_token_figure_marks_the_mean_of_the_seeds_maxima_the_rank_table_prints():
+    from actstore.report import TOKEN_PREDICTIVITY_LABEL, token_figure
+
+    # seed 0 peaks at token 0, seed 1 at token 2: the mean of the maxima (0.85) is above the mean curve's peak
+    accuracy = xr.DataArray([[0.9, 0.6, 0.5], [0.55, 0.4, 0.8]], dims=("seed", "token"),
+                            coords={"seed": [0, 1], "token": [0, 1, 2]})
+    fig = token_figure(accuracy)
+    ax = fig.axes[0]
+    dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and np.allclose(dashed[0].get_ydata(), 0.85)
+    assert f"{TOKEN_PREDICTIVITY_LABEL} 0.8500" in legend_texts(fig)
+    peaks = sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in ax.lines
+                   if line.get_marker() == "^")
+    assert peaks == [(0.0, 0.9), (2.0, 0.8)]  # each seed's own best token
+
+
+def test_a_neuron_page_says_what_its_predictivity_and_best_token_are(full_store, tmp_path):
+    from actstore.ranking import top_neurons
+
+    report = render(Store(full_store.path), tmp_path / "r", neuron_pages=1)
+    row = top_neurons(full_store.ranking("sst2"), 1)[0]
+    text = html.unescape((report.out / report.neurons["sst2"][0]["page"]).read_text())
+    assert f"{row['predictivity']:.4f} (the mean over seeds of each seed's maximum)" in text
+    assert f"best token {row['best_token']}: the prompt token that is best for the most seeds" in text
+    assert f"{row['predictivity']:.4f} in the rank table" in text  # under the token figure that draws it

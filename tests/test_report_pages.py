@@ -124,6 +124,9 @@ def test_every_top_neuron_has_a_page_linked_from_the_index(toy_report):
         assert ("kept only the above-baseline bits" in text) == (not kept_values)
         for example in extreme_examples(store, row):
             assert f"<td>{html.escape(example)}</td>" in text
+        own = int(store.ranking("toy")["best_token"].sel(seed=0, layer=row["layer"], neuron=row["neuron"]))
+        assert f"Seed 0 at its own best token {own} (" in text  # the examples' token, named against the table's
+        assert (f"not the best token of the most seeds, {row['best_token']}," in text) == (own != row["best_token"])
         assert missing_files(page) == []
     assert missing_files(out / "index.html") == []
 
