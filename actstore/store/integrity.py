@@ -46,7 +46,14 @@ HINT = "run actstore verify on the store to list the damage (--repair to mark wh
 
 class CheckedCrc32c(Crc32cCodec):
     """zarr's CRC32C codec, failing with a ``StoreFault`` instead of a bare ValueError (or an IndexError when a
-    chunk was truncated below its 4-byte checksum)."""
+    chunk was truncated below its 4-byte checksum). Written as plain ``crc32c``; only ``StrictStore`` reads it back
+    as this class (``CHECKED``), so that nobody else's crc32c arrays change."""
+
+    @classmethod
+    def from_dict(cls, data: dict) -> CheckedCrc32c:
+        if data.get("name") not in (CHECKED, "crc32c"):
+            raise ValueError(f"not a {CHECKED} codec: {data}")
+        return cls()
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: object) -> Buffer:
         if len(chunk_bytes) < 4:
@@ -63,14 +70,49 @@ def trailer(chunk: bytes | Buffer) -> int:
     return int.from_bytes(bytes(tail), "little")
 
 
-#: every array of a store is written with it; written as plain zarr "crc32c", readable by any zarr
-CHECKSUM = [Crc32cCodec()]
+#: the name ``StrictStore`` gives the stored ``crc32c`` codec when it reads an array's metadata: a name of actstore's
+#: own in zarr's codec registry, so that registering it changes no other array (zarr's "crc32c" stays zarr's)
+CHECKED = "actstore.crc32c"
+register_codec(CHECKED, CheckedCrc32c)
 
-register_codec("crc32c", CheckedCrc32c)
-# write_empty_chunks: a chunk equal to the fill value (a block of all-zero ReLU activations) is still written,
-# so that a missing chunk always means damage
-zarr.config.set({"codecs.crc32c": f"{CheckedCrc32c.__module__}.{CheckedCrc32c.__qualname__}",
-                 "array.write_empty_chunks": True})
+#: every array of a store is written with it; written as plain zarr "crc32c", readable by any zarr
+CHECKSUM = [CheckedCrc32c()]
+
+#: zarr's runtime setting for every array actstore writes: a chunk equal to the fill value (a block of all-zero ReLU
+#: activations, a marker not set) is still written, so that a missing chunk always means damage. Given to each array
+#: as it is written (``writable``), never set for the process.
+WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
+
+
+def writable(array: zarr.Array) -> zarr.Array:
+    """``array`` as actstore writes it: every chunk stored, empty or not (``WRITE_EVERY_CHUNK``)."""
+    return array.with_config(WRITE_EVERY_CHUNK)
+
+
+def _checked(doc: object) -> bool:
+    """Rename, in a parsed ``zarr.json`` (an array's, a sharding codec's, a consolidated listing), every ``crc32c``
+    codec to ``CHECKED``; whether any was found."""
+    found = False
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            if key in ("codecs", "index_codecs") and isinstance(value, list):
+                for codec in value:
+                    if isinstance(codec, dict) and codec.get("name") == "crc32c":
+                        codec["name"], found = CHECKED, True
+            found |= _checked(value)
+    elif isinstance(doc, list):
+        for item in doc:
+            found |= _checked(item)
+    return found
+
+
+def checked_metadata(value: Buffer, prototype: BufferPrototype) -> Buffer:
+    """A ``zarr.json`` as ``StrictStore`` hands it to zarr: its crc32c codecs read as ``CheckedCrc32c``."""
+    raw = value.to_bytes()
+    if b'"crc32c"' not in raw:
+        return value
+    doc = json.loads(raw)
+    return prototype.buffer.from_bytes(json.dumps(doc).encode()) if _checked(doc) else value
 
 
 def usable_metadata(raw: bytes) -> bool:
@@ -156,9 +198,11 @@ class StrictStore(WrapperStore):
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
         self._check(key, value)
-        if key.endswith("zarr.json") and self.ledger is not None:
-            self.ledger.forget(key)  # a node opened again: what it binds is read again
-        elif byte_range is None:
+        if key.endswith("zarr.json"):
+            if self.ledger is not None:
+                self.ledger.forget(key)  # a node opened again: what it binds is read again
+            return value if value is None or byte_range is not None else checked_metadata(value, prototype)
+        if byte_range is None:
             await self._check_address(key, value)
         return value
 

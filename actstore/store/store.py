@@ -39,7 +39,7 @@ from ..specs import (
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, stamp
 from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
-from .integrity import CHECKSUM, MANIFESTS, StrictStore, check_seal
+from .integrity import CHECKSUM, MANIFESTS, WRITE_EVERY_CHUNK, StrictStore, check_seal, writable
 from .ledger import Ledger
 from .schema import validate
 
@@ -216,11 +216,11 @@ class Store:
                 )
             return
         group = self.root.require_group(f"prompts/{task}")
-        group.create_array("prompt", data=vectors, chunks=vectors.shape,
+        group.create_array("prompt", data=vectors, chunks=vectors.shape, config=WRITE_EVERY_CHUNK,
                            dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True,
                            fill_value=np.nan)
-        group.create_array("seed", data=np.asarray(spec.seeds, dtype=np.int64), dimension_names=("seed",),
-                           compressors=CHECKSUM, overwrite=True)
+        group.create_array("seed", data=np.asarray(spec.seeds, dtype=np.int64), config=WRITE_EVERY_CHUNK,
+                           dimension_names=("seed",), compressors=CHECKSUM, overwrite=True)
         put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("complete")})
 
     # ---- extractions
@@ -390,7 +390,8 @@ class Store:
         arrays = dict(group.create_hierarchy(metadata, overwrite=True))  # at once, older arrays removed
 
         async def fill() -> None:  # every array's chunks at once, not one array after another
-            await asyncio.gather(*(array.async_array.setitem(Ellipsis, values[name]) for name, array in arrays.items()))
+            await asyncio.gather(*(writable(array).async_array.setitem(Ellipsis, values[name])
+                                   for name, array in arrays.items()))
 
         zarr.core.sync.sync(fill())
         put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})

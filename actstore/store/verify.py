@@ -30,7 +30,7 @@ from ..errors import ActstoreError, StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, vanished
 from .backends import Backend, StoreLocation, open_backend
-from .integrity import metadata_of, seal_problems, usable_metadata
+from .integrity import metadata_of, seal_problems, usable_metadata, writable
 from .layout import block_chunks, coordinates, example_arrays, expected_metadata, rewrite_metadata
 from .schema import validate
 from .store import Store, any_key
@@ -205,7 +205,7 @@ class _Checker:
                 self.found.append(Damage(self.path, f"coordinate {name}", problem,
                                          self._did("rewritten from the spec", "repair rewrites it from the spec")))
                 if self.repair:
-                    group[name][...] = values
+                    writable(group[name])[...] = values
         for name in example_arrays(spec):
             if name in usable and (problem := self._bad_chunks(group[name])):
                 self.found.append(Damage(self.path, name, problem, "the next extract of this split rewrites it "
@@ -221,9 +221,9 @@ class _Checker:
             segments = self._markers(group["segment_done"], "segment", spec, complete)
             self._segments(group, spec, segments, complete)
         if self.repair and len(self.found) > marked:
-            group["done"][...] = done
+            writable(group["done"])[...] = done
             if segments is not None:
-                group["segment_done"][...] = segments
+                writable(group["segment_done"])[...] = segments
             attrs = dict(group.attrs)
             put_attrs(group, {**attrs, "stamp": {**attrs["stamp"], "state": "in_progress"}})
 

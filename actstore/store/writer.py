@@ -11,7 +11,7 @@ import zarr
 from ..errors import ActstoreError
 from ..specs import ExtractionSpec, differences, from_attrs, to_attrs
 from .attrs import is_complete, now, put_attrs, stamp
-from .integrity import stored_trailer
+from .integrity import stored_trailer, writable
 from .layout import coordinates, create_arrays, extraction_layout, manifest_coords, unit_chunks
 from .store import Store, extraction_path
 
@@ -30,12 +30,12 @@ class Examples:
 
     def write(self, group: zarr.Group, spec: ExtractionSpec) -> None:
         """The arrays of ``layout.example_arrays``: labels, and with provenance row ids and texts."""
-        group["label"][...] = self.labels
+        writable(group["label"])[...] = self.labels
         if spec.n_text_fields:
-            group["example"][...] = self.rows
+            writable(group["example"])[...] = self.rows
             texts = np.empty((len(self.texts), spec.n_text_fields), dtype=object)
             texts[...] = self.texts
-            group["text"][...] = texts
+            writable(group["text"])[...] = texts
 
     def attrs(self) -> dict:
         return {"data_source": self.source, "text_fields": list(self.text_fields),
@@ -75,7 +75,7 @@ class ExtractionWriter:
     def _array(self, name: str) -> zarr.Array:
         """An array of the group, opened once (each open reads and parses its zarr.json)."""
         if name not in self._arrays:
-            self._arrays[name] = self.group[name]
+            self._arrays[name] = writable(self.group[name])
         return self._arrays[name]
 
     def _key(self, name: str, coords: tuple[int, ...]) -> str:
@@ -155,7 +155,7 @@ def open_writer(store: Store, spec: ExtractionSpec, examples: Examples) -> Extra
     group = store.root.require_group(path)
     create_arrays(group, extraction_layout(spec))
     for name, values in coordinates(spec).items():
-        group[name][...] = values
+        writable(group[name])[...] = values
     examples.write(group, spec)
     put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("in_progress"), **examples.attrs()})
     return ExtractionWriter(store, group, spec)
