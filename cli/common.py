@@ -24,7 +24,8 @@ else:
     StoreLocation = str
 
 DataDir = Annotated[Path | None, typer.Option(envvar="ACTSTORE_DATA_DIR",
-                                              help="local task files (../shared/data layout)")]
+                                              help="local task files (../shared/data layout; default: "
+                                                   "../shared/data beside the actstore checkout, where it exists)")]
 DataFiles = Annotated[str | None, typer.Option(
     help="your own files, train=a.csv,validation=b.jsonl (a bare path is train); without validation, 10 % of train "
          "(seeded, at most 2000) becomes validation and leaves train")]

@@ -3,9 +3,20 @@ stdout is not a terminal, and the commands find the data and fail fast offline w
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 from rich.console import Console
 
+from actstore import hub, tasks
 from actstore.cli.output import SKILL_TABLE_NOTE, skill_table
+from helpers import invoke
+
+CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 def test_the_skill_table_says_what_its_predictivity_and_best_token_are():
@@ -17,3 +28,49 @@ def test_the_skill_table_says_what_its_predictivity_and_best_token_are():
     assert SKILL_TABLE_NOTE in text  # a footnote under the table: both columns are named by what they reduce
     assert "mean over seeds of each seed's highest" in SKILL_TABLE_NOTE
     assert "best for the most seeds" in SKILL_TABLE_NOTE
+
+
+def test_without_a_data_dir_a_command_finds_the_shared_data_beside_the_checkout(tiny_model_dir, data_dir, tmp_path,
+                                                                                monkeypatch):
+    assert tasks.default_data_dir() == (CHECKOUT.parent / "shared" / "data").resolve() == data_dir.resolve()
+    monkeypatch.delenv("ACTSTORE_DATA_DIR", raising=False)  # what `make` sets, and a newcomer's shell does not
+    monkeypatch.chdir(tmp_path)  # anywhere: not the checkout, no ../shared/data beside the working directory
+    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation",
+                    "--prompts", "random", "--seeds", "0", "--prompt-length", "2", "--limit", "4", "--store", "s.zarr")
+    assert result.exit_code == 0, result.output
+    assert "sst2/validation: 4 examples × 1 seeds" in result.output
+
+
+def test_an_unknown_model_fails_in_seconds_offline_without_hf_hub_offline(tmp_path):
+    """No HF_HUB_OFFLINE and no route to the hub (this sandbox's case, and a laptop's on a train): one error line,
+    not 30–45 s of retries first."""
+    if hub.reachable():
+        pytest.skip("the hub answers here: nothing to fail on")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "ACTSTORE_DATA_DIR")}
+    (tmp_path / "train.csv").write_text("text,label\ngood,1\nbad,0\n")
+    (tmp_path / "dev.csv").write_text("text,label\nfine,1\npoor,0\n")
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "actstore", "extract", "--model", "nosuch-org/nosuch-model",
+                           "--task", "mine", "--data-files", "train=train.csv,validation=dev.csv",
+                           "--label-words", "bad,good", "--store", "s.zarr"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 1 and done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown model 'nosuch-org/nosuch-model'"), done.stderr
+    assert elapsed < 10, f"{elapsed:.1f} s"
+    assert not (tmp_path / "s.zarr").exists()
+
+
+def test_the_hub_check_leaves_a_set_offline_flag_and_a_proxy_alone(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert not hub.offline_unless_reachable() and os.environ["HF_HUB_OFFLINE"] == "0"
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert not hub.offline_unless_reachable() and "HF_HUB_OFFLINE" not in os.environ
+    monkeypatch.delenv("HTTPS_PROXY")
+    for name in ("https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens, refused at once
+    assert not hub.reachable()
+    assert hub.offline_unless_reachable() and os.environ["HF_HUB_OFFLINE"] == "1"
