@@ -58,7 +58,7 @@ def transfer_pairs(store: Store, tasks: Sequence[str], *, fingerprints: Mapping[
     _check_own_prompts(store, tasks)
 
     def stale(data: str, prompts: str) -> bool:
-        stored = store.result("evaluation", evaluation_name(data, prompts))
+        stored = store.find_result("evaluation", evaluation_name(data, prompts))
         return stored is None or (fingerprints is not None and
                                   stored.attrs["spec"]["data_fingerprint"] != fingerprints[data])
 
@@ -278,7 +278,7 @@ def model_accuracies(store: Store, task: str) -> xr.DataArray | None:
     if spec is not None and store.extraction_spec(task, spec.split) is not None:
         return xr.DataArray(model_accuracy(store, task, spec.split), coords={"seed": list(spec.seeds)}, dims="seed",
                             attrs={"model": spec.model.name})
-    evaluation = store.result("evaluation", evaluation_name(task, source_task(task)))
+    evaluation = store.find_result("evaluation", evaluation_name(task, source_task(task)))
     if evaluation is None:
         return None
     return evaluation["accuracy"].assign_attrs(model=evaluation.attrs["spec"]["model"]["name"])
@@ -305,7 +305,7 @@ def at_chance(store: Store, tasks: Sequence[str], alpha: float = 0.05) -> list[s
     the registry does not know), p >= ``alpha``. A transfer ratio with such a task's data divides by a guess."""
     flagged = []
     for task in tasks:
-        evaluation = store.result("evaluation", evaluation_name(task, source_task(task)))
+        evaluation = store.find_result("evaluation", evaluation_name(task, source_task(task)))
         if evaluation is None:
             continue
         n = int(evaluation.attrs["spec"]["n_examples"])

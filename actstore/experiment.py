@@ -570,7 +570,7 @@ def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: M
 def _suppressed(store: Store, name: str, task: tasks.TaskSpec, split: tasks.Split, model: PromptedModel,
                 prompts: PromptSet, options: SuppressOptions, neurons_from: str, max_length: int) -> bool:
     """Whether results/suppression/<name> holds this very run already (same data, prompts, model and settings)."""
-    stored = store.result("suppression", name)
+    stored = store.find_result("suppression", name)
     if stored is None:
         return False
     wanted = {**run_spec(task, split, tasks.source_task(task), model, prompts, max_length),

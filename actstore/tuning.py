@@ -209,7 +209,7 @@ def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
     overwritten)."""
     out = {}
     names = [n for n in store.results(SEED_KIND) if n.rpartition(":")[0] == task]
-    for old in [store.result("tuning", task)] + [store.result(SEED_KIND, n) for n in names]:
+    for old in [store.find_result("tuning", task)] + [store.result(SEED_KIND, n) for n in names]:
         if old is not None:
             out.update(_seed_results(store, task, spec, old))
     return out

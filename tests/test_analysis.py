@@ -153,7 +153,7 @@ def test_zscore_variant_standardises_each_neuron_across_tasks(ranked_store):
             z[:, layer, neuron] = (v - v.mean()) / v.std()
     expected = np.mean([stats.spearmanr(z[0, layer], z[2, layer]).statistic for layer in range(3)])
     assert result["rho_mean"].sel(task_a="sst2", task_b="qnli") == pytest.approx(expected)
-    raw = ranked_store.result("correlation", "sst2,imdb,qnli")
+    raw = ranked_store.find_result("correlation", "sst2,imdb,qnli")
     assert raw is None or not np.allclose(raw["rho_mean"], result["rho_mean"])
     assert ranked_store.results("correlation") == ["sst2,imdb,qnli.zscore"]
 

@@ -96,7 +96,9 @@ def test_a_crash_costs_only_the_seed_in_progress(tiny_model_dir, splits, tmp_pat
 
     with pytest.raises(KeyboardInterrupt):
         tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST, on_step=crash_in_seed_1)
-    assert store.prompt_spec("toy") is None and store.result("tuning", "toy") is None  # published once every seed is in
+    assert store.prompt_spec("toy") is None and store.find_result("tuning", "toy") is None  # once every seed is in
+    with pytest.raises(ActstoreError, match=r"holds no tuning result 'toy' \(stored: none\)$"):
+        store.result("tuning", "toy")
     assert store.results("tuning-seed") == ["toy:0"]
     assert store.result("tuning-seed", "toy:0")["seed"].values.tolist() == [0]
     trained = []

@@ -366,8 +366,18 @@ class Store:
         """Store an analysis result under results/<kind>/<name>, replacing an older one of that name."""
         self._put_dataset(f"results/{kind}/{name}", spec, result)
 
-    def result(self, kind: str, name: str) -> xr.Dataset | None:
-        """A stored result (its spec in ``attrs["spec"]``), or None when it was never computed."""
+    def result(self, kind: str, name: str) -> xr.Dataset:
+        """A stored result (its spec in ``attrs["spec"]``); refused in one line, naming those stored, when it was
+        never computed (``find_result`` to ask)."""
+        found = self.find_result(kind, name)
+        if found is None:
+            stored = self.results(kind)
+            raise ActstoreError(f"{self.location} holds no {kind} result '{name}' (stored: "
+                                f"{', '.join(stored) if stored else 'none'})")
+        return found
+
+    def find_result(self, kind: str, name: str) -> xr.Dataset | None:
+        """A stored result, or None when it was never computed."""
         return self._dataset(f"results/{kind}/{name}", "result")
 
     def results(self, kind: str) -> list[str]:
