@@ -12,12 +12,11 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import dask
-import dask.array as da
 import numba
 import numpy as np
-import xarray as xr
 import zarr
 
 from . import kernels
@@ -27,6 +26,9 @@ from .scheduler import shared
 from .specs import ExtractionSpec, RankingSpec, to_attrs
 from .store import Store
 from .tasks import source_task
+
+if TYPE_CHECKING:  # imported where used: dask.array and xarray are most of a second, which reading a ranking
+    import xarray as xr  # or `actstore --help` need not pay for
 
 #: storage chunks per dask chunk along ``example`` (4 was fastest on 2 cores, see STORAGE-NOTES.md)
 CHUNKS_PER_TASK = 4
@@ -208,6 +210,7 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
     before anything is computed or written. Eq. 2's baseline is the task's train mean over all its classes
     (the streamed baseline); Eq. 3's accuracy counts only the sub-task's examples.
     """
+
     if isinstance(subtasks, str):
         subtasks = [subtasks]
     extracted = store.complete_stacks(task, split)
@@ -256,6 +259,8 @@ def combine_rankings(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     the sub-tasks, and ``accuracy`` and ``best_token`` are those of that sub-task (index in ``part``), so Eq. 4–5
     still hold; the ranks need not follow ``predictivity``.
     """
+    import xarray as xr
+
     if len(parts) < 1:
         raise ActstoreError("combine_rankings needs at least one ranking")
     pred = np.stack([p["predictivity"].values for p in parts])          # (part, layer, neuron)
@@ -341,6 +346,8 @@ def accuracy_from_counts(counts: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray, stacks: Sequence[str] | None = None) -> xr.Dataset:
     """Eq. 4–5 and the rankings from accuracies (seed, layer, token, neuron); ``stacks`` names each layer's
     stack (default: all encoder). NaN accuracies (tokens a decoder layer does not have) are skipped."""
+    import xarray as xr
+
     per_token = np.maximum(accuracy, 1.0 - accuracy)
     predictivity = np.nanmax(per_token, axis=2).mean(axis=0)
     n_layers, n_neurons = predictivity.shape
@@ -432,6 +439,8 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
     ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a cluster), never inside the task function,
     which would ship them with the graph. Packed bits
     (``n_neurons`` given) come out per neuron."""
+    import dask.array as da
+
     n_seeds, n_examples, n_layers, n_tokens, last = array.shape
     block = array.chunks[1]
     per_task = CHUNKS_PER_TASK * (BITS_PER_TASK if array.dtype == np.uint8 else 1)

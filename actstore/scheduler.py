@@ -14,14 +14,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
-import dask.array as da
 import numpy as np
 
 from .errors import ActstoreError
 from .store.backends import StoreLocation, open_backend
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 THREADS, PROCESSES = "threads", "processes"
 #: honoured when no scheduler is named, as dask.distributed's own ``Client()`` honours it
@@ -109,6 +111,8 @@ def shared(array: np.ndarray, chunks: tuple) -> da.Array:
     """``array`` as a dask-array argument of a computation, in ``chunks``. On a cluster it is scattered to the
     workers once: a numpy array inside the graph (a closure's, or ``from_array``'s) travels with every graph
     sent, 150 MB for a paper-scale baseline."""
+    import dask.array as da
+
     client = current_client()
     if client is None:
         return da.from_array(array, chunks=chunks)
