@@ -68,13 +68,14 @@ PROMPT_SOURCES = ("tune", "robust-neurons")
 #: what ``{model}`` in ``store`` and ``report.out`` stands for: the model's last path part, these characters kept
 _SLUG = re.compile(r"[^A-Za-z0-9._-]+")
 
-#: progress(description, total) → a context yielding advance(n): the CLI draws bars, the library counts
-ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[[int], None]]]
+#: progress(description, total) → a context yielding advance(n, status="", milestone=False): the CLI draws bars (or
+#: prints lines), the library counts and says where it is (a milestone: a line worth keeping, e.g. an evaluation)
+ProgressFactory = Callable[[str, int], AbstractContextManager[Callable[..., None]]]
 
 
 @contextmanager
-def _silent(description: str, total: int) -> Iterator[Callable[[int], None]]:
-    yield lambda n: None
+def _silent(description: str, total: int) -> Iterator[Callable[..., None]]:
+    yield lambda n, status="", milestone=False: None
 
 
 @dataclass(frozen=True)
@@ -488,9 +489,16 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
         wait_until(lambda: store.prompt_spec(source) is not None, f"the prompts of '{source}'", shard)
     elif train is not None:
         mine = sum(shard.owns(i) for i in range(len(experiment.seeds)))
-        with progress(f"tune {task.name}", mine * experiment.tune.max_steps) as advance:
+        seeds, steps = list(experiment.seeds), experiment.tune.max_steps
+
+        def where(seed: int, step: int) -> str:
+            return f"seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}), step {step}/{steps}"
+
+        with progress(f"tune {task.name}", mine * steps) as advance:
             tune(store, model, task, train, dev, experiment.seeds, experiment.tune,
-                 on_step=lambda seed, step, loss: advance(1), shard=shard)
+                 on_step=lambda seed, step, loss: advance(1, f"{where(seed, step)}, loss {loss:.3f}"),
+                 on_eval=lambda seed, step, acc: advance(0, f"{where(seed, step)}, dev accuracy {acc:.4f}", True),
+                 shard=shard)
         wait_until(lambda: store.prompt_spec(source) is not None, f"the prompts of '{source}'", shard)
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
     splits = _to_extract(experiment, train, dev)

@@ -33,6 +33,8 @@ from .tasks import Split, TaskSpec, check_examples
 
 #: step(seed, step, loss): called after every optimiser step
 StepReport = Callable[[int, int, float], None]
+#: evaluated(seed, step, dev_accuracy): called after every evaluation on dev, step 0's (the initial prompt) included
+EvalReport = Callable[[int, int, float], None]
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class SeedResult:
 
 
 def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seed: int, options: TuneOptions,
-              on_step: StepReport | None = None) -> SeedResult:
+              on_step: StepReport | None = None, on_eval: EvalReport | None = None) -> SeedResult:
     """Train one seed's prompt with AdamW on the label-word cross-entropy; early-stop on dev accuracy."""
     options = options.for_model(model)
     start = time.perf_counter()
@@ -97,6 +99,8 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
     batches = _batches(len(train), options.batch_size, seed)
     micro = options.batch_size // options.grad_accum
     best = (_dev_accuracy(model, dev, prompt, words, options), 0, prompt.detach().cpu().numpy().copy())
+    if on_eval:
+        on_eval(seed, 0, best[0])
     steps, losses, accs = [0], [float("nan")], [best[0]]
     since_best, running = 0, []
     for step in range(1, options.max_steps + 1):
@@ -121,6 +125,8 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
             losses.append(float(np.mean(running)))
             accs.append(acc)
             running = []
+            if on_eval:
+                on_eval(seed, step, acc)
             if acc > best[0]:
                 best, since_best = (acc, step, prompt.detach().cpu().numpy().copy()), 0
             else:
@@ -172,7 +178,8 @@ def check_tune(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, s
 
 def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
          options: TuneOptions = TuneOptions(), on_step: StepReport | None = None,
-         on_seed: Callable[[SeedResult], None] | None = None, shard: Shard = Shard()) -> xr.Dataset:
+         on_seed: Callable[[SeedResult], None] | None = None, shard: Shard = Shard(),
+         on_eval: EvalReport | None = None) -> xr.Dataset:
     """Tune every seed (of this rank's share) not yet in the store, each stored as it finishes; once every seed
     is in, publish results/tuning/<task> and the prompts (under a launcher: the last rank to finish does).
     Returns the tuning results of the seeds stored so far."""
@@ -186,7 +193,7 @@ def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: 
     for i, seed in enumerate(seeds):
         if seed in done or not shard.owns(i):
             continue
-        result = tune_seed(model, task, train, dev, seed, options, on_step)
+        result = tune_seed(model, task, train, dev, seed, options, on_step, on_eval)
         store.put_result(SEED_KIND, f"{task.name}:{seed}", spec, _tuning_dataset([result]))
         done[seed] = result
         if on_seed:

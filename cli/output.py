@@ -107,10 +107,44 @@ def throughput(description: str, total: int) -> Iterator[Rates]:
 
 
 @contextmanager
-def steps(description: str, total: int) -> Iterator[Callable[..., None]]:
-    """A progress bar of work units with a status line (seed, step, loss); yields ``advance(n, status="")``."""
+def steps(description: str, total: int, lines: bool = False) -> Iterator[Callable[..., None]]:
+    """A progress bar of work units with a status line (seed, step, loss); yields ``advance(n, status="",
+    milestone=False)``. Where stderr is no terminal (a log file, a CI job) a redrawn bar prints nothing; with
+    ``lines`` it is plain lines there instead (``plain_steps``)."""
+    if lines and not _quiet and not err.is_terminal:
+        with plain_steps(description, total, err.print) as advance:
+            yield advance
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[status]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=err, transient=True, disable=_quiet) as bar:
         task = bar.add_task(description, total=total, status="")
-        yield lambda n, status="": bar.update(task, advance=n, status=status)
+        yield lambda n, status="", milestone=False: bar.update(task, advance=n, status=status)
+
+
+#: plain progress lines: one each time the work passes another tenth of its total
+PLAIN_PARTS = 10
+
+
+@contextmanager
+def plain_steps(description: str, total: int, say: Callable[..., None]) -> Iterator[Callable[..., None]]:
+    """Progress as lines: one as the work starts, one each time it passes another tenth of ``total`` or the caller
+    marks a ``milestone`` (a tuning evaluation), and one when it ends, with the time taken."""
+    start, done, shown = time.perf_counter(), 0, 0
+
+    def line(status: str) -> None:
+        elapsed = time.perf_counter() - start
+        say(f"{description}: {done}/{total}" + (f" · {status}" if status else "") + f" · {elapsed:.0f} s",
+            markup=False, highlight=False)
+
+    def advance(n: int, status: str = "", milestone: bool = False) -> None:
+        nonlocal done, shown
+        done += n
+        part = done * PLAIN_PARTS // max(total, 1)
+        if milestone or part > shown:
+            shown = max(shown, part)
+            line(status)
+
+    line("started")
+    yield advance
+    line("done")

@@ -30,18 +30,19 @@ def _blocks_done(location: StoreLocation) -> int | None:
 
 
 class _Work:
-    """The experiment's progress bars, noting whether any tuning step, ranking or analysis ran (an extraction bar
-    also counts the blocks it skips, so its blocks are counted in the store instead)."""
+    """The experiment's progress bars (plain lines where stderr is no terminal: `make demo > log`), noting whether
+    any tuning step, ranking or analysis ran (an extraction bar also counts the blocks it skips, so its blocks are
+    counted in the store instead)."""
 
     def __init__(self) -> None:
         self.done = False
 
     @contextmanager
     def progress(self, description: str, total: int) -> Iterator[Callable[..., None]]:
-        with steps(description, total) as advance:
-            def counted(n: int, status: str = "") -> None:
+        with steps(description, total, lines=True) as advance:
+            def counted(n: int, status: str = "", milestone: bool = False) -> None:
                 self.done = self.done or (n > 0 and not description.startswith("extract "))
-                advance(n, status)
+                advance(n, status, milestone)
 
             yield counted
 

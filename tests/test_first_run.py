@@ -74,3 +74,33 @@ def test_the_hub_check_leaves_a_set_offline_flag_and_a_proxy_alone(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # the discard port: nothing listens, refused at once
     assert not hub.reachable()
     assert hub.offline_unless_reachable() and os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_plain_progress_is_a_line_at_the_start_each_tenth_each_milestone_and_the_end():
+    from actstore.cli.output import plain_steps
+
+    lines = []
+    with plain_steps("tune toy", 20, lambda text, **_: lines.append(text)) as advance:
+        advance(0, "step 0, dev accuracy 0.5000", True)
+        for step in range(1, 21):
+            advance(1, f"step {step}")
+    assert lines[0].startswith("tune toy: 0/20 · started") and lines[-1].startswith("tune toy: 20/20 · done")
+    assert lines[1].startswith("tune toy: 0/20 · step 0, dev accuracy 0.5000")
+    assert [line.split(" · ")[1] for line in lines[2:-1]] == [f"step {s}" for s in range(2, 21, 2)]
+
+
+def test_run_prints_a_line_per_stage_where_stderr_is_no_terminal(tiny_model_dir, data_dir, tmp_path):
+    from helpers import experiment_toml
+
+    file = tmp_path / "exp.toml"
+    file.write_text(experiment_toml(tmp_path / "exp.zarr", tiny_model_dir("bert"), data_dir, max_steps=4,
+                                    eval_every=2))
+    result = invoke("run", file)  # the test runner's stderr is no terminal: plain lines, not a redrawn bar
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "tune sst2: 0/8 · started" in text
+    for seed, k in ((0, 1), (1, 2)):
+        for step in (0, 2, 4):
+            assert f"seed {seed} ({k} of 2), step {step}/4, dev accuracy " in text
+    assert "extract sst2/train: 0/" in text and "extract sst2/validation: 24/24 · done" in text
+    assert "rank sst2: 1/1 · done" in text
