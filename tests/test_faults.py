@@ -173,13 +173,17 @@ def test_lost_prompts_are_reported_as_not_recomputable(reference, tiny_model_dir
 
 
 def test_a_chunk_of_all_fill_values_is_still_written(tmp_path):
-    """zarr skips chunks equal to the fill value by default; then a missing chunk could be data. Not here."""
+    """zarr skips chunks equal to the fill value by default; then a missing chunk could be data. Not in the arrays
+    actstore writes (``integrity.writable``), while an array it does not write keeps zarr's default."""
     from actstore.store import Store
+    from actstore.store.integrity import writable
 
     store = Store(tmp_path / "s.zarr", mode="a")
     group = store.root.require_group("g")
-    group.create_array("zeros", shape=(4,), chunks=(2,), dtype="float16", fill_value=0)[...] = 0
+    writable(group.create_array("zeros", shape=(4,), chunks=(2,), dtype="float16", fill_value=0))[...] = 0
+    group.create_array("plain", shape=(4,), chunks=(2,), dtype="float16", fill_value=0)[...] = 0
     assert sorted(p.name for p in (tmp_path / "s.zarr/g/zeros/c").iterdir()) == ["0", "1"]
+    assert not (tmp_path / "s.zarr/g/plain/c").exists()
 
 
 #: array kind → two valid chunks of the same size and other bytes, which a misdirected write could exchange (the
