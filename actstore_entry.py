@@ -40,11 +40,14 @@ class _HubCheck:
     """An import finder that, when ``huggingface_hub`` is first imported (only by the commands that load a model or
     data through transformers or datasets), asks once whether the hub answers (``actstore.hub``), then steps aside:
     offline, a name that is not here fails in a second instead of after 30–45 s of retries; ``--help``, ``info``
-    and every command that needs no hub pay nothing."""
+    and every command that needs no hub pay nothing. It stays in ``sys.meta_path`` (removed while the import system
+    walks that list, it would make it skip the next finder) and finds nothing itself."""
+
+    asked = False
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        if name == "huggingface_hub":
-            sys.meta_path.remove(self)
+        if name == "huggingface_hub" and not self.asked:
+            self.asked = True
             from actstore.hub import offline_unless_reachable
 
             offline_unless_reachable()
