@@ -491,14 +491,21 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
         mine = sum(shard.owns(i) for i in range(len(experiment.seeds)))
         seeds, steps = list(experiment.seeds), experiment.tune.max_steps
 
+        last: dict[int, float] = {}  # each seed's latest dev accuracy, kept on a bar's status between evaluations
+
         def where(seed: int, step: int) -> str:
-            return f"seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}), step {step}/{steps}"
+            return f"seed {seed} ({seeds.index(seed) + 1} of {len(seeds)}) step {step}/{steps}"
+
+        def stepped(seed: int, step: int, loss: float) -> None:
+            advance(1, f"{where(seed, step)} loss {loss:.3f}" + (f" dev acc {last[seed]:.3f}" if seed in last else ""))
+
+        def evaluated(seed: int, step: int, accuracy: float) -> None:
+            last[seed] = accuracy
+            advance(0, f"{where(seed, step)} dev accuracy {accuracy:.4f}", True)
 
         with progress(f"tune {task.name}", mine * steps) as advance:
-            tune(store, model, task, train, dev, experiment.seeds, experiment.tune,
-                 on_step=lambda seed, step, loss: advance(1, f"{where(seed, step)}, loss {loss:.3f}"),
-                 on_eval=lambda seed, step, acc: advance(0, f"{where(seed, step)}, dev accuracy {acc:.4f}", True),
-                 shard=shard)
+            tune(store, model, task, train, dev, experiment.seeds, experiment.tune, on_step=stepped,
+                 on_eval=evaluated, shard=shard)
         wait_until(lambda: store.prompt_spec(source) is not None, f"the prompts of '{source}'", shard)
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
     splits = _to_extract(experiment, train, dev)

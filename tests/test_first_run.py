@@ -101,6 +101,6 @@ def test_run_prints_a_line_per_stage_where_stderr_is_no_terminal(tiny_model_dir,
     assert "tune sst2: 0/8 · started" in text
     for seed, k in ((0, 1), (1, 2)):
         for step in (0, 2, 4):
-            assert f"seed {seed} ({k} of 2), step {step}/4, dev accuracy " in text
+            assert f"seed {seed} ({k} of 2) step {step}/4 dev accuracy " in text
     assert "extract sst2/train: 0/" in text and "extract sst2/validation: 24/24 · done" in text
     assert "rank sst2: 1/1 · done" in text
