@@ -6,7 +6,7 @@ DATA   ?= $(abspath ../shared/data)
 export HF_HUB_OFFLINE ?= 1
 export ACTSTORE_DATA_DIR ?= $(DATA)
 
-.PHONY: demo test lint bench clean browser
+.PHONY: demo test lint docs bench clean browser
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# the documentation site (mkdocs.yml: docs/, the README as its home page, the CLI reference rendered from the Typer
+# app) into site/; --strict: a broken link or a docstring mkdocstrings cannot read fails the build; offline
+docs: $(VENV)/.installed
+	$(BIN)/mkdocs build --strict --site-dir site
+
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs site
