@@ -41,7 +41,7 @@ from .models import PromptedModel
 from .prompts import PromptSet
 from .specs import ExtractionSpec, differences, layout_mismatch
 from .store import Store
-from .store.store import extraction_path
+from .store.paths import extraction_path
 from .store.writer import Examples, open_writer
 from .tasks import Split, TaskSpec, check_examples, source_task
 

@@ -18,7 +18,7 @@ def info(
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
     from actstore.store import open_store
-    from actstore.store.store import extraction_path
+    from actstore.store.paths import extraction_path
 
     summary = open_store(store).summary()
     if as_json:

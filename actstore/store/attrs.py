@@ -13,7 +13,8 @@ from .. import __version__
 from ..errors import StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .integrity import StrictStore, seal
-from .layout import EXTRACTION_ROOTS, sealed_arrays
+from .layout import sealed_arrays
+from .paths import EXTRACTION_ROOTS
 from .schema import SCHEMA_VERSION
 
 #: rounds of consolidating before leaving it to a writer still at work (which consolidates after its own writes)

@@ -13,8 +13,6 @@ from zarr.core.sync import sync
 from ..specs import MOMENT_SLOTS, ExtractionSpec, packed_size
 from .integrity import CHECKSUM, array_metadata
 
-#: where extraction groups live: the encoder's (and BERT's, RoBERTa's ...) and T5's decoder's (``extraction_path``)
-EXTRACTION_ROOTS = ("extractions/", "decoder_extractions/")
 ACT_DIMS = ("seed", "example", "layer", "token", "neuron")
 #: above-baseline bits: byte j holds neurons 8j..8j+7, neuron 8j+i in bit i (numpy's bitorder="little")
 BITS_DIMS = ("seed", "example", "layer", "token", "neuron_byte")

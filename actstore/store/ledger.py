@@ -31,7 +31,8 @@ from zarr.core.buffer import default_buffer_prototype
 from ..errors import StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .integrity import HINT, SEAL, array_of, chunk_coords, trailer
-from .layout import EXTRACTION_ROOTS, recorded_at
+from .layout import recorded_at
+from .paths import EXTRACTION_ROOTS
 
 
 class _Group:

@@ -41,6 +41,7 @@ from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
 from .integrity import CHECKSUM, MANIFESTS, WRITE_EVERY_CHUNK, StrictStore, check_seal, writable
 from .ledger import Ledger
+from .paths import EXTRACTIONS, RANKINGS, extraction_path, prompts_path, ranking_path, result_path
 from .schema import validate
 
 if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neither xarray nor dask nor numba
@@ -154,10 +155,10 @@ class Store:
 
     def tasks(self) -> dict[str, list[str]]:
         """Extracted splits per task."""
-        return {task: self._names(f"extractions/{task}") for task in self._names("extractions")}
+        return {task: self._names(f"{EXTRACTIONS}/{task}") for task in self._names(EXTRACTIONS)}
 
     def ranked_tasks(self) -> list[str]:
-        return [t for t in self._names("rankings") if self._group(f"rankings/{t}", "ranking") is not None]
+        return [t for t in self._names(RANKINGS) if self._group(ranking_path(t), "ranking") is not None]
 
     def summary(self) -> dict:
         """What the store holds, as JSON-ready values (for ``actstore info``)."""
@@ -185,7 +186,7 @@ class Store:
                 }
         rankings = {}
         for task in self.ranked_tasks():
-            group = self.root[f"rankings/{task}"]
+            group = self.root[ranking_path(task)]
             rankings[task] = {**dict(group.attrs["spec"]),
                               "best_predictivity": float(np.max(group["predictivity"][...]))}
         return {"path": self.location, "schema_version": root["schema_version"], "version": root["version"],
@@ -196,13 +197,13 @@ class Store:
 
     def prompts(self, task: str) -> StoredPrompts | None:
         """The prompts a task's activations are made with (``prompts.PromptSet.stored`` for the domain's form)."""
-        group = self._group(f"prompts/{task}", "prompts")
+        group = self._group(prompts_path(task), "prompts")
         if group is None:
             return None
         return StoredPrompts(np.asarray(group["prompt"][...]), from_attrs(PromptSpec, group.attrs["spec"]))
 
     def prompt_spec(self, task: str) -> PromptSpec | None:
-        group = self._group(f"prompts/{task}", "prompts")
+        group = self._group(prompts_path(task), "prompts")
         return None if group is None else from_attrs(PromptSpec, group.attrs["spec"])
 
     def put_prompts(self, task: str, vectors: np.ndarray, spec: PromptSpec) -> None:
@@ -215,7 +216,7 @@ class Store:
                     "use another store"
                 )
             return
-        group = self.root.require_group(f"prompts/{task}")
+        group = self.root.require_group(prompts_path(task))
         group.create_array("prompt", data=vectors, chunks=vectors.shape, config=WRITE_EVERY_CHUNK,
                            dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True,
                            fill_value=np.nan)
@@ -349,11 +350,11 @@ class Store:
 
     def put_ranking(self, spec: RankingSpec, ranking: xr.Dataset) -> None:
         """Store a ranking as rankings/<task> (a multi-class sub-task's as rankings/<task>:<subtask>)."""
-        self._put_dataset(f"rankings/{spec.name}", to_attrs(spec), ranking)
+        self._put_dataset(ranking_path(spec.name), to_attrs(spec), ranking)
 
     def ranking(self, task: str) -> xr.Dataset:
         """Skill-neuron ranking of a task: accuracy, predictivity, best_token, rank_in_layer, rank_global."""
-        ds = self._dataset(f"rankings/{task}", "ranking")
+        ds = self._dataset(ranking_path(task), "ranking")
         if ds is None:
             raise ActstoreError(f"task '{task}' has no ranking in {self.location} yet: run actstore rank --task {task}")
         if "layer_stack" not in ds.coords:  # a ranking stored before decoder neurons existed: encoder only
@@ -364,7 +365,7 @@ class Store:
 
     def put_result(self, kind: str, name: str, spec: dict, result: xr.Dataset) -> None:
         """Store an analysis result under results/<kind>/<name>, replacing an older one of that name."""
-        self._put_dataset(f"results/{kind}/{name}", spec, result)
+        self._put_dataset(result_path(kind, name), spec, result)
 
     def result(self, kind: str, name: str) -> xr.Dataset:
         """A stored result (its spec in ``attrs["spec"]``); refused in one line, naming those stored, when it was
@@ -378,10 +379,10 @@ class Store:
 
     def find_result(self, kind: str, name: str) -> xr.Dataset | None:
         """A stored result, or None when it was never computed."""
-        return self._dataset(f"results/{kind}/{name}", "result")
+        return self._dataset(result_path(kind, name), "result")
 
     def results(self, kind: str) -> list[str]:
-        return [n for n in self._names(f"results/{kind}") if self._group(f"results/{kind}/{n}", "result") is not None]
+        return [n for n in self._names(result_path(kind)) if self._group(result_path(kind, n), "result") is not None]
 
     def _put_dataset(self, path: str, spec: dict, ds: xr.Dataset) -> None:
         """Write a dataset's arrays, then its spec: a group without a spec is never read."""
@@ -418,7 +419,7 @@ class Store:
         return ds
 
     def ranking_spec(self, task: str) -> RankingSpec | None:
-        group = self._group(f"rankings/{task}", "ranking")
+        group = self._group(ranking_path(task), "ranking")
         return None if group is None else from_attrs(RankingSpec, group.attrs["spec"])
 
 
@@ -449,12 +450,6 @@ def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
         return False
 
     return zarr.core.sync.sync(first())
-
-
-def extraction_path(task: str, split: str, stack: str = "encoder") -> str:
-    """T5's decoder activations live in a tree of their own, ``decoder_extractions/<task>/<split>``: inside the
-    split's group, their other layers and single token would not align with it (``xr.open_datatree`` refuses)."""
-    return f"extractions/{task}/{split}" if stack == "encoder" else f"{stack}_extractions/{task}/{split}"
 
 
 def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:

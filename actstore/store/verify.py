@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -32,13 +31,9 @@ from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, vanished
 from .backends import Backend, StoreLocation, open_backend
 from .integrity import metadata_of, seal_problems, usable_metadata, writable
 from .layout import block_chunks, coordinates, example_arrays, expected_metadata, rewrite_metadata
+from .paths import group_of, kind_of
 from .schema import validate
 from .store import Store, any_key
-
-#: the groups of a store, by the path of any key inside them
-_GROUP = re.compile(r"^(prompts/[^/]+|rankings/[^/]+|results/[^/]+/[^/]+|(?:decoder_)?extractions/[^/]+/[^/]+)/")
-_KIND = {"prompts": "prompts", "rankings": "ranking", "results": "result", "extractions": "extraction",
-         "decoder_extractions": "extraction"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ def _rewrite_root(zstore: zarr.abc.store.Store) -> None:
 def verify(store: Store, *, repair: bool = False) -> list[dict]:
     """Every group of ``store`` checked, as a list of ``Damage`` dicts (empty: the store is sound)."""
     keys = set(sync(_list(store.zstore)))
-    groups = sorted({m.group(1) for k in keys if (m := _GROUP.match(k))})
+    groups = sorted({g for k in keys if (g := group_of(k))})
     found: list[Damage] = []
     for path in groups:
         found += _Checker(store, path, keys, repair).run()
@@ -105,9 +100,9 @@ def in_progress(location: str | Path | StoreLocation) -> list[dict]:
     """The extractions still being written (or interrupted): what of them is stored is checked, and their blocks
     not marked done yet are not problems but work to do. Damaged groups are left to ``verify`` to report."""
     store = Store(open_backend(location))
-    paths = sorted({m.group(1) for k in sync(_list(store.zstore)) if (m := _GROUP.match(k))})
+    paths = sorted({g for k in sync(_list(store.zstore)) if (g := group_of(k))})
     found = []
-    for path in (p for p in paths if _KIND[p.split("/", 1)[0]] == "extraction"):
+    for path in (p for p in paths if kind_of(p) == "extraction"):
         try:
             group = store.root[path]
             if "spec" in group.attrs and not is_complete(group):
@@ -127,7 +122,7 @@ class _Checker:
 
     def __init__(self, store: Store, path: str, keys: set[str], repair: bool) -> None:
         self.store, self.path, self.keys, self.repair = store, path, keys, repair
-        self.kind = _KIND[path.split("/", 1)[0]]
+        self.kind = kind_of(path)
         self.found: list[Damage] = []
 
     def run(self) -> list[Damage]:

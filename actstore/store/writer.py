@@ -13,7 +13,8 @@ from ..specs import ExtractionSpec, differences, from_attrs, to_attrs
 from .attrs import is_complete, now, put_attrs, stamp
 from .integrity import stored_trailer, writable
 from .layout import coordinates, create_arrays, extraction_layout, manifest_coords, unit_chunks
-from .store import Store, extraction_path
+from .paths import extraction_path
+from .store import Store
 
 
 @dataclass(frozen=True)
