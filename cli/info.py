@@ -17,6 +17,7 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
+    from actstore.results import describe
     from actstore.store import open_store
     from actstore.store.paths import extraction_path
 
@@ -41,7 +42,7 @@ def info(
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "
                   f"best predictivity {r['best_predictivity']:.4f}")
     for kind, names in summary["results"].items():
-        out.print(f"  results/{kind}: {', '.join(names)}")
+        out.print(f"  results/{kind}: {', '.join(names)}; {describe(kind)}")
 
 
 def verify(

@@ -278,3 +278,34 @@ def test_run_and_tune_say_already_complete_the_second_time(tiny_model_dir, data_
     first, again = invoke(*tune, "--json"), invoke(*tune)
     assert first.exit_code == 0 and json.loads(first.stdout)["already_complete"] is False, first.output
     assert again.exit_code == 0 and again.stdout.rstrip().endswith("(already complete)"), again.output
+
+
+def test_every_kind_of_result_stored_is_in_the_registry_with_a_command_that_exists():
+    """``results.KINDS`` is what ``info`` and the report learn the kinds from: a kind stored but not registered, or
+    registered with a command the CLI does not have, would be listed without saying what makes it."""
+    import re
+
+    from actstore.results import KINDS
+    from actstore.tuning import SEED_KIND
+
+    source = "\n".join(p.read_text() for p in (ROOT / "actstore").rglob("*.py"))
+    stored = set(re.findall(r'put_result\("([\w-]+)"', source)) | {SEED_KIND}
+    assert stored and stored <= KINDS.keys(), stored - KINDS.keys()
+    commands = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    for kind in KINDS.values():
+        assert kind.made_by.split()[0] == "actstore" and kind.made_by.split()[1] in commands, kind
+
+
+def test_info_says_what_each_kind_of_result_holds(tmp_path):
+    from actstore.results import KINDS
+
+    store = Store(tmp_path / "s.zarr", mode="a")
+    import xarray as xr
+
+    with store.writing():
+        store.put_result("transfer", "a,b", {"kind": "transfer"}, xr.Dataset({"x": ("i", np.arange(2.0))}))
+        store.put_result("newer-kind", "x", {"kind": "newer-kind"}, xr.Dataset({"x": ("i", np.arange(2.0))}))
+    shown = invoke("info", tmp_path / "s.zarr")
+    assert shown.exit_code == 0, shown.output
+    assert f"results/transfer: a,b; {KINDS['transfer'].holds} ({KINDS['transfer'].made_by})" in shown.output
+    assert "results/newer-kind: x; a kind of result this version does not know" in shown.output
