@@ -346,6 +346,10 @@ class _BlockRunner:
         scores = np.empty((n, len(self.word_ids)), dtype=np.float32)
         lengths = np.empty(n, np.int32)  # the text tokens the model read (special tokens included, prompt not)
         n_encoder = self.spec.model.n_layers
+        # the prompt positions in the sequence the model runs (the end of it in the causal layout); T5's decoder: its
+        # first decoding step
+        where = [self.model.layout.prompt_slice(self.block_shapes[0][1]),
+                 *(slice(0, shape[1]) for shape in self.block_shapes[1:])]
         for r in range(0, n, self.options.batch_size):
             rows = slice(r, min(r + self.options.batch_size, n))
             batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length,
@@ -354,7 +358,7 @@ class _BlockRunner:
 
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
                 stack, index = (0, layer) if layer < n_encoder else (1, layer - n_encoder)
-                values = act[:, :self.block_shapes[stack][1]]
+                values = act[:, where[stack]]
                 if targets[stack] is not None:
                     targets[stack][rows, index].copy_(values)
                 if made[stack] is not None:
@@ -365,12 +369,12 @@ class _BlockRunner:
         for first, captured, device_block, spec in zip((0, n_encoder), stacks, made, self.specs):
             if device_block is not None:
                 captured.bits, captured.moments, finite = device_block.result()
-                if not finite:
-                    raise ActstoreError(_overflow_message(None, lo, first, self.spec.dtype))
+                if not finite.all():
+                    raise ActstoreError(_overflow_message(finite, lo, first, self.spec))
             acts = captured.acts
             if acts is not None and (kernels.has_nonfinite(acts) if self.spec.dtype == "float16"
                                      else not np.isfinite(acts).all()):
-                raise ActstoreError(_overflow_message(acts, lo, first, self.spec.dtype))
+                raise ActstoreError(_overflow_message(acts, lo, first, self.spec))
             values = n * spec.n_layers * spec.n_positions
             captured.stored_bytes = ((values * spec.model.n_neurons * np.dtype(spec.dtype).itemsize if spec.store_acts
                                       else 0) + (values * kernels.packed_size(spec.model.n_neurons) if spec.store_bits
@@ -400,12 +404,12 @@ class _DeviceBlock:
         exact = spec.dtype == "float16"
         self.moments = torch.zeros((kernels.MOMENT_SLOTS, n_layers, n_neurons), device=device,
                                    dtype=torch.int64 if exact else torch.float64)
-        self.finite = torch.ones((), dtype=torch.bool, device=device)
+        self.finite = torch.ones((n_layers, n_neurons), dtype=torch.bool, device=device)  # no sync per batch
         self.shifts = torch.arange(8, dtype=torch.uint8, device=device)
 
     def add(self, rows: slice, layer: int, act: torch.Tensor) -> None:
-        values = act.to(self.dtype)
-        self.finite &= torch.isfinite(values).all()
+        values = act.to(self.finite.device, self.dtype)  # --device-map: the layer may be on another GPU
+        self.finite[layer] &= torch.isfinite(values).all(0).all(0)
         if self.floor is not None:
             above = (values > self.floor[layer]).to(torch.uint8)
             above = torch.nn.functional.pad(above, (0, self.packed * 8 - self.n_neurons))
@@ -422,20 +426,31 @@ class _DeviceBlock:
             self.moments[0, layer] += wide.sum((0, 1))
             self.moments[1, layer] += (wide * wide).sum((0, 1))
 
-    def result(self) -> tuple[np.ndarray | None, np.ndarray, bool]:
+    def result(self) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+        """(bits or None, moments, (layer, neuron) whether every value was finite)."""
         bits = None if self.bits is None else self.bits.cpu().numpy()
-        return bits, self.moments.cpu().numpy(), bool(self.finite)
+        return bits, self.moments.cpu().numpy(), self.finite.cpu().numpy()
 
 
-def _overflow_message(acts: np.ndarray | None, lo: int, first_layer: int, dtype: str) -> str:
-    """Where a block overflowed (values made on a device and not copied: the block's first example)."""
-    if acts is None:
-        where = f"in the block of examples from {lo}"
+def _overflow_message(found: np.ndarray, lo: int, first_layer: int, spec: ExtractionSpec) -> str:
+    """Where a block overflowed, in one line: the first layer and neuron not finite, with the example and token
+    where the values are on the host (``found`` (example, layer, token, neuron)); made on a device and not copied,
+    ``found`` is (layer, neuron) whether finite, and the example is the block's first. A value beyond float16's
+    range is never stored as inf: the block is refused."""
+    if found.dtype == bool:
+        layer, neuron = np.argwhere(~found)[0]
+        where = f"at layer {first_layer + int(layer)}, neuron {int(neuron)}, in the block of examples from {lo}"
     else:
-        bad = ~np.isfinite(acts)
-        layer = first_layer + int(np.argwhere(bad.any(axis=(0, 2, 3)))[0, 0])
-        where = f"at layer {layer}, example {lo + int(np.argwhere(bad.any(axis=(1, 2, 3)))[0, 0])}"
-    hint = " (float16 holds at most 65504): re-run with --dtype float32 into a new store" if dtype == "float16" else ""
+        example, layer, token, neuron = np.argwhere(~np.isfinite(found))[0]
+        where = (f"at layer {first_layer + int(layer)}, neuron {int(neuron)} (example {lo + int(example)}, prompt "
+                 f"token {int(token)})")
+    if spec.model.dtype == "float16":
+        hint = (": the model itself overflows in float16; re-run with --model-dtype bfloat16 or float32 into a new "
+                "store")
+    elif spec.dtype == "float16":
+        hint = " (float16 holds at most 65504): re-run with --dtype float32 into a new store"
+    else:
+        hint = ""
     return f"activation overflow {where}{hint}; nothing of this block was stored"
 
 

@@ -3,10 +3,13 @@
 Every supported architecture is reduced to the same three things:
 - the word-embedding table (the prompt is prepended in that space),
 - one module per layer whose *input* is the neuron activation of METHOD.md
-  (the FFN output projection: ``output.dense`` for RoBERTa/BERT/MPNet, ``wo`` for T5),
+  (the FFN output projection: ``output.dense`` for RoBERTa/BERT/MPNet, ``wo`` for T5; in the decoder-only LLMs
+  ``mlp.c_proj`` for GPT-2 (a Conv1D), ``mlp.dense_4h_to_h`` for GPT-NeoX, ``fc2`` for OPT and ``mlp.down_proj``
+  for Llama, Mistral, Qwen2 and Gemma, whose gated input is act(gate_proj x) · up_proj x),
 - a scorer that turns the final hidden states into label-word logits.
 Extraction captures at that hook point and suppression edits the same tensor. Layers are numbered
-across stacks: T5's encoder layers first, then its decoder layers (which run at the first decoding step).
+across stacks: T5's encoder layers first, then its decoder layers (which run at the first decoding step); a
+decoder-only LLM has one stack, recorded as the ``encoder`` one (the stack the prompt is in).
 How the text is built around the prompt and where the label word is read is the layout's (``actstore.layouts``):
 a model is loaded to run in one.
 """
@@ -14,6 +17,7 @@ a model is loaded to run in one.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -28,14 +32,25 @@ from torch import nn
 from .errors import ActstoreError
 from .layouts import DEFAULT, get_layout
 from .layouts.base import Batch
-from .specs import ModelSpec, layout_mismatch
+from .specs import DECODER_ARCHITECTURES, ENCODER_ARCHITECTURES, ModelSpec, layout_mismatch
 from .tasks import TaskSpec, source_task
 
-SUPPORTED = ("roberta", "bert", "mpnet", "t5")
+SUPPORTED = ENCODER_ARCHITECTURES + DECODER_ARCHITECTURES
 #: label-word scoring per model: the MLM head where the layout reads the label, the T5 LM head at the first decoder
-#: step, or (encoders without an LM head) the hidden state there dotted with the label words' input embeddings --
-#: which keeps the prompt the only trainable parameter.
-SCORINGS = ("mlm_head", "t5_decoder", "embedding_dot")
+#: step, (encoders without an LM head) the hidden state there dotted with the label words' input embeddings --
+#: which keeps the prompt the only trainable parameter -- or a decoder-only LLM's LM head, the next token.
+SCORINGS = ("mlm_head", "t5_decoder", "embedding_dot", "lm_head")
+#: what the weights compute in (``--model-dtype``); the stored activations have their own dtype (``--dtype``)
+MODEL_DTYPES = ("float32", "bfloat16", "float16")
+#: ``--device-map``: accelerate spreads the layers of a model too large for one GPU over every GPU
+DEVICE_MAPS = ("auto",)
+#: the decoder-only LLMs: the list of layers under the base model, and each layer's FFN output projection
+_DECODER_FFN = {"gpt2": ("h", "mlp.c_proj"), "gpt_neox": ("layers", "mlp.dense_4h_to_h"),
+                "opt": ("decoder.layers", "fc2"), "llama": ("layers", "mlp.down_proj"),
+                "mistral": ("layers", "mlp.down_proj"), "qwen2": ("layers", "mlp.down_proj"),
+                "gemma": ("layers", "mlp.down_proj")}
+#: the architectures whose FFN runs on the batch flattened to (batch · sequence, features)
+_FLAT_FFN = ("opt",)
 
 ActivationHook = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 
@@ -45,8 +60,11 @@ def _registry() -> dict[str, dict]:
 
 
 def resolve(name: str) -> str:
-    """A registry alias (e.g. ``all-minilm-l6-v2``, installed from PyPI) → a local dir; else the name."""
+    """A registry alias → a local dir (e.g. ``all-minilm-l6-v2``, installed from PyPI) or the hub name it stands for
+    (e.g. ``pythia-160m`` → ``EleutherAI/pythia-160m``); else the name."""
     entry = _registry().get(name)
+    if entry and "package" not in entry:
+        return entry.get("hub", name)
     if entry and "package" in entry:
         try:
             root = resources.files(entry["package"])
@@ -109,6 +127,8 @@ class PromptedModel:
         self.is_t5 = arch == "t5"
         encoder, decoder = _ffn_output_projections(model, arch)
         self.ffn_outputs: list[nn.Module] = encoder + decoder
+        # a Linear's inputs, or a Conv1D's (GPT-2: weight (in, out))
+        n_neurons = getattr(encoder[0], "in_features", None) or encoder[0].weight.shape[0]
         positions = getattr(cfg, "max_position_embeddings", None) or 512  # T5: relative, 512 by convention
         if arch == "roberta":
             positions -= cfg.pad_token_id + 1  # RoBERTa's positions start after the padding index
@@ -118,11 +138,12 @@ class PromptedModel:
             architecture=arch,
             scoring=scoring,
             n_layers=len(encoder),
-            n_neurons=encoder[0].in_features,
+            n_neurons=n_neurons,
             hidden=model.get_input_embeddings().embedding_dim,
             max_positions=positions,
             n_decoder_layers=len(decoder),
             layout=self.layout.name,
+            dtype=str(model.dtype).removeprefix("torch."),
         )
         self.layout.check(self)
 
@@ -187,7 +208,7 @@ class PromptedModel:
     def label_logits(self, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
         """Run the model with ``prompt`` (p, hidden) in front, as the layout does; (batch, n_labels) logits."""
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        return self.layout.label_logits(self, batch, prompt.to(self.device), word_ids)
+        return self.layout.label_logits(self, batch, prompt.to(self.device, self.model.dtype), word_ids)
 
     def hook_points(self) -> list[str]:
         """Where extraction reads each layer, by the name the model gives the module: the input of every FFN output
@@ -200,11 +221,21 @@ class PromptedModel:
         """Call ``hook(layer, activation)`` at every FFN output projection (decoder layers numbered after the
         encoder's); a returned tensor replaces the activation."""
 
+        # OPT runs its FFN on (batch · sequence, neurons): the hook sees (batch, sequence, neurons) all the same
+        sequence: dict[str, torch.Size] = {}
+
         def pre(layer: int, _module: nn.Module, args: tuple) -> tuple | None:
-            out = hook(layer, args[0])
-            return None if out is None else (out, *args[1:])
+            act = args[0]
+            flat = act.dim() == 2
+            out = hook(layer, act.view(*sequence["shape"], act.shape[-1]) if flat else act)
+            if out is None:
+                return None
+            return (out.reshape(act.shape) if flat else out, *args[1:])
 
         handles = [m.register_forward_pre_hook(partial(pre, i)) for i, m in enumerate(self.ffn_outputs)]
+        if self.spec.architecture in _FLAT_FFN:
+            handles.append(self.model.base_model.register_forward_pre_hook(
+                lambda _m, _args, kwargs: sequence.update(shape=kwargs["inputs_embeds"].shape[:2]), with_kwargs=True))
         try:
             yield
         finally:
@@ -217,6 +248,9 @@ def _ffn_output_projections(model: nn.Module, arch: str) -> tuple[list[nn.Module
     if arch == "t5":
         return ([block.layer[-1].DenseReluDense.wo for block in model.encoder.block],
                 [block.layer[-1].DenseReluDense.wo for block in model.decoder.block])
+    if arch in _DECODER_FFN:
+        layers, projection = _DECODER_FFN[arch]
+        return [layer.get_submodule(projection) for layer in model.base_model.get_submodule(layers)], []
     return [layer.output.dense for layer in model.base_model.encoder.layer], []
 
 
@@ -244,17 +278,65 @@ def _unloadable(name: str, path: str, exc: Exception) -> str:
     return f"unknown model '{name}': not a registry alias, a local directory or a model the hub cache holds ({reason})"
 
 
-def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT,
-               cross_layout: bool = False) -> PromptedModel:
+def _cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 in hardware (AVX512-BF16, AMX, or the AVX-512 oneDNN needs); elsewhere
+    torch emulates it, many times slower than float32."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def model_dtype(name: str | None, device: torch.device | None, device_map: str | None = None) -> torch.dtype:
+    """The dtype to compute in: ``name`` (one of ``MODEL_DTYPES``), by default float32 on a CPU and bfloat16 on
+    CUDA; bfloat16 refused in one line where the device lacks it."""
+    on_cuda = device_map is not None or (device is not None and device.type == "cuda")
+    name = name or ("bfloat16" if on_cuda else "float32")
+    if name not in MODEL_DTYPES:
+        raise ActstoreError(f"--model-dtype must be one of {', '.join(MODEL_DTYPES)}, not {name}")
+    if name == "bfloat16":
+        if on_cuda and not torch.cuda.is_bf16_supported():
+            raise ActstoreError("--model-dtype bfloat16: this GPU has no bfloat16; use --model-dtype float16 or "
+                                "float32")
+        if not on_cuda and device.type == "cpu" and not _cpu_has_bfloat16():
+            raise ActstoreError("--model-dtype bfloat16: this CPU has no bfloat16 instructions (torch would emulate "
+                                "them, many times slower); use --model-dtype float32")
+    return getattr(torch, name)
+
+
+def _check_device_map(device_map: str, device: str | None) -> None:
+    """``--device-map`` needs accelerate, CUDA and no ``--device``: each refused in one line."""
+    if device_map not in DEVICE_MAPS:
+        raise ActstoreError(f"--device-map must be {' or '.join(DEVICE_MAPS)}, not {device_map}")
+    if device is not None:
+        raise ActstoreError(f"give --device ({device}) or --device-map, not both: --device-map places every layer")
+    if importlib.util.find_spec("accelerate") is None:
+        raise ActstoreError("--device-map needs accelerate: pip install 'actstore[multi-gpu]' (or accelerate)")
+    if not torch.cuda.is_available():
+        raise ActstoreError("--device-map spreads a model over GPUs, and torch sees none here; leave it out to run "
+                            "on the CPU")
+
+
+def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT, cross_layout: bool = False,
+               dtype: str | None = None, device_map: str | None = None) -> PromptedModel:
     """Load by Hugging Face name, registry alias or local directory (the hub is used only when needed), to run in
-    ``layout`` (``actstore.layouts``); ``cross_layout`` lets it use prompts and rankings made in another."""
-    from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoTokenizer, T5ForConditionalGeneration
+    ``layout`` (``actstore.layouts``); ``cross_layout`` lets it use prompts and rankings made in another. ``dtype``
+    is what the weights compute in (``MODEL_DTYPES``; default float32 on a CPU, bfloat16 on CUDA);
+    ``device_map="auto"`` lets accelerate spread a model too large for one GPU over all of them."""
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForMaskedLM,
+        AutoTokenizer,
+        T5ForConditionalGeneration,
+    )
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # actstore shows its own progress
 
-    get_layout(layout)  # an unknown layout is refused before any weights are read
-    target = _device(device)
+    chosen = get_layout(layout)  # an unknown layout is refused before any weights are read
+    if device_map is not None:
+        _check_device_map(device_map, device)
+    target = None if device_map is not None else _device(device)
+    torch_dtype = model_dtype(dtype, target, device_map)
     path = resolve(name)
     try:
         config = AutoConfig.from_pretrained(path)
@@ -263,19 +345,24 @@ def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT,
     arch = config.model_type
     if arch not in SUPPORTED:
         raise ActstoreError(f"model '{name}' is a {arch}; supported architectures: {', '.join(SUPPORTED)}")
+    chosen.check_architecture(arch, name)
     has_mlm_head = any(a.endswith("ForMaskedLM") for a in (config.architectures or []))
     if arch == "t5":
         cls, scoring = T5ForConditionalGeneration, "t5_decoder"
+    elif arch in DECODER_ARCHITECTURES:
+        cls, scoring = AutoModelForCausalLM, "lm_head"
     elif has_mlm_head:
         cls, scoring = AutoModelForMaskedLM, "mlm_head"
     else:
         cls, scoring = AutoModel, "embedding_dot"
+    placed = {} if device_map is None else {"device_map": device_map}
     try:
-        model = cls.from_pretrained(path, config=config)
+        model = cls.from_pretrained(path, config=config, dtype=torch_dtype, **placed)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:  # e.g. a directory with config.json but no weights
         raise ActstoreError(_unloadable(name, path, exc)) from None
-    model.to(target)
+    if target is not None:
+        model.to(target)
     loaded = PromptedModel(name, model, tokenizer, scoring, path, layout, cross_layout)
     expected = _registry().get(name, {}).get("revision")
     if expected and loaded.spec.revision != expected:

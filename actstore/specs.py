@@ -71,7 +71,13 @@ class ModelSpec:
     max_positions: int
     n_decoder_layers: int = 0  # T5: the decoder's FFNs, captured at the first decoding step
     layout: str = "peft"  # the input layout it runs in (actstore.layouts); stores from before layouts: peft
+    dtype: str = "float32"  # what the weights computed in (``--model-dtype``); stores from before it: float32
 
+
+#: the architectures (``config.model_type``) actstore runs: encoders (T5 with its decoder) and decoder-only LLMs, whose
+#: one stack of layers is recorded as the ``encoder`` stack (``STACKS``: the stack the prompt is in)
+ENCODER_ARCHITECTURES = ("roberta", "bert", "mpnet", "t5")
+DECODER_ARCHITECTURES = ("gpt2", "gpt_neox", "opt", "llama", "mistral", "qwen2", "gemma")
 
 #: what the ``token`` coordinate 0 of an extraction is in each layout (``info``, the xarray attributes;
 #: the layouts themselves are in ``actstore.layouts``)
@@ -79,6 +85,8 @@ TOKEN0 = {
     "pt": "the mask slot (its vector replaced by the <mask> embedding), where the label is read",
     "sn": "the trainable mask vector (initialised with the <mask> embedding), where the label is read",
     "peft": "the first soft prompt token (the label is read at a <mask> inside the text)",
+    "causal": "the first soft prompt token, right after <bos> text (the label is the next token after the last one)",
+    "prefix": "the first soft prompt token, before <bos> text (the label is the next token after the text)",
 }
 
 

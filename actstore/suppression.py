@@ -105,14 +105,15 @@ def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = No
             if idx is None or idx.numel() == 0:
                 return None
             out = act.clone()
+            here = idx.to(act.device)  # --device-map: the layer may be on another GPU than the model's first
             if mode == "zero":
-                out[..., idx] = 0
+                out[..., here] = 0
             elif mode == "mean":
-                out[..., idx] = table[seed_index, layer, idx].to(act.dtype)
+                out[..., here] = table[seed_index, layer, idx].to(act.device, act.dtype)
             else:
                 shape = (*act.shape[:-1], idx.numel())
-                noise = torch.randn(shape, generator=generator, device=act.device, dtype=torch.float32)
-                out[..., idx] += (noise * table[seed_index, layer, idx]).to(act.dtype)
+                noise = torch.randn(shape, generator=generator, device=generator.device, dtype=torch.float32)
+                out[..., here] += (noise * table[seed_index, layer, idx]).to(act.device, act.dtype)
             return out
 
         return hook

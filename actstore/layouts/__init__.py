@@ -4,7 +4,10 @@ One small module per layout (METHOD.md, "Input layouts of the reference code"), 
 
 - ``pt``: Prompt-Transferability / Robust-Neurons, the seed paper's code (``pt.py``);
 - ``sn``: Skill-Neuron, Wang et al. 2022 (``sn.py``);
-- ``peft``: PEFT's prompt tuning, what actstore did before layouts existed (``peft.py``).
+- ``peft``: PEFT's prompt tuning, what actstore did before layouts existed (``peft.py``);
+- ``causal``: decoder-only LLMs, ``<bos> text`` then the prompt, the label the next token (``causal.py``);
+- ``prefix``: decoder-only LLMs with the prompt first, for comparison: its prompt positions never see the text
+  (``prefix.py``).
 
 A layout changes the activations at the prompt positions, so it is part of every spec that records a model
 (``ModelSpec.layout``); stores written before layouts existed read as ``peft``. This module names them without
@@ -25,7 +28,8 @@ if TYPE_CHECKING:
 
 #: name → (module, class) of each layout
 LAYOUTS: dict[str, tuple[str, str]] = {"pt": ("pt", "PromptTransferability"), "sn": ("sn", "SkillNeuron"),
-                                       "peft": ("peft", "Peft")}
+                                       "peft": ("peft", "Peft"), "causal": ("causal", "Causal"),
+                                       "prefix": ("prefix", "Prefix")}
 #: the papers' layout: what every command runs unless told otherwise
 DEFAULT = "pt"
 #: what stores written before layouts existed were built with

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import ActstoreError
+from ..specs import ENCODER_ARCHITECTURES
 
 if TYPE_CHECKING:
     from ..specs import ModelSpec
@@ -38,7 +39,7 @@ class Layout(ABC):
     #: what the ``token`` coordinate 0 of an extraction is, in words (``info``, the xarray attributes)
     token0: ClassVar[str]
     #: the architectures (``config.model_type``) it is defined for
-    architectures: ClassVar[tuple[str, ...]] = ("roberta", "bert", "mpnet", "t5")
+    architectures: ClassVar[tuple[str, ...]] = ENCODER_ARCHITECTURES
     #: whether the prompt slots take position embeddings (then the prompt counts against the model's positions)
     prompt_positions: ClassVar[bool] = True
     #: whether a label word is looked up as " word" (a word after a space) or as "word"
@@ -46,9 +47,21 @@ class Layout(ABC):
 
     def check(self, model: Prompted) -> None:
         """Refuse, in one line, a model this layout is not defined for."""
-        if model.spec.architecture not in self.architectures:
+        self.check_architecture(model.spec.architecture, model.spec.name)
+
+    def check_architecture(self, architecture: str, name: str) -> None:
+        """Refuse, in one line that names the layouts that are, an architecture this layout is not defined for
+        (before any weights are read)."""
+        if architecture not in self.architectures:
+            from . import LAYOUTS, get_layout
+
+            fitting = [other for other in LAYOUTS if architecture in get_layout(other).architectures]
             raise ActstoreError(f"layout '{self.name}' is defined for {', '.join(self.architectures)} models, not "
-                                f"{model.spec.architecture} ({model.spec.name}); use --layout pt or peft")
+                                f"{architecture} ({name}); use --layout {' or '.join(fitting)}")
+
+    def prompt_slice(self, n_tokens: int) -> slice:
+        """Where the ``n_tokens`` prompt positions lie in the sequence the model runs on (every row alike)."""
+        return slice(0, n_tokens)
 
     def initial_prompt(self, model: Prompted, vectors: np.ndarray) -> np.ndarray:
         """The prompt tuning starts from, given the seed's small-random one (p, hidden)."""
@@ -75,12 +88,13 @@ class Layout(ABC):
         """(batch, n_labels) label-word logits of the model run with ``prompt`` (p, hidden) in front."""
 
 
-def pad_rows(rows: Sequence[Sequence[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token rows right-padded into (input_ids, attention_mask)."""
+def pad_rows(rows: Sequence[Sequence[int]], pad: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows right-padded (or ``left``-padded) into (input_ids, attention_mask)."""
     width = max(map(len, rows))
-    ids = torch.tensor([list(r) + [pad] * (width - len(r)) for r in rows])
+    ids = torch.tensor([[pad] * (width - len(r)) * left + list(r) + [pad] * (width - len(r)) * (not left)
+                        for r in rows])
     mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).long()
-    return ids, mask
+    return ids, (mask.flip(1) if left else mask)
 
 
 def with_prompt_mask(batch: Batch, n: int, p: int, device: torch.device) -> torch.Tensor:
@@ -155,3 +169,32 @@ def prepended(model: Prompted, batch: Batch, prompt: torch.Tensor) -> tuple[torc
     n, p = ids.shape[0], prompt.shape[0]
     embeds = torch.cat([prompt.expand(n, -1, -1), model.model.get_input_embeddings()(ids)], dim=1)
     return embeds, with_prompt_mask(batch, n, p, ids.device)
+
+
+def decoder_next_token(model: Prompted, embeds: torch.Tensor, mask: torch.Tensor, at: torch.Tensor,
+                       word_ids: Sequence[int]) -> torch.Tensor:
+    """A decoder-only LLM's label-word logits as the next token after position ``at`` of each row, run on
+    ``inputs_embeds`` with explicit position ids counted over the attended positions (padding moves none). The
+    LM head runs on those rows alone."""
+    positions = (mask.cumsum(1) - 1).clamp(min=0)
+    hidden = model.model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
+                                    use_cache=False).last_hidden_state
+    rows = hidden[torch.arange(len(at), device=hidden.device), at.to(hidden.device)]
+    logits = model.model.get_output_embeddings()(rows)
+    return logits[:, torch.tensor(list(word_ids), device=logits.device)]
+
+
+def decoder_rows(model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int) -> list[list[int]]:
+    """``<bos> text`` per example for a decoder-only LLM: the fields joined by a new line, cut to ``max_length``
+    tokens with the ``<bos>`` (the tokenizer's, else the config's; none where neither has one)."""
+    tokenizer = model.tokenizer
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else model.model.config.bos_token_id
+    start = [] if bos is None else [bos]
+    ids = tokenizer(["\n".join(f.strip() for f in t) for t in texts], add_special_tokens=False)["input_ids"]
+    return [start + row[:max_length - len(start)] for row in ids]
+
+
+def pad_token(model: Prompted) -> int:
+    """An id for padding (never attended to): the tokenizer's pad, else its eos (GPT-2 has no pad), else 0."""
+    tokenizer = model.tokenizer
+    return next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
