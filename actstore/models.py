@@ -275,6 +275,8 @@ def _unloadable(name: str, path: str, exc: Exception) -> str:
         return f"cannot load model '{name}' from the directory {path}: {reason}"
     if os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1:  # a path, never a hub id
         return f"unknown model '{name}': no such directory"
+    if path != name:  # a registry alias of a hub model
+        return f"cannot load model '{name}' (the hub's {path}): it is not in the hub cache, and the hub said: {reason}"
     return f"unknown model '{name}': not a registry alias, a local directory or a model the hub cache holds ({reason})"
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from actstore import models
 from actstore.errors import ActstoreError
 from actstore.evaluation import scores
 from actstore.extraction import ExtractOptions, extract
@@ -215,5 +216,15 @@ def test_prefix_prompt_positions_do_not_depend_on_the_example_and_say_so(decoder
 def test_a_label_word_of_several_tokens_is_refused(decoder_dir):
     model = load_model(str(decoder_dir("gpt2")), layout="causal")
     task = dataclasses.replace(SENTIMENT, label_words=("negative", "xqzvw"))
-    with pytest.raises(ActstoreError, match="label word 'xqzvw' is .* tokens"):
+    with pytest.raises(ActstoreError, match=r"label word 'xqzvw' is \d+ tokens"):
         model.label_ids(task)
+
+
+def test_the_registry_knows_the_llms_by_their_short_names():
+    hub = {"gpt2": "gpt2", "pythia-160m": "EleutherAI/pythia-160m", "opt-125m": "facebook/opt-125m",
+           "llama-3.2-1b": "meta-llama/Llama-3.2-1B", "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
+           "mistral-7b": "mistralai/Mistral-7B-v0.1", "gemma-2b": "google/gemma-2b"}
+    assert {alias: models.resolve(alias) for alias in hub} == hub
+    assert models.resolve("EleutherAI/pythia-160m") == "EleutherAI/pythia-160m"  # a hub name stays as given
+    with pytest.raises(ActstoreError, match=r"^cannot load model 'pythia-160m' \(the hub's EleutherAI/pythia-160m\)"):
+        load_model("pythia-160m", layout="causal")  # offline here, and not in the hub cache
