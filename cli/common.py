@@ -52,10 +52,12 @@ Scheduler = Annotated[str | None, typer.Option(
 
 #: sizes and counts: typer refuses 0 and negatives as usage errors (the library checks them again)
 #: actstore.layouts.LAYOUTS, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
-LayoutName = Literal["pt", "sn", "peft"]
+LayoutName = Literal["pt", "sn", "peft", "causal", "prefix"]
 Layout = Annotated[LayoutName, typer.Option(
     help="how the input is built around the prompt: pt (Prompt-Transferability / Robust-Neurons, the seed paper's; "
-         "token 0 is the <mask> slot where the label is read), sn (Skill-Neuron), peft (PEFT's: a <mask> in the text)")]
+         "token 0 is the <mask> slot where the label is read), sn (Skill-Neuron), peft (PEFT's: a <mask> in the text); "
+         "decoder-only LLMs: causal (<bos> text, then the prompt; the label is the next token), prefix (prompt "
+         "first, for comparison only: its activations do not depend on the text)")]
 CrossLayout = Annotated[bool, typer.Option(
     "--cross-layout", help="allow prompts, baselines and rankings made in another layout (refused otherwise)")]
 BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]

@@ -114,9 +114,9 @@ def test_shell_completion_completes_commands_and_choices():
 CHOICES = [
     (("extract",), "--dtype", ("float16", "float32"), "actstore.extraction:DTYPES"),
     (("extract",), "--keep", ("acts", "bits", "both"), "actstore.extraction:KEEPS"),
-    (("extract",), "--layout", ("pt", "sn", "peft"), "actstore.layouts:LAYOUTS"),
-    (("tune",), "--layout", ("pt", "sn", "peft"), "actstore.layouts:LAYOUTS"),
-    (("suppress",), "--layout", ("pt", "sn", "peft"), "actstore.layouts:LAYOUTS"),
+    (("extract",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
+    (("tune",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
+    (("suppress",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
     (("rank",), "--read", ("acts", "bits"), "actstore.ranking:READS"),
     (("suppress",), "--mode", ("zero", "noise", "mean"), "actstore.suppression:MODES"),
     (("suppress",), "--scope", ("layer", "global"), "actstore.masks:SCOPES"),
