@@ -249,10 +249,10 @@ class _Checker:
                 if name in usable:
                     where = f" layer {coords[2]}" if name in ("acts", "bits") else ""
                     wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
-        there = {id(w): self._exists(self._key(w[0], w[1])) for w in wanted}
-        present = [w for w in wanted if there[id(w)]]
+        there = [self._exists(self._key(array, coords)) for array, coords, *_ in wanted]
+        present = [w for w, stored in zip(wanted, there) if stored]
         problems = _problems(self.store.backend, [(a.path, coords) for a, coords, *_ in present])
-        bad = [(w, "missing") for w in wanted if not there[id(w)]]
+        bad = [(w, "missing") for w, stored in zip(wanted, there) if not stored]
         bad += [(w, problem) for w, problem in zip(present, problems) if problem]
         for (_, _, s, b, what), problem in bad:
             self.found.append(Damage(self.path, what, problem, self._redo("block")))
