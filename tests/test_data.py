@@ -190,6 +190,7 @@ def test_script_based_hub_repos_are_read_from_their_parquet_export(monkeypatch, 
     hub = FakeHub(spec.text_fields)
     monkeypatch.setattr(datasets, "load_dataset", hub)
     monkeypatch.delenv("ACTSTORE_DATA_DIR", raising=False)
+    monkeypatch.setattr(tasks, "default_data_dir", lambda: None)  # no ../shared/data beside the checkout: the hub
     loaded = tasks.load_split(task, split, data_dir=None)
     assert hub.calls == [call]
     assert len(loaded) == 30 and loaded.rows.tolist() == list(range(30))
