@@ -32,14 +32,22 @@ def test_the_benchmark_parts_it_names_are_the_scripts():
     assert documented == choices
 
 
+PACKAGE_OF = {"ruff": "ruff", "lint-imports": "import-linter", "mypy": "mypy"}  # the lint extra's package per tool
+
+
 def test_ci_the_makefile_and_the_hook_run_the_same_lint():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert ci.index("make lint") < ci.index("make test")  # the lint first, then the README's test command
-    recipe = re.search(r"^lint:.*\n\t(.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
-    assert recipe == "$(BIN)/ruff check ."
+    recipe = re.search(r"^lint:.*\n((?:\t.+\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1).split("\n")
+    commands = [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe if line.strip()]
+    assert commands[0] == ".venv/bin/ruff check ."
     hook = (ROOT / ".pre-commit-config.yaml").read_text()
     assert "repo: local" in hook and "entry: .venv/bin/ruff check --force-exclude" in hook
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert project["project"]["optional-dependencies"]["lint"] == ["ruff"]
-    assert "lint" in re.search(r"-e '\.\[([\w,]+)\]'", (ROOT / "Makefile").read_text()).group(1).split(",")
+    extra = project["project"]["optional-dependencies"]["lint"]
+    for command in commands:
+        tool = command.split()[0].removeprefix(".venv/bin/")
+        assert f"entry: .venv/bin/{tool}" in hook, f"{tool} runs in make lint but not in the pre-commit hook"
+        assert PACKAGE_OF[tool] in extra, f"{tool} runs in make lint but the lint extra does not install it"
+    assert "lint" in re.search(r"-e '\.\[([\w,-]+)\]'", (ROOT / "Makefile").read_text()).group(1).split(",")
     assert project["tool"]["ruff"]["line-length"] == 120
