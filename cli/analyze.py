@@ -14,11 +14,14 @@ from .common import (
     DataDir,
     DataSource,
     Device,
+    DeviceMap,
     LayoutName,
     Limit,
     MaxLength,
+    ModelDtype,
     Scheduler,
     StoreLocation,
+    placement,
 )
 from .output import out, print_json, throughput
 from .suppress import ScopeOption, parse_percents
@@ -76,6 +79,8 @@ def transfer(
                                                            "prompts were made in)")] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
+    model_dtype: ModelDtype = None,
+    device_map: DeviceMap = None,
     as_json: AsJson = False,
 ) -> None:
     """Transferability: accuracy of each task's prompts on each task's data, relative to the data task's own prompts.
@@ -96,8 +101,8 @@ def transfer(
     with target.writing():
         if pairs:
             made_for = target.prompt_spec(names[0]).model
-            lm = load_model(model or made_for.name, device=device, layout=layout or made_for.layout,
-                            cross_layout=cross_layout)
+            lm = load_model(model or made_for.name, layout=layout or made_for.layout, cross_layout=cross_layout,
+                            **placement(device, model_dtype, device_map))
             check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
             n_seeds = len(target.prompt_spec(names[0]).seeds)
             with throughput("transfer", sum(len(data[d]) for d, _ in pairs) * n_seeds) as rates:

@@ -18,6 +18,7 @@ from actstore import tasks
 from actstore.errors import ActstoreError
 
 if TYPE_CHECKING:
+    from actstore.launch import Shard
     from actstore.store import StoreLocation
 else:
     # in the commands' signatures only, where with_store replaces it: the store (zarr, dask) loads when a command runs
@@ -45,6 +46,15 @@ LabelNames = Annotated[str | None, typer.Option(
 Limit = Annotated[int | None, typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file "
                                                       "order)")]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
+#: actstore.models.MODEL_DTYPES and DEVICE_MAPS, spelled out so that --help does not import torch
+#: (tests/test_conventions.py: equal); the default dtype is the library's (models.model_dtype)
+ModelDtypeName = Literal["float32", "bfloat16", "float16"]
+ModelDtype = Annotated[ModelDtypeName | None, typer.Option(
+    help="what the model's weights compute in (default: float32 on a CPU, bfloat16 on CUDA where the GPU has it); "
+         "what is stored keeps its own dtype")]
+DeviceMap = Annotated[Literal["auto"] | None, typer.Option(
+    help="auto: accelerate spreads a model too large for one GPU over every GPU of the machine (needs CUDA and "
+         "accelerate, pip install 'actstore[multi-gpu]'; not with --device)")]
 Scheduler = Annotated[str | None, typer.Option(
     help="where dask computes: threads, processes (a local cluster of worker processes), tcp://host:8786 or a dask "
          "scheduler file (default: $DASK_SCHEDULER_ADDRESS, else threads)")]
@@ -62,6 +72,16 @@ CrossLayout = Annotated[bool, typer.Option(
     "--cross-layout", help="allow prompts, baselines and rankings made in another layout (refused otherwise)")]
 BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]
 MaxLength = Annotated[int, typer.Option(min=1, help="text tokens at most")]
+
+
+def placement(device: str | None, model_dtype: str | None, device_map: str | None, shard: Shard | None = None
+              ) -> dict[str, str | None]:
+    """``load_model``'s device, dtype and device_map from the options (the library picks the defaults and checks
+    them); under a launcher each rank gets its GPU, unless --device-map places the model itself (then one rank per
+    machine)."""
+    if shard is not None and device_map is None:
+        device = shard.device(device)
+    return {"device": device, "dtype": model_dtype, "device_map": device_map}
 
 
 def parse_seeds(text: str) -> list[int]:

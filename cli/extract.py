@@ -8,7 +8,20 @@ import typer
 
 from actstore.launch import Shard
 
-from .common import BatchSize, CrossLayout, DataSource, Device, Layout, MaxLength, StoreLocation, parse_seeds, with_data
+from .common import (
+    BatchSize,
+    CrossLayout,
+    DataSource,
+    Device,
+    DeviceMap,
+    Layout,
+    MaxLength,
+    ModelDtype,
+    StoreLocation,
+    parse_seeds,
+    placement,
+    with_data,
+)
 from .output import closing_rate, out, print_json, throughput
 
 #: actstore.extraction.DTYPES, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
@@ -28,7 +41,8 @@ def extract(
     prompts_from: Annotated[str | None, typer.Option(help="use the prompts the store holds for this task")] = None,
     seeds: Annotated[str | None, typer.Option(help="seeds of the prompts (random: default 0,1,2)")] = None,
     prompt_length: Annotated[int, typer.Option(help="tokens of a random prompt")] = 100,
-    dtype: Annotated[Dtype, typer.Option(help="float16 or float32")] = "float16",
+    dtype: Annotated[Dtype, typer.Option(help="what the activations are stored in: float16 (a value beyond its range "
+                                            "stops the run, naming layer and neuron) or float32")] = "float16",
     store_train: Annotated[bool, typer.Option(help="store train activations too (else only the baseline)")] = False,
     keep: Annotated[Keep, typer.Option(help="what a dev split keeps: acts (the values), bits (1[a > baseline], a 16th "
                                        "of float16's size: all the rankings and analyses need) or both")] = "acts",
@@ -43,6 +57,8 @@ def extract(
     layout: Layout = "pt",
     cross_layout: CrossLayout = False,
     device: Device = None,
+    model_dtype: ModelDtype = None,
+    device_map: DeviceMap = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line per split")] = False,
     data: DataSource = DataSource(),
 ) -> None:
@@ -55,7 +71,8 @@ def extract(
                              store_train=store_train, segment=segment, keep=keep)
     shard = Shard.from_env()
     spec, splits = data.load(task, split)
-    lm = load_model(model, device=shard.device(device), layout=layout, cross_layout=cross_layout)
+    lm = load_model(model, layout=layout, cross_layout=cross_layout,
+                    **placement(device, model_dtype, device_map, shard))
     prompt_set, record_under = prepare(store, lm, spec, splits, options, prompts=prompts, prompts_from=prompts_from,
                                        seeds=parse_seeds(seeds) if seeds is not None else None, n_tokens=prompt_length,
                                        baseline_from=baseline_from)

@@ -15,10 +15,13 @@ from .common import (
     CrossLayout,
     DataSource,
     Device,
+    DeviceMap,
     LayoutName,
     MaxLength,
+    ModelDtype,
     Scheduler,
     StoreLocation,
+    placement,
     with_data,
 )
 from .output import out, print_json, throughput
@@ -61,6 +64,8 @@ def suppress(
                                                            "made in)")] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
+    model_dtype: ModelDtype = None,
+    device_map: DeviceMap = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     scheduler: Scheduler = None,
     data: DataSource = DataSource(),
@@ -80,8 +85,8 @@ def suppress(
         spec, splits = data.load(task, split)
         examples = next(iter(splits.values()))
         made_with = ranked.attrs["spec"]["model"]
-        lm = load_model(model or made_with["name"], device=device, layout=layout or made_with.get("layout", "peft"),
-                        cross_layout=cross_layout)
+        lm = load_model(model or made_with["name"], layout=layout or made_with.get("layout", "peft"),
+                        cross_layout=cross_layout, **placement(device, model_dtype, device_map))
         target = Store(store, mode="r+")
         with target.writing():
             prompts = target.prompt_spec(source_task(spec))

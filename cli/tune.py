@@ -11,7 +11,20 @@ from rich.table import Table
 from actstore.launch import Shard
 from actstore.tasks import source_task
 
-from .common import BatchSize, CrossLayout, DataSource, Device, Layout, MaxLength, StoreLocation, parse_seeds, with_data
+from .common import (
+    BatchSize,
+    CrossLayout,
+    DataSource,
+    Device,
+    DeviceMap,
+    Layout,
+    MaxLength,
+    ModelDtype,
+    StoreLocation,
+    parse_seeds,
+    placement,
+    with_data,
+)
 from .output import out, print_json, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
@@ -37,6 +50,8 @@ def tune(
     dev_limit: Annotated[int | None, typer.Option(min=1, help="evaluate on a fixed sample of N dev examples")] = None,
     layout: Layout = "pt",
     device: Device = None,
+    model_dtype: ModelDtype = None,
+    device_map: DeviceMap = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),
 ) -> None:
@@ -51,7 +66,7 @@ def tune(
     spec, splits = data.load(task, "train,validation")
     dev = splits["validation"].sample(dev_limit) if dev_limit is not None else splits["validation"]
     shard = Shard.from_env()
-    lm = load_model(model, device=shard.device(device), layout=layout)
+    lm = load_model(model, layout=layout, **placement(device, model_dtype, device_map, shard))
     check_tune(lm, spec, splits["train"], dev, seed_list, options)
     target = Store(store, mode="a")
     mine = sum(shard.owns(i) for i in range(len(seed_list)))
@@ -96,6 +111,8 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     layout: Layout = "pt",
     cross_layout: CrossLayout = False,
     device: Device = None,
+    model_dtype: ModelDtype = None,
+    device_map: DeviceMap = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     data: DataSource = DataSource(),
 ) -> None:
@@ -106,7 +123,8 @@ def eval(  # noqa: A001 - the command is `actstore eval`
 
     spec, splits = data.load(task, split)
     examples = next(iter(splits.values()))
-    lm = load_model(model, device=device, layout=layout, cross_layout=cross_layout)
+    lm = load_model(model, layout=layout, cross_layout=cross_layout,
+                    **placement(device, model_dtype, device_map))
     target = Store(store, mode="r+")
     with target.writing():
         prompts = target.prompt_spec(prompts_from or source_task(spec))
