@@ -122,7 +122,7 @@ def test_several_text_fields_as_a_comma_list_or_a_repeated_option(tmp_path):
 
 def dev_rule(n: int) -> np.ndarray:
     """The rule as README and the tasks module state it, from data/tasks.json's seed, fraction and cap."""
-    rule = json.loads((Path(tasks.__file__).parents[1] / "data" / "tasks.json").read_text())["dev_from_train"]
+    rule = json.loads((Path(tasks.__file__).parents[2] / "data" / "tasks.json").read_text())["dev_from_train"]
     size = min(int(n * rule["fraction"]), rule["max_examples"])
     return np.sort(np.random.default_rng(rule["seed"]).permutation(n)[:size])
 
@@ -156,7 +156,7 @@ def test_registry_splits_carry_their_file_rows(data_dir):
     dev = tasks.load_split("sst2", "validation", data_dir=data_dir)
     assert dev.rows.tolist() == list(range(872))
     sample = dev.sample(20)
-    raw = tasks._rows(data_dir / "sst2" / "dev.tsv")
+    raw = tasks.loaders._rows(data_dir / "sst2" / "dev.tsv")
     assert all(sample.texts[i] == (raw[r]["sentence"],) for i, r in enumerate(sample.rows))
 
 
@@ -190,7 +190,7 @@ def test_script_based_hub_repos_are_read_from_their_parquet_export(monkeypatch, 
     hub = FakeHub(spec.text_fields)
     monkeypatch.setattr(datasets, "load_dataset", hub)
     monkeypatch.delenv("ACTSTORE_DATA_DIR", raising=False)
-    monkeypatch.setattr(tasks, "default_data_dir", lambda: None)  # no ../shared/data beside the checkout: the hub
+    monkeypatch.setattr(tasks.loaders, "default_data_dir", lambda: None)  # no ../shared/data beside it: the hub
     loaded = tasks.load_split(task, split, data_dir=None)
     assert hub.calls == [call]
     assert len(loaded) == 30 and loaded.rows.tolist() == list(range(30))

