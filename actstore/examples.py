@@ -103,7 +103,7 @@ def _baseline(store: Store, spec: ExtractionSpec, s: int, layer: int, token: int
     task = spec.baseline_task or spec.task
     if not store.complete(task, "train"):
         return None
-    return float(store.extraction_array(task, "train", "baseline", stack=spec.stack)[s, layer, token, neuron])
+    return float(store.extraction_reader(task, "train", spec.stack).array("baseline")[s, layer, token, neuron])
 
 
 def _rows(ds, spec: ExtractionSpec, values: np.ndarray | None, above: np.ndarray | None, prediction: np.ndarray):

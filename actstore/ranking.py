@@ -23,8 +23,8 @@ from . import kernels
 from .baselines import baseline_from_sum, block_sum, matching_baseline
 from .errors import ActstoreError
 from .scheduler import shared
-from .specs import ExtractionSpec, RankingSpec, to_attrs
-from .store import Store
+from .specs import RankingSpec, to_attrs
+from .store import ExtractionReader, Store
 from .tasks import source_task
 
 if TYPE_CHECKING:  # imported where used: dask.array and xarray are most of a second, which reading a ranking
@@ -63,9 +63,9 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
         made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read,
                              cross_layout=cross_layout)
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
-    extracted = store.complete_stacks(task, split)
-    spec = extracted[0][0]
-    labels = extracted[0][1]["label"][...]
+    extracted = store.extraction_readers(task, split)
+    spec = extracted[0].spec
+    labels = extracted[0].labels
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
         raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
                             f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
@@ -79,13 +79,13 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
                 ranking)
 
 
-def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], labels: np.ndarray,
+def _class_counts(store: Store, parts: list[ExtractionReader], labels: np.ndarray,
                   baseline_from: str | None, read: str | None = None,
                   cross_layout: bool = False) -> tuple[str, np.ndarray, list[str]]:
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
-    each layer), in one pass over the activations of each stack's extraction (``Store.complete_stacks``: T5's
+    each layer), in one pass over the activations of each stack's extraction (``Store.extraction_readers``: T5's
     decoder after its encoder; labels outside the classes, e.g. -1, are left out)."""
-    spec = parts[0][0]
+    spec = parts[0].spec
     baseline_task = baseline_from or source_task(spec.task)
     n_classes = len(spec.label_names)
     if read not in (None, *READS):
@@ -97,15 +97,15 @@ def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], 
     if read == "acts" and not spec.store_acts:
         raise ActstoreError(f"{spec.task}/{spec.split} kept only its above-baseline bits: rank it from the bits")
     if bits_usable and read != "acts":  # compared at extraction: count the bits (a 16th of float16's bytes)
-        counts = [_reduce(group["bits"], partial(_count_bits, n_tokens=s.n_positions, n_neurons=s.model.n_neurons,
-                                                 n_classes=n_classes),
-                          (n_classes,), labels, None, n_neurons=s.model.n_neurons) for s, group in parts]
+        counts = [_reduce(part.array("bits"), partial(_count_bits, n_tokens=part.spec.n_positions,
+                                                      n_neurons=part.spec.model.n_neurons, n_classes=n_classes),
+                          (n_classes,), labels, None, n_neurons=part.spec.model.n_neurons) for part in parts]
     elif spec.store_acts:
         # every stack's baseline before the long pass
-        baselines = [matching_baseline(store, baseline_task, s, cross_layout) for s, _ in parts]
-        counts = [_reduce(group["acts"], _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
+        baselines = [matching_baseline(store, baseline_task, part.spec, cross_layout) for part in parts]
+        counts = [_reduce(part.array("acts"), _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
                           kernels.thresholds_for(baseline, spec.dtype))
-                  for (_, group), baseline in zip(parts, baselines)]
+                  for part, baseline in zip(parts, baselines)]
     elif spec.store_bits:
         raise ActstoreError(f"{spec.task}/{spec.split} kept only its bits against the baseline of "
                             f"'{spec.baseline_task}', not of '{baseline_task}': rank it with --baseline-from "
@@ -113,7 +113,7 @@ def _class_counts(store: Store, parts: list[tuple[ExtractionSpec, zarr.Group]], 
                             "into a new store")
     else:
         raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
-    return baseline_task, join_stacks(counts), [s.stack for s, _ in parts for _ in range(s.n_layers)]
+    return baseline_task, join_stacks(counts), [part.spec.stack for part in parts for _ in range(part.spec.n_layers)]
 
 
 def join_stacks(parts: Sequence[np.ndarray]) -> np.ndarray:
@@ -213,11 +213,11 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
 
     if isinstance(subtasks, str):
         subtasks = [subtasks]
-    extracted = store.complete_stacks(task, split)
-    spec = extracted[0][0]
+    extracted = store.extraction_readers(task, split)
+    spec = extracted[0].spec
     wanted = list(dict.fromkeys(n for request in subtasks for n in subtask_names(request, spec.label_names)))
     parts = {name: parse_subtask(name, spec.label_names) for name in wanted}
-    labels = extracted[0][1]["label"][...]
+    labels = extracted[0].labels
     for part in parts.values():
         for side in (part.positive, part.negative):
             if not np.isin(labels, side).any():
@@ -331,7 +331,7 @@ def recompute_baseline(store: Store, task: str, stack: str = "encoder") -> np.nd
     spec = store.extraction_spec(task, "train", stack)
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
-    acts = store.extraction_array(task, "train", "acts", stack=stack)
+    acts = store.extraction_reader(task, "train", stack).array("acts")
     return baseline_from_sum(_reduce(acts, _sum_kernel, (), None, None)[:, 0], spec.n_examples)
 
 

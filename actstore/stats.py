@@ -18,8 +18,8 @@ def activation_stats(store: Store, task: str, split: str = "validation", *, stac
     kept during extraction (so a bits-only store has them); an extraction made before moments were kept has them
     computed from its values, block by block, to the same bits."""
     spec = store.extraction_spec(task, split, stack)
-    if spec is not None and spec.store_moments:  # read as extraction_array checks: complete, or a clear error
-        moments = np.asarray(store.extraction_array(task, split, "moments", stack=stack)[...])
+    if spec is not None and spec.store_moments:  # the reader checks: complete, or a clear error
+        moments = store.extraction_reader(task, split, stack).values("moments")
     else:
         acts = store.activations(task, split, stack=stack).data
         moments = da.blockwise(_block_moments, "sbmln", acts, "sbltn", new_axes={"m": MOMENT_SLOTS},

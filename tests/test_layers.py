@@ -82,3 +82,19 @@ def test_importing_and_using_actstore_leaves_a_users_zarr_and_dask_as_they_were(
     seen = json.loads(out.stdout)
     assert seen["before"] == seen["after"]
     assert seen["before"]["chunks"] == ["c/1"]  # zarr's default: the empty chunk is not written
+
+
+def test_no_zarr_group_leaves_the_storage_layer():
+    """What ``Store`` and its readers hand out is a spec, values, a Dataset or one array: never a zarr group, which
+    would let a consumer walk the store's layout (``actstore.store.paths`` keeps that in one place)."""
+    import inspect
+
+    from actstore.store import ExtractionReader, Store
+
+    members = {f"{cls.__name__}.{name}": member.fget if isinstance(member, property) else member
+               for cls in (Store, ExtractionReader) for name, member in vars(cls).items() if not name.startswith("_")}
+    returns = {name: str(inspect.signature(member).return_annotation) for name, member in members.items()
+               if callable(member)}
+    assert "Store.extraction_reader" in returns and "ExtractionReader.array" in returns
+    leaks = {name: hint for name, hint in returns.items() if "Group" in hint}
+    assert not leaks, leaks

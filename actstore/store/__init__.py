@@ -1,7 +1,8 @@
 """Storage backend: the Zarr v3 layout, its JSON Schema, and crash-safe writers."""
 
 from .backends import StoreLocation
+from .readers import ExtractionReader
 from .store import Store, open_store
 from .writer import ExtractionWriter
 
-__all__ = ["ExtractionWriter", "Store", "StoreLocation", "open_store"]
+__all__ = ["ExtractionReader", "ExtractionWriter", "Store", "StoreLocation", "open_store"]

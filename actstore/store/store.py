@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import zarr
@@ -41,15 +41,21 @@ from .backends import Backend, StoreLocation, open_backend
 from .backends.local import PARTIAL_SUFFIX
 from .integrity import CHECKSUM, MANIFESTS, WRITE_EVERY_CHUNK, StrictStore, check_seal, writable
 from .ledger import Ledger
+from .members import array_in, group_in, json_object, values_in
 from .paths import EXTRACTIONS, RANKINGS, extraction_path, prompts_path, ranking_path, result_path
+from .readers import ExtractionReader
 from .schema import validate
 
 if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neither xarray nor dask nor numba
     import dask.array as da
     import xarray as xr
+    from zarr.abc.store import Store as ZarrStore
 
 
 #: how an extraction's chunks are checked on every read (``ExtractionSpec.manifests``), as ``info`` says it
+#: how a store is opened: read only, to add to it, or to create it if absent
+Mode = Literal["r", "r+", "a"]
+
 CHUNK_CHECKS = {True: "chunks bound to their address (CRC32C recorded in each block's manifest)",
                 False: "chunks checked by their own CRC32C only (extracted before manifests: an exchanged or stale "
                        "chunk is not caught; extract into a new store to bind them)"}
@@ -66,7 +72,7 @@ class StoredPrompts:
 class Store:
     """An activation store in a directory or a bucket; analysts read it by task and split as xarray Datasets."""
 
-    def __init__(self, location: str | Path | StoreLocation | Backend, mode: str = "r",
+    def __init__(self, location: str | Path | StoreLocation | Backend, mode: Mode = "r",
                  storage_options: Mapping[str, object] | None = None) -> None:
         """``location``: a path, or a URL (``s3://bucket/prefix``, ``gs://``, ``az://``, ``file://``, ``memory://``)
         with ``storage_options`` for its file system (``backends.open_backend``). ``mode``: ``"r"`` read only,
@@ -93,7 +99,7 @@ class Store:
     def _open_root(self) -> zarr.Group:
         """The root group; created if absent, where another process (a rank of the same launch) may create it at the
         same moment: then it is opened as that process made it."""
-        mode = "r" if self.read_only else "a"
+        mode: Mode = "r" if self.read_only else "a"
         try:
             return zarr.open_group(self.zstore, mode=mode, zarr_format=3, use_consolidated=False)
         except zarr.errors.ContainsGroupError:
@@ -102,7 +108,7 @@ class Store:
     @property
     def path(self) -> Path:
         """The directory of a local store (messages use ``location``, which names any store)."""
-        path = getattr(self.backend, "path", None)
+        path: Path | None = getattr(self.backend, "path", None)
         if path is None:
             raise ActstoreError(f"{self.location} is not a local directory")
         return path
@@ -134,7 +140,7 @@ class Store:
         """An existing, fully created group (its spec written), validated and its digests checked; else None.
         A folder that holds data but lost its ``zarr.json`` is a fault, not an absent group."""
         try:
-            group = self.root[path]
+            group = group_in(self.root, path)
         except KeyError:
             if any_key(self.zstore, path + "/"):
                 raise StoreFault(f"{self.location}/{path} holds data but its zarr.json is missing: run actstore verify "
@@ -149,7 +155,7 @@ class Store:
 
     def _names(self, path: str) -> list[str]:
         try:
-            return sorted(self.root[path].group_keys())
+            return sorted(group_in(self.root, path).group_keys())
         except KeyError:
             return []
 
@@ -160,24 +166,24 @@ class Store:
     def ranked_tasks(self) -> list[str]:
         return [t for t in self._names(RANKINGS) if self._group(ranking_path(t), "ranking") is not None]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """What the store holds, as JSON-ready values (for ``actstore info``)."""
-        root = self.root.attrs["actstore"]
-        prompts = {t: {**to_attrs(spec), "model": spec.model.name, "layout": spec.model.layout}
-                   for t in self._names("prompts") if (spec := self.prompt_spec(t))}
+        root = json_object(self.root, "actstore")
+        prompts = {t: {**to_attrs(made), "model": made.model.name, "layout": made.model.layout}
+                   for t in self._names("prompts") if (made := self.prompt_spec(t))}
         extractions = {}
         for task, splits in self.tasks().items():
             for split, stack in ((split, stack) for split in splits for stack in STACKS):
                 group = self._group(extraction_path(task, split, stack), "extraction")
                 if group is None:
                     continue
-                spec = from_attrs(ExtractionSpec, group.attrs["spec"])
-                done = np.asarray(group["done"][...])
+                spec = from_attrs(ExtractionSpec, json_object(group, "spec"))
+                done = values_in(group, "done")
                 values = spec.n_examples * len(spec.seeds) * spec.n_layers * spec.n_positions * spec.model.n_neurons
                 extractions[f"{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")] = {
                     **to_attrs(spec), "model": spec.model.name, "layout": spec.model.layout,
                     "token0": TOKEN0[spec.model.layout] if stack == "encoder" else "the first decoding step",
-                    "state": group.attrs["stamp"]["state"],
+                    "state": json_object(group, "stamp")["state"],
                     "blocks": int(done.size), "blocks_done": int(done.sum()),
                     "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
                     "bits_bytes": values // spec.model.n_neurons * packed_size(spec.model.n_neurons)
@@ -185,10 +191,10 @@ class Store:
                     "chunk_check": CHUNK_CHECKS[spec.manifests],
                 }
         rankings = {}
-        for task in self.ranked_tasks():
-            group = self.root[ranking_path(task)]
-            rankings[task] = {**dict(group.attrs["spec"]),
-                              "best_predictivity": float(np.max(group["predictivity"][...]))}
+        for task in self._names(RANKINGS):
+            if (group := self._group(ranking_path(task), "ranking")) is not None:
+                rankings[task] = {**json_object(group, "spec"),
+                                  "best_predictivity": float(values_in(group, "predictivity").max())}
         return {"path": self.location, "schema_version": root["schema_version"], "version": root["version"],
                 "prompts": prompts, "extractions": extractions, "rankings": rankings,
                 "results": {kind: self.results(kind) for kind in self._names("results")}}
@@ -200,11 +206,11 @@ class Store:
         group = self._group(prompts_path(task), "prompts")
         if group is None:
             return None
-        return StoredPrompts(np.asarray(group["prompt"][...]), from_attrs(PromptSpec, group.attrs["spec"]))
+        return StoredPrompts(values_in(group, "prompt"), from_attrs(PromptSpec, json_object(group, "spec")))
 
     def prompt_spec(self, task: str) -> PromptSpec | None:
         group = self._group(prompts_path(task), "prompts")
-        return None if group is None else from_attrs(PromptSpec, group.attrs["spec"])
+        return None if group is None else from_attrs(PromptSpec, json_object(group, "spec"))
 
     def put_prompts(self, task: str, vectors: np.ndarray, spec: PromptSpec) -> None:
         """Record the prompts a task's activations were made with; refuse to replace different ones."""
@@ -228,7 +234,7 @@ class Store:
 
     def extraction_spec(self, task: str, split: str, stack: str = "encoder") -> ExtractionSpec | None:
         group = self._group(extraction_path(task, split, stack), "extraction")
-        return None if group is None else from_attrs(ExtractionSpec, group.attrs["spec"])
+        return None if group is None else from_attrs(ExtractionSpec, json_object(group, "spec"))
 
     def complete(self, task: str, split: str) -> bool:
         """Whether every stack of an extraction is complete (every block stored; for train, every baseline)."""
@@ -252,27 +258,23 @@ class Store:
         path = extraction_path(task, split, stack)
         group = self._group(path, "extraction")
         if group is None:
-            known = ", ".join(f"{t}/{s}" for t, ss in self.tasks().items() for s in ss) or "none"
-            what = f"{task}/{split}" + ("" if stack == "encoder" else f" ({stack})")
-            raise ActstoreError(f"no extraction {what} in {self.location} (present: {known})")
-        spec = from_attrs(ExtractionSpec, group.attrs["spec"])
-        done = np.asarray(group["done"][...])
-        if complete_only and not done.all():
-            raise ActstoreError(
-                f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
-                "run the same actstore extract command again to finish it"
-            )
-        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
+            raise self._no_extraction(task, split, stack)
+        if complete_only:
+            _refuse_unfinished(group, task, split)
+        spec = from_attrs(ExtractionSpec, json_object(group, "spec"))
+        done = values_in(group, "done")
+        ds: xr.Dataset = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
         per_block = [name for name in ("acts", "bits") if name in ds]
         for name in per_block if blocks_per_chunk > 1 else ():  # these alone: label's one storage chunk stays whole
-            chunks = (1, spec.block * blocks_per_chunk, *group[name].chunks[2:])
-            ds[name] = ds[name].copy(data=da.from_zarr(group[name], chunks=chunks))
+            array = array_in(group, name)
+            ds[name] = ds[name].copy(data=da.from_zarr(array, chunks=(1, spec.block * blocks_per_chunk,
+                                                                      *array.chunks[2:])))
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done", "moments", *MANIFESTS) if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
         for name in ("prediction", "scores", "length"):
             if name in ds:
-                ds[name] = ds[name].copy(data=_read_done_blocks(group[name], done, spec.block))
+                ds[name] = ds[name].copy(data=_read_done_blocks(array_in(group, name), done, spec.block))
         for name in per_block if not done.all() else ():
             ds[name] = ds[name].copy(data=_undone_as_fill(ds[name].data, done, spec.block))
         ds["complete"] = (("seed", "example"), complete)
@@ -280,32 +282,34 @@ class Store:
                     "token0": TOKEN0[spec.model.layout] if spec.stack == "encoder" else "the first decoding step"}
         return ds
 
-    def extraction_array(self, task: str, split: str, name: str, *, stack: str = "encoder") -> zarr.Array:
-        """One array of a complete extraction as zarr reads it, for kernels that go chunk by chunk (and no xarray
-        dataset opened for it)."""
+    def extraction_reader(self, task: str, split: str, stack: str = "encoder") -> ExtractionReader:
+        """One stack of a complete extraction, for kernels that read its arrays chunk by chunk (no xarray dataset
+        opened for it); the usual clear error when it is missing or unfinished."""
         group = self._complete_extraction(task, split, stack)
         if group is None:
-            self.extraction(task, split, stack=stack)  # the usual clear error
-        if name not in group:
-            raise ActstoreError(f"{task}/{split} in {self.location} holds no {name}")
-        return group[name]
+            raise self._no_extraction(task, split, stack)
+        return ExtractionReader(from_attrs(ExtractionSpec, json_object(group, "spec")), self.location, group)
 
-    def complete_stacks(self, task: str, split: str) -> list[tuple[ExtractionSpec, zarr.Group]]:
-        """Each stack's spec and group of a complete extraction (the encoder's, then T5's decoder's), every group
-        opened and checked once, for kernels that read its arrays chunk by chunk; the usual clear error when it is
-        missing or unfinished."""
-        parts = [(from_attrs(ExtractionSpec, group.attrs["spec"]), group) for stack in STACKS
-                 if (group := self._complete_extraction(task, split, stack)) is not None]
-        if not parts:
-            self.extraction(task, split)  # the usual clear error
-        return parts
+    def extraction_readers(self, task: str, split: str) -> list[ExtractionReader]:
+        """Each stack of a complete extraction (the encoder's, then T5's decoder's), every group opened and checked
+        once; the usual clear error when it is missing or unfinished."""
+        readers = [ExtractionReader(from_attrs(ExtractionSpec, json_object(group, "spec")), self.location, group)
+                   for stack in STACKS if (group := self._complete_extraction(task, split, stack)) is not None]
+        if not readers:
+            raise self._no_extraction(task, split, "encoder")
+        return readers
 
     def _complete_extraction(self, task: str, split: str, stack: str) -> zarr.Group | None:
         """An extraction's group when it exists (None when not), once every block is in (else the usual error)."""
         group = self._group(extraction_path(task, split, stack), "extraction")
-        if group is not None and not (is_complete(group) or np.asarray(group["done"][...]).all()):
-            self.extraction(task, split, stack=stack)  # the usual clear error
+        if group is not None and not is_complete(group):
+            _refuse_unfinished(group, task, split)
         return group
+
+    def _no_extraction(self, task: str, split: str, stack: str) -> ActstoreError:
+        known = ", ".join(f"{t}/{s}" for t, ss in self.tasks().items() for s in ss) or "none"
+        what = f"{task}/{split}" + ("" if stack == "encoder" else f" ({stack})")
+        return ActstoreError(f"no extraction {what} in {self.location} (present: {known})")
 
     def activations(self, task: str, split: str = "validation", *, stack: str = "encoder",
                     blocks_per_chunk: int = 1) -> xr.DataArray:
@@ -363,7 +367,7 @@ class Store:
 
     # ---- analysis results (evaluations, suppression curves, transfer, correlations): labelled datasets
 
-    def put_result(self, kind: str, name: str, spec: dict, result: xr.Dataset) -> None:
+    def put_result(self, kind: str, name: str, spec: dict[str, Any], result: xr.Dataset) -> None:
         """Store an analysis result under results/<kind>/<name>, replacing an older one of that name."""
         self._put_dataset(result_path(kind, name), spec, result)
 
@@ -384,21 +388,23 @@ class Store:
     def results(self, kind: str) -> list[str]:
         return [n for n in self._names(result_path(kind)) if self._group(result_path(kind, n), "result") is not None]
 
-    def _put_dataset(self, path: str, spec: dict, ds: xr.Dataset) -> None:
+    def _put_dataset(self, path: str, spec: dict[str, Any], ds: xr.Dataset) -> None:
         """Write a dataset's arrays, then its spec: a group without a spec is never read."""
         group = self.root.require_group(path)
         group.attrs.put({})
-        variables = {**ds.coords, **ds.data_vars}
+        variables = {str(name): var for name, var in (*ds.coords.items(), *ds.data_vars.items())}
         values = {name: np.asarray(var.values) for name, var in variables.items()}
         drafts = zarr.open_group(zarr.storage.MemoryStore(), mode="w", zarr_format=3)  # the arrays' metadata, made
         for name, var in variables.items():  # where making it costs no I/O
             dtype = values[name].dtype
             text = dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
-            drafts.create_array(name, shape=values[name].shape, dtype=str if text else dtype, dimension_names=var.dims,
-                                compressors=CHECKSUM, attributes=coordinate_attrs(ds, name),
+            drafts.create_array(name, shape=values[name].shape, dtype=str if text else dtype,
+                                dimension_names=tuple(map(str, var.dims)), compressors=CHECKSUM,
+                                attributes=coordinate_attrs(ds, name),
                                 fill_value=np.nan if dtype.kind == "f" else None)
-        metadata = {name: array.metadata for name, array in drafts.arrays()}
-        arrays = dict(group.create_hierarchy(metadata, overwrite=True))  # at once, older arrays removed
+        metadata: dict[str, Any] = {name: array.metadata for name, array in drafts.arrays()}
+        arrays = {name: array for name, array in group.create_hierarchy(metadata, overwrite=True)  # at once, older
+                  if isinstance(array, zarr.Array)}  # arrays removed
 
         async def fill() -> None:  # every array's chunks at once, not one array after another
             await asyncio.gather(*(writable(array).async_array.setitem(Ellipsis, values[name])
@@ -413,33 +419,34 @@ class Store:
 
         if group is None:
             return None
-        ds = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3).load()
+        ds: xr.Dataset = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3).load()
         ds = ds.set_coords([name for name in ("layer_stack",) if name in ds.data_vars])  # coordinate_attrs says so too
-        ds.attrs = {**group.attrs.get("attrs", {}), "spec": dict(group.attrs["spec"])}
+        own = json_object(group, "attrs") if "attrs" in group.attrs else {}
+        ds.attrs = {**own, "spec": json_object(group, "spec")}
         return ds
 
     def ranking_spec(self, task: str) -> RankingSpec | None:
         group = self._group(ranking_path(task), "ranking")
-        return None if group is None else from_attrs(RankingSpec, group.attrs["spec"])
+        return None if group is None else from_attrs(RankingSpec, json_object(group, "spec"))
 
 
-def open_store(location: str | Path | StoreLocation, mode: str = "r", **storage_options: object) -> Store:
+def open_store(location: str | Path | StoreLocation, mode: Mode = "r", **storage_options: object) -> Store:
     """Open a store (a path or a URL such as ``s3://bucket/runs/sst2.zarr``; keyword arguments go to its file
     system, e.g. ``endpoint_url=...``): ``mode="r"`` to read (the analyst's view), ``"r+"`` to add to it, ``"a"``
     to create or add."""
     return Store(location, mode, storage_options)
 
 
-def coordinate_attrs(ds: xr.Dataset, name: str) -> dict[str, str]:
+def coordinate_attrs(ds: xr.Dataset, name: str) -> dict[str, Any]:
     """A data variable's ``coordinates`` attribute: the non-index coordinates along its dimensions, which plain
     ``xr.open_zarr`` then decodes as coordinates (the convention xarray's own ``to_zarr`` writes)."""
     if name not in ds.data_vars:
         return {}
-    names = [c for c in ds.coords if c not in ds.dims and set(ds[c].dims) <= set(ds[name].dims)]
+    names = [str(c) for c in ds.coords if c not in ds.dims and set(ds[c].dims) <= set(ds[name].dims)]
     return {"coordinates": " ".join(names)} if names else {}
 
 
-def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
+def any_key(zstore: ZarrStore, prefix: str = "") -> bool:
     """Whether any key starts with ``prefix`` (a folder that holds data, or a store that holds anything); a file
     another process is still writing (a local store's ``.partial``) is not data yet: a rank waiting for the group
     rank 0 is creating must not take its zarr.json in flight for a lost one."""
@@ -450,6 +457,14 @@ def any_key(zstore: zarr.abc.store.Store, prefix: str = "") -> bool:
         return False
 
     return zarr.core.sync.sync(first())
+
+
+def _refuse_unfinished(group: zarr.Group, task: str, split: str) -> None:
+    """The one line that says an extraction has blocks still to extract (its done markers say which)."""
+    done = values_in(group, "done")
+    if not done.all():
+        raise ActstoreError(f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
+                            "run the same actstore extract command again to finish it")
 
 
 def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
@@ -463,10 +478,11 @@ def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
         parts = [values[s:s + 1, b * block:(b + 1) * block] for b in range(done.shape[1])]
         rows.append(da.concatenate([p if done[s, b] else da.full(p.shape, fill, dtype=p.dtype, chunks=p.chunks)
                                     for b, p in enumerate(parts)], axis=1))
-    return da.concatenate(rows, axis=0)
+    joined: da.Array = da.concatenate(rows, axis=0)
+    return joined
 
 
-def _read_done_blocks(array: zarr.Array, done: np.ndarray, block: int) -> np.ndarray:
+def _read_done_blocks(array: zarr.Array[Any], done: np.ndarray[Any, Any], block: int) -> np.ndarray[Any, Any]:
     """A (seed, example, ...) array, or an (example,) one every seed's block writes, read where its blocks are done,
     its fill value elsewhere: the chunks of blocks not extracted yet do not exist, and any other missing chunk is a
     fault."""
