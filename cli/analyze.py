@@ -75,8 +75,8 @@ def transfer(
     max_length: MaxLength = 128,
     data_dir: DataDir = None,
     limit: Limit = None,
-    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn or peft (default: the layout the first task's "
-                                                           "prompts were made in)")] = None,
+    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn, peft, causal or prefix (default: the layout "
+                                                           "the first task's prompts were made in)")] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
     model_dtype: ModelDtype = None,

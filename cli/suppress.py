@@ -60,8 +60,8 @@ def suppress(
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
-    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn or peft (default: the layout the ranking was "
-                                                           "made in)")] = None,
+    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn, peft, causal or prefix (default: the layout "
+                                                           "the ranking was made in)")] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
     model_dtype: ModelDtype = None,

@@ -117,6 +117,7 @@ CHOICES = [
     (("extract",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
     (("tune",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
     (("suppress",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
+    (("transfer",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
     *[((command,), "--model-dtype", ("float32", "bfloat16", "float16"), "actstore.models:MODEL_DTYPES")
       for command in ("tune", "eval", "extract", "suppress", "transfer")],
     *[((command,), "--device-map", ("auto",), "actstore.models:DEVICE_MAPS")
