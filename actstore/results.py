@@ -21,27 +21,39 @@ def suppression_name(task: str, neurons_from: str, mode: str = "zero", scope: st
 
 @dataclass(frozen=True)
 class ResultKind:
-    """One kind of stored result: its folder under results/, what it holds, the command that makes it, and whether
-    the report draws it."""
+    """One kind of stored result: its folder under results/, what it holds, the command that makes it, and how the
+    report shows it. A kind with a ``section`` gets figures in the report (drawn by the function that
+    ``actstore.report.contents.DRAWERS`` holds for it) and, where a store holds none, the note "<section>: run
+    <made_by>"; the report's sections come in the order of the paper's ``figures`` they reproduce, those of none
+    last. Every kind, drawn or not, is listed in the report's index and by ``info`` with what it holds."""
 
     name: str
-    holds: str
+    what: str
     made_by: str
-    drawn: bool
+    section: str | None = None
+    figures: tuple[int, ...] = ()
+
+    @property
+    def holds(self) -> str:
+        """What a result of this kind holds, with the paper's figures it reproduces."""
+        if not self.figures:
+            return self.what
+        return f"{self.what} (Figure{'s' * (len(self.figures) > 1)} {'/'.join(map(str, self.figures))})"
 
 
-#: every kind of result actstore stores, in the order ``info`` lists them and the report draws them
+#: every kind of result actstore stores, in the order ``info`` and the report's index list them
 KINDS: dict[str, ResultKind] = {kind.name: kind for kind in (
-    ResultKind("tuning", "dev accuracy curves of the tuned prompts, per seed", "actstore tune", False),
-    ResultKind("tuning-seed", "one seed's tuning, kept until every seed is in", "actstore tune", False),
-    ResultKind("evaluation", "accuracy per seed of a task's prompts on a task's data", "actstore eval", False),
-    ResultKind("transfer", "prompt transferability between tasks (Figures 1/6)", "actstore transfer --tasks A,B,...",
-               True),
-    ResultKind("correlation", "task specificity: Spearman's ρ of predictivities (Figures 3/7)",
-               "actstore correlate --tasks A,B", True),
-    ResultKind("suppression", "accuracy against the share of skill or random neurons suppressed (Figure 4)",
-               "actstore suppress --task A", True),
-    ResultKind("adversarial", "overlap of clean and adversarial skill neurons", "actstore compare-adversarial", True),
+    ResultKind("tuning", "dev accuracy curves of the tuned prompts, per seed", "actstore tune"),
+    ResultKind("tuning-seed", "one seed's tuning, kept until every seed is in", "actstore tune"),
+    ResultKind("evaluation", "accuracy per seed of a task's prompts on a task's data", "actstore eval"),
+    ResultKind("transfer", "prompt transferability between tasks", "actstore transfer --tasks A,B,...",
+               "transferability", (1, 6)),
+    ResultKind("correlation", "task specificity: Spearman's ρ of predictivities", "actstore correlate --tasks A,B",
+               "task specificity", (3, 7)),
+    ResultKind("suppression", "accuracy against the share of skill or random neurons suppressed",
+               "actstore suppress --task A [--neurons-from B]", "suppression", (4,)),
+    ResultKind("adversarial", "overlap of clean and adversarial skill neurons", "actstore compare-adversarial",
+               "adversarial predictivity"),
 )}
 
 

@@ -80,11 +80,43 @@ def test_report_draws_every_figure_and_lists_it(full_store, tmp_path):
 def test_a_store_without_results_skips_each_figure_with_a_note(tmp_path):
     out = tmp_path / "empty"
     report = render(Store(tmp_path / "e.zarr", mode="a"), out)
-    assert report.figures == [] and len(report.skipped) == 6
+    assert report.figures == [] and len(report.skipped) == 5  # the rankings and each kind KINDS gives a section
     index = (out / "index.md").read_text()
     assert "No model accuracies" in index and "run actstore transfer" in index
     assert "run actstore suppress" in index and "--neurons-from" in index
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "index.md"]
+
+
+def test_the_report_learns_the_kinds_of_result_from_the_registry(monkeypatch, tmp_path):
+    """A kind registered in ``results.KINDS`` is listed in the index with what it holds, and one with a section but
+    no result in the store gets that section's note, without a line of report code naming it."""
+    from actstore.results import KINDS, ResultKind
+
+    monkeypatch.setitem(KINDS, "probe", ResultKind("probe", "probing accuracy per layer", "actstore probe"))
+    monkeypatch.setitem(KINDS, "probe-map", ResultKind("probe-map", "probing maps", "actstore probe --map",
+                                                       "probing maps", (9,)))
+    store = Store(tmp_path / "p.zarr", mode="a")
+    store.put_result("probe", "sst2", {"kind": "probe"}, xr.Dataset({"accuracy": ("layer", np.arange(3.0))}))
+    report = render(Store(store.path), tmp_path / "r")
+    assert report.results == {"probe": ["sst2"]} and "probing maps: run actstore probe --map" in report.skipped
+    index, page = ((tmp_path / "r" / name).read_text() for name in ("index.md", "index.html"))
+    assert "- `results/probe`: sst2; probing accuracy per layer (actstore probe)" in index
+    assert "<code>results/probe</code>: sst2; probing accuracy per layer (actstore probe)" in page
+
+
+def test_every_kind_of_result_the_report_draws_is_in_the_registry():
+    """The report draws exactly the kinds ``results.KINDS`` gives a section, and reads no kind by a name KINDS lacks."""
+    import re
+    from pathlib import Path
+
+    import actstore.report
+    from actstore.report.contents import DRAWERS
+    from actstore.results import KINDS
+
+    assert set(DRAWERS) == {kind.name for kind in KINDS.values() if kind.section is not None}
+    source = "\n".join(p.read_text() for p in Path(actstore.report.__file__).parent.glob("*.py"))
+    named = set(re.findall(r'\.(?:find_)?results?\("([\w-]+)"', source))
+    assert named and named <= KINDS.keys(), named - KINDS.keys()
 
 
 def test_table_rows_put_each_model_in_a_row():

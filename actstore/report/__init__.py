@@ -3,15 +3,16 @@ static HTML page per top skill neuron of each task.
 
 Numbers come from ``actstore.analysis`` (and results stored by ``transfer``, ``correlate``, ``suppress``,
 ``compare-adversarial``); this package only draws. It uses matplotlib's ``Figure`` directly (Agg canvas, no
-pyplot state), so it runs headless and in threads. A figure whose data the store lacks is skipped with a
-note naming the command that makes it.
+pyplot state), so it runs headless and in threads. Which kinds of result there are, which of them get figures and
+which command makes each, the report learns from ``actstore.results.KINDS``: a section whose data the store lacks is
+skipped with a note naming that command, and the index lists every kind the store holds.
 
 What a reviewer checks is built in: every figure has a title; tasks appear clean first, then the adversarial ones in
 their clean tasks' order; panels of one figure share their y-axis; figures that summarise spreads say so in the legend.
 
 The package is split by job: ``draw`` (a ``Figure`` from numbers), ``contents`` (which figures a store's data
-makes), ``pages`` (a page per top skill neuron), ``index`` (``render`` and the index page), ``order`` (how tasks are
-ordered and files named).
+makes; ``DRAWERS``, what draws each kind of result), ``pages`` (a page per top skill neuron), ``index`` (``render``
+and the index page), ``order`` (how tasks are ordered and files named).
 """
 
 from __future__ import annotations

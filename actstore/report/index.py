@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import analysis
 from ..errors import ActstoreError
+from ..results import KINDS, describe
 from ..store import Store
 from ..tasks import source_task
 from .contents import figures
@@ -19,14 +20,16 @@ FORMATS = ("png", "svg")
 
 @dataclass
 class Report:
-    """What ``render`` wrote: figures (title, file stem, caption), notes on skipped figures, Table 1 rows, and the
-    neuron pages (per task: rows of ``ranking.top_neurons`` with the page's path relative to ``out``)."""
+    """What ``render`` wrote: figures (title, file stem, caption), notes on skipped figures, Table 1 rows, the
+    neuron pages (per task: rows of ``ranking.top_neurons`` with the page's path relative to ``out``), and the names of
+    the store's results of each kind of ``results.KINDS`` that it holds, in that order."""
 
     out: Path
     figures: list[tuple[str, str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     table: dict[str, dict] = field(default_factory=dict)
     neurons: dict[str, list[dict]] = field(default_factory=dict)
+    results: dict[str, list[str]] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
         return [self.out / f"{stem}.{fmt}" for _, stem, _ in self.figures for fmt in FORMATS] + \
@@ -49,6 +52,7 @@ def render(store: Store, out: str | Path, *, neuron_pages: int = NEURON_PAGES) -
         report.figures.append((drawn.title, drawn.stem, drawn.caption))
     if neuron_pages > 0:
         report.neurons = write_neuron_pages(store, report.out, neuron_pages)
+    report.results = {kind: names for kind in KINDS if (names := store.results(kind))}
     _write_index(report)
     return report
 
@@ -100,6 +104,13 @@ def _write_index(report: Report) -> None:
                 f"<a href='{html.escape(r['page'])}'>L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})</a>"
                 for r in rows) + "</p>")
         md.append("")
+    if report.results:
+        listed = [(f"results/{kind}", ", ".join(names), describe(kind)) for kind, names in report.results.items()]
+        md += ["## Results in the store", ""]
+        md += [f"- `{where}`: {names}; {what}" for where, names, what in listed] + [""]
+        page += ["<h2>Results in the store</h2><ul>"] + [
+            f"<li><code>{html.escape(where)}</code>: {html.escape(names)}; {html.escape(what)}</li>"
+            for where, names, what in listed] + ["</ul>"]
     if report.skipped:
         md += ["## Not in the store", ""] + [f"- {note}" for note in report.skipped] + [""]
         page += ["<h2>Not in the store</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in report.skipped] + ["</ul>"]
