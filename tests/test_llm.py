@@ -375,3 +375,16 @@ def test_the_precision_options_are_recorded_in_the_store(decoder_dir, data_dir, 
     assert opened.extraction_spec("sst2", "train").model.dtype == "float32"
     shown = invoke("info", store, "--json")
     assert shown.exit_code == 0 and set(json.loads(shown.stdout)["extractions"]) == {"sst2/train", "sst2/validation"}
+
+
+def test_under_a_launcher_a_device_map_places_the_model_instead_of_the_ranks_gpu(monkeypatch):
+    from actstore.cli.common import placement
+    from actstore.launch import Shard
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with GPUs, as torchrun sees it
+    rank = Shard(rank=3, world=4, local_rank=1)
+    assert placement(None, "float16", None, rank) == {"device": "cuda:1", "dtype": "float16", "device_map": None}
+    # --device-map: one rank per machine, its model over every GPU (load_model refuses a device beside it)
+    assert placement(None, None, "auto", rank) == {"device": None, "dtype": None, "device_map": "auto"}
+    assert placement("cpu", None, None, rank)["device"] == "cpu"
+    assert placement(None, None, None) == {"device": None, "dtype": None, "device_map": None}  # the library's defaults
