@@ -243,9 +243,10 @@ def _extract_both_splits(model, path: Path, data_dir: Path, prompts: PromptSet) 
 
 
 def test_bfloat16_rankings_and_predictions_agree_with_float32_where_the_margin_is_large(decoder_dir, data_dir,
-                                                                                         tmp_path):
+                                                                                         tmp_path, monkeypatch):
     from actstore.ranking import rank
 
+    monkeypatch.setattr(models, "_cpu_has_bfloat16", lambda: True)  # where torch emulates it: slow, still right
     path = decoder_dir("llama")
     runs = {}
     for dtype in ("float32", "bfloat16"):
@@ -359,7 +360,8 @@ def test_bad_precision_and_placement_options_are_one_line_and_store_nothing(extr
     assert not store.exists()
 
 
-def test_the_precision_options_are_recorded_in_the_store(decoder_dir, data_dir, tmp_path):
+def test_the_precision_options_are_recorded_in_the_store(decoder_dir, data_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "_cpu_has_bfloat16", lambda: True)  # where torch emulates it: slow, still right
     model, store = decoder_dir("llama"), tmp_path / "s.zarr"
     tune = invoke("tune", "--model", model, "--task", "sst2", "--layout", "causal", "--store", store, "--seeds", "0",
                   "--prompt-length", "3", "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--limit", "8",
