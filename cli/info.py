@@ -29,14 +29,15 @@ def info(
               f"{summary['version']})")
     for task, p in summary["prompts"].items():
         out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model "
-                  f"{p['model']}, layout {p['layout']}")
+                  f"{p['model']} ({p['architecture']}, {p['model_dtype']}), layout {p['layout']}")
     for e in summary["extractions"].values():
         kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
         kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
         acts = " + ".join(kept) or "baseline only"
         where = extraction_path(e["task"], e["split"], e["stack"])
         out.print(f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
-                  f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']}, "
+                  f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']} "
+                  f"({e['architecture']}, {e['model_dtype']}), "
                   f"layout {e['layout']} (token 0: {e['token0']}); {e['chunk_check']}")
     for task, r in summary["rankings"].items():
         out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "

@@ -376,7 +376,14 @@ def test_the_precision_options_are_recorded_in_the_store(decoder_dir, data_dir, 
     assert opened.extraction_spec("sst2", "validation").model.dtype == "float16"
     assert opened.extraction_spec("sst2", "train").model.dtype == "float32"
     shown = invoke("info", store, "--json")
-    assert shown.exit_code == 0 and set(json.loads(shown.stdout)["extractions"]) == {"sst2/train", "sst2/validation"}
+    assert shown.exit_code == 0, shown.output
+    summary = json.loads(shown.stdout)
+    assert {split: e["model_dtype"] for split, e in summary["extractions"].items()} == {
+        "sst2/validation": "float16", "sst2/train": "float32"}
+    assert summary["prompts"]["sst2"]["model_dtype"] == "bfloat16"
+    assert {e["architecture"] for e in summary["extractions"].values()} == {"llama"}
+    text = " ".join(invoke("info", store).output.split())
+    assert "(llama, bfloat16), layout causal" in text and "(llama, float16)" in text
 
 
 def test_under_a_launcher_a_device_map_places_the_model_instead_of_the_ranks_gpu(monkeypatch):

@@ -30,6 +30,7 @@ from ..specs import (
     STACKS,
     TOKEN0,
     ExtractionSpec,
+    ModelSpec,
     PromptSpec,
     RankingSpec,
     from_attrs,
@@ -169,7 +170,7 @@ class Store:
     def summary(self) -> dict[str, Any]:
         """What the store holds, as JSON-ready values (for ``actstore info``)."""
         root = json_object(self.root, "actstore")
-        prompts = {t: {**to_attrs(made), "model": made.model.name, "layout": made.model.layout}
+        prompts = {t: {**to_attrs(made), **_model_entries(made.model)}
                    for t in self._names("prompts") if (made := self.prompt_spec(t))}
         extractions = {}
         for task, splits in self.tasks().items():
@@ -181,7 +182,7 @@ class Store:
                 done = values_in(group, "done")
                 values = spec.n_examples * len(spec.seeds) * spec.n_layers * spec.n_positions * spec.model.n_neurons
                 extractions[f"{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")] = {
-                    **to_attrs(spec), "model": spec.model.name, "layout": spec.model.layout,
+                    **to_attrs(spec), **_model_entries(spec.model),
                     "token0": TOKEN0[spec.model.layout] if stack == "encoder" else "the first decoding step",
                     "state": json_object(group, "stamp")["state"],
                     "blocks": int(done.size), "blocks_done": int(done.sum()),
@@ -457,6 +458,12 @@ def any_key(zstore: ZarrStore, prefix: str = "") -> bool:
         return False
 
     return zarr.core.sync.sync(first())
+
+
+def _model_entries(model: ModelSpec) -> dict[str, str]:
+    """What ``info`` says of the model a part of the store was made with, in place of its whole spec."""
+    return {"model": model.name, "architecture": model.architecture, "model_dtype": model.dtype,
+            "layout": model.layout}
 
 
 def _refuse_unfinished(group: zarr.Group, task: str, split: str) -> None:
