@@ -98,3 +98,14 @@ def test_no_zarr_group_leaves_the_storage_layer():
     assert "Store.extraction_reader" in returns and "ExtractionReader.array" in returns
     leaks = {name: hint for name, hint in returns.items() if "Group" in hint}
     assert not leaks, leaks
+
+
+def test_every_package_of_the_tree_is_one_pyproject_installs():
+    """pyproject lists its packages by name (cli/ installs as actstore.cli): a new package left off the list is
+    missing from a wheel, while an editable install (the tests') still finds it."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "actstore").rglob("__init__.py")
+             if "__pycache__" not in init.parts}
+    assert found and found <= listed, found - listed
