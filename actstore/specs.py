@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 
-def to_attrs(spec: Any) -> dict:
+def to_attrs(spec: Any) -> dict[str, Any]:
     """A spec as plain JSON values (tuples become lists)."""
     return dataclasses.asdict(spec)
 
 
-def from_attrs(cls: type[T], attrs: dict) -> T:
+def from_attrs(cls: type[T], attrs: Mapping[str, Any]) -> T:
     """Rebuild a spec from its attributes, nested specs and tuples included."""
     hints = typing.get_type_hints(cls)
     values = {}
@@ -27,7 +31,7 @@ def from_attrs(cls: type[T], attrs: dict) -> T:
         if field.name not in attrs and field.default is not dataclasses.MISSING:
             continue  # a field added later, with a default: older stores still load
         value, hint = attrs[field.name], hints[field.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             value = from_attrs(hint, value)
         elif typing.get_origin(hint) is tuple:
             value = tuple(value)

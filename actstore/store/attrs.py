@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import zarr
 from zarr.errors import ZarrUserWarning
@@ -14,8 +16,13 @@ from ..errors import StoreFault
 from ..specs import ExtractionSpec, from_attrs
 from .integrity import StrictStore, seal
 from .layout import sealed_arrays
+from .members import json_object
 from .paths import EXTRACTION_ROOTS
 from .schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from zarr.abc.metadata import Metadata
+    from zarr.abc.store import Store as ZarrStore
 
 #: rounds of consolidating before leaving it to a writer still at work (which consolidates after its own writes)
 CONSOLIDATE_ROUNDS = 5
@@ -25,21 +32,21 @@ def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def stamp(state: str, created: str | None = None) -> dict:
+def stamp(state: str, created: str | None = None) -> dict[str, Any]:
     when = now()
     return {"version": __version__, "created": created or when, "updated": when, "state": state}
 
 
-def new_root_attrs() -> dict:
+def new_root_attrs() -> dict[str, Any]:
     return {"actstore": {"schema_version": SCHEMA_VERSION, "version": __version__, "created": now(), "updated": now()}}
 
 
 def is_complete(group: zarr.Group) -> bool:
     """Whether a group's stamp says every part of it is in."""
-    return group.attrs["stamp"]["state"] == "complete"
+    return bool(json_object(group, "stamp")["state"] == "complete")
 
 
-def put_attrs(group: zarr.Group, attrs: dict) -> None:
+def put_attrs(group: zarr.Group, attrs: dict[str, Any]) -> None:
     """Every attribute write of a group: sealed with the digests ``Store._group`` checks and the CRC32Cs of what it
     holds written whole (``bound_arrays``), then consolidated, so that plain xarray sees a new group (or an
     extraction's new state) at once."""
@@ -47,7 +54,7 @@ def put_attrs(group: zarr.Group, attrs: dict) -> None:
     consolidate(group.store)
 
 
-def bound_arrays(group: zarr.Group, attrs: dict) -> list[str]:
+def bound_arrays(group: zarr.Group, attrs: Mapping[str, Any]) -> list[str]:
     """The arrays whose chunks' CRC32Cs a group's seal records: an extraction's written whole (its units' are in
     their manifests), every array of the groups written at once (prompts, rankings, results)."""
     if group.path.startswith(EXTRACTION_ROOTS):
@@ -55,7 +62,7 @@ def bound_arrays(group: zarr.Group, attrs: dict) -> list[str]:
     return sorted(group.array_keys())
 
 
-def consolidate(zstore: zarr.abc.store.Store) -> None:
+def consolidate(zstore: ZarrStore) -> None:
     """Write every group's and array's metadata into the root ``zarr.json`` (zarr's consolidated metadata), which
     ``xr.open_zarr``/``xr.open_datatree`` open a store with. actstore never reads it (``Store`` opens with
     ``use_consolidated=False``, every check reads each ``zarr.json``): it is a copy, and a concurrent writer (a rank of
@@ -77,7 +84,7 @@ def consolidate(zstore: zarr.abc.store.Store) -> None:
                 return
 
 
-def _drop_consolidated(zstore: zarr.abc.store.Store) -> None:
+def _drop_consolidated(zstore: ZarrStore) -> None:
     try:
         root = zarr.open_group(zstore, mode="r+", use_consolidated=False, zarr_format=3)
         root.attrs.put(dict(root.attrs))  # rewritten without the consolidated copy it was opened without
@@ -85,7 +92,7 @@ def _drop_consolidated(zstore: zarr.abc.store.Store) -> None:
         pass  # the root's own zarr.json: verify rewrites it
 
 
-def is_consolidated(zstore: zarr.abc.store.Store) -> bool:
+def is_consolidated(zstore: ZarrStore) -> bool:
     """Whether the root's consolidated metadata says what every ``zarr.json`` says now (not at all when another writer
     has just rewritten the root's ``zarr.json`` without it, e.g. a rank opening the same new store)."""
     try:
@@ -95,7 +102,7 @@ def is_consolidated(zstore: zarr.abc.store.Store) -> bool:
     return held == _listed(zstore)
 
 
-def vanished(zstore: zarr.abc.store.Store) -> list[str]:
+def vanished(zstore: ZarrStore) -> list[str]:
     """The groups and arrays the root's consolidated metadata lists that are no longer there (the outermost of
     each: plain xarray would open them and find their chunks gone); none when it holds no copy."""
     try:
@@ -106,17 +113,19 @@ def vanished(zstore: zarr.abc.store.Store) -> list[str]:
     return [path for path in gone if not any(path.startswith(other + "/") for other in gone)]
 
 
-def _plain(metadata: object) -> dict:
+def _plain(metadata: Metadata) -> dict[str, Any]:
     return {k: v for k, v in metadata.to_dict().items() if k != "consolidated_metadata"}
 
 
-def _consolidated(zstore: zarr.abc.store.Store) -> dict[str, dict]:
+def _consolidated(zstore: ZarrStore) -> dict[str, dict[str, Any]]:
     """The metadata the root's consolidated copy holds, by path."""
     root = zarr.open_group(zstore, mode="r", use_consolidated=True, zarr_format=3)
-    return {path: _plain(meta) for path, meta in root.metadata.consolidated_metadata.flattened_metadata.items()}
+    held = root.metadata.consolidated_metadata
+    assert held is not None  # use_consolidated=True: zarr raises ValueError where the root holds none
+    return {path: _plain(meta) for path, meta in held.flattened_metadata.items()}
 
 
-def _listed(zstore: zarr.abc.store.Store) -> dict[str, dict]:
+def _listed(zstore: ZarrStore) -> dict[str, dict[str, Any]]:
     """The metadata of every group and array as each ``zarr.json`` says now, by path."""
     root = zarr.open_group(zstore, mode="r", use_consolidated=False, zarr_format=3)
     return {path: _plain(node.metadata) for path, node in root.members(max_depth=None)}

@@ -4,6 +4,7 @@ metadata (a damaged ``zarr.json`` of an extraction array is rewritten from here,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zarr
@@ -30,7 +31,7 @@ class ArrayLayout:
     fill: object = 0
 
 
-def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray]:
+def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray[Any, Any]]:
     """The index coordinates a spec defines; its layers are numbered across stacks (T5's decoder after the encoder).
     ``example`` holds the examples' source row ids where provenance is kept (data, see ``example_arrays``), their
     positions otherwise."""
@@ -102,7 +103,8 @@ def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tupl
     """The (array, chunk coordinates) a block writes before its done marker: what the writer makes durable and
     what verify checks."""
     per_layer = [name for name, kept in (("acts", spec.store_acts), ("bits", spec.store_bits)) if kept]
-    chunks = [(name, (seed_index, block, layer, 0, 0)) for name in per_layer for layer in range(spec.n_layers)]
+    chunks: list[tuple[str, tuple[int, ...]]] = [(name, (seed_index, block, layer, 0, 0)) for name in per_layer
+                                                 for layer in range(spec.n_layers)]
     chunks += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
     if spec.store_moments:
         chunks.append(("moments", (seed_index, block, 0, 0, 0)))
@@ -164,7 +166,7 @@ def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:
                            fill_value=fill, dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
 
 
-def expected_metadata(spec: ExtractionSpec) -> tuple[dict[str, dict], zarr.Group]:
+def expected_metadata(spec: ExtractionSpec) -> tuple[dict[str, dict[str, Any]], zarr.Group]:
     """The metadata each array of ``spec`` must have, and a scratch in-memory group that holds it."""
     scratch = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
     create_arrays(scratch, extraction_layout(spec))
@@ -175,5 +177,6 @@ def rewrite_metadata(group: zarr.Group, name: str, scratch: zarr.Group) -> None:
     """Put back an array's ``zarr.json`` as ``expected_metadata`` made it, leaving its chunks as they are."""
     prototype = default_buffer_prototype()
     value = sync(scratch.store.get(f"{name}/zarr.json", prototype))
+    assert value is not None  # expected_metadata made it
     key = f"{group.path}/{name}/zarr.json" if group.path else f"{name}/zarr.json"
     sync(group.store.set(key, value))

@@ -22,10 +22,10 @@ small read, cached for every chunk of the block.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import google_crc32c
 import numpy as np
-import zarr
 from zarr.core.buffer import default_buffer_prototype
 
 from ..errors import StoreFault
@@ -34,11 +34,14 @@ from .integrity import HINT, SEAL, array_of, chunk_coords, trailer
 from .layout import recorded_at
 from .paths import EXTRACTION_ROOTS
 
+if TYPE_CHECKING:
+    from zarr.abc.store import Store as ZarrStore
+
 
 class _Group:
     """What a group's ``zarr.json`` says binds its chunks: its seal's CRC32Cs, and an extraction's spec."""
 
-    def __init__(self, attrs: dict, extraction: bool) -> None:
+    def __init__(self, attrs: dict[str, Any], extraction: bool) -> None:
         self.sealed: dict[str, int] = dict(attrs.get(SEAL, {}).get("chunks", {}))
         self.spec: ExtractionSpec | None = None
         try:
@@ -54,9 +57,9 @@ class Ledger:
 
     def __init__(self) -> None:
         self._groups: dict[str, _Group | None] = {}
-        self._manifests: dict[str, np.ndarray] = {}
+        self._manifests: dict[str, np.ndarray[Any, Any]] = {}
 
-    async def expected(self, key: str, store: zarr.abc.store.Store) -> int | None:
+    async def expected(self, key: str, store: ZarrStore) -> int | None:
         path, _, name = array_of(key).rpartition("/")
         group = await self._group(path, store)
         if group is None:
@@ -76,7 +79,7 @@ class Ledger:
                              f"without one): {HINT}", "missing")
         return None
 
-    async def _group(self, path: str, store: zarr.abc.store.Store) -> _Group | None:
+    async def _group(self, path: str, store: ZarrStore) -> _Group | None:
         if path not in self._groups:
             raw = await store.get(f"{path}/zarr.json", default_buffer_prototype())
             try:
@@ -86,7 +89,7 @@ class Ledger:
             self._groups[path] = _Group(attrs, path.startswith(EXTRACTION_ROOTS)) if isinstance(attrs, dict) else None
         return self._groups[path]
 
-    async def _manifest(self, key: str, store: zarr.abc.store.Store) -> np.ndarray | None:
+    async def _manifest(self, key: str, store: ZarrStore) -> np.ndarray[Any, Any] | None:
         if key not in self._manifests:
             raw = await store.get(key, default_buffer_prototype())
             if raw is None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
+from typing import Any
 
 import jsonschema
 
@@ -16,11 +18,13 @@ UPGRADABLE = 2
 
 
 @cache
-def _schema() -> dict:
-    return json.loads(resources.files("actstore.schemas").joinpath(f"store-v{SCHEMA_VERSION}.json").read_text())
+def _schema() -> dict[str, Any]:
+    text = resources.files("actstore.schemas").joinpath(f"store-v{SCHEMA_VERSION}.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
-def validate(kind: str, attrs: dict, where: str) -> None:
+def validate(kind: str, attrs: Mapping[str, Any], where: str) -> None:
     """Raise one readable line if ``attrs`` of a group of ``kind`` (root, extraction, ...) break the schema."""
     if kind == "root":
         found = attrs.get("actstore", {}).get("schema_version")
