@@ -47,7 +47,8 @@ def block_sum(acts: np.ndarray) -> np.ndarray:
     each a contiguous piece of extraction's layer-major blocks."""
     if acts.dtype != np.float16:
         return acts.sum(axis=0, dtype=np.float64)
-    return np.stack([kernels.fixed_point_sum(acts[:, layer]) for layer in range(acts.shape[1])])
+    summed: np.ndarray = np.stack([kernels.fixed_point_sum(acts[:, layer]) for layer in range(acts.shape[1])])
+    return summed
 
 
 def baseline_from_sum(total: np.ndarray, n: int) -> np.ndarray:

@@ -24,8 +24,8 @@ def check_positive(**values: object) -> None:
 def check_positive_number(**values: object) -> None:
     """Rates and scales must be finite numbers > 0 (NaN and inf included in what is refused)."""
     for name, value in values.items():
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not (number and math.isfinite(value) and value > 0):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)  # True is no rate
+        if not (number and isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ActstoreError(f"{name.replace('_', '-')} must be a positive number, got {value!r}")
 
 

@@ -21,7 +21,8 @@ def activation_stats(store: Store, task: str, split: str = "validation", *, stac
     if spec is not None and spec.store_moments:  # the reader checks: complete, or a clear error
         moments = store.extraction_reader(task, split, stack).values("moments")
     else:
-        acts = store.activations(task, split, stack=stack).data
+        acts = store.activations(task, split, stack=stack).data  # with no extraction, the usual one-line error
+        assert spec is not None
         moments = da.blockwise(_block_moments, "sbmln", acts, "sbltn", new_axes={"m": MOMENT_SLOTS},
                                adjust_chunks={"b": 1}, concatenate=True,
                                dtype=np.int64 if spec.dtype == "float16" else np.float64).compute()

@@ -42,7 +42,8 @@ def get_layout(name: str) -> Layout:
     if name not in LAYOUTS:
         raise ActstoreError(f"unknown layout '{name}'; use one of {', '.join(LAYOUTS)}")
     module, cls = LAYOUTS[name]
-    return getattr(import_module(f".{module}", __name__), cls)()
+    layout: Layout = getattr(import_module(f".{module}", __name__), cls)()
+    return layout
 
 
 __all__ = ["DEFAULT", "LAYOUTS", "LEGACY", "TOKEN0", "get_layout"]
