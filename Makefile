@@ -36,11 +36,12 @@ browser:
 test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q
 
-# the lint of .ci/run and .pre-commit-config.yaml (rules in pyproject.toml's [tool.ruff]); formatting is not checked
-# yet (CONTRIBUTING.md)
+# the lint of .ci/run and .pre-commit-config.yaml (rules in pyproject.toml: [tool.ruff], [tool.importlinter],
+# [tool.mypy]); formatting is not checked yet (CONTRIBUTING.md)
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # the documentation site (mkdocs.yml: docs/, the README as its home page, the CLI reference rendered from the Typer
 # app) into site/; --strict: a broken link or a docstring mkdocstrings cannot read fails the build; offline

@@ -27,6 +27,7 @@ from typing import Protocol
 import zarr
 from zarr.abc.store import ByteRequest, SuffixByteRequest
 from zarr.codecs import Crc32cCodec
+from zarr.core.array_spec import ArrayConfigParams
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
@@ -81,7 +82,7 @@ CHECKSUM = [CheckedCrc32c()]
 #: zarr's runtime setting for every array actstore writes: a chunk equal to the fill value (a block of all-zero ReLU
 #: activations, a marker not set) is still written, so that a missing chunk always means damage. Given to each array
 #: as it is written (``writable``), never set for the process.
-WRITE_EVERY_CHUNK = {"write_empty_chunks": True}
+WRITE_EVERY_CHUNK: ArrayConfigParams = {"write_empty_chunks": True}
 
 
 def writable(array: zarr.Array) -> zarr.Array:
