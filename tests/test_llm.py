@@ -397,3 +397,47 @@ def test_under_a_launcher_a_device_map_places_the_model_instead_of_the_ranks_gpu
     assert placement(None, None, "auto", rank) == {"device": None, "dtype": None, "device_map": "auto"}
     assert placement("cpu", None, None, rank)["device"] == "cpu"
     assert placement(None, None, None) == {"device": None, "dtype": None, "device_map": None}  # the library's defaults
+
+
+def test_a_causal_store_ranks_the_same_from_acts_and_bits_and_resumes_bit_identically(decoder_dir, data_dir, tmp_path,
+                                                                                        monkeypatch):
+    """Issue 22's "same guarantees" on a decoder: the exact rank from the bits equals the one from the float16
+    values, and an extraction that failed half-way finishes, rerun, with the bytes of an uninterrupted one."""
+    from actstore.store.writer import ExtractionWriter
+
+    model = decoder_dir("llama")
+    dev = ("--split", "validation", "--keep", "both", "--limit", "16")
+
+    def extract_into(store: Path) -> object:
+        assert invoke(*_extract_args(model, store, data_dir, "--split", "train", *RANDOM)).exit_code == 0
+        return invoke(*_extract_args(model, store, data_dir, *dev, *RANDOM))
+
+    reference = tmp_path / "ref.zarr"
+    assert extract_into(reference).exit_code == 0
+    rankings = {}
+    for read in ("acts", "bits"):
+        ranked = invoke("rank", "--store", reference, "--task", "sst2", "--read", read)
+        assert ranked.exit_code == 0, ranked.output
+        rankings[read] = Store(reference).ranking("sst2")
+    assert rankings["acts"].sizes["layer"] == 2 and rankings["acts"]["predictivity"].std() > 0
+    for name in ("accuracy", "predictivity", "best_token", "rank_global"):
+        np.testing.assert_array_equal(rankings["acts"][name].values, rankings["bits"][name].values)
+
+    write_block, calls = ExtractionWriter.write_block, []
+
+    def failing(self, *args, **kwargs):  # the third dev block never reaches the store
+        calls.append(args[:2])
+        if self.spec.split == "validation" and len(calls) == 3:
+            raise OSError("planted: the disk went away")
+        return write_block(self, *args, **kwargs)
+
+    cut = tmp_path / "cut.zarr"
+    monkeypatch.setattr(ExtractionWriter, "write_block", failing)
+    assert extract_into(cut).exit_code != 0
+    monkeypatch.setattr(ExtractionWriter, "write_block", write_block)
+    partial = Store(cut).extraction("sst2", "validation", complete_only=False)
+    assert 0 < partial["complete"].values.sum() < partial["complete"].size
+    assert invoke(*_extract_args(model, cut, data_dir, *dev, *RANDOM)).exit_code == 0
+    resumed, whole = Store(cut).extraction("sst2", "validation"), Store(reference).extraction("sst2", "validation")
+    for name in ("acts", "bits", "scores", "prediction"):
+        np.testing.assert_array_equal(resumed[name].values, whole[name].values)
