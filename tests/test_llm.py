@@ -441,3 +441,13 @@ def test_a_causal_store_ranks_the_same_from_acts_and_bits_and_resumes_bit_identi
     resumed, whole = Store(cut).extraction("sst2", "validation"), Store(reference).extraction("sst2", "validation")
     for name in ("acts", "bits", "scores", "prediction"):
         np.testing.assert_array_equal(resumed[name].values, whole[name].values)
+
+
+def test_an_unsupported_architecture_is_refused_naming_the_supported_ones(tmp_path):
+    """Bloom has no FFN hook here: refused from its config alone, before any weights are read (there are none)."""
+    from transformers import BloomConfig
+
+    BloomConfig(n_layer=1, hidden_size=8, n_head=2).save_pretrained(tmp_path / "bloom")
+    with pytest.raises(ActstoreError, match=r"is a bloom; supported architectures: .*gpt2.*llama.*") as refused:
+        load_model(str(tmp_path / "bloom"))
+    assert all(arch in str(refused.value) for arch in models.SUPPORTED)
