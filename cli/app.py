@@ -6,7 +6,6 @@ import errno
 import functools
 import logging
 import signal
-import sys
 import time
 from collections.abc import Callable
 from typing import Annotated, NoReturn
@@ -113,7 +112,7 @@ def _clean_errors(command: Callable) -> Callable:
 for module in (run, tune, extract, rank, examples, info, prompts, suppress, analyze):
     target = app
     if hasattr(module, "GROUP"):  # `actstore prompts import ...`: a command group of its own
-        target = typer.Typer(no_args_is_help=True, help=module.__doc__.splitlines()[0])
+        target = typer.Typer(no_args_is_help=True, help=(module.__doc__ or "").partition("\n")[0])
         app.add_typer(target, name=module.GROUP)
     for fn in module.COMMANDS:
         target.command(name=fn.__name__.rstrip("_").replace("_", "-"))(_clean_errors(with_store(fn)))
@@ -124,4 +123,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

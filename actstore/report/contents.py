@@ -51,7 +51,8 @@ def figures(store: Store, skipped: list[str]) -> Iterator[Drawn]:
     ``DRAWERS`` (kinds of no figure last, in ``KINDS``' order); a section whose data the store lacks adds its note to
     ``skipped``."""
     ranked = task_order(store.ranked_tasks())
-    sections = [(RANKINGS_FIGURE, NO_RANKINGS, ranked, partial(_distributions, store, ranked))]
+    sections: list[tuple[float, str, list[str], Callable[[], Iterator[Drawn]]]] = [
+        (RANKINGS_FIGURE, NO_RANKINGS, ranked, partial(_distributions, store, ranked))]
     for kind in KINDS.values():
         if kind.section is not None:
             names = store.results(kind.name)
