@@ -149,7 +149,7 @@ def default_data_dir() -> Path | None:
     folder ``make`` exports as ``$ACTSTORE_DATA_DIR``, so that a command typed outside ``make``, from any directory,
     finds the same files. None for an installed package, which has no such neighbour."""
     found = Path(__file__).resolve().parents[3] / "shared" / "data"  # actstore/tasks/loaders.py
-    return found if found.is_dir() else None
+    return found.resolve() if found.is_dir() else None  # a linked shared folder, named as where it is
 
 
 def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None = None,
