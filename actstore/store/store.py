@@ -260,10 +260,10 @@ class Store:
         group = self._group(path, "extraction")
         if group is None:
             raise self._no_extraction(task, split, stack)
-        if complete_only:
-            _refuse_unfinished(group, task, split)
-        spec = from_attrs(ExtractionSpec, json_object(group, "spec"))
         done = values_in(group, "done")
+        if complete_only:
+            _refuse_unfinished(done, task, split)
+        spec = from_attrs(ExtractionSpec, json_object(group, "spec"))
         ds: xr.Dataset = xr.open_zarr(self.zstore, group=path, consolidated=False, zarr_format=3)
         per_block = [name for name in ("acts", "bits") if name in ds]
         for name in per_block if blocks_per_chunk > 1 else ():  # these alone: label's one storage chunk stays whole
@@ -304,7 +304,7 @@ class Store:
         """An extraction's group when it exists (None when not), once every block is in (else the usual error)."""
         group = self._group(extraction_path(task, split, stack), "extraction")
         if group is not None and not is_complete(group):
-            _refuse_unfinished(group, task, split)
+            _refuse_unfinished(values_in(group, "done"), task, split)
         return group
 
     def _no_extraction(self, task: str, split: str, stack: str) -> ActstoreError:
@@ -466,9 +466,8 @@ def _model_entries(model: ModelSpec) -> dict[str, str]:
             "layout": model.layout}
 
 
-def _refuse_unfinished(group: zarr.Group, task: str, split: str) -> None:
+def _refuse_unfinished(done: np.ndarray[Any, Any], task: str, split: str) -> None:
     """The one line that says an extraction has blocks still to extract (its done markers say which)."""
-    done = values_in(group, "done")
     if not done.all():
         raise ActstoreError(f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
                             "run the same actstore extract command again to finish it")
