@@ -26,16 +26,9 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """Build (once per session) a tiny random model of a kind and return its directory."""
-    from tiny_models import make_tiny_model
+    from tiny_models import built_once, make_tiny_model
 
-    cache: dict[str, Path] = {}
-
-    def build(kind: str) -> Path:
-        if kind not in cache:
-            cache[kind] = make_tiny_model(kind, tmp_path_factory.mktemp(kind))
-        return cache[kind]
-
-    return build
+    return built_once(make_tiny_model, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

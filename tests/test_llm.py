@@ -23,7 +23,7 @@ from actstore.store import Store
 from actstore.suppression import suppression_edit
 from actstore.tuning import TuneOptions, tune_seed
 from helpers import SENTIMENT, digest, invoke, one_error_line, toy_split
-from tiny_models import CORPUS
+from tiny_models import CORPUS, built_once
 
 #: architecture → (config class, its keyword arguments): 2 layers, hidden 32, FFN 64 (GPT-2: n_inner)
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
@@ -75,14 +75,7 @@ def make_tiny_decoder(kind: str, path: Path, seed: int = 0, **sizes: int) -> Pat
 
 @pytest.fixture(scope="module")
 def decoder_dir(tmp_path_factory):
-    cache: dict[str, Path] = {}
-
-    def build(kind: str) -> Path:
-        if kind not in cache:
-            cache[kind] = make_tiny_decoder(kind, tmp_path_factory.mktemp(kind))
-        return cache[kind]
-
-    return build
+    return built_once(make_tiny_decoder, tmp_path_factory)
 
 
 def prompt_of(model, p: int = 3, seed: int = 0) -> torch.Tensor:

@@ -7,8 +7,10 @@ hidden 32, FFN 64, deterministic weights from a seed, tokenizers trained on a bu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import torch
 
 KINDS = ("roberta", "bert", "bert_nohead", "mpnet", "t5", "t5_gated")
@@ -83,6 +85,18 @@ def _t5(path: Path, gated: bool):
                       num_heads=4, feed_forward_proj="gated-gelu" if gated else "relu", pad_token_id=0,
                       eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=not gated)
     return T5ForConditionalGeneration(config), tokenizer
+
+
+def built_once(make: Callable[[str, Path], Path], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A fixture's builder: each kind of tiny model made once, in a folder of its own, then its folder reused."""
+    cache: dict[str, Path] = {}
+
+    def build(kind: str) -> Path:
+        if kind not in cache:
+            cache[kind] = make(kind, tmp_path_factory.mktemp(kind))
+        return cache[kind]
+
+    return build
 
 
 def make_tiny_model(kind: str, path: Path, seed: int = 0, **sizes: int) -> Path:
