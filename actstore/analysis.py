@@ -34,24 +34,29 @@ def distinct_tasks(tasks: Sequence[str], minimum: int = 2) -> list[str]:
     """The tasks in the order given, without repeats; a comparison needs at least ``minimum`` of them."""
     unique = list(dict.fromkeys(t.strip() for t in tasks if t.strip()))
     if len(unique) < minimum:
-        raise ActstoreError(f"give at least {minimum} different tasks, got {len(unique)} "
-                            f"({', '.join(unique) or 'none'})")
+        raise ActstoreError(
+            f"give at least {minimum} different tasks, got {len(unique)} ({', '.join(unique) or 'none'})"
+        )
     return unique
 
 
 # ---- transferability (Figures 1 and 6)
+
 
 def _check_own_prompts(store: Store, tasks: Sequence[str]) -> None:
     for task in tasks:
         if store.prompt_spec(task) is None:
             source = source_task(task)
             hint = f" (an adversarial task uses the prompts of '{source}')" if source != task else ""
-            raise ActstoreError(f"task '{task}' has no prompts of its own in {store.location}{hint}; "
-                                "transfer compares tasks that each have their own prompts")
+            raise ActstoreError(
+                f"task '{task}' has no prompts of its own in {store.location}{hint}; "
+                "transfer compares tasks that each have their own prompts"
+            )
 
 
-def transfer_pairs(store: Store, tasks: Sequence[str], *, fingerprints: Mapping[str, str] | None = None,
-                   all_pairs: bool = False) -> list[tuple[str, str]]:
+def transfer_pairs(
+    store: Store, tasks: Sequence[str], *, fingerprints: Mapping[str, str] | None = None, all_pairs: bool = False
+) -> list[tuple[str, str]]:
     """(data task, prompts task) pairs of the transfer matrix to evaluate: those without a stored evaluation,
     those evaluated on other examples than ``fingerprints[data task]`` (another --limit), or all of them."""
     tasks = distinct_tasks(tasks)
@@ -59,8 +64,9 @@ def transfer_pairs(store: Store, tasks: Sequence[str], *, fingerprints: Mapping[
 
     def stale(data: str, prompts: str) -> bool:
         stored = store.find_result("evaluation", evaluation_name(data, prompts))
-        return stored is None or (fingerprints is not None and
-                                  stored.attrs["spec"]["data_fingerprint"] != fingerprints[data])
+        return stored is None or (
+            fingerprints is not None and stored.attrs["spec"]["data_fingerprint"] != fingerprints[data]
+        )
 
     return [(data, prompts) for data in tasks for prompts in tasks if all_pairs or stale(data, prompts)]
 
@@ -82,23 +88,32 @@ def transfer(store: Store, tasks: Sequence[str]) -> xr.Dataset:
     _check_evaluations(evals)
     seeds = evals[tasks[0], tasks[0]]["seed"].values
     acc = np.array([[evals[a, b]["accuracy"].sel(seed=seeds).values for b in tasks] for a in tasks])
-    acc = np.moveaxis(acc, -1, 0)                                   # (seed, prompts, data)
-    own = np.diagonal(acc, axis1=1, axis2=2)                         # (seed, data)
+    acc = np.moveaxis(acc, -1, 0)  # (seed, prompts, data)
+    own = np.diagonal(acc, axis1=1, axis2=2)  # (seed, data)
     if (own == 0).any():
         s, j = np.argwhere(own == 0)[0]
-        raise ActstoreError(f"the own prompts of '{tasks[j]}' (seed {seeds[s]}) score 0 on it: the transfer ratio is "
-                            "undefined")
+        raise ActstoreError(
+            f"the own prompts of '{tasks[j]}' (seed {seeds[s]}) score 0 on it: the transfer ratio is undefined"
+        )
     relative = acc / own[:, None, :]
     dims = ("seed", "prompts", "data")
     result = xr.Dataset(
-        {"accuracy": (dims, acc), "relative": (dims, relative),
-         "accuracy_mean": (dims[1:], acc.mean(axis=0)), "relative_mean": (dims[1:], relative.mean(axis=0))},
+        {
+            "accuracy": (dims, acc),
+            "relative": (dims, relative),
+            "accuracy_mean": (dims[1:], acc.mean(axis=0)),
+            "relative_mean": (dims[1:], relative.mean(axis=0)),
+        },
         coords={"seed": seeds, "prompts": list(tasks), "data": list(tasks)},
     )
     first = evals[tasks[0], tasks[0]].attrs["spec"]
-    spec = {"kind": "transfer", "tasks": tasks, "seeds": seeds.tolist(), "model": first["model"],
-            "evaluations": {evaluation_name(b, a): ev.attrs["spec"]["data_fingerprint"]
-                            for (a, b), ev in evals.items()}}
+    spec = {
+        "kind": "transfer",
+        "tasks": tasks,
+        "seeds": seeds.tolist(),
+        "model": first["model"],
+        "evaluations": {evaluation_name(b, a): ev.attrs["spec"]["data_fingerprint"] for (a, b), ev in evals.items()},
+    }
     name = ",".join(tasks)
     store.put_result("transfer", name, spec, result)
     return store.result("transfer", name)
@@ -111,20 +126,27 @@ def _check_evaluations(evals: dict[tuple[str, str], xr.Dataset]) -> None:
     for (a, b), ev in evals.items():
         spec = ev.attrs["spec"]
         if ev["seed"].values.tolist() != ref["seed"].values.tolist():
-            raise ActstoreError(f"{evaluation_name(b, a)} has seeds {ev['seed'].values.tolist()} but "
-                                f"{evaluation_name(b0, a0)} {ref['seed'].values.tolist()}: transfer pairs seeds and "
-                                "needs the same ones")
+            raise ActstoreError(
+                f"{evaluation_name(b, a)} has seeds {ev['seed'].values.tolist()} but "
+                f"{evaluation_name(b0, a0)} {ref['seed'].values.tolist()}: transfer pairs seeds and "
+                "needs the same ones"
+            )
         if spec["model"]["revision"] != ref_spec["model"]["revision"]:
-            raise ActstoreError(f"{evaluation_name(b, a)} was evaluated with {spec['model']['name']} and "
-                                f"{evaluation_name(b0, a0)} with {ref_spec['model']['name']}: transfer needs one model")
+            raise ActstoreError(
+                f"{evaluation_name(b, a)} was evaluated with {spec['model']['name']} and "
+                f"{evaluation_name(b0, a0)} with {ref_spec['model']['name']}: transfer needs one model"
+            )
         own = evals[b, b].attrs["spec"]
         if spec["data_fingerprint"] != own["data_fingerprint"]:
-            raise ActstoreError(f"{evaluation_name(b, a)} ({spec['n_examples']} examples) and {evaluation_name(b, b)} "
-                                f"({own['n_examples']} examples) scored different data: run actstore transfer again "
-                                "with --recompute")
+            raise ActstoreError(
+                f"{evaluation_name(b, a)} ({spec['n_examples']} examples) and {evaluation_name(b, b)} "
+                f"({own['n_examples']} examples) scored different data: run actstore transfer again "
+                "with --recompute"
+            )
 
 
 # ---- task specificity (Figures 3 and 7)
+
 
 def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dict]:
     """(task, layer, neuron) predictivities of tasks ranked with one model, and that model's spec.
@@ -136,9 +158,11 @@ def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dic
     specs = [store.ranking_spec(t) for t in tasks]
     for task, spec in zip(tasks[1:], specs[1:]):
         if spec.model.revision != specs[0].model.revision:
-            raise ActstoreError(f"the rankings of '{tasks[0]}' ({specs[0].model.name}, {specs[0].model.revision}) and "
-                                f"'{task}' ({spec.model.name}, {spec.model.revision}) come from different models; "
-                                "compare tasks of one model")
+            raise ActstoreError(
+                f"the rankings of '{tasks[0]}' ({specs[0].model.name}, {specs[0].model.revision}) and "
+                f"'{task}' ({spec.model.name}, {spec.model.revision}) come from different models; "
+                "compare tasks of one model"
+            )
     return np.stack(values), to_attrs(specs[0].model)
 
 
@@ -151,21 +175,24 @@ def zscore_across_tasks(pred: np.ndarray) -> np.ndarray:
     return np.divide(pred - pred.mean(axis=0), spread, out=np.zeros_like(pred), where=spread > 1e-9)
 
 
-def _spearman_layers(x: np.ndarray, y: np.ndarray, names: tuple[str, str],
-                     what: str = "predictivities") -> tuple[np.ndarray, np.ndarray]:
+def _spearman_layers(
+    x: np.ndarray, y: np.ndarray, names: tuple[str, str], what: str = "predictivities"
+) -> tuple[np.ndarray, np.ndarray]:
     """Per layer of two (layer, neuron) arrays: Spearman's rho and its two-sided p-value (ties: average ranks)."""
     for values, name in zip((x, y), names):
         flat = np.flatnonzero(np.ptp(values, axis=1) == 0)
         if flat.size:
-            raise ActstoreError(f"the {what} of '{name}' are all equal in layer {flat[0]}: "
-                                "a rank correlation is undefined there")
+            raise ActstoreError(
+                f"the {what} of '{name}' are all equal in layer {flat[0]}: a rank correlation is undefined there"
+            )
     rho, p = np.empty(len(x)), np.empty(len(x))
     for layer in range(len(x)):
         result = stats.spearmanr(x[layer], y[layer])
         rho[layer], p[layer] = result.statistic, result.pvalue
     if not (np.isfinite(rho).all() and np.isfinite(p).all()):
-        raise ActstoreError(f"the rank correlation of '{names[0]}' and '{names[1]}' is undefined (non-finite "
-                            "predictivities)")
+        raise ActstoreError(
+            f"the rank correlation of '{names[0]}' and '{names[1]}' is undefined (non-finite predictivities)"
+        )
     return rho, p
 
 
@@ -186,8 +213,10 @@ def correlate(store: Store, tasks: Sequence[str], normalize: str = "none") -> xr
         raise ActstoreError(f"unknown normalisation '{normalize}'; use {' or '.join(NORMALIZE)}")
     tasks = distinct_tasks(tasks)
     if normalize == "zscore" and len(tasks) < 3:
-        raise ActstoreError("the z-score variant standardises each neuron across the tasks and needs at least 3 "
-                            "(with 2, every z-score is ±1)")
+        raise ActstoreError(
+            "the z-score variant standardises each neuron across the tasks and needs at least 3 "
+            "(with 2, every z-score is ±1)"
+        )
     pred, model = _predictivities(store, tasks)
     if normalize == "zscore":
         pred = zscore_across_tasks(pred)
@@ -196,15 +225,26 @@ def correlate(store: Store, tasks: Sequence[str], normalize: str = "none") -> xr
     for i in range(n_tasks):
         for j in range(i + 1, n_tasks):
             rho[i, j], p[i, j] = rho[j, i], p[j, i] = _spearman_layers(
-                pred[i], pred[j], (tasks[i], tasks[j]), "predictivities" if normalize == "none" else "z-scores")
+                pred[i], pred[j], (tasks[i], tasks[j]), "predictivities" if normalize == "none" else "z-scores"
+            )
     dims = ("task_a", "task_b", "layer")
     result = xr.Dataset(
-        {"rho": (dims, rho), "p": (dims, p), "rho_mean": (dims[:2], rho.mean(axis=2)),
-         "p_max": (dims[:2], p.max(axis=2))},
+        {
+            "rho": (dims, rho),
+            "p": (dims, p),
+            "rho_mean": (dims[:2], rho.mean(axis=2)),
+            "p_max": (dims[:2], p.max(axis=2)),
+        },
         coords={"task_a": list(tasks), "task_b": list(tasks), "layer": np.arange(n_layers)},
     )
-    spec = {"kind": "correlation", "tasks": tasks, "normalize": normalize,
-            "method": "spearman per layer, mean over layers", "model": model, "n_neurons": n_neurons}
+    spec = {
+        "kind": "correlation",
+        "tasks": tasks,
+        "normalize": normalize,
+        "method": "spearman per layer, mean over layers",
+        "model": model,
+        "n_neurons": n_neurons,
+    }
     name = ",".join(tasks) + ("" if normalize == "none" else f".{normalize}")
     store.put_result("correlation", name, spec, result)
     return store.result("correlation", name)
@@ -212,8 +252,15 @@ def correlate(store: Store, tasks: Sequence[str], normalize: str = "none") -> xr
 
 # ---- adversarial predictivity (requirement 5)
 
-def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
-                        percents: Sequence[float] = ADVERSARIAL_PERCENTS, scope: str = "layer") -> xr.Dataset:
+
+def compare_adversarial(
+    store: Store,
+    task: str,
+    *,
+    clean: str | None = None,
+    percents: Sequence[float] = ADVERSARIAL_PERCENTS,
+    scope: str = "layer",
+) -> xr.Dataset:
     """Are the clean task's skill neurons among the most predictive on the adversarial data?
 
     For each percentage x, with the top x % chosen as suppression chooses them (per layer or global):
@@ -236,8 +283,10 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
     adv_rank, clean_rank = store.ranking(task), store.ranking(clean)
     baseline = store.ranking_spec(task).baseline_task
     if baseline != clean:
-        raise ActstoreError(f"the ranking of '{task}' used the train baseline of '{baseline}', not of its clean task "
-                            f"'{clean}': rank it again with --baseline-from {clean}")
+        raise ActstoreError(
+            f"the ranking of '{task}' used the train baseline of '{baseline}', not of its clean task "
+            f"'{clean}': rank it again with --baseline-from {clean}"
+        )
     pred, model = _predictivities(store, [clean, task])
     adv_pred = pred[1]
     ranks = adv_rank["rank_in_layer" if scope == "layer" else "rank_global"].values
@@ -246,24 +295,48 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
     for percent in percents:
         clean_top, adv_top = skill_mask(clean_rank, percent, scope), skill_mask(adv_rank, percent, scope)
         if not clean_top.any():
-            raise ActstoreError(f"{percent} % of the neurons is not a single neuron ({scope} scope): choose a larger "
-                                "percentage")
-        rows.append([(clean_top & adv_top).sum() / clean_top.sum(), clean_top.sum() / clean_top.size,
-                     adv_pred[clean_top].mean(), adv_pred[adv_top].mean(),
-                     np.mean((pool - 1 - ranks[clean_top]) / (pool - 1)), clean_top.sum()])
-    columns = ("overlap", "chance", "adv_predictivity_clean_top", "adv_predictivity_adv_top", "clean_top_percentile",
-               "n_selected")
+            raise ActstoreError(
+                f"{percent} % of the neurons is not a single neuron ({scope} scope): choose a larger percentage"
+            )
+        rows.append(
+            [
+                (clean_top & adv_top).sum() / clean_top.sum(),
+                clean_top.sum() / clean_top.size,
+                adv_pred[clean_top].mean(),
+                adv_pred[adv_top].mean(),
+                np.mean((pool - 1 - ranks[clean_top]) / (pool - 1)),
+                clean_top.sum(),
+            ]
+        )
+    columns = (
+        "overlap",
+        "chance",
+        "adv_predictivity_clean_top",
+        "adv_predictivity_adv_top",
+        "clean_top_percentile",
+        "n_selected",
+    )
     rho, p = _spearman_layers(pred[0], pred[1], (clean, task))
     table = np.array(rows).T
     result = xr.Dataset(
-        {**{c: (("percent",), table[i]) for i, c in enumerate(columns)},
-         "adv_predictivity_all": ((), adv_pred.mean()), "rho": (("layer",), rho), "p": (("layer",), p),
-         "rho_mean": ((), rho.mean())},
+        {
+            **{c: (("percent",), table[i]) for i, c in enumerate(columns)},
+            "adv_predictivity_all": ((), adv_pred.mean()),
+            "rho": (("layer",), rho),
+            "p": (("layer",), p),
+            "rho_mean": ((), rho.mean()),
+        },
         coords={"percent": np.asarray(percents, dtype=np.float64), "layer": np.arange(len(rho))},
     )
     result["n_selected"] = result["n_selected"].astype(np.int64)
-    spec = {"kind": "adversarial", "task": task, "clean": clean, "scope": scope, "model": model,
-            "percents": [float(p) for p in percents]}
+    spec = {
+        "kind": "adversarial",
+        "task": task,
+        "clean": clean,
+        "scope": scope,
+        "model": model,
+        "percents": [float(p) for p in percents],
+    }
     name = f"{task}@{clean}" + ("" if scope == "layer" else f".{scope}")
     store.put_result("adversarial", name, spec, result)
     return store.result("adversarial", name)
@@ -271,13 +344,18 @@ def compare_adversarial(store: Store, task: str, *, clean: str | None = None,
 
 # ---- distributions (Figures 2 and 8) and the accuracy table (Table 1)
 
+
 def model_accuracies(store: Store, task: str) -> xr.DataArray | None:
     """Per seed: the prompted model's accuracy on the task, from the predictions of its ranked split, else from
     the stored evaluation with its own prompts; None if the store has neither."""
     spec = store.ranking_spec(task)
     if spec is not None and store.extraction_spec(task, spec.split) is not None:
-        return xr.DataArray(model_accuracy(store, task, spec.split), coords={"seed": list(spec.seeds)}, dims="seed",
-                            attrs={"model": spec.model.name})
+        return xr.DataArray(
+            model_accuracy(store, task, spec.split),
+            coords={"seed": list(spec.seeds)},
+            dims="seed",
+            attrs={"model": spec.model.name},
+        )
     evaluation = store.find_result("evaluation", evaluation_name(task, source_task(task)))
     if evaluation is None:
         return None
@@ -292,10 +370,16 @@ def accuracy_table(store: Store, tasks: Sequence[str]) -> dict[str, dict]:
         if acc is None:
             continue
         if acc.size < 2:
-            raise ActstoreError(f"the accuracy of '{task}' is reported as mean ± std over seeds, but it has "
-                                f"{acc.size} seed; use at least 2")
-        rows[task] = {"mean": float(acc.mean()), "std": float(acc.std()), "seeds": acc["seed"].values.tolist(),
-                      "model": acc.attrs["model"]}
+            raise ActstoreError(
+                f"the accuracy of '{task}' is reported as mean ± std over seeds, but it has "
+                f"{acc.size} seed; use at least 2"
+            )
+        rows[task] = {
+            "mean": float(acc.mean()),
+            "std": float(acc.std()),
+            "seeds": acc["seed"].values.tolist(),
+            "model": acc.attrs["model"],
+        }
     return rows
 
 
@@ -326,8 +410,16 @@ def box_stats(values: np.ndarray, label: str) -> dict:
     values = values[~np.isnan(values)]  # the tokens a decoder layer does not have
     q1, med, q3 = np.percentile(values, (25, 50, 75))
     iqr = q3 - q1
-    return {"label": label, "q1": q1, "med": med, "q3": q3, "mean": values.mean(), "fliers": [],
-            "whislo": values[values >= q1 - 1.5 * iqr].min(), "whishi": values[values <= q3 + 1.5 * iqr].max()}
+    return {
+        "label": label,
+        "q1": q1,
+        "med": med,
+        "q3": q3,
+        "mean": values.mean(),
+        "fliers": [],
+        "whislo": values[values >= q1 - 1.5 * iqr].min(),
+        "whishi": values[values <= q3 + 1.5 * iqr].max(),
+    }
 
 
 def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
@@ -342,10 +434,15 @@ def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
         for stack in stacks:
             part = ranking.where(ranking["layer_stack"] == stack, drop=True)
             label = task if len(stacks) == 1 else f"{task} ({stack})"
-            rows.append({"task": label, "predictivity": box_stats(part["predictivity"].values, label),
-                         "accuracy": box_stats(part["accuracy"].values, label),
-                         "top_predictivity": np.sort(part["predictivity"].values, axis=None)[::-1][:TOP_SHOWN],
-                         "model_accuracy": model_accuracies(store, task)})
+            rows.append(
+                {
+                    "task": label,
+                    "predictivity": box_stats(part["predictivity"].values, label),
+                    "accuracy": box_stats(part["accuracy"].values, label),
+                    "top_predictivity": np.sort(part["predictivity"].values, axis=None)[::-1][:TOP_SHOWN],
+                    "model_accuracy": model_accuracies(store, task),
+                }
+            )
     return rows
 
 
@@ -356,18 +453,30 @@ def skill_layers(store: Store, tasks: Sequence[str], percent: float = 1.0) -> xr
     for task in tasks:
         ranking = store.ranking(task)
         mask = skill_mask(ranking, percent, "global")
-        rows.append(xr.DataArray(mask.sum(axis=1) / max(int(mask.sum()), 1), dims=("layer",),
-                                 coords={"layer": ranking["layer"].values, "layer_stack": ranking["layer_stack"]}))
+        rows.append(
+            xr.DataArray(
+                mask.sum(axis=1) / max(int(mask.sum()), 1),
+                dims=("layer",),
+                coords={"layer": ranking["layer"].values, "layer_stack": ranking["layer_stack"]},
+            )
+        )
     return xr.concat(rows, dim=xr.DataArray(list(tasks), dims="task"), join="outer")
 
 
 # ---- suppression curves (written by actstore.suppression)
 
+
 def suppression_summary(result: xr.Dataset) -> xr.Dataset:
     """Curves of one suppression result: skill mean ± std over seeds; random mean ± std over draws of the
     seed-averaged accuracy (as ``actstore suppress`` reports it)."""
     skill, control = result["accuracy_skill"], result["accuracy_random"].mean("seed")
-    summary = xr.Dataset({"skill_mean": skill.mean("seed"), "skill_std": skill.std("seed"),
-                          "random_mean": control.mean("draw"), "random_std": control.std("draw")})
+    summary = xr.Dataset(
+        {
+            "skill_mean": skill.mean("seed"),
+            "skill_std": skill.std("seed"),
+            "random_mean": control.mean("draw"),
+            "random_std": control.std("draw"),
+        }
+    )
     summary.attrs = result.attrs
     return summary

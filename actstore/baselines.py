@@ -24,17 +24,23 @@ def matching_baseline(store: Store, baseline_task: str, dev: ExtractionSpec, cro
     was made with the same model, layout (``cross_layout``: any), prompts, seeds and prompt length."""
     train = store.extraction_spec(baseline_task, "train", dev.stack)
     if train is None:
-        raise ActstoreError(f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} "
-                            "--split train first")
+        raise ActstoreError(
+            f"no train baseline for '{baseline_task}' in {store.location}: extract {baseline_task} --split train first"
+        )
     if why := layout_mismatch(f"train activations of '{baseline_task}'", train.model, dev.model):
         if not cross_layout:
             raise ActstoreError(why)
         train = replace(train, model=replace(train.model, layout=dev.model.layout))
-    for what, a, b in (("model", train.model, dev.model), ("prompts", train.prompt_checksum, dev.prompt_checksum),
-                       ("seeds", train.seeds, dev.seeds), ("prompt length", train.n_tokens, dev.n_tokens)):
+    for what, a, b in (
+        ("model", train.model, dev.model),
+        ("prompts", train.prompt_checksum, dev.prompt_checksum),
+        ("seeds", train.seeds, dev.seeds),
+        ("prompt length", train.n_tokens, dev.n_tokens),
+    ):
         if a != b:
-            raise ActstoreError(f"the baseline of '{baseline_task}' was made with other {what} than "
-                                f"{dev.task}/{dev.split}")
+            raise ActstoreError(
+                f"the baseline of '{baseline_task}' was made with other {what} than {dev.task}/{dev.split}"
+            )
     return store.baseline(baseline_task, dev.stack).values
 
 

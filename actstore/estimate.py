@@ -121,8 +121,14 @@ class ModelPlan:
     @property
     def write_rate(self) -> float:
         """Bytes per second the fastest-writing extraction writes at the assumed throughput: the disk must keep up."""
-        return max([s.bytes * self.examples_per_s / s.passes for s in self.steps
-                    if s.kind == "extract" and s.bytes and s.passes] or [0.0])
+        return max(
+            [
+                s.bytes * self.examples_per_s / s.passes
+                for s in self.steps
+                if s.kind == "extract" and s.bytes and s.passes
+            ]
+            or [0.0]
+        )
 
 
 @dataclass
@@ -140,15 +146,30 @@ class Estimate:
         return sum(m.gpu_hours for m in self.models)
 
     def as_json(self) -> dict:
-        return {"file": self.file, "dry_run": True,
-                "assumptions": {"examples_per_s": ASSUMED_EXAMPLES_PER_S, "reference_pass": {
-                    "model": REFERENCE[0], "prompt_tokens": REFERENCE[1], "text_tokens": REFERENCE[2]},
-                    "train_passes_per_example": TRAIN_PASSES, "notes": self.notes},
-                "models": [{"model": m.model, "store": m.store, "size": m.size, "examples_per_s": m.examples_per_s,
-                            "steps": [asdict(s) for s in m.steps], "bytes": m.bytes, "gpu_hours": m.gpu_hours,
-                            "write_bytes_per_s": m.write_rate}
-                           for m in self.models],
-                "total": {"bytes": self.bytes, "gpu_hours": self.gpu_hours}}
+        return {
+            "file": self.file,
+            "dry_run": True,
+            "assumptions": {
+                "examples_per_s": ASSUMED_EXAMPLES_PER_S,
+                "reference_pass": {"model": REFERENCE[0], "prompt_tokens": REFERENCE[1], "text_tokens": REFERENCE[2]},
+                "train_passes_per_example": TRAIN_PASSES,
+                "notes": self.notes,
+            },
+            "models": [
+                {
+                    "model": m.model,
+                    "store": m.store,
+                    "size": m.size,
+                    "examples_per_s": m.examples_per_s,
+                    "steps": [asdict(s) for s in m.steps],
+                    "bytes": m.bytes,
+                    "gpu_hours": m.gpu_hours,
+                    "write_bytes_per_s": m.write_rate,
+                }
+                for m in self.models
+            ],
+            "total": {"bytes": self.bytes, "gpu_hours": self.gpu_hours},
+        }
 
 
 def model_size(name: str) -> ModelSize:
@@ -163,20 +184,34 @@ def model_size(name: str) -> ModelSize:
 
         cached = try_to_load_from_cache(name, "config.json")  # the local cache only: no request
         if not isinstance(cached, str):
-            raise ActstoreError(f"the dry run does not know the sizes of model '{name}': not one of "
-                                f"{', '.join(KNOWN_MODELS)}, no local directory with a config.json, and none in the "
-                                "hub cache")
+            raise ActstoreError(
+                f"the dry run does not know the sizes of model '{name}': not one of "
+                f"{', '.join(KNOWN_MODELS)}, no local directory with a config.json, and none in the "
+                "hub cache"
+            )
         path = Path(cached)
     config = json.loads(path.read_text())
     if config.get("model_type") == "t5":
-        return ModelSize("t5", config["num_layers"], config["d_ff"], config["d_model"],
-                         config.get("num_decoder_layers") or config["num_layers"],
-                         gated=config.get("feed_forward_proj", "relu").startswith("gated"), source=str(path))
+        return ModelSize(
+            "t5",
+            config["num_layers"],
+            config["d_ff"],
+            config["d_model"],
+            config.get("num_decoder_layers") or config["num_layers"],
+            gated=config.get("feed_forward_proj", "relu").startswith("gated"),
+            source=str(path),
+        )
     positions = config.get("max_position_embeddings", 512)
     if config.get("model_type") == "roberta":
         positions -= config.get("pad_token_id", 1) + 1
-    return ModelSize(config["model_type"], config["num_hidden_layers"], config["intermediate_size"],
-                     config["hidden_size"], max_positions=positions, source=str(path))
+    return ModelSize(
+        config["model_type"],
+        config["num_hidden_layers"],
+        config["intermediate_size"],
+        config["hidden_size"],
+        max_positions=positions,
+        source=str(path),
+    )
 
 
 def flops_per_pass(size: ModelSize, prompt_tokens: int, text_tokens: int) -> float:
@@ -241,9 +276,18 @@ def estimate(experiment: Experiment, file: str = "") -> Estimate:
 
 def _model_plan(experiment: Experiment, n_tokens: int, released: bool) -> ModelPlan:
     size = model_size(experiment.model)
-    spec = ModelSpec(name=experiment.model, revision="", architecture=size.architecture, scoring="",
-                     n_layers=size.n_layers, n_neurons=size.n_neurons, hidden=size.hidden,
-                     max_positions=size.max_positions, n_decoder_layers=size.n_decoder_layers, layout=experiment.layout)
+    spec = ModelSpec(
+        name=experiment.model,
+        revision="",
+        architecture=size.architecture,
+        scoring="",
+        n_layers=size.n_layers,
+        n_neurons=size.n_neurons,
+        hidden=size.hidden,
+        max_positions=size.max_positions,
+        n_decoder_layers=size.n_decoder_layers,
+        layout=experiment.layout,
+    )
     options, seeds = experiment.extract, len(experiment.seeds)
     rate = examples_per_s(size, n_tokens, options.max_length)
     plan = ModelPlan(experiment.model, str(experiment.store), asdict(size), rate)
@@ -265,12 +309,24 @@ def _model_plan(experiment: Experiment, n_tokens: int, released: bool) -> ModelP
                 plan.steps.append(Step("prompts", name, note=_release_note(experiment, name)))
             else:
                 tune = experiment.tune
-                per_seed = None if n_dev is None else (tune.max_steps * tune.batch_size * TRAIN_PASSES
-                                                       + tune.max_steps // tune.eval_every * n_dev)
+                per_seed = (
+                    None
+                    if n_dev is None
+                    else (tune.max_steps * tune.batch_size * TRAIN_PASSES + tune.max_steps // tune.eval_every * n_dev)
+                )
                 passes = None if per_seed is None else per_seed * seeds
-                plan.steps.append(Step("tune", name, tune.max_steps * tune.batch_size, seeds, passes, 0,
-                                       hours(passes, examples_per_s(size, tune.n_tokens, tune.max_length)),
-                                       f"≤ {tune.max_steps} steps of {tune.batch_size}, dev every {tune.eval_every}"))
+                plan.steps.append(
+                    Step(
+                        "tune",
+                        name,
+                        tune.max_steps * tune.batch_size,
+                        seeds,
+                        passes,
+                        0,
+                        hours(passes, examples_per_s(size, tune.n_tokens, tune.max_length)),
+                        f"≤ {tune.max_steps} steps of {tune.batch_size}, dev every {tune.eval_every}",
+                    )
+                )
             baseline = capped(n_train, experiment.baseline_limit)
             plan.steps.append(_extraction(spec, task, "train", baseline, experiment, n_tokens, hours))
         plan.steps.append(_extraction(spec, task, "validation", n_dev, experiment, n_tokens, hours))
@@ -282,43 +338,79 @@ def _model_plan(experiment: Experiment, n_tokens: int, released: bool) -> ModelP
         runs = (0.0 in o.percents) + sum(p > 0 for p in o.percents) * (1 + o.random_draws)
         passes = None if n is None else n * seeds * runs
         what = f"{name} ({mode})" if name == neurons_from else f"{name} ← {neurons_from} ({mode})"
-        plan.steps.append(Step("suppress", what, n, seeds, passes, 0, hours(passes),
-                               f"{len(o.percents)} percentages × (skill + {o.random_draws} random), {o.scope}"))
+        plan.steps.append(
+            Step(
+                "suppress",
+                what,
+                n,
+                seeds,
+                passes,
+                0,
+                hours(passes),
+                f"{len(o.percents)} percentages × (skill + {o.random_draws} random), {o.scope}",
+            )
+        )
     if names := experiment.transfer_tasks():
         counts = [dev_sizes[d] for d in names]
         passes = None if None in counts else sum(counts) * len(names) * seeds
-        plan.steps.append(Step("transfer", f"{len(names)} tasks", sum(c or 0 for c in counts), seeds, passes, 0,
-                               hours(passes), f"{len(names)} × {len(names)} pairs"))
+        plan.steps.append(
+            Step(
+                "transfer",
+                f"{len(names)} tasks",
+                sum(c or 0 for c in counts),
+                seeds,
+                passes,
+                0,
+                hours(passes),
+                f"{len(names)} × {len(names)} pairs",
+            )
+        )
     for names, normalize in experiment.correlations():
         plan.steps.append(Step("correlate", f"{len(names)} tasks ({normalize})", note="CPU"))
     for adversarial, clean in experiment.adversarial_comparisons():
         plan.steps.append(Step("compare-adversarial", f"{adversarial} vs {clean}", note="CPU"))
     if experiment.report:
-        plan.steps.append(Step("report", str(experiment.report.out),
-                               note=f"CPU, {experiment.report.neurons} neuron page(s) per task"))
+        plan.steps.append(
+            Step("report", str(experiment.report.out), note=f"CPU, {experiment.report.neurons} neuron page(s) per task")
+        )
     return plan
 
 
-def _extraction(spec: ModelSpec, task: tasks.TaskSpec, split: str, n: int | None, experiment: Experiment,
-                n_tokens: int, hours) -> Step:
+def _extraction(
+    spec: ModelSpec, task: tasks.TaskSpec, split: str, n: int | None, experiment: Experiment, n_tokens: int, hours
+) -> Step:
     options, seeds = experiment.extract, experiment.seeds
     keeps = kept(split, options)
     what = f"{task.name}/{split}"
     if n is None:
         return Step("extract", what, None, len(seeds), None, None, None, "split size unknown (not in SPLIT_SIZES)")
     planned = ExtractionSpec(
-        task=task.name, split=split, model=spec, prompt_checksum="", seeds=seeds, n_tokens=n_tokens, n_examples=n,
-        data_fingerprint="", label_names=tuple(task.label_names), label_words=tuple(task.label_words),
-        dtype=options.dtype, max_length=options.max_length, block=options.block, **keeps,
-        baseline_task=tasks.source_task(task) if keeps["store_bits"] else "", n_text_fields=len(task.text_fields),
-        manifests=True)
+        task=task.name,
+        split=split,
+        model=spec,
+        prompt_checksum="",
+        seeds=seeds,
+        n_tokens=n_tokens,
+        n_examples=n,
+        data_fingerprint="",
+        label_names=tuple(task.label_names),
+        label_words=tuple(task.label_words),
+        dtype=options.dtype,
+        max_length=options.max_length,
+        block=options.block,
+        **keeps,
+        baseline_task=tasks.source_task(task) if keeps["store_bits"] else "",
+        n_text_fields=len(task.text_fields),
+        manifests=True,
+    )
     if split == "train":
         note = "baseline" + (" + values" if keeps["store_acts"] else " (its segment sums; values not kept)")
     else:
         note = {"acts": "values", "bits": "above-baseline bits", "both": "values + bits"}[options.keep]
     passes = n * len(seeds)
-    return Step("extract", what, n, len(seeds), passes, extraction_bytes(planned), hours(passes),
-                f"{note}, {options.dtype}")
+    return Step(
+        "extract", what, n, len(seeds), passes, extraction_bytes(planned), hours(passes), f"{note}, {options.dtype}"
+    )
 
 
 def _release_note(experiment: Experiment, task: str) -> str:

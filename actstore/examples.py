@@ -35,8 +35,17 @@ class TopExamples:
     bottom: list[dict] = field(default_factory=list)
 
 
-def top_examples(store: Store, task: str, layer: int, neuron: int, *, token: int | None = None,
-                 seed: int | None = None, k: int = 10, split: str = "validation") -> TopExamples:
+def top_examples(
+    store: Store,
+    task: str,
+    layer: int,
+    neuron: int,
+    *,
+    token: int | None = None,
+    seed: int | None = None,
+    k: int = 10,
+    split: str = "validation",
+) -> TopExamples:
     """The ``k`` examples at each end for one neuron (``layer`` numbered across stacks, as in rankings) at ``token``
     (default: its best token in the task's ranking, else 0) for ``seed`` (default: the first)."""
     if k < 1:
@@ -74,8 +83,19 @@ def top_examples(store: Store, task: str, layer: int, neuron: int, *, token: int
         wrong = np.flatnonzero(predicts != (labels == 1))
         top, bottom, ranked_by = right[:k], wrong[:k], "bit"
     rows = _rows(ds, spec, values, above, prediction)
-    return TopExamples(task, split, layer, neuron, token, seed, ranked_by, baseline, accuracy,
-                       [rows(i) for i in top], [rows(i) for i in bottom])
+    return TopExamples(
+        task,
+        split,
+        layer,
+        neuron,
+        token,
+        seed,
+        ranked_by,
+        baseline,
+        accuracy,
+        [rows(i) for i in top],
+        [rows(i) for i in bottom],
+    )
 
 
 def _stack_of(store: Store, task: str, split: str, layer: int) -> tuple[ExtractionSpec, int]:
@@ -113,11 +133,14 @@ def _rows(ds, spec: ExtractionSpec, values: np.ndarray | None, above: np.ndarray
     texts = ds["text"].values if "text" in ds else None
 
     def row(i: int) -> dict:
-        return {"example": int(examples[i]), "position": int(i),
-                "text": None if texts is None else " | ".join(str(t) for t in texts[i]),
-                "label": names[int(ds["label"].values[i])],
-                "prediction": names[int(prediction[i])] if prediction[i] >= 0 else None,
-                "activation": None if values is None else float(values[i]),
-                "above": None if above is None else bool(above[i])}
+        return {
+            "example": int(examples[i]),
+            "position": int(i),
+            "text": None if texts is None else " | ".join(str(t) for t in texts[i]),
+            "label": names[int(ds["label"].values[i])],
+            "prediction": names[int(prediction[i])] if prediction[i] >= 0 else None,
+            "activation": None if values is None else float(values[i]),
+            "above": None if above is None else bool(above[i]),
+        }
 
     return row

@@ -155,13 +155,22 @@ class Experiment:
         models = tuple(raw["models"]) if "models" in raw else (raw["model"],)
         data = raw.get("data", {})
         experiment = cls(
-            store=raw["store"], models=models, seeds=tuple(raw["seeds"]), tasks=tuple(raw["tasks"]),
-            tune=_section(TuneOptions, raw, "tune", path), extract=_section(ExtractOptions, raw, "extract", path),
-            train_limit=data.get("train_limit"), dev_limit=data.get("dev_limit"),
-            baseline_limit=data.get("baseline_limit"), data_dir=data.get("data_dir"), layout=raw.get("layout", "pt"),
+            store=raw["store"],
+            models=models,
+            seeds=tuple(raw["seeds"]),
+            tasks=tuple(raw["tasks"]),
+            tune=_section(TuneOptions, raw, "tune", path),
+            extract=_section(ExtractOptions, raw, "extract", path),
+            train_limit=data.get("train_limit"),
+            dev_limit=data.get("dev_limit"),
+            baseline_limit=data.get("baseline_limit"),
+            data_dir=data.get("data_dir"),
+            layout=raw.get("layout", "pt"),
             prompts=PromptSource(raw.get("prompts", {}).get("from", "tune"), raw.get("prompts", {}).get("dir")),
-            suppress=_suppress_plan(raw, path), report=_report_plan(raw),
-            **{name: _analysis_plan(raw, name) for name in ("transfer", "correlate", "compare_adversarial")})
+            suppress=_suppress_plan(raw, path),
+            report=_report_plan(raw),
+            **{name: _analysis_plan(raw, name) for name in ("transfer", "correlate", "compare_adversarial")},
+        )
         experiment._check(path)
         return experiment
 
@@ -169,15 +178,23 @@ class Experiment:
     def model(self) -> str:
         """The one model of a single-model experiment (``each_model`` gives one such experiment per model)."""
         if len(self.models) != 1:
-            raise ActstoreError(f"this experiment runs {len(self.models)} models ({', '.join(self.models)}): "
-                                "take them one by one with each_model()")
+            raise ActstoreError(
+                f"this experiment runs {len(self.models)} models ({', '.join(self.models)}): "
+                "take them one by one with each_model()"
+            )
         return self.models[0]
 
     def each_model(self) -> list[Experiment]:
         """One experiment per model, ``{model}`` in the store and report folder replaced by the model's name."""
-        return [replace(self, models=(name,), store=_fill(self.store, name),
-                        report=self.report and replace(self.report, out=_fill(self.report.out, name)))
-                for name in self.models]
+        return [
+            replace(
+                self,
+                models=(name,),
+                store=_fill(self.store, name),
+                report=self.report and replace(self.report, out=_fill(self.report.out, name)),
+            )
+            for name in self.models
+        ]
 
     def ordered_tasks(self) -> list[str]:
         """Clean tasks first, so an adversarial task finds its source's prompts and baseline."""
@@ -188,16 +205,23 @@ class Experiment:
 
     def adversarial_pairs(self) -> list[tuple[str, str]]:
         """(adversarial task, its clean task) for every adversarial task whose clean task is in the experiment."""
-        return [(t, tasks.source_task(t)) for t in self.tasks
-                if tasks.get_task(t).clean_source is not None and tasks.source_task(t) in self.tasks]
+        return [
+            (t, tasks.source_task(t))
+            for t in self.tasks
+            if tasks.get_task(t).clean_source is not None and tasks.source_task(t) in self.tasks
+        ]
 
     def suppression_runs(self) -> list[tuple[str, str, str]]:
         """(task scored, task whose skill neurons are suppressed, mode) of ``[suppress]``, in the order they run."""
         if self.suppress is None:
             return []
         own = [(t, t, mode) for t in self.suppress.tasks or self.clean_tasks() for mode in self.suppress.modes]
-        cross = [(a, b, mode) for adv, clean in self.adversarial_pairs() for a, b in ((adv, clean), (clean, adv))
-                 for mode in self.suppress.cross_modes]
+        cross = [
+            (a, b, mode)
+            for adv, clean in self.adversarial_pairs()
+            for a, b in ((adv, clean), (clean, adv))
+            for mode in self.suppress.cross_modes
+        ]
         return own + cross
 
     def transfer_tasks(self) -> list[str]:
@@ -226,32 +250,44 @@ class Experiment:
         if len(self.models) > 1:
             for key, value in (("store", self.store), ("report.out", self.report and self.report.out)):
                 if value is not None and "{model}" not in str(value):
-                    raise ActstoreError(f"{path}: {key}: {len(self.models)} models need a store (and report) each: "
-                                        "put {model} in it, e.g. runs/paper-{model}.zarr")
+                    raise ActstoreError(
+                        f"{path}: {key}: {len(self.models)} models need a store (and report) each: "
+                        "put {model} in it, e.g. runs/paper-{model}.zarr"
+                    )
         if self.prompts.kind == "robust-neurons":
             if not self.prompts.dir:
-                raise ActstoreError(f"{path}: prompts.dir: from = \"robust-neurons\" needs the release's folder")
+                raise ActstoreError(f'{path}: prompts.dir: from = "robust-neurons" needs the release\'s folder')
             if self.layout != RN_LAYOUT:
-                raise ActstoreError(f"{path}: layout: the Robust-Neurons prompts were tuned in the '{RN_LAYOUT}' "
-                                    f"layout, not '{self.layout}': run them in it (layout = \"{RN_LAYOUT}\")")
+                raise ActstoreError(
+                    f"{path}: layout: the Robust-Neurons prompts were tuned in the '{RN_LAYOUT}' "
+                    f"layout, not '{self.layout}': run them in it (layout = \"{RN_LAYOUT}\")"
+                )
         adversarial = dict(self.adversarial_pairs())
-        sections = {"suppress": self.suppress, "transfer": self.transfer, "correlate": self.correlate,
-                    "compare_adversarial": self.compare_adversarial}
+        sections = {
+            "suppress": self.suppress,
+            "transfer": self.transfer,
+            "correlate": self.correlate,
+            "compare_adversarial": self.compare_adversarial,
+        }
         for key, plan_ in sections.items():
             for name in (plan_.tasks or ()) if plan_ else ():
                 if name not in self.tasks:
-                    raise ActstoreError(f"{path}: {key}.tasks: '{name}' is not one of the experiment's tasks "
-                                        f"({', '.join(self.tasks)})")
+                    raise ActstoreError(
+                        f"{path}: {key}.tasks: '{name}' is not one of the experiment's tasks ({', '.join(self.tasks)})"
+                    )
                 if key == "compare_adversarial" and name not in adversarial:
-                    raise ActstoreError(f"{path}: {key}.tasks: '{name}' is no adversarial task whose clean task is in "
-                                        "the experiment")
+                    raise ActstoreError(
+                        f"{path}: {key}.tasks: '{name}' is no adversarial task whose clean task is in the experiment"
+                    )
         if self.transfer and self.transfer.tasks and len(self.transfer.tasks) < 2:
             raise ActstoreError(f"{path}: transfer.tasks: the transfer matrix needs at least 2 tasks")
         if self.correlate and self.correlate.tasks:
             least = 3 if "zscore" in self.correlate.normalize else 2
             if len(self.correlate.tasks) < least:
-                raise ActstoreError(f"{path}: correlate.tasks: give at least {least} tasks"
-                                    + (" (zscore standardises across the tasks)" if least == 3 else ""))
+                raise ActstoreError(
+                    f"{path}: correlate.tasks: give at least {least} tasks"
+                    + (" (zscore standardises across the tasks)" if least == 3 else "")
+                )
 
 
 def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
@@ -272,7 +308,7 @@ def apply_overrides(raw: dict, overrides: Sequence[str]) -> dict:
         for i, section in enumerate(sections):
             target = target.setdefault(section, {})
             if not isinstance(target, dict):
-                raise ActstoreError(f"--set {key}: {'.'.join(sections[:i + 1])} is a value, not a section")
+                raise ActstoreError(f"--set {key}: {'.'.join(sections[: i + 1])} is a value, not a section")
         if not sections and name in ("model", "models"):
             raw.pop("models" if name == "model" else "model", None)
         target[name] = value
@@ -297,8 +333,10 @@ def _validate(raw: dict, path: Path) -> None:
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(_schema()).iter_errors(raw))
     if error is None:
         if ("model" in raw) == ("models" in raw):
-            raise ActstoreError(f"{path}: (top): give 'model' (one) or 'models' (a list), "
-                                + ("not both" if "model" in raw else "'model' is a required property"))
+            raise ActstoreError(
+                f"{path}: (top): give 'model' (one) or 'models' (a list), "
+                + ("not both" if "model" in raw else "'model' is a required property")
+            )
         return
     where = ".".join(map(str, error.absolute_path))
     if error.validator == "additionalProperties":
@@ -332,8 +370,12 @@ def _analysis_plan(raw: dict, name: str) -> AnalysisPlan | None:
     if name not in raw:
         return None
     section = raw[name]
-    return AnalysisPlan(**{k: tuple(float(p) for p in v) if k == "percents" else tuple(v) if isinstance(v, list) else v
-                           for k, v in section.items()})
+    return AnalysisPlan(
+        **{
+            k: tuple(float(p) for p in v) if k == "percents" else tuple(v) if isinstance(v, list) else v
+            for k, v in section.items()
+        }
+    )
 
 
 def _report_plan(raw: dict) -> ReportPlan | None:
@@ -363,8 +405,13 @@ class AnalysisReport:
     files: list[str] = field(default_factory=list)
 
 
-def run(experiment: Experiment, progress: ProgressFactory = _silent, say: Callable[[str], None] = lambda line: None,
-        model: PromptedModel | None = None, analyses: list[AnalysisReport] | None = None) -> list[TaskReport]:
+def run(
+    experiment: Experiment,
+    progress: ProgressFactory = _silent,
+    say: Callable[[str], None] = lambda line: None,
+    model: PromptedModel | None = None,
+    analyses: list[AnalysisReport] | None = None,
+) -> list[TaskReport]:
     """Run (or finish) every step of every task for each model in turn; returns per task its accuracy per seed and
     top skill neurons, and appends each analysis to ``analyses``. All data is loaded and checked against a model
     before its store is opened (so a bad run creates none). ``model``: an already loaded one (one-model files)."""
@@ -380,8 +427,14 @@ def run(experiment: Experiment, progress: ProgressFactory = _silent, say: Callab
     return reports
 
 
-def _run_model(experiment: Experiment, progress: ProgressFactory, say: Callable[[str], None],
-               model: PromptedModel | None, shard: Shard, analyses: list[AnalysisReport]) -> list[TaskReport]:
+def _run_model(
+    experiment: Experiment,
+    progress: ProgressFactory,
+    say: Callable[[str], None],
+    model: PromptedModel | None,
+    shard: Shard,
+    analyses: list[AnalysisReport],
+) -> list[TaskReport]:
     if experiment.prompts.kind == "robust-neurons":  # the tree and its tasks, before a model is loaded
         for name in experiment.clean_tasks():
             robust_neurons_seeds(Path(experiment.prompts.dir), name)
@@ -393,21 +446,32 @@ def _run_model(experiment: Experiment, progress: ProgressFactory, say: Callable[
     reports = []
     with store.writing(shared=shard.sharded):
         for name, (train, dev) in loaded.items():
-            report = _run_task(experiment, store, model, tasks.get_task(name), train, dev, progress, say, shard,
-                               released.get(name))
+            report = _run_task(
+                experiment, store, model, tasks.get_task(name), train, dev, progress, say, shard, released.get(name)
+            )
             reports += [replace(report, model=experiment.model)] if report else []
         if not shard.rank:  # the analyses run on rank 0 alone, once every rank's extraction is in
-            _analyses(experiment, store, model, {name: dev for name, (_, dev) in loaded.items()}, progress, say,
-                      analyses)
+            _analyses(
+                experiment, store, model, {name: dev for name, (_, dev) in loaded.items()}, progress, say, analyses
+            )
     if experiment.report and not shard.rank:
         from .report import render
 
         written = render(Store(experiment.store), experiment.report.out, neuron_pages=experiment.report.neurons)
         index = Path(experiment.report.out) / "index.md"
-        say(f"report: {len(written.figures)} figure(s), {sum(map(len, written.neurons.values()))} neuron page(s); "
-            f"{index}")
-        analyses.append(AnalysisReport(experiment.model, "report", str(experiment.report.out), str(index),
-                                       files=[str(p) for p in written.files()]))
+        say(
+            f"report: {len(written.figures)} figure(s), {sum(map(len, written.neurons.values()))} neuron page(s); "
+            f"{index}"
+        )
+        analyses.append(
+            AnalysisReport(
+                experiment.model,
+                "report",
+                str(experiment.report.out),
+                str(index),
+                files=[str(p) for p in written.files()],
+            )
+        )
     return reports
 
 
@@ -433,13 +497,19 @@ def _released_prompts(experiment: Experiment, model: PromptedModel) -> dict[str,
         every = PromptSet.from_robust_neurons(experiment.prompts.dir, name, model.spec.architecture, model.spec.hidden)
         missing = [s for s in experiment.seeds if s not in every.seeds]
         if missing:
-            raise ActstoreError(f"{experiment.prompts.dir} holds the seeds {', '.join(every.names)} "
-                                f"({', '.join(map(str, every.seeds))}) of '{name}', not {missing}: set seeds to some "
-                                "of them (seed_su is seed 0)")
+            raise ActstoreError(
+                f"{experiment.prompts.dir} holds the seeds {', '.join(every.names)} "
+                f"({', '.join(map(str, every.seeds))}) of '{name}', not {missing}: set seeds to some "
+                "of them (seed_su is seed 0)"
+            )
         rows = [every.seeds.index(s) for s in experiment.seeds]
-        found[name] = PromptSet(every.vectors[rows], experiment.seeds, every.source,
-                                seed_names=tuple(every.names[i] for i in rows),
-                                files=tuple(every.files[i] for i in rows) if every.files else ())
+        found[name] = PromptSet(
+            every.vectors[rows],
+            experiment.seeds,
+            every.source,
+            seed_names=tuple(every.names[i] for i in rows),
+            files=tuple(every.files[i] for i in rows) if every.files else (),
+        )
     return found
 
 
@@ -450,8 +520,12 @@ def _to_extract(experiment: Experiment, train: tasks.Split | None, dev: tasks.Sp
     return [train.sample(experiment.baseline_limit) if experiment.baseline_limit else train, dev]
 
 
-def check(experiment: Experiment, model: PromptedModel, loaded: Mapping[str, Loaded],
-          released: Mapping[str, PromptSet] | None = None) -> None:
+def check(
+    experiment: Experiment,
+    model: PromptedModel,
+    loaded: Mapping[str, Loaded],
+    released: Mapping[str, PromptSet] | None = None,
+) -> None:
     """What every step will need, checked up front: tuning's seeds, splits and prompt fit (or the released prompts
     against those the store holds), every extraction's plan, an adversarial task's clean source (in the experiment,
     or its prompts in the store already), and the analyses' inference settings."""
@@ -464,21 +538,35 @@ def check(experiment: Experiment, model: PromptedModel, loaded: Mapping[str, Loa
         if name in released:
             old = existing.prompt_spec(name) if existing is not None else None
             if old is not None and old.checksum != released[name].checksum:
-                raise ActstoreError(f"{experiment.store} already holds other prompts for '{name}' ({old.source}); "
-                                    f"use another store for {released[name].source}")
+                raise ActstoreError(
+                    f"{experiment.store} already holds other prompts for '{name}' ({old.source}); "
+                    f"use another store for {released[name].source}"
+                )
         elif train is not None:
             check_tune(model, task, train, dev, experiment.seeds, experiment.tune)
         elif source not in loaded and held is None:
             raise ActstoreError(f"adversarial task '{name}' needs the prompts of '{source}': add it to the experiment")
-        prompts = released.get(source) or held or PromptSet.random(experiment.seeds, experiment.tune.n_tokens,
-                                                                   model.spec.hidden)
+        prompts = (
+            released.get(source)
+            or held
+            or PromptSet.random(experiment.seeds, experiment.tune.n_tokens, model.spec.hidden)
+        )
         for split in _to_extract(experiment, train, dev):
             plan(model, task, split, prompts, experiment.extract)
 
 
-def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: tasks.TaskSpec,
-              train: tasks.Split | None, dev: tasks.Split, progress: ProgressFactory,
-              say: Callable[[str], None], shard: Shard, released: PromptSet | None = None) -> TaskReport | None:
+def _run_task(
+    experiment: Experiment,
+    store: Store,
+    model: PromptedModel,
+    task: tasks.TaskSpec,
+    train: tasks.Split | None,
+    dev: tasks.Split,
+    progress: ProgressFactory,
+    say: Callable[[str], None],
+    shard: Shard,
+    released: PromptSet | None = None,
+) -> TaskReport | None:
     """Tune (or import), extract and rank one task; under a launcher every rank tunes and extracts its share, and
     rank 0 ranks once every rank's share is in (the others return None)."""
     source = tasks.source_task(task)
@@ -504,8 +592,18 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
             advance(0, f"{where(seed, step)} dev accuracy {accuracy:.4f}", True)
 
         with progress(f"tune {task.name}", mine * steps) as advance:
-            tune(store, model, task, train, dev, experiment.seeds, experiment.tune, on_step=stepped,
-                 on_eval=evaluated, shard=shard)
+            tune(
+                store,
+                model,
+                task,
+                train,
+                dev,
+                experiment.seeds,
+                experiment.tune,
+                on_step=stepped,
+                on_eval=evaluated,
+                shard=shard,
+            )
         wait_until(lambda: store.prompt_spec(source) is not None, f"the prompts of '{source}'", shard)
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
     splits = _to_extract(experiment, train, dev)
@@ -513,8 +611,16 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
     for split in splits:
         planned = plan(model, task, split, prompts, experiment.extract)
         with progress(f"extract {task.name}/{split.name}", owned_examples(planned, shard)) as advance:
-            extract(store, model, task, split, prompts, experiment.extract, progress=lambda n, nbytes: advance(n),
-                    shard=shard)
+            extract(
+                store,
+                model,
+                task,
+                split,
+                prompts,
+                experiment.extract,
+                progress=lambda n, nbytes: advance(n),
+                shard=shard,
+            )
     if shard.rank:
         say(f"{task.name}: rank {shard.rank} of {shard.world} did its share; rank 0 ranks and reports")
         return None
@@ -526,12 +632,23 @@ def _run_task(experiment: Experiment, store: Store, model: PromptedModel, task: 
             rank(store, task.name)
             advance(1)
     accuracy = model_accuracy(store, task.name)
-    return TaskReport(task.name, source, dict(zip(prompts.seeds, np.round(accuracy, 6).tolist())),
-                      top_neurons(store.ranking(task.name), 10))
+    return TaskReport(
+        task.name,
+        source,
+        dict(zip(prompts.seeds, np.round(accuracy, 6).tolist())),
+        top_neurons(store.ranking(task.name), 10),
+    )
 
 
-def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: Mapping[str, tasks.Split],
-              progress: ProgressFactory, say: Callable[[str], None], analyses: list[AnalysisReport]) -> None:
+def _analyses(
+    experiment: Experiment,
+    store: Store,
+    model: PromptedModel,
+    dev: Mapping[str, tasks.Split],
+    progress: ProgressFactory,
+    say: Callable[[str], None],
+    analyses: list[AnalysisReport],
+) -> None:
     """The analyses of the file's sections, in order, on each task's dev split as extracted (the same examples the
     rankings counted), with [extract]'s batch size and text length."""
     batch, length = experiment.extract.batch_size, experiment.extract.max_length
@@ -551,8 +668,17 @@ def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: M
             continue
         runs = len(options.percents) * (1 + options.random_draws) * len(prompts.seeds)
         with progress(f"suppress {stored_as}", runs * len(split)) as advance:
-            suppress(store, model, task, split, options, neurons_from=neurons_from, batch_size=batch,
-                     max_length=length, tick=advance)
+            suppress(
+                store,
+                model,
+                task,
+                split,
+                options,
+                neurons_from=neurons_from,
+                batch_size=batch,
+                max_length=length,
+                tick=advance,
+            )
         say(f"suppression {stored_as}: stored in {where}/suppression/{stored_as}")
         done("suppression", stored_as)
     if names := experiment.transfer_tasks():
@@ -561,11 +687,21 @@ def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: M
         seeds = len(experiment.seeds)
         with progress("transfer", sum(len(dev[d]) for d, _ in pairs) * seeds) as advance:
             for data, prompts_from in pairs:
-                evaluate(store, model, tasks.get_task(data), dev[data], prompts_from=prompts_from, batch_size=batch,
-                         max_length=length, tick=advance)
+                evaluate(
+                    store,
+                    model,
+                    tasks.get_task(data),
+                    dev[data],
+                    prompts_from=prompts_from,
+                    batch_size=batch,
+                    max_length=length,
+                    tick=advance,
+                )
         analysis.transfer(store, names)
-        say(f"transfer of {', '.join(names)}: {len(pairs)} pair(s) evaluated; stored in "
-            f"{where}/transfer/{','.join(names)}")
+        say(
+            f"transfer of {', '.join(names)}: {len(pairs)} pair(s) evaluated; stored in "
+            f"{where}/transfer/{','.join(names)}"
+        )
         done("transfer", ",".join(names), ran=bool(pairs))
     for names, normalize in experiment.correlations():
         analysis.correlate(store, list(names), normalize)
@@ -574,23 +710,41 @@ def _analyses(experiment: Experiment, store: Store, model: PromptedModel, dev: M
         done("correlation", stored_as)
     for adversarial, clean in experiment.adversarial_comparisons():
         plan_ = experiment.compare_adversarial
-        result = analysis.compare_adversarial(store, adversarial, clean=clean, percents=plan_.percents,
-                                              scope=plan_.scope)
+        result = analysis.compare_adversarial(
+            store, adversarial, clean=clean, percents=plan_.percents, scope=plan_.scope
+        )
         stored_as = f"{adversarial}@{clean}" + ("" if plan_.scope == "layer" else f".{plan_.scope}")
-        say(f"adversarial predictivity {stored_as}: overlap of the top {plan_.percents[0]:g} % "
-            f"{float(result['overlap'].values[0]):.3f} (chance {float(result['chance'].values[0]):.3f})")
+        say(
+            f"adversarial predictivity {stored_as}: overlap of the top {plan_.percents[0]:g} % "
+            f"{float(result['overlap'].values[0]):.3f} (chance {float(result['chance'].values[0]):.3f})"
+        )
         done("adversarial", stored_as)
 
 
-def _suppressed(store: Store, name: str, task: tasks.TaskSpec, split: tasks.Split, model: PromptedModel,
-                prompts: PromptSet, options: SuppressOptions, neurons_from: str, max_length: int) -> bool:
+def _suppressed(
+    store: Store,
+    name: str,
+    task: tasks.TaskSpec,
+    split: tasks.Split,
+    model: PromptedModel,
+    prompts: PromptSet,
+    options: SuppressOptions,
+    neurons_from: str,
+    max_length: int,
+) -> bool:
     """Whether results/suppression/<name> holds this very run already (same data, prompts, model and settings)."""
     stored = store.find_result("suppression", name)
     if stored is None:
         return False
-    wanted = {**run_spec(task, split, tasks.source_task(task), model, prompts, max_length),
-              "neurons_from": neurons_from, "mode": options.mode, "scope": options.scope,
-              "percents": [float(p) for p in options.percents], "random_draws": options.random_draws,
-              "random_seed": options.random_seed, "noise_scale": options.noise_scale}
+    wanted = {
+        **run_spec(task, split, tasks.source_task(task), model, prompts, max_length),
+        "neurons_from": neurons_from,
+        "mode": options.mode,
+        "scope": options.scope,
+        "percents": [float(p) for p in options.percents],
+        "random_draws": options.random_draws,
+        "random_seed": options.random_seed,
+        "noise_scale": options.noise_scale,
+    }
     held = stored.attrs["spec"]
     return json.loads(json.dumps(wanted)) == json.loads(json.dumps({k: held.get(k) for k in wanted}))

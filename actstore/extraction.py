@@ -72,14 +72,25 @@ class ExtractOptions:
             raise ActstoreError(f"dtype must be float16 or float32, not {self.dtype}")
         if self.keep not in KEEPS:
             raise ActstoreError(f"keep must be one of {', '.join(KEEPS)}, not {self.keep}")
-        check_positive(max_length=self.max_length, batch_size=self.batch_size, block=self.block, queue=self.queue,
-                       segment=self.segment)
+        check_positive(
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            block=self.block,
+            queue=self.queue,
+            segment=self.segment,
+        )
         if self.block % self.batch_size:
             raise ActstoreError(f"block ({self.block}) must be a multiple of batch size ({self.batch_size})")
 
 
-def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet, options: ExtractOptions,
-         baseline_from: str | None = None) -> ExtractionSpec:
+def plan(
+    model: PromptedModel,
+    task: TaskSpec,
+    split: Split,
+    prompts: PromptSet,
+    options: ExtractOptions,
+    baseline_from: str | None = None,
+) -> ExtractionSpec:
     """Check everything that can be checked before any work, and describe what will be stored. Bits compare with
     the train baseline of ``baseline_from`` (default: the task's own; an adversarial task's clean source's)."""
     # train feeds the baseline, dev is ranked
@@ -88,12 +99,24 @@ def plan(model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
     model.check_length(options.max_length, len(split.texts[0]))
     keeps = kept(split.name, options)
     return ExtractionSpec(
-        task=task.name, split=split.name, model=model.spec, prompt_checksum=prompts.checksum, seeds=prompts.seeds,
-        n_tokens=prompts.n_tokens, n_examples=len(split), data_fingerprint=split.fingerprint,
-        label_names=tuple(task.label_names), label_words=tuple(task.label_words), dtype=options.dtype,
-        max_length=options.max_length, block=options.block, **keeps,
+        task=task.name,
+        split=split.name,
+        model=model.spec,
+        prompt_checksum=prompts.checksum,
+        seeds=prompts.seeds,
+        n_tokens=prompts.n_tokens,
+        n_examples=len(split),
+        data_fingerprint=split.fingerprint,
+        label_names=tuple(task.label_names),
+        label_words=tuple(task.label_words),
+        dtype=options.dtype,
+        max_length=options.max_length,
+        block=options.block,
+        **keeps,
         baseline_task=(baseline_from or source_task(task)) if keeps["store_bits"] else "",
-        n_text_fields=len(split.texts[0]), label_ids=tuple(model.label_ids(task)), manifests=True,
+        n_text_fields=len(split.texts[0]),
+        label_ids=tuple(model.label_ids(task)),
+        manifests=True,
     )
 
 
@@ -101,15 +124,27 @@ def kept(split: str, options: ExtractOptions) -> dict:
     """What an extraction of ``split`` keeps (``ExtractionSpec`` fields): train feeds the baseline, in segments,
     and keeps its values only with ``store_train``; the splits that are ranked keep what ``keep`` says, and moments."""
     dev = split != "train"
-    return {"store_acts": options.keep != "bits" if dev else options.store_train,
-            "store_bits": dev and options.keep != "acts", "store_moments": dev,
-            "segment": 0 if dev else options.segment}
+    return {
+        "store_acts": options.keep != "bits" if dev else options.store_train,
+        "store_bits": dev and options.keep != "acts",
+        "store_moments": dev,
+        "segment": 0 if dev else options.segment,
+    }
 
 
-def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapping[str, Split],
-            options: ExtractOptions, *, prompts: str | None = None, prompts_from: str | None = None,
-            seeds: Sequence[int] | None = None, n_tokens: int = 100,
-            baseline_from: str | None = None) -> tuple[PromptSet, str | None]:
+def prepare(
+    path: str | Path,
+    model: PromptedModel,
+    task: TaskSpec,
+    splits: Mapping[str, Split],
+    options: ExtractOptions,
+    *,
+    prompts: str | None = None,
+    prompts_from: str | None = None,
+    seeds: Sequence[int] | None = None,
+    n_tokens: int = 100,
+    baseline_from: str | None = None,
+) -> tuple[PromptSet, str | None]:
     """Check an extraction of ``splits`` into the store at ``path`` before the store is opened for writing (a
     rejected run must leave the store as it was and create none): the prompts, every split's plan, and what the
     store already holds. ``prompts``: None (the store's, of ``prompts_from`` or the task's source), ``"random"``
@@ -125,8 +160,10 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
     if existing is not None and record_under:
         held = existing.prompt_spec(record_under)
         if held is not None and held.checksum != prompt_set.checksum:
-            raise ActstoreError(f"{path} already holds other prompts for task '{record_under}' ({held.source}, "
-                                f"{held.checksum}); use another store")
+            raise ActstoreError(
+                f"{path} already holds other prompts for task '{record_under}' ({held.source}, "
+                f"{held.checksum}); use another store"
+            )
     for split in splits.values():
         planned = plan(model, task, split, prompt_set, options, baseline_from)
         if planned.store_bits and not (planned.baseline_task == task.name and "train" in splits):
@@ -135,9 +172,11 @@ def prepare(path: str | Path, model: PromptedModel, task: TaskSpec, splits: Mapp
             old = existing.extraction_spec(spec.task, spec.split, spec.stack) if existing else None
             if old is not None and old != spec.resuming(old):
                 where = extraction_path(spec.task, spec.split, spec.stack)
-                raise ActstoreError(f"{path}/{where} was extracted with different settings "
-                                    f"({'; '.join(differences(old, spec))}); use another store or the original "
-                                    "settings")
+                raise ActstoreError(
+                    f"{path}/{where} was extracted with different settings "
+                    f"({'; '.join(differences(old, spec))}); use another store or the original "
+                    "settings"
+                )
     return prompt_set, record_under
 
 
@@ -146,30 +185,50 @@ def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec, 
     stack (``matching_baseline``)."""
     if store is None or not store.complete(dev.baseline_task, "train"):
         keep = "bits" if not dev.store_acts else "both"
-        raise ActstoreError(f"--keep {keep} compares {dev.task}/{dev.split} with the train baseline of "
-                            f"'{dev.baseline_task}', which {path} does not hold complete yet: extract "
-                            f"{dev.baseline_task} --split train first (or include train in --split), or use --keep "
-                            "acts")
+        raise ActstoreError(
+            f"--keep {keep} compares {dev.task}/{dev.split} with the train baseline of "
+            f"'{dev.baseline_task}', which {path} does not hold complete yet: extract "
+            f"{dev.baseline_task} --split train first (or include train in --split), or use --keep "
+            "acts"
+        )
     return [matching_baseline(store, dev.baseline_task, spec, cross_layout) for spec in stack_specs(dev)]
 
 
-def _prompts(existing: Store | None, path: str | Path, task: TaskSpec, prompts: str | None, prompts_from: str | None,
-             seeds: Sequence[int] | None, n_tokens: int, hidden: int) -> tuple[PromptSet, str | None]:
+def _prompts(
+    existing: Store | None,
+    path: str | Path,
+    task: TaskSpec,
+    prompts: str | None,
+    prompts_from: str | None,
+    seeds: Sequence[int] | None,
+    n_tokens: int,
+    hidden: int,
+) -> tuple[PromptSet, str | None]:
     if prompts is None:
         source = prompts_from or source_task(task)
         found = PromptSet.stored(existing, source) if existing else None
         if found is None:
-            raise ActstoreError(f"{path} holds no prompts for task '{source}': tune it first, or pass --prompts FILE "
-                                "or --prompts random")
+            raise ActstoreError(
+                f"{path} holds no prompts for task '{source}': tune it first, or pass --prompts FILE "
+                "or --prompts random"
+            )
         return found, None
     if prompts == "random":
         return PromptSet.random(seeds if seeds is not None else (0, 1, 2), n_tokens, hidden), task.name
     return PromptSet.from_files(prompts.split(","), seeds), task.name
 
 
-def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, prompts: PromptSet,
-            options: ExtractOptions = ExtractOptions(), progress: Progress | None = None,
-            shard: Shard = Shard(), baseline_from: str | None = None) -> ExtractionSpec:
+def extract(
+    store: Store,
+    model: PromptedModel,
+    task: TaskSpec,
+    split: Split,
+    prompts: PromptSet,
+    options: ExtractOptions = ExtractOptions(),
+    progress: Progress | None = None,
+    shard: Shard = Shard(),
+    baseline_from: str | None = None,
+) -> ExtractionSpec:
     """Extract one split into ``store`` (resuming if it was interrupted), or this rank's share of it; returns its
     (encoder) spec."""
     spec = plan(model, task, split, prompts, options, baseline_from)
@@ -177,8 +236,11 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
     baselines = None
     if spec.store_bits:
         if shard.sharded:  # the last rank to finish the train split writes the baseline
-            wait_until(lambda: store.complete(spec.baseline_task, "train"),
-                       f"the train baseline of '{spec.baseline_task}'", shard)
+            wait_until(
+                lambda: store.complete(spec.baseline_task, "train"),
+                f"the train baseline of '{spec.baseline_task}'",
+                shard,
+            )
         baselines = _check_baseline(store, store.location, spec, model.cross_layout)
     writers = _writers(store, specs, _examples(model, task, split), shard)
     specs = [w.spec for w in writers]  # as they were begun, when resumed (ExtractionSpec.resuming)
@@ -195,8 +257,9 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
             stacks, scores, lengths = runner.run(s, b, prompt)
             if not done[s, b]:
                 for writer, captured in zip(writers, stacks):
-                    queue.submit(lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c),
-                                                                            lengths))
+                    queue.submit(
+                        lambda w=writer, c=captured: w.write_block(s, b, scores, *runner.finish(s, c), lengths)
+                    )
             report(len(scores), sum(c.stored_bytes for c in stacks) if not done[s, b] else 0)
             return [c.acts for c in stacks]
 
@@ -221,8 +284,11 @@ def extract(store: Store, model: PromptedModel, task: TaskSpec, split: Split, pr
 def owned_examples(spec: ExtractionSpec, shard: Shard = Shard()) -> int:
     """How many examples (times seeds) a rank computes or skips in ``extract``: its progress bar's total."""
     if spec.split == "train":
-        return sum(spec.block_examples(b) for _, g in _owned(shard, len(spec.seeds), spec.n_segments)
-                   for b in spec.segment_blocks(g))
+        return sum(
+            spec.block_examples(b)
+            for _, g in _owned(shard, len(spec.seeds), spec.n_segments)
+            for b in spec.segment_blocks(g)
+        )
     return sum(spec.block_examples(b) for _, b in _owned(shard, len(spec.seeds), spec.n_blocks))
 
 
@@ -237,7 +303,7 @@ def _examples(model: PromptedModel, task: TaskSpec, split: Split) -> list[Exampl
     fields = len(split.texts[0])
     names = task.text_fields if len(task.text_fields) == fields else tuple(f"text{i}" for i in range(fields))
     points = model.hook_points()
-    stacks = [points[:model.spec.n_layers], points[model.spec.n_layers:]]
+    stacks = [points[: model.spec.n_layers], points[model.spec.n_layers :]]
     return [Examples(split.labels, split.source, split.rows, split.texts, tuple(names), tuple(p)) for p in stacks if p]
 
 
@@ -249,13 +315,22 @@ def _writers(store: Store, specs: list[ExtractionSpec], examples: list[Examples]
         return old is not None and s.resuming(old) == old
 
     if shard.rank:
-        wait_until(lambda: all(map(created, specs)),
-                   f"rank 0 to create extractions/{specs[0].task}/{specs[0].split}", shard)
+        wait_until(
+            lambda: all(map(created, specs)), f"rank 0 to create extractions/{specs[0].task}/{specs[0].split}", shard
+        )
     return [open_writer(store, s, e) for s, e in zip(specs, examples)]
 
 
-def _stream_segments(spec: ExtractionSpec, writers: list, runner: _BlockRunner, prompts: PromptSet, shard: Shard,
-                     queue: _WriteQueue, run_block: Callable, store_block: Callable) -> None:
+def _stream_segments(
+    spec: ExtractionSpec,
+    writers: list,
+    runner: _BlockRunner,
+    prompts: PromptSet,
+    shard: Shard,
+    queue: _WriteQueue,
+    run_block: Callable,
+    store_block: Callable,
+) -> None:
     """The train split: this rank's segments, each summed over its blocks and stored whole once its blocks are;
     then the baseline of every seed whose segments are all in (the last rank to finish writes them)."""
     seg_done = np.logical_and.reduce([w.segments_done() for w in writers])
@@ -302,8 +377,16 @@ class _BlockRunner:
     values only when they are kept). Both ways give the same bits (the float16 moments are exact integers).
     """
 
-    def __init__(self, model: PromptedModel, specs: list[ExtractionSpec], split: Split, word_ids: list[int],
-                 options: ExtractOptions, baselines: list[np.ndarray] | None = None, on_device: bool | None = None):
+    def __init__(
+        self,
+        model: PromptedModel,
+        specs: list[ExtractionSpec],
+        split: Split,
+        word_ids: list[int],
+        options: ExtractOptions,
+        baselines: list[np.ndarray] | None = None,
+        on_device: bool | None = None,
+    ):
         self.model, self.specs, self.spec, self.split, self.word_ids = model, specs, specs[0], split, word_ids
         self.options, self.baselines = options, baselines
         self.block_shapes = [(s.n_layers, s.n_positions, s.model.n_neurons) for s in specs]
@@ -317,8 +400,11 @@ class _BlockRunner:
         key = (seed_index, stack)
         if key not in self._thresholds:
             baseline = self.baselines[stack][seed_index]
-            self._thresholds[key] = (torch.from_numpy(kernels.floor_to(baseline, self.spec.dtype)).to(self.model.device)
-                                     if self.on_device else kernels.thresholds_for(baseline, self.spec.dtype))
+            self._thresholds[key] = (
+                torch.from_numpy(kernels.floor_to(baseline, self.spec.dtype)).to(self.model.device)
+                if self.on_device
+                else kernels.thresholds_for(baseline, self.spec.dtype)
+            )
         return self._thresholds[key]
 
     def finish(self, seed_index: int, captured: _Captured) -> tuple:
@@ -329,7 +415,8 @@ class _BlockRunner:
         numba.set_num_threads(1)  # this writer thread's kernels: the model's threads have the cores
         if spec.store_moments and moments is None:
             bits, moments = kernels.bits_and_moments(
-                captured.acts, self.thresholds(seed_index, captured.stack) if spec.store_bits else None)
+                captured.acts, self.thresholds(seed_index, captured.stack) if spec.store_bits else None
+            )
         return (captured.acts if spec.store_acts else None), bits, moments
 
     @torch.inference_mode()
@@ -337,23 +424,33 @@ class _BlockRunner:
         """(what each stack captured, label-word scores, each example's token count) of block ``b``."""
         lo, n = b * self.spec.block, self.spec.block_examples(b)
         host = [not self.on_device or s.store_acts for s in self.specs]  # the values cross to the host
-        stacks = [_Captured(i, _layer_major(n, shape, self.spec.dtype) if h else None)
-                  for i, (shape, h) in enumerate(zip(self.block_shapes, host))]
+        stacks = [
+            _Captured(i, _layer_major(n, shape, self.spec.dtype) if h else None)
+            for i, (shape, h) in enumerate(zip(self.block_shapes, host))
+        ]
         targets = [torch.from_numpy(c.acts) if c.acts is not None else None for c in stacks]
-        made = [_DeviceBlock(n, shape, self.spec, self.thresholds(seed_index, i) if spec.store_bits else None,
-                             self.model.device) if self.on_device else None
-                for i, (shape, spec) in enumerate(zip(self.block_shapes, self.specs))]
+        made = [
+            _DeviceBlock(
+                n, shape, self.spec, self.thresholds(seed_index, i) if spec.store_bits else None, self.model.device
+            )
+            if self.on_device
+            else None
+            for i, (shape, spec) in enumerate(zip(self.block_shapes, self.specs))
+        ]
         scores = np.empty((n, len(self.word_ids)), dtype=np.float32)
         lengths = np.empty(n, np.int32)  # the text tokens the model read (special tokens included, prompt not)
         n_encoder = self.spec.model.n_layers
         # the prompt positions in the sequence the model runs (the end of it in the causal layout); T5's decoder: its
         # first decoding step
-        where = [self.model.layout.prompt_slice(self.block_shapes[0][1]),
-                 *(slice(0, shape[1]) for shape in self.block_shapes[1:])]
+        where = [
+            self.model.layout.prompt_slice(self.block_shapes[0][1]),
+            *(slice(0, shape[1]) for shape in self.block_shapes[1:]),
+        ]
         for r in range(0, n, self.options.batch_size):
             rows = slice(r, min(r + self.options.batch_size, n))
-            batch = self.model.encode(self.split.texts[lo + rows.start: lo + rows.stop], self.options.max_length,
-                                      self.split.task)
+            batch = self.model.encode(
+                self.split.texts[lo + rows.start : lo + rows.stop], self.options.max_length, self.split.task
+            )
             lengths[rows] = batch["attention_mask"].sum(1).numpy()
 
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
@@ -372,13 +469,14 @@ class _BlockRunner:
                 if not finite.all():
                     raise ActstoreError(_overflow_message(finite, lo, first, self.spec))
             acts = captured.acts
-            if acts is not None and (kernels.has_nonfinite(acts) if self.spec.dtype == "float16"
-                                     else not np.isfinite(acts).all()):
+            if acts is not None and (
+                kernels.has_nonfinite(acts) if self.spec.dtype == "float16" else not np.isfinite(acts).all()
+            ):
                 raise ActstoreError(_overflow_message(acts, lo, first, self.spec))
             values = n * spec.n_layers * spec.n_positions
-            captured.stored_bytes = ((values * spec.model.n_neurons * np.dtype(spec.dtype).itemsize if spec.store_acts
-                                      else 0) + (values * kernels.packed_size(spec.model.n_neurons) if spec.store_bits
-                                                 else 0))
+            captured.stored_bytes = (
+                values * spec.model.n_neurons * np.dtype(spec.dtype).itemsize if spec.store_acts else 0
+            ) + (values * kernels.packed_size(spec.model.n_neurons) if spec.store_bits else 0)
         return stacks, scores, lengths
 
 
@@ -393,17 +491,27 @@ class _DeviceBlock:
     """One stack's bits and moments of a block made with torch where the activations are (a GPU; the same code
     runs on a CPU, where the tests compare it with the numba kernel)."""
 
-    def __init__(self, n: int, shape: tuple[int, int, int], spec: ExtractionSpec, floor: torch.Tensor | None,
-                 device: torch.device) -> None:
+    def __init__(
+        self,
+        n: int,
+        shape: tuple[int, int, int],
+        spec: ExtractionSpec,
+        floor: torch.Tensor | None,
+        device: torch.device,
+    ) -> None:
         n_layers, n_tokens, n_neurons = shape
         self.dtype = getattr(torch, spec.dtype)
         self.floor, self.n_neurons = floor, n_neurons
         self.packed = kernels.packed_size(n_neurons)
-        self.bits = torch.zeros((n, n_layers, n_tokens, self.packed), dtype=torch.uint8, device=device) \
-            if floor is not None else None
+        self.bits = (
+            torch.zeros((n, n_layers, n_tokens, self.packed), dtype=torch.uint8, device=device)
+            if floor is not None
+            else None
+        )
         exact = spec.dtype == "float16"
-        self.moments = torch.zeros((kernels.MOMENT_SLOTS, n_layers, n_neurons), device=device,
-                                   dtype=torch.int64 if exact else torch.float64)
+        self.moments = torch.zeros(
+            (kernels.MOMENT_SLOTS, n_layers, n_neurons), device=device, dtype=torch.int64 if exact else torch.float64
+        )
         self.finite = torch.ones((n_layers, n_neurons), dtype=torch.bool, device=device)  # no sync per batch
         self.shifts = torch.arange(8, dtype=torch.uint8, device=device)
 
@@ -442,11 +550,12 @@ def _overflow_message(found: np.ndarray, lo: int, first_layer: int, spec: Extrac
         where = f"at layer {first_layer + int(layer)}, neuron {int(neuron)}, in the block of examples from {lo}"
     else:
         example, layer, token, neuron = np.argwhere(~np.isfinite(found))[0]
-        where = (f"at layer {first_layer + int(layer)}, neuron {int(neuron)} (example {lo + int(example)}, prompt "
-                 f"token {int(token)})")
+        where = (
+            f"at layer {first_layer + int(layer)}, neuron {int(neuron)} (example {lo + int(example)}, prompt "
+            f"token {int(token)})"
+        )
     if spec.model.dtype == "float16":
-        hint = (": the model itself overflows in float16; re-run with --model-dtype bfloat16 or float32 into a new "
-                "store")
+        hint = ": the model itself overflows in float16; re-run with --model-dtype bfloat16 or float32 into a new store"
     elif spec.dtype == "float16":
         hint = " (float16 holds at most 65504): re-run with --dtype float32 into a new store"
     else:

@@ -45,6 +45,8 @@ def offline_unless_reachable(timeout: float = TIMEOUT_S) -> bool:
     if reachable(timeout=timeout):
         return False
     os.environ["HF_HUB_OFFLINE"] = "1"
-    log.info("the Hugging Face hub does not answer: working offline (HF_HUB_OFFLINE=1), from local files and the "
-             "hub cache only")
+    log.info(
+        "the Hugging Face hub does not answer: working offline (HF_HUB_OFFLINE=1), from local files and the "
+        "hub cache only"
+    )
     return True

@@ -100,8 +100,9 @@ def _raw_key(b: np.uint16) -> np.uint16:
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _count_greater(bits: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, block: int,
-                   n_classes: int) -> np.ndarray:
+def _count_greater(
+    bits: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, block: int, n_classes: int
+) -> np.ndarray:
     n, m = bits.shape
     counts = np.zeros((n_classes, m), np.int64)
     for start in numba.prange((m + block - 1) // block):
@@ -132,8 +133,9 @@ def count_greater(data: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, 
     labels = np.asarray(labels)
     if labels.dtype.kind not in "biu":
         raise ValueError(f"labels must be integers, not {labels.dtype}")
-    return _count_greater(bits, np.ascontiguousarray(thresholds, np.uint16).ravel(), labels.astype(np.int64), 8192,
-                          n_classes)
+    return _count_greater(
+        bits, np.ascontiguousarray(thresholds, np.uint16).ravel(), labels.astype(np.int64), 8192, n_classes
+    )
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
@@ -193,8 +195,9 @@ def _pack(above: np.ndarray, out: np.ndarray) -> None:
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bits: np.ndarray,
-                      moments: np.ndarray) -> None:
+def _bits_moments_f16(
+    values: np.ndarray, keys: np.ndarray, with_bits: bool, bits: np.ndarray, moments: np.ndarray
+) -> None:
     n_layers, n, n_tokens, n_neurons = values.shape
     for layer in numba.prange(n_layers):
         above = np.zeros((n_neurons + 7) // 8 * 8, np.uint8)
@@ -217,8 +220,9 @@ def _bits_moments_f16(values: np.ndarray, keys: np.ndarray, with_bits: bool, bit
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _bits_moments_f32(values: np.ndarray, baseline: np.ndarray, with_bits: bool, bits: np.ndarray,
-                      moments: np.ndarray) -> None:
+def _bits_moments_f32(
+    values: np.ndarray, baseline: np.ndarray, with_bits: bool, bits: np.ndarray, moments: np.ndarray
+) -> None:
     n_layers, n, n_tokens, n_neurons = values.shape
     for layer in numba.prange(n_layers):
         above = np.zeros((n_neurons + 7) // 8 * 8, np.uint8)
@@ -269,8 +273,9 @@ def moment_stats(moments: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarra
     if moments.dtype == np.int64:  # exact per block (each slot < 2^53), so float64 holds each exactly
         m = moments.astype(np.float64).sum(axis=-4)
         total = m[..., 0, :, :] / FIXED_POINT_SCALE
-        squares = ((m[..., 1, :, :] * 2.0**40 + m[..., 2, :, :] * 2.0**21 + m[..., 3, :, :])
-                   / float(FIXED_POINT_SCALE) ** 2)
+        squares = (m[..., 1, :, :] * 2.0**40 + m[..., 2, :, :] * 2.0**21 + m[..., 3, :, :]) / float(
+            FIXED_POINT_SCALE
+        ) ** 2
     else:
         m = moments.sum(axis=-4)
         total, squares = m[..., 0, :, :], m[..., 1, :, :]
@@ -301,7 +306,7 @@ def _count_bits(words: np.ndarray, labels: np.ndarray, block: int, n_classes: in
                 label = labels[e]
                 if label < 0 or label >= n_classes:
                     continue
-                row = words[e, lo:lo + width]
+                row = words[e, lo : lo + width]
                 for k in range(8):
                     acc = lanes[label, k]
                     for j in range(width):
@@ -331,5 +336,5 @@ def count_bits(bits: np.ndarray, labels: np.ndarray, n_neurons: int, n_classes: 
     if row % 8:  # whole 64-bit words: zero bytes count nothing
         flat = np.pad(flat, ((0, 0), (0, -row % 8)))
     counts = _count_bits(flat.view(np.uint64), labels.astype(np.int64), 512, n_classes)
-    counts = counts[:, :row * 8]
+    counts = counts[:, : row * 8]
     return counts.reshape(n_classes, *bits.shape[1:-1], bits.shape[-1] * 8)[..., :n_neurons]

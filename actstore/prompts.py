@@ -52,15 +52,17 @@ class PromptSet:
 
     def __post_init__(self) -> None:
         if self.vectors.ndim != 3 or self.vectors.shape[0] != len(self.seeds):
-            raise ActstoreError(f"a prompt set must be (seed, token, hidden) with one row per seed; got "
-                                f"{self.vectors.shape}")
+            raise ActstoreError(
+                f"a prompt set must be (seed, token, hidden) with one row per seed; got {self.vectors.shape}"
+            )
         check_seeds(self.seeds)
         if self.vectors.shape[1] == 0:
             raise ActstoreError("a prompt needs at least one token")
         if not np.isfinite(self.vectors).all():
             raise ActstoreError(f"prompt from {self.source} holds inf or NaN values")
-        if self.seed_names and (len(self.seed_names) != len(self.seeds)
-                                or len(set(self.seed_names)) != len(self.seeds)):
+        if self.seed_names and (
+            len(self.seed_names) != len(self.seeds) or len(set(self.seed_names)) != len(self.seeds)
+        ):
             raise ActstoreError(f"seed names {list(self.seed_names)} do not name the seeds {list(self.seeds)} one each")
 
     @property
@@ -84,8 +86,15 @@ class PromptSet:
         return cls(held.vectors, spec.seeds, spec.source, spec.seed_names, spec.files)
 
     def spec(self, model: ModelSpec) -> PromptSpec:
-        return PromptSpec(model=model, seeds=self.seeds, n_tokens=self.n_tokens, checksum=self.checksum,
-                          source=self.source, seed_names=self.seed_names, files=self.files)
+        return PromptSpec(
+            model=model,
+            seeds=self.seeds,
+            n_tokens=self.n_tokens,
+            checksum=self.checksum,
+            source=self.source,
+            seed_names=self.seed_names,
+            files=self.files,
+        )
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -103,11 +112,15 @@ class PromptSet:
         if not get_layout(model.layout).prompt_positions:  # the prompt slots take no position embeddings
             needed = get_layout(model.layout).text_positions(model, max_length)
             if needed > model.max_positions:
-                raise ActstoreError(f"{max_length} text tokens exceed the {model.max_positions} positions of "
-                                    f"{model.name} (the '{model.layout}' layout's text takes up to {needed})")
+                raise ActstoreError(
+                    f"{max_length} text tokens exceed the {model.max_positions} positions of "
+                    f"{model.name} (the '{model.layout}' layout's text takes up to {needed})"
+                )
         elif self.n_tokens + max_length > model.max_positions:
-            raise ActstoreError(f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the "
-                                f"{model.max_positions} positions of {model.name}")
+            raise ActstoreError(
+                f"{self.n_tokens} prompt tokens + {max_length} text tokens exceed the "
+                f"{model.max_positions} positions of {model.name}"
+            )
 
     @classmethod
     def random(cls, seeds: Sequence[int], n_tokens: int, hidden: int) -> PromptSet:
@@ -141,8 +154,10 @@ class PromptSet:
         folder = robust_neurons_folder(task, architecture)
         if not any((path / folder).is_dir() for _, path in seed_folders):
             found = sorted({p.name for _, path in seed_folders for p in path.glob(f"{RN_TASKS[task]}Prompt*")})
-            raise ActstoreError(f"{root} holds no {folder} folder in any seed_<s> folder"
-                                + (f" (found {', '.join(found)}: prompts for another model)" if found else ""))
+            raise ActstoreError(
+                f"{root} holds no {folder} folder in any seed_<s> folder"
+                + (f" (found {', '.join(found)}: prompts for another model)" if found else "")
+            )
         rows, files = [], []
         for _, path in seed_folders:
             file = path / folder / RN_FILE
@@ -150,16 +165,22 @@ class PromptSet:
                 raise ActstoreError(f"missing prompt file {file}: every seed_<s> folder of {root} must hold one")
             array = _load_array(file)
             if array.ndim == 2 and array.shape[1] != hidden:
-                raise ActstoreError(f"{file}: prompt hidden size {array.shape[1]} does not match the model's "
-                                    f"hidden size {hidden}")
+                raise ActstoreError(
+                    f"{file}: prompt hidden size {array.shape[1]} does not match the model's hidden size {hidden}"
+                )
             if array.shape != (RN_TOKENS, hidden):
-                raise ActstoreError(f"{file}: a Robust-Neurons prompt is ({RN_TOKENS}, {hidden}), got shape "
-                                    f"{tuple(array.shape)}")
+                raise ActstoreError(
+                    f"{file}: a Robust-Neurons prompt is ({RN_TOKENS}, {hidden}), got shape {tuple(array.shape)}"
+                )
             rows.append(array)
             files.append(f"{file.relative_to(root).as_posix()} sha256:{file_sha256(file)}")
-        return cls(np.stack(rows), tuple(seed for seed, _ in seed_folders), f"robust-neurons:{root}",
-                   seed_names=tuple(path.name.removeprefix(RN_SEED_PREFIX) for _, path in seed_folders),
-                   files=tuple(files))
+        return cls(
+            np.stack(rows),
+            tuple(seed for seed, _ in seed_folders),
+            f"robust-neurons:{root}",
+            seed_names=tuple(path.name.removeprefix(RN_SEED_PREFIX) for _, path in seed_folders),
+            files=tuple(files),
+        )
 
 
 #: export formats: one torch file per seed (Prompt-Transferability), the same array as .npy, a PEFT checkpoint per
@@ -171,9 +192,16 @@ SOURCES = ("files", "robust-neurons")
 # ---- the Robust-Neurons release (Ackermann & Ohmer 2024; LeonAckermann/Robust-Neurons, continuous_prompts/)
 
 #: their task folder names, per actstore task: the 8 tasks they released prompts for
-RN_TASKS = {"imdb": "IMDB", "sst2": "SST2", "qnli": "QNLI", "qqp": "QQP", "mrpc": "MRPC",
-            "ethics_deontology": "ethicsdeontology", "ethics_justice": "ethicsjustice",
-            "movie_rationales": "movierationales"}
+RN_TASKS = {
+    "imdb": "IMDB",
+    "sst2": "SST2",
+    "qnli": "QNLI",
+    "qqp": "QQP",
+    "mrpc": "MRPC",
+    "ethics_deontology": "ethicsdeontology",
+    "ethics_justice": "ethicsjustice",
+    "movie_rationales": "movierationales",
+}
 #: their model folder suffix per architecture (``ModelSpec.architecture``)
 RN_MODELS = {"roberta": "Roberta", "t5": "T5", "bert": "Bert"}
 #: their prompts' length (100 soft tokens), file name and seed folder prefix
@@ -201,8 +229,10 @@ def _no_released_task(task: str) -> typing.NoReturn:
     if task not in task_names():
         raise ActstoreError(f"unknown task '{task}'; the Robust-Neurons release has {', '.join(RN_TASKS)}")
     if (clean := source_task(task)) in RN_TASKS:  # an adversarial task runs its clean source's prompts
-        raise ActstoreError(f"the Robust-Neurons release has no prompts of its own for task '{task}': it runs the "
-                            f"prompts of '{clean}'; import those with --task {clean}")
+        raise ActstoreError(
+            f"the Robust-Neurons release has no prompts of its own for task '{task}': it runs the "
+            f"prompts of '{clean}'; import those with --task {clean}"
+        )
     raise ActstoreError(f"the Robust-Neurons release has no prompts for task '{task}', only for {', '.join(RN_TASKS)}")
 
 
@@ -212,8 +242,9 @@ def robust_neurons_seed(name: str) -> int:
         return 0
     if name.isascii() and name.isdigit():
         return int(name)
-    raise ActstoreError(f"seed folder '{RN_SEED_PREFIX}{name}' is neither {RN_SEED_PREFIX}{RN_SU} nor "
-                        f"{RN_SEED_PREFIX}<number>")
+    raise ActstoreError(
+        f"seed folder '{RN_SEED_PREFIX}{name}' is neither {RN_SEED_PREFIX}{RN_SU} nor {RN_SEED_PREFIX}<number>"
+    )
 
 
 def robust_neurons_seeds(root: Path, task: str) -> list[tuple[int, Path]]:
@@ -226,18 +257,23 @@ def robust_neurons_seeds(root: Path, task: str) -> list[tuple[int, Path]]:
         raise ActstoreError(f"{root} is not a Robust-Neurons prompt tree: no such directory")
     folders = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(RN_SEED_PREFIX)]
     if not folders:
-        raise ActstoreError(f"{root} is not a Robust-Neurons prompt tree: no {RN_SEED_PREFIX}<s> folders "
-                            f"(expected {RN_SEED_PREFIX}<s>/<Task>Prompt<Model>/{RN_FILE})")
-    seeds = sorted(((robust_neurons_seed(p.name.removeprefix(RN_SEED_PREFIX)), p) for p in folders),
-                   key=lambda item: (item[1].name != RN_SEED_PREFIX + RN_SU, item[0]))
+        raise ActstoreError(
+            f"{root} is not a Robust-Neurons prompt tree: no {RN_SEED_PREFIX}<s> folders "
+            f"(expected {RN_SEED_PREFIX}<s>/<Task>Prompt<Model>/{RN_FILE})"
+        )
+    seeds = sorted(
+        ((robust_neurons_seed(p.name.removeprefix(RN_SEED_PREFIX)), p) for p in folders),
+        key=lambda item: (item[1].name != RN_SEED_PREFIX + RN_SU, item[0]),
+    )
     for (a, pa), (b, pb) in itertools.pairwise(seeds):
         if a == b:
             raise ActstoreError(f"{pa.name} and {pb.name} of {root} are both seed {a}")
     check_seeds([seed for seed, _ in seeds])
     prefix = f"{RN_TASKS[task]}Prompt"
     if not any(p.is_dir() and p.name.startswith(prefix) for _, path in seeds for p in path.iterdir()):
-        raise ActstoreError(f"{root} holds no prompts for task '{task}': no {prefix}<Model> folder in any "
-                            f"{RN_SEED_PREFIX}<s> folder")
+        raise ActstoreError(
+            f"{root} holds no prompts for task '{task}': no {prefix}<Model> folder in any {RN_SEED_PREFIX}<s> folder"
+        )
     return seeds
 
 
@@ -247,15 +283,17 @@ PEFT_KEY = "prompt_embeddings"
 
 def _read_prompt_file(path: Path) -> list[np.ndarray]:
     if path.is_dir():  # a PEFT checkpoint folder
-        path = next((path / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (path / n).is_file()),
-                    path)
+        path = next(
+            (path / n for n in ("adapter_model.safetensors", "adapter_model.bin") if (path / n).is_file()), path
+        )
     array = _load_array(path)
     if array.ndim == 2:
         return [array]
     if array.ndim == 3:
         return list(array)
-    raise ActstoreError(f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape "
-                        f"{array.shape}")
+    raise ActstoreError(
+        f"{path}: a prompt must be [tokens, hidden] or [seeds, tokens, hidden], got shape {array.shape}"
+    )
 
 
 def _load_array(path: Path) -> np.ndarray:
@@ -287,8 +325,9 @@ def _load_array(path: Path) -> np.ndarray:
     return np.asarray(array, dtype=np.float32)
 
 
-def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str, *, task: str = "",
-                   architecture: str = "") -> list[Path]:
+def export_prompts(
+    prompts: PromptSet, out: Path, fmt: str, base_model: str, *, task: str = "", architecture: str = ""
+) -> list[Path]:
     """Write one prompt per seed: ``seed<k>.pt`` ([tokens, hidden] float tensor), ``seed<k>.npy`` (the same array),
     a PEFT folder ``seed<k>/`` whose config names ``base_model`` (a hub id, so that PEFT can load it anywhere), or
     (robust-neurons) ``seed_<name>/<Task>Prompt<Model>/task_prompt`` of ``task`` for a model of ``architecture``,
@@ -301,8 +340,10 @@ def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str, *, 
     if fmt == "robust-neurons":
         folder = robust_neurons_folder(task, architecture)  # refused before anything is written
         if prompts.n_tokens != RN_TOKENS:
-            raise ActstoreError(f"the Robust-Neurons format holds {RN_TOKENS}-token prompts (their code's prompt "
-                                f"length); these have {prompts.n_tokens}")
+            raise ActstoreError(
+                f"the Robust-Neurons format holds {RN_TOKENS}-token prompts (their code's prompt "
+                f"length); these have {prompts.n_tokens}"
+            )
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -327,10 +368,16 @@ def export_prompts(prompts: PromptSet, out: Path, fmt: str, base_model: str, *, 
         folder = out / f"seed{seed}"
         folder.mkdir(exist_ok=True)
         save_file({PEFT_KEY: tensor}, folder / "adapter_model.safetensors")
-        config = {"peft_type": "PROMPT_TUNING", "task_type": "FEATURE_EXTRACTION",
-                  "base_model_name_or_path": base_model, "num_virtual_tokens": prompts.n_tokens,
-                  "token_dim": int(vectors.shape[1]), "num_transformer_submodules": 1,
-                  "prompt_tuning_init": "RANDOM", "inference_mode": True}
+        config = {
+            "peft_type": "PROMPT_TUNING",
+            "task_type": "FEATURE_EXTRACTION",
+            "base_model_name_or_path": base_model,
+            "num_virtual_tokens": prompts.n_tokens,
+            "token_dim": int(vectors.shape[1]),
+            "num_transformer_submodules": 1,
+            "prompt_tuning_init": "RANDOM",
+            "inference_mode": True,
+        }
         (folder / "adapter_config.json").write_text(json.dumps(config, indent=2))
         written.append(folder)
     return written

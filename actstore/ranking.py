@@ -45,8 +45,16 @@ PREDICTIVITY_DECIMALS = 12
 READS = ("acts", "bits")
 
 
-def rank(store: Store, task: str, *, split: str = "validation", baseline_from: str | None = None,
-         subtask: str | None = None, read: str | None = None, cross_layout: bool = False) -> xr.Dataset:
+def rank(
+    store: Store,
+    task: str,
+    *,
+    split: str = "validation",
+    baseline_from: str | None = None,
+    subtask: str | None = None,
+    read: str | None = None,
+    cross_layout: bool = False,
+) -> xr.Dataset:
     """Compute accuracy, predictivity and skill-neuron ranks for ``task`` and write them into the store.
 
     A multi-class task is ranked as a binary sub-task (``subtask``): ``"positive-vs-negative"``,
@@ -58,30 +66,51 @@ def rank(store: Store, task: str, *, split: str = "validation", baseline_from: s
     """
     if subtask is not None:
         if subtask == ONE_VS_REST:
-            raise ActstoreError(f"'{ONE_VS_REST}' gives one ranking per class: use rank_subtasks(store, '{task}', "
-                                f"['{ONE_VS_REST}'])")
-        made = rank_subtasks(store, task, [subtask], split=split, baseline_from=baseline_from, read=read,
-                             cross_layout=cross_layout)
+            raise ActstoreError(
+                f"'{ONE_VS_REST}' gives one ranking per class: use rank_subtasks(store, '{task}', ['{ONE_VS_REST}'])"
+            )
+        made = rank_subtasks(
+            store, task, [subtask], split=split, baseline_from=baseline_from, read=read, cross_layout=cross_layout
+        )
         return list(made.values())[-1]  # the sub-task asked for, or the combined ranking after its parts
     extracted = store.extraction_readers(task, split)
     spec = extracted[0].spec
     labels = extracted[0].labels
     if len(spec.label_names) != 2 or not np.isin(labels, (0, 1)).all():
-        raise ActstoreError(f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
-                            f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})")
+        raise ActstoreError(
+            f"ranking needs binary labels; task '{task}' has {len(spec.label_names)} classes: "
+            f"rank binary sub-tasks with --subtask ({', '.join(_examples(spec.label_names))})"
+        )
     if len(np.unique(labels)) < 2:  # every neuron would be "perfectly predictive" of the one class
-        raise ActstoreError(f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
-                            "a neuron's accuracy needs both")
+        raise ActstoreError(
+            f"{task}/{split} has examples of one class only ({spec.label_names[int(labels[0])]}): "
+            "a neuron's accuracy needs both"
+        )
     baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read, cross_layout)
     ranking = ranking_dataset(accuracy_from_counts(counts, labels), np.asarray(spec.seeds), stacks)
-    return _put(store, RankingSpec(task=task, split=split, baseline_task=baseline_task, model=spec.model,
-                                   prompt_checksum=spec.prompt_checksum, seeds=spec.seeds, n_examples=spec.n_examples),
-                ranking)
+    return _put(
+        store,
+        RankingSpec(
+            task=task,
+            split=split,
+            baseline_task=baseline_task,
+            model=spec.model,
+            prompt_checksum=spec.prompt_checksum,
+            seeds=spec.seeds,
+            n_examples=spec.n_examples,
+        ),
+        ranking,
+    )
 
 
-def _class_counts(store: Store, parts: list[ExtractionReader], labels: np.ndarray,
-                  baseline_from: str | None, read: str | None = None,
-                  cross_layout: bool = False) -> tuple[str, np.ndarray, list[str]]:
+def _class_counts(
+    store: Store,
+    parts: list[ExtractionReader],
+    labels: np.ndarray,
+    baseline_from: str | None,
+    read: str | None = None,
+    cross_layout: bool = False,
+) -> tuple[str, np.ndarray, list[str]]:
     """(baseline task, per class how often ``a > baseline``: (seed, class, layer, token, neuron), the stack of
     each layer), in one pass over the activations of each stack's extraction (``Store.extraction_readers``: T5's
     decoder after its encoder; labels outside the classes, e.g. -1, are left out)."""
@@ -92,25 +121,49 @@ def _class_counts(store: Store, parts: list[ExtractionReader], labels: np.ndarra
         raise ActstoreError(f"read must be one of {', '.join(READS)}, not {read}")
     bits_usable = spec.store_bits and spec.baseline_task == baseline_task
     if read == "bits" and not bits_usable:
-        raise ActstoreError(f"{spec.task}/{spec.split} kept no bits against the baseline of '{baseline_task}'" +
-                            (f" (its bits compare with '{spec.baseline_task}''s)" if spec.store_bits else ""))
+        raise ActstoreError(
+            f"{spec.task}/{spec.split} kept no bits against the baseline of '{baseline_task}'"
+            + (f" (its bits compare with '{spec.baseline_task}''s)" if spec.store_bits else "")
+        )
     if read == "acts" and not spec.store_acts:
         raise ActstoreError(f"{spec.task}/{spec.split} kept only its above-baseline bits: rank it from the bits")
     if bits_usable and read != "acts":  # compared at extraction: count the bits (a 16th of float16's bytes)
-        counts = [_reduce(part.array("bits"), partial(_count_bits, n_tokens=part.spec.n_positions,
-                                                      n_neurons=part.spec.model.n_neurons, n_classes=n_classes),
-                          (n_classes,), labels, None, n_neurons=part.spec.model.n_neurons) for part in parts]
+        counts = [
+            _reduce(
+                part.array("bits"),
+                partial(
+                    _count_bits,
+                    n_tokens=part.spec.n_positions,
+                    n_neurons=part.spec.model.n_neurons,
+                    n_classes=n_classes,
+                ),
+                (n_classes,),
+                labels,
+                None,
+                n_neurons=part.spec.model.n_neurons,
+            )
+            for part in parts
+        ]
     elif spec.store_acts:
         # every stack's baseline before the long pass
         baselines = [matching_baseline(store, baseline_task, part.spec, cross_layout) for part in parts]
-        counts = [_reduce(part.array("acts"), _count_kernel(spec.dtype, n_classes), (n_classes,), labels,
-                          kernels.thresholds_for(baseline, spec.dtype))
-                  for part, baseline in zip(parts, baselines)]
+        counts = [
+            _reduce(
+                part.array("acts"),
+                _count_kernel(spec.dtype, n_classes),
+                (n_classes,),
+                labels,
+                kernels.thresholds_for(baseline, spec.dtype),
+            )
+            for part, baseline in zip(parts, baselines)
+        ]
     elif spec.store_bits:
-        raise ActstoreError(f"{spec.task}/{spec.split} kept only its bits against the baseline of "
-                            f"'{spec.baseline_task}', not of '{baseline_task}': rank it with --baseline-from "
-                            f"{spec.baseline_task}, or extract it with --keep both --baseline-from {baseline_task} "
-                            "into a new store")
+        raise ActstoreError(
+            f"{spec.task}/{spec.split} kept only its bits against the baseline of "
+            f"'{spec.baseline_task}', not of '{baseline_task}': rank it with --baseline-from "
+            f"{spec.baseline_task}, or extract it with --keep both --baseline-from {baseline_task} "
+            "into a new store"
+        )
     else:
         raise ActstoreError(f"{spec.task}/{spec.split} was streamed without storing activations; re-extract it")
     return baseline_task, join_stacks(counts), [part.spec.stack for part in parts for _ in range(part.spec.n_layers)]
@@ -122,12 +175,17 @@ def join_stacks(parts: Sequence[np.ndarray]) -> np.ndarray:
     if len(parts) == 1:
         return parts[0]
     tokens = max(p.shape[-2] for p in parts)
-    padded = [np.pad(p.astype(np.float64), [(0, 0)] * (p.ndim - 2) + [(0, tokens - p.shape[-2]), (0, 0)],
-                     constant_values=np.nan) for p in parts]
+    padded = [
+        np.pad(
+            p.astype(np.float64), [(0, 0)] * (p.ndim - 2) + [(0, tokens - p.shape[-2]), (0, 0)], constant_values=np.nan
+        )
+        for p in parts
+    ]
     return np.concatenate(padded, axis=-3)
 
 
 # ---- multi-class tasks: binary sub-tasks (the first paper's approach) and one-vs-rest
+
 
 @dataclass(frozen=True)
 class Subtask:
@@ -151,8 +209,10 @@ def parse_subtask(name: str, label_names: Sequence[str]) -> Subtask:
     side, e.g. ``positive-vs-negative``, ``neutral-vs-rest``, ``negative+neutral-vs-positive``."""
     names = [n.lower() for n in label_names]
     sides = name.split("-vs-")
-    usage = (f"name a binary sub-task as <classes>-vs-<classes|rest> (classes of this task: {', '.join(label_names)}; "
-             f"e.g. {', '.join(_examples(label_names))})")
+    usage = (
+        f"name a binary sub-task as <classes>-vs-<classes|rest> (classes of this task: {', '.join(label_names)}; "
+        f"e.g. {', '.join(_examples(label_names))})"
+    )
     if len(sides) != 2 or not all(sides):
         raise ActstoreError(f"cannot read sub-task '{name}': {usage}")
     ids = []
@@ -181,9 +241,11 @@ def paper_pair(label_names: Sequence[str]) -> list[str]:
     ``positive-vs-negative`` and ``neutral-vs-rest``."""
     lower = [n.lower() for n in label_names]
     if len(label_names) != 3 or "neutral" not in lower:
-        raise ActstoreError(f"'{COMBINED}' fills skill neurons from the first paper's two sub-tasks of a 3-class task "
-                            f"with a 'neutral' class; this task has {', '.join(label_names)}: rank the sub-tasks and "
-                            "combine them with actstore.ranking.combine_rankings")
+        raise ActstoreError(
+            f"'{COMBINED}' fills skill neurons from the first paper's two sub-tasks of a 3-class task "
+            f"with a 'neutral' class; this task has {', '.join(label_names)}: rank the sub-tasks and "
+            "combine them with actstore.ranking.combine_rankings"
+        )
     neutral = label_names[lower.index("neutral")]
     first, second = (n for n in label_names if n != neutral)
     return [f"{second}-vs-{first}", f"{neutral}-vs-{REST}"]
@@ -199,9 +261,16 @@ def subtask_names(request: str, label_names: Sequence[str]) -> list[str]:
     return [parse_subtask(request, label_names).name]
 
 
-def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: str = "validation",
-                  baseline_from: str | None = None, read: str | None = None,
-                  cross_layout: bool = False) -> dict[str, xr.Dataset]:
+def rank_subtasks(
+    store: Store,
+    task: str,
+    subtasks: Sequence[str],
+    *,
+    split: str = "validation",
+    baseline_from: str | None = None,
+    read: str | None = None,
+    cross_layout: bool = False,
+) -> dict[str, xr.Dataset]:
     """Rank binary sub-tasks of a (multi-class) task in one pass over its activations; each ranking is stored as
     ``rankings/<task>:<subtask>`` and returned under that name, in request order.
 
@@ -221,29 +290,47 @@ def rank_subtasks(store: Store, task: str, subtasks: Sequence[str], *, split: st
     for part in parts.values():
         for side in (part.positive, part.negative):
             if not np.isin(labels, side).any():
-                raise ActstoreError(f"sub-task '{part.name}' of '{task}' has no {split} examples of "
-                                    f"{'+'.join(spec.label_names[i] for i in side)}")
+                raise ActstoreError(
+                    f"sub-task '{part.name}' of '{task}' has no {split} examples of "
+                    f"{'+'.join(spec.label_names[i] for i in side)}"
+                )
     baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read, cross_layout)
     made: dict[str, xr.Dataset] = {}
-    common = dict(task=task, split=split, baseline_task=baseline_task, model=spec.model,
-                  prompt_checksum=spec.prompt_checksum, seeds=spec.seeds)
+    common = dict(
+        task=task,
+        split=split,
+        baseline_task=baseline_task,
+        model=spec.model,
+        prompt_checksum=spec.prompt_checksum,
+        seeds=spec.seeds,
+    )
     class_names = lambda ids: tuple(spec.label_names[i] for i in ids)  # noqa: E731
     for part in parts.values():
         binary = np.stack([counts[:, list(part.negative)].sum(axis=1), counts[:, list(part.positive)].sum(axis=1)], 1)
         sub_labels = part.labels(labels)
         ranking = ranking_dataset(accuracy_from_counts(binary, sub_labels), np.asarray(spec.seeds), stacks)
-        made[part.name] = _put(store, RankingSpec(
-            **common, n_examples=int((sub_labels >= 0).sum()), subtask=part.name,
-            positive=class_names(part.positive), negative=class_names(part.negative)), ranking)
+        made[part.name] = _put(
+            store,
+            RankingSpec(
+                **common,
+                n_examples=int((sub_labels >= 0).sum()),
+                subtask=part.name,
+                positive=class_names(part.positive),
+                negative=class_names(part.negative),
+            ),
+            ranking,
+        )
     out = {}
     for request in subtasks:
         if request == COMBINED:
             pair = paper_pair(spec.label_names)
             included = np.isin(labels, [i for n in pair for i in (*parts[n].positive, *parts[n].negative)])
             out.update({f"{task}:{n}": made[n] for n in pair})
-            out[f"{task}:{COMBINED}"] = _put(store, RankingSpec(
-                **common, n_examples=int(included.sum()), subtask=COMBINED, parts=tuple(pair)),
-                combine_rankings([made[n] for n in pair]))
+            out[f"{task}:{COMBINED}"] = _put(
+                store,
+                RankingSpec(**common, n_examples=int(included.sum()), subtask=COMBINED, parts=tuple(pair)),
+                combine_rankings([made[n] for n in pair]),
+            )
         else:
             out.update({f"{task}:{n}": made[n] for n in subtask_names(request, spec.label_names)})
     return out
@@ -263,7 +350,7 @@ def combine_rankings(parts: Sequence[xr.Dataset]) -> xr.Dataset:
 
     if len(parts) < 1:
         raise ActstoreError("combine_rankings needs at least one ranking")
-    pred = np.stack([p["predictivity"].values for p in parts])          # (part, layer, neuron)
+    pred = np.stack([p["predictivity"].values for p in parts])  # (part, layer, neuron)
     best = pred.argmax(axis=0)
     n_layers, n_neurons = best.shape
     in_layer = np.empty((n_layers, n_neurons), np.int32)
@@ -276,8 +363,10 @@ def combine_rankings(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     glob = np.empty(n_layers * n_neurons, np.int64)
     glob[order] = np.arange(glob.size)
     pick = lambda name: np.take_along_axis(  # noqa: E731
-        np.stack([p[name].values for p in parts]), best.reshape(1, 1, n_layers, *([1] * (parts[0][name].ndim - 3)),
-                                                                 n_neurons), axis=0)[0]
+        np.stack([p[name].values for p in parts]),
+        best.reshape(1, 1, n_layers, *([1] * (parts[0][name].ndim - 3)), n_neurons),
+        axis=0,
+    )[0]
     first = parts[0]
     return xr.Dataset(
         {
@@ -366,8 +455,13 @@ def ranking_dataset(accuracy: np.ndarray, seeds: np.ndarray, stacks: Sequence[st
             "rank_in_layer": (dims2, in_layer),
             "rank_global": (dims2, glob.reshape(predictivity.shape)),
         },
-        coords={"seed": seeds, "layer": np.arange(n_layers), "token": np.arange(accuracy.shape[2]),
-                "neuron": np.arange(n_neurons), "layer_stack": ("layer", list(stacks or ["encoder"] * n_layers))},
+        coords={
+            "seed": seeds,
+            "layer": np.arange(n_layers),
+            "token": np.arange(accuracy.shape[2]),
+            "neuron": np.arange(n_neurons),
+            "layer_stack": ("layer", list(stacks or ["encoder"] * n_layers)),
+        },
     )
 
 
@@ -379,13 +473,17 @@ def top_neurons(ranking: xr.Dataset, k: int = 10) -> list[dict]:
     rows = []
     for index in np.argsort(flat)[:k]:
         layer, neuron = np.unravel_index(index, ranking["rank_global"].shape)
-        rows.append({
-            "rank": int(flat[index]) + 1, "stack": str(ranking["layer_stack"].values[layer]), "layer": int(layer),
-            "neuron": int(neuron),
-            # as ranked: tied neurons must not print as 0.6737 above 0.6738
-            "predictivity": round(float(ranking["predictivity"].values[layer, neuron]), PREDICTIVITY_DECIMALS),
-            "best_token": int(np.bincount(ranking["best_token"].values[:, layer, neuron]).argmax()),
-        })
+        rows.append(
+            {
+                "rank": int(flat[index]) + 1,
+                "stack": str(ranking["layer_stack"].values[layer]),
+                "layer": int(layer),
+                "neuron": int(neuron),
+                # as ranked: tied neurons must not print as 0.6737 above 0.6738
+                "predictivity": round(float(ranking["predictivity"].values[layer, neuron]), PREDICTIVITY_DECIMALS),
+                "best_token": int(np.bincount(ranking["best_token"].values[:, layer, neuron]).argmax()),
+            }
+        )
     return rows
 
 
@@ -410,8 +508,9 @@ def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None) -> np.ndarra
     return block_sum(data)[None]
 
 
-def _count_bits(data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_tokens: int, n_neurons: int,
-                n_classes: int) -> np.ndarray:
+def _count_bits(
+    data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_tokens: int, n_neurons: int, n_classes: int
+) -> np.ndarray:
     """Per label, how many of a block's packed bits (e, token*byte) are set → (n_classes, token*neuron)."""
     counts = kernels.count_bits(data.reshape(data.shape[0], n_tokens, -1), labels, n_neurons, n_classes)
     return counts.reshape(n_classes, -1)
@@ -429,8 +528,14 @@ BITS_PER_TASK = 16
 READ_BYTES = 8 * 2**20
 
 
-def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: np.ndarray | None,
-            per_neuron: np.ndarray | None, n_neurons: int | None = None) -> np.ndarray:
+def _reduce(
+    array: zarr.Array,
+    kernel: Callable,
+    out: tuple[int, ...],
+    labels: np.ndarray | None,
+    per_neuron: np.ndarray | None,
+    n_neurons: int | None = None,
+) -> np.ndarray:
     """Apply ``kernel(chunk (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every storage chunk of
     ``array`` (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on
     the current dask scheduler (``scheduler.using``). A task reads ``CHUNKS_PER_TASK`` storage chunks (bits: 16
@@ -455,17 +560,36 @@ def _reduce(array: zarr.Array, kernel: Callable, out: tuple[int, ...], labels: n
         new_axes.update(t=n_tokens, n=n_neurons or last)
     if labels is not None:
         args += [shared(labels, (block * per_task,)), "g"]
-    per_group = da.blockwise(_task, "sgcltn", *args, new_axes=new_axes, align_arrays=False, concatenate=True,
-                             dtype=np.float64 if array.dtype == np.float32 else np.int64, array=array, grid=grid.shape,
-                             per_task=per_task, kernel=kernel, thresholds=per_neuron is not None,
-                             classes=labels is not None)
+    per_group = da.blockwise(
+        _task,
+        "sgcltn",
+        *args,
+        new_axes=new_axes,
+        align_arrays=False,
+        concatenate=True,
+        dtype=np.float64 if array.dtype == np.float32 else np.int64,
+        array=array,
+        grid=grid.shape,
+        per_task=per_task,
+        kernel=kernel,
+        thresholds=per_neuron is not None,
+        classes=labels is not None,
+    )
     readers = dask.config.get("num_workers", None) or READERS_PER_CORE * (os.cpu_count() or 1)
     with dask.config.set(num_workers=readers):
         return per_group.sum(axis=1).compute()
 
 
-def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[int, int, int], per_task: int,
-          kernel: Callable, thresholds: bool, classes: bool) -> np.ndarray:
+def _task(
+    index: np.ndarray,
+    *given: np.ndarray,
+    array: zarr.Array,
+    grid: tuple[int, int, int],
+    per_task: int,
+    kernel: Callable,
+    thresholds: bool,
+    classes: bool,
+) -> np.ndarray:
     """One task of ``_reduce``: its storage chunks read a few MB at a time, each read counted → (1, 1, out, 1, token,
     neuron); module level, so that workers import it. The kernel runs on this task's thread alone: dask runs a task per
     core, and numba's own threads on top of them would only contend for the same cores."""
@@ -479,7 +603,7 @@ def _task(index: np.ndarray, *given: np.ndarray, array: zarr.Array, grid: tuple[
     step = max(1, READ_BYTES // chunk_bytes)  # storage chunks per read
     first, end = g * per_task, min((g + 1) * per_task, -(-array.shape[1] // block))
     for b in range(first, end, step):
-        data = array[s, b * block:min(b + step, end) * block, layer]
+        data = array[s, b * block : min(b + step, end) * block, layer]
         rows = slice((b - first) * block, (b - first) * block + data.shape[0])
         counts = kernel(data.reshape(data.shape[0], -1), per_neuron, None if labels is None else labels[rows])
         total = counts if total is None else total + counts

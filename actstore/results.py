@@ -42,19 +42,41 @@ class ResultKind:
 
 
 #: every kind of result actstore stores, in the order ``info`` and the report's index list them
-KINDS: dict[str, ResultKind] = {kind.name: kind for kind in (
-    ResultKind("tuning", "dev accuracy curves of the tuned prompts, per seed", "actstore tune"),
-    ResultKind("tuning-seed", "one seed's tuning, kept until every seed is in", "actstore tune"),
-    ResultKind("evaluation", "accuracy per seed of a task's prompts on a task's data", "actstore eval"),
-    ResultKind("transfer", "prompt transferability between tasks", "actstore transfer --tasks A,B,...",
-               "transferability", (1, 6)),
-    ResultKind("correlation", "task specificity: Spearman's ρ of predictivities", "actstore correlate --tasks A,B",
-               "task specificity", (3, 7)),
-    ResultKind("suppression", "accuracy against the share of skill or random neurons suppressed",
-               "actstore suppress --task A [--neurons-from B]", "suppression", (4,)),
-    ResultKind("adversarial", "overlap of clean and adversarial skill neurons", "actstore compare-adversarial",
-               "adversarial predictivity"),
-)}
+KINDS: dict[str, ResultKind] = {
+    kind.name: kind
+    for kind in (
+        ResultKind("tuning", "dev accuracy curves of the tuned prompts, per seed", "actstore tune"),
+        ResultKind("tuning-seed", "one seed's tuning, kept until every seed is in", "actstore tune"),
+        ResultKind("evaluation", "accuracy per seed of a task's prompts on a task's data", "actstore eval"),
+        ResultKind(
+            "transfer",
+            "prompt transferability between tasks",
+            "actstore transfer --tasks A,B,...",
+            "transferability",
+            (1, 6),
+        ),
+        ResultKind(
+            "correlation",
+            "task specificity: Spearman's ρ of predictivities",
+            "actstore correlate --tasks A,B",
+            "task specificity",
+            (3, 7),
+        ),
+        ResultKind(
+            "suppression",
+            "accuracy against the share of skill or random neurons suppressed",
+            "actstore suppress --task A [--neurons-from B]",
+            "suppression",
+            (4,),
+        ),
+        ResultKind(
+            "adversarial",
+            "overlap of clean and adversarial skill neurons",
+            "actstore compare-adversarial",
+            "adversarial predictivity",
+        ),
+    )
+}
 
 
 def describe(kind: str) -> str:

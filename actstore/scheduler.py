@@ -42,8 +42,10 @@ def using(scheduler: str | None = None, store: str | Path | StoreLocation | None
     this process's memory (``memory://``) on any scheduler but threads: worker processes would not see it."""
     scheduler = scheduler or os.environ.get(ENV) or THREADS
     if scheduler != THREADS and store is not None and open_backend(store).in_process:
-        raise ActstoreError(f"{store} lives in this process's memory, which dask's worker processes do not see: "
-                            "use --scheduler threads, or a store on disk or in object storage")
+        raise ActstoreError(
+            f"{store} lives in this process's memory, which dask's worker processes do not see: "
+            "use --scheduler threads, or a store on disk or in object storage"
+        )
     if scheduler == THREADS:
         with dask.config.set(scheduler=THREADS):
             yield None
@@ -71,8 +73,10 @@ def local_cluster(**options: Any) -> Iterator[Any]:
     ``NUMBA_NUM_THREADS``."""
     distributed = _import_distributed()
     environ = {"NUMBA_NUM_THREADS": "1", **dask.config.get("distributed.nanny.pre-spawn-environ", {})}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ}), \
-            distributed.LocalCluster(processes=True, dashboard_address=":0", **options) as cluster:
+    with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        distributed.LocalCluster(processes=True, dashboard_address=":0", **options) as cluster,
+    ):
         yield cluster
 
 

@@ -98,9 +98,11 @@ def layout_mismatch(what: str, made_for: ModelSpec, used: ModelSpec) -> str | No
     """Why ``what``, made in one input layout, may not be combined with a run in another (None: same layout)."""
     if made_for.layout == used.layout:
         return None
-    return (f"the {what} were made in the '{made_for.layout}' layout, not '{used.layout}': prompts and activations "
-            f"of different layouts are different experiments; run with --layout {made_for.layout}, or pass "
-            "--cross-layout to combine them on purpose")
+    return (
+        f"the {what} were made in the '{made_for.layout}' layout, not '{used.layout}': prompts and activations "
+        f"of different layouts are different experiments; run with --layout {made_for.layout}, or pass "
+        "--cross-layout to combine them on purpose"
+    )
 
 
 #: the two stacks of an encoder-decoder model; encoder-only models have the first alone

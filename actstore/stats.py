@@ -23,9 +23,16 @@ def activation_stats(store: Store, task: str, split: str = "validation", *, stac
     else:
         acts = store.activations(task, split, stack=stack).data  # with no extraction, the usual one-line error
         assert spec is not None
-        moments = da.blockwise(_block_moments, "sbmln", acts, "sbltn", new_axes={"m": MOMENT_SLOTS},
-                               adjust_chunks={"b": 1}, concatenate=True,
-                               dtype=np.int64 if spec.dtype == "float16" else np.float64).compute()
+        moments = da.blockwise(
+            _block_moments,
+            "sbmln",
+            acts,
+            "sbltn",
+            new_axes={"m": MOMENT_SLOTS},
+            adjust_chunks={"b": 1},
+            concatenate=True,
+            dtype=np.int64 if spec.dtype == "float16" else np.float64,
+        ).compute()
     mean, std = moment_stats(moments, spec.n_examples * spec.n_positions)
     dims = ("seed", "layer", "neuron")
     coords = coordinates(spec)

@@ -61,31 +61,42 @@ class SuppressOptions:
         if self.scope not in SCOPES:
             raise ActstoreError(f"unknown suppression scope '{self.scope}'; use {', '.join(SCOPES)}")
         if self.random_draws < 2:
-            raise ActstoreError(f"the random control is reported as mean ± std over draws: --random-draws must be "
-                                f"at least 2, got {self.random_draws}")
+            raise ActstoreError(
+                f"the random control is reported as mean ± std over draws: --random-draws must be "
+                f"at least 2, got {self.random_draws}"
+            )
         if not (math.isfinite(self.noise_scale) and self.noise_scale > 0):
             raise ActstoreError(f"the noise scale must be a positive number, got {self.noise_scale}")
         if not (isinstance(self.random_seed, int) and 0 <= self.random_seed <= MAX_SEED):
-            raise ActstoreError(f"the seed of the random controls must be an integer from 0 to {MAX_SEED}, "
-                                f"got {self.random_seed!r}")
+            raise ActstoreError(
+                f"the seed of the random controls must be an integer from 0 to {MAX_SEED}, got {self.random_seed!r}"
+            )
 
 
 def activation_spread(store: Store, task: str, split: str = "validation") -> np.ndarray:
     """(seed, layer, neuron) std of the activations over examples and prompt tokens (T5's decoder: its decoding
     step), every stack's layers in turn, from the moments kept during extraction (a bits-only store has them)."""
-    return np.concatenate([activation_stats(store, task, split, stack=stack)["std"].values
-                           for stack in store.stacks(task, split)], axis=1)
+    return np.concatenate(
+        [activation_stats(store, task, split, stack=stack)["std"].values for stack in store.stacks(task, split)], axis=1
+    )
 
 
 def baseline_mean(store: Store, task: str) -> np.ndarray:
     """(seed, layer, neuron) the train baseline (Eq. 2) averaged over the prompt tokens, every stack's layers in
     turn."""
-    return np.concatenate([store.baseline(task, stack).mean("token").values for stack in store.stacks(task, "train")],
-                          axis=1)
+    return np.concatenate(
+        [store.baseline(task, stack).mean("token").values for stack in store.stacks(task, "train")], axis=1
+    )
 
 
-def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = None, *,
-                     device: torch.device | str = "cpu", noise_seed: int = 0) -> Callable[[int], ActivationHook]:
+def suppression_edit(
+    mask: np.ndarray,
+    mode: str,
+    values: np.ndarray | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    noise_seed: int = 0,
+) -> Callable[[int], ActivationHook]:
     """``edit(seed_index)`` for ``evaluation.accuracy``: rewrite the masked neurons at every position.
 
     ``values`` (seed, layer, neuron) holds the replacement (mode ``mean``) or the noise std (mode ``noise``).
@@ -121,9 +132,18 @@ def suppression_edit(mask: np.ndarray, mode: str, values: np.ndarray | None = No
     return for_seed
 
 
-def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split,
-             options: SuppressOptions = SuppressOptions(), *, neurons_from: str | None = None,
-             batch_size: int = 16, max_length: int = 128, tick: Tick | None = None) -> xr.Dataset:
+def suppress(
+    store: Store,
+    model: PromptedModel,
+    task: TaskSpec,
+    split: Split,
+    options: SuppressOptions = SuppressOptions(),
+    *,
+    neurons_from: str | None = None,
+    batch_size: int = 16,
+    max_length: int = 128,
+    tick: Tick | None = None,
+) -> xr.Dataset:
     """Accuracy per seed and percentage with the skill neurons of ``neurons_from`` (default: the task itself)
     suppressed, and with as many random neurons per layer; stored under results/suppression.
 
@@ -138,15 +158,22 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split,
     prompts = usable_prompts(store, source, model, max_length)
     model.check_made_for(f"ranking of '{neurons_from}'", ranked.model)
     if len(prompts.seeds) < 2:
-        raise ActstoreError(f"suppression is reported as mean ± std over seeds, but the prompts of '{source}' have "
-                            f"{len(prompts.seeds)} seed; tune at least 2")
+        raise ActstoreError(
+            f"suppression is reported as mean ± std over seeds, but the prompts of '{source}' have "
+            f"{len(prompts.seeds)} seed; tune at least 2"
+        )
     values = None
     if options.mode != "zero":
         if ranked.prompt_checksum != prompts.checksum:
-            raise ActstoreError(f"mode '{options.mode}' uses statistics of '{neurons_from}' made with other prompts "
-                                f"than those of '{source}'; use mode zero")
-        values = (baseline_mean(store, ranked.baseline_task) if options.mode == "mean"
-                  else options.noise_scale * activation_spread(store, neurons_from, ranked.split))
+            raise ActstoreError(
+                f"mode '{options.mode}' uses statistics of '{neurons_from}' made with other prompts "
+                f"than those of '{source}'; use mode zero"
+            )
+        values = (
+            baseline_mean(store, ranked.baseline_task)
+            if options.mode == "mean"
+            else options.noise_scale * activation_spread(store, neurons_from, ranked.split)
+        )
 
     n_seeds, (n_layers, n_neurons) = len(prompts.seeds), ranking["predictivity"].shape
     unsuppressed: list[np.ndarray] = []
@@ -154,8 +181,9 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split,
     def run(mask: np.ndarray, noise_seed: int) -> np.ndarray:
         if not mask.any():  # nothing to suppress: the plain accuracy, computed once
             if not unsuppressed:
-                unsuppressed.append(accuracy(model, task, split, prompts, batch_size=batch_size,
-                                             max_length=max_length, tick=tick))
+                unsuppressed.append(
+                    accuracy(model, task, split, prompts, batch_size=batch_size, max_length=max_length, tick=tick)
+                )
             elif tick:
                 tick(len(split) * n_seeds)
             return unsuppressed[0]
@@ -173,16 +201,31 @@ def suppress(store: Store, model: PromptedModel, task: TaskSpec, split: Split,
         for d, ranks in enumerate(draws):
             control[d, :, i] = run(ranks < counts[i][:, None], noise_seed=options.random_seed + 1 + d)
 
-    spec = {"kind": "suppression", **run_spec(task, split, source, model, prompts, max_length),
-            "neurons_from": neurons_from, "mode": options.mode, "scope": options.scope,
-            "percents": [float(p) for p in options.percents], "random_draws": options.random_draws,
-            "random_seed": options.random_seed, "noise_scale": options.noise_scale, "count_rule": "floor"}
+    spec = {
+        "kind": "suppression",
+        **run_spec(task, split, source, model, prompts, max_length),
+        "neurons_from": neurons_from,
+        "mode": options.mode,
+        "scope": options.scope,
+        "percents": [float(p) for p in options.percents],
+        "random_draws": options.random_draws,
+        "random_seed": options.random_seed,
+        "noise_scale": options.noise_scale,
+        "count_rule": "floor",
+    }
     result = xr.Dataset(
-        {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control),
-         "suppressed": (("percent", "layer"), counts)},
-        coords={"seed": np.asarray(prompts.seeds), "percent": np.asarray(options.percents, dtype=np.float64),
-                "draw": np.arange(options.random_draws), "layer": np.arange(n_layers),
-                "layer_stack": ranking["layer_stack"]},
+        {
+            "accuracy_skill": (("seed", "percent"), skill),
+            "accuracy_random": (("draw", "seed", "percent"), control),
+            "suppressed": (("percent", "layer"), counts),
+        },
+        coords={
+            "seed": np.asarray(prompts.seeds),
+            "percent": np.asarray(options.percents, dtype=np.float64),
+            "draw": np.arange(options.random_draws),
+            "layer": np.arange(n_layers),
+            "layer_stack": ranking["layer_stack"],
+        },
     )
     name = suppression_name(task.name, neurons_from, options.mode, options.scope)
     store.put_result("suppression", name, spec, result)

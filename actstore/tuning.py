@@ -55,16 +55,23 @@ class TuneOptions:
     def __post_init__(self) -> None:
         if isinstance(self.n_tokens, bool) or not isinstance(self.n_tokens, int) or self.n_tokens <= 0:
             raise ActstoreError(f"prompt length must be positive, got {self.n_tokens!r}")
-        check_positive(batch_size=self.batch_size, grad_accum=self.grad_accum, max_length=self.max_length,
-                       max_steps=self.max_steps, eval_every=self.eval_every, patience=self.patience,
-                       eval_batch_size=self.eval_batch_size)
+        check_positive(
+            batch_size=self.batch_size,
+            grad_accum=self.grad_accum,
+            max_length=self.max_length,
+            max_steps=self.max_steps,
+            eval_every=self.eval_every,
+            patience=self.patience,
+            eval_batch_size=self.eval_batch_size,
+        )
         if self.lr is not None:
             check_positive_number(lr=self.lr)
         if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
             raise ActstoreError(f"weight-decay must be a number ≥ 0, got {self.weight_decay!r}")
         if self.batch_size % self.grad_accum:
-            raise ActstoreError(f"batch size ({self.batch_size}) must be a multiple of --grad-accum "
-                                f"({self.grad_accum})")
+            raise ActstoreError(
+                f"batch size ({self.batch_size}) must be a multiple of --grad-accum ({self.grad_accum})"
+            )
 
     def for_model(self, model: PromptedModel) -> TuneOptions:
         """Fill in the architecture's default learning rate."""
@@ -85,8 +92,16 @@ class SeedResult:
     wall_s: float
 
 
-def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seed: int, options: TuneOptions,
-              on_step: StepReport | None = None, on_eval: EvalReport | None = None) -> SeedResult:
+def tune_seed(
+    model: PromptedModel,
+    task: TaskSpec,
+    train: Split,
+    dev: Split,
+    seed: int,
+    options: TuneOptions,
+    on_step: StepReport | None = None,
+    on_eval: EvalReport | None = None,
+) -> SeedResult:
     """Train one seed's prompt with AdamW on the label-word cross-entropy; early-stop on dev accuracy."""
     options = options.for_model(model)
     start = time.perf_counter()
@@ -108,11 +123,12 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
         optimiser.zero_grad(set_to_none=True)
         total = 0.0
         for lo in range(0, len(rows), micro):
-            part = rows[lo:lo + micro]
+            part = rows[lo : lo + micro]
             batch = model.encode([train.texts[i] for i in part], options.max_length, train.task)
             logits = model.label_logits(batch, prompt, words)
-            loss = (torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device))
-                    * len(part) / len(rows))
+            loss = (
+                torch.nn.functional.cross_entropy(logits.float(), labels[part].to(model.device)) * len(part) / len(rows)
+            )
             loss.backward()
             total += float(loss.detach())
         optimiser.step()
@@ -133,8 +149,16 @@ def tune_seed(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, se
                 since_best += 1
                 if since_best >= options.patience:
                     break
-    return SeedResult(seed, best[2], np.asarray(steps), np.asarray(losses), np.asarray(accs), best[1], best[0],
-                      time.perf_counter() - start)
+    return SeedResult(
+        seed,
+        best[2],
+        np.asarray(steps),
+        np.asarray(losses),
+        np.asarray(accs),
+        best[1],
+        best[0],
+        time.perf_counter() - start,
+    )
 
 
 def _batches(n: int, size: int, seed: int):
@@ -143,28 +167,38 @@ def _batches(n: int, size: int, seed: int):
     while True:
         order = rng.permutation(n)
         for lo in range(0, n - size + 1 if n >= size else 1, size):
-            yield order[lo:lo + size]
+            yield order[lo : lo + size]
 
 
-def _dev_accuracy(model: PromptedModel, dev: Split, prompt: torch.Tensor, words: list[int],
-                  options: TuneOptions) -> float:
-    logits = scores(model, dev, prompt.detach(), words, batch_size=options.eval_batch_size,
-                    max_length=options.max_length)
+def _dev_accuracy(
+    model: PromptedModel, dev: Split, prompt: torch.Tensor, words: list[int], options: TuneOptions
+) -> float:
+    logits = scores(
+        model, dev, prompt.detach(), words, batch_size=options.eval_batch_size, max_length=options.max_length
+    )
     return float((logits.argmax(axis=1) == dev.labels).mean())
 
 
-def tune_spec(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
-              options: TuneOptions) -> dict:
+def tune_spec(
+    model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int], options: TuneOptions
+) -> dict:
     """Everything that determines the tuned prompts: a stored run resumes only under the same spec."""
-    return {"kind": "tuning", "task": task.name, "model": to_attrs(model.spec), "seeds": list(seeds),
-            "options": to_attrs(options.for_model(model)), "label_words": list(task.label_words),
-            "label_ids": model.label_ids(task),
-            "train": {"n_examples": len(train), "fingerprint": train.fingerprint},
-            "dev": {"n_examples": len(dev), "fingerprint": dev.fingerprint}}
+    return {
+        "kind": "tuning",
+        "task": task.name,
+        "model": to_attrs(model.spec),
+        "seeds": list(seeds),
+        "options": to_attrs(options.for_model(model)),
+        "label_words": list(task.label_words),
+        "label_ids": model.label_ids(task),
+        "train": {"n_examples": len(train), "fingerprint": train.fingerprint},
+        "dev": {"n_examples": len(dev), "fingerprint": dev.fingerprint},
+    }
 
 
-def check_tune(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
-               options: TuneOptions) -> tuple[int, ...]:
+def check_tune(
+    model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int], options: TuneOptions
+) -> tuple[int, ...]:
     """Everything about a tuning run that can be checked without its store (so before a command opens, and so
     creates, one): seeds, both splits, the prompt's fit and the label words. Returns the seeds."""
     seeds = check_seeds(seeds)
@@ -176,10 +210,19 @@ def check_tune(model: PromptedModel, task: TaskSpec, train: Split, dev: Split, s
     return seeds
 
 
-def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: Split, seeds: Sequence[int],
-         options: TuneOptions = TuneOptions(), on_step: StepReport | None = None,
-         on_seed: Callable[[SeedResult], None] | None = None, shard: Shard = Shard(),
-         on_eval: EvalReport | None = None) -> xr.Dataset:
+def tune(
+    store: Store,
+    model: PromptedModel,
+    task: TaskSpec,
+    train: Split,
+    dev: Split,
+    seeds: Sequence[int],
+    options: TuneOptions = TuneOptions(),
+    on_step: StepReport | None = None,
+    on_seed: Callable[[SeedResult], None] | None = None,
+    shard: Shard = Shard(),
+    on_eval: EvalReport | None = None,
+) -> xr.Dataset:
     """Tune every seed (of this rank's share) not yet in the store, each stored as it finishes; once every seed
     is in, publish results/tuning/<task> and the prompts (under a launcher: the last rank to finish does).
     Returns the tuning results of the seeds stored so far."""
@@ -187,8 +230,9 @@ def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: 
     spec = tune_spec(model, task, train, dev, seeds, options)
     existing = store.prompt_spec(task.name)
     if existing is not None and not existing.source.startswith("tuned"):
-        raise ActstoreError(f"{store.location} already holds {existing.source} prompts for '{task.name}'; use another "
-                            "store")
+        raise ActstoreError(
+            f"{store.location} already holds {existing.source} prompts for '{task.name}'; use another store"
+        )
     done = _stored_seeds(store, task.name, spec)
     for i, seed in enumerate(seeds):
         if seed in done or not shard.owns(i):
@@ -201,8 +245,9 @@ def tune(store: Store, model: PromptedModel, task: TaskSpec, train: Split, dev: 
     done.update(_stored_seeds(store, task.name, spec))  # the other ranks' seeds
     if all(s in done for s in seeds) and store.prompt_spec(task.name) is None:
         store.put_result("tuning", task.name, spec, _tuning_dataset([done[s] for s in seeds]))
-        prompts = PromptSet(np.stack([done[s].prompt for s in seeds]), tuple(seeds),
-                            f"tuned:{store.name}/results/tuning/{task.name}")
+        prompts = PromptSet(
+            np.stack([done[s].prompt for s in seeds]), tuple(seeds), f"tuned:{store.name}/results/tuning/{task.name}"
+        )
         store.put_prompts(task.name, prompts.vectors, prompts.spec(model.spec))
     return _tuning_dataset([done[s] for s in seeds if s in done]).assign_attrs(spec=spec)
 
@@ -225,19 +270,31 @@ def _stored_seeds(store: Store, task: str, spec: dict) -> dict[int, SeedResult]:
 def _seed_results(store: Store, task: str, spec: dict, old: xr.Dataset) -> dict[int, SeedResult]:
     # label_ids: not kept before the ids were refused unless one token, so the same ids; the model's later fields:
     # their defaults
-    stored = {"label_ids": spec["label_ids"], **old.attrs["spec"],
-              "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"]))}
+    stored = {
+        "label_ids": spec["label_ids"],
+        **old.attrs["spec"],
+        "model": to_attrs(from_attrs(ModelSpec, old.attrs["spec"]["model"])),
+    }
     if stored != spec:
         changed = sorted(k for k in spec if stored.get(k) != spec[k])
-        raise ActstoreError(f"{store.location} holds prompts of '{task}' tuned with other settings "
-                            f"({', '.join(changed)} differ); use another store or the original settings")
+        raise ActstoreError(
+            f"{store.location} holds prompts of '{task}' tuned with other settings "
+            f"({', '.join(changed)} differ); use another store or the original settings"
+        )
     out = {}
     for s in old["seed"].values.tolist():
         row = old.sel(seed=s)
         keep = np.isfinite(row["dev_accuracy"].values)
-        out[s] = SeedResult(s, row["prompt"].values, row["curve_step"].values[keep].astype(int),
-                            row["loss"].values[keep], row["dev_accuracy"].values[keep], int(row["best_step"]),
-                            float(row["best_accuracy"]), float(row["wall_s"]))
+        out[s] = SeedResult(
+            s,
+            row["prompt"].values,
+            row["curve_step"].values[keep].astype(int),
+            row["loss"].values[keep],
+            row["dev_accuracy"].values[keep],
+            int(row["best_step"]),
+            float(row["best_accuracy"]),
+            float(row["wall_s"]),
+        )
     return out
 
 

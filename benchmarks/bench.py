@@ -102,8 +102,9 @@ def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
         with torch.inference_mode():
             start = time.perf_counter()
             for i in range(0, len(split), options.batch_size):
-                model.label_logits(model.encode(split.texts[i:i + options.batch_size], options.max_length), prompt,
-                                   words)
+                model.label_logits(
+                    model.encode(split.texts[i : i + options.batch_size], options.max_length), prompt, words
+                )
             return len(split) / (time.perf_counter() - start)
 
     warm = Store(root / "warm-up.zarr", mode="a")
@@ -118,9 +119,13 @@ def bench_extraction(model, split, train, prompts, options, root: Path) -> dict:
         extract(store, model, split_task(), split, prompts, replace(options, keep=keep))
         rates[keep] = len(split) / (time.perf_counter() - start)
     forward = (before + plain()) / 2
-    return {"plain_forward_examples_per_s": forward, "extract_examples_per_s": rates["both"],
-            "extract_bits_examples_per_s": rates["bits"], "ratio": rates["both"] / forward,
-            "bits_ratio": rates["bits"] / forward}
+    return {
+        "plain_forward_examples_per_s": forward,
+        "extract_examples_per_s": rates["both"],
+        "extract_bits_examples_per_s": rates["bits"],
+        "ratio": rates["both"] / forward,
+        "bits_ratio": rates["bits"] / forward,
+    }
 
 
 def bench_layouts(split, prompts, options, root: Path) -> dict:
@@ -146,8 +151,9 @@ def timed_write(store: Store, spec: ExtractionSpec, acts: np.ndarray, n_blocks: 
     """Seconds for ExtractionWriter to store ``n_blocks`` blocks (chunks + CRC32C + made durable + done markers) of
     float16 values alone (the spec without bits, moments and texts), as a raw write writes them."""
     spec = replace(spec, store_bits=False, baseline_task="", store_moments=False, n_text_fields=0)
-    writer = open_writer(store, spec, Examples(np.zeros(spec.n_examples, np.int64), "bench",
-                                                    np.arange(spec.n_examples)))
+    writer = open_writer(
+        store, spec, Examples(np.zeros(spec.n_examples, np.int64), "bench", np.arange(spec.n_examples))
+    )
     scores = np.zeros((spec.block, 2), np.float32)
     start = time.perf_counter()
     for b in range(n_blocks):
@@ -172,8 +178,12 @@ def bench_write(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: in
 
     ours_s, raw_s = medians(ours, lambda: raw_write(root / "raw.bin", acts, n_blocks))
     nbytes = acts.nbytes * n_blocks
-    return {"bytes": nbytes, "store_write_MB_per_s": nbytes / ours_s / 1e6,
-            "raw_write_fsync_MB_per_s": nbytes / raw_s / 1e6, "ratio": raw_s / ours_s}
+    return {
+        "bytes": nbytes,
+        "store_write_MB_per_s": nbytes / ours_s / 1e6,
+        "raw_write_fsync_MB_per_s": nbytes / raw_s / 1e6,
+        "ratio": raw_s / ours_s,
+    }
 
 
 def bench_ledger(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: int) -> dict:
@@ -190,16 +200,21 @@ def bench_ledger(spec: ExtractionSpec, acts: np.ndarray, root: Path, n_blocks: i
         array = Store(paths[bound]).root[f"extractions/{spec.task}/{spec.split}/acts"]
         start = time.perf_counter()
         for b in range(n_blocks):
-            np.asarray(array[0, b * spec.block:(b + 1) * spec.block])
+            np.asarray(array[0, b * spec.block : (b + 1) * spec.block])
         return time.perf_counter() - start
 
     bound_w, plain_w = medians(lambda: write(True), lambda: write(False))
     bound_r, plain_r = medians(lambda: read(True), lambda: read(False))
     nbytes = acts.nbytes * n_blocks
-    return {"bytes": nbytes, "bound_write_MB_per_s": nbytes / bound_w / 1e6,
-            "crc_write_MB_per_s": nbytes / plain_w / 1e6, "write_ratio": plain_w / bound_w,
-            "bound_read_MB_per_s": nbytes / bound_r / 1e6, "crc_read_MB_per_s": nbytes / plain_r / 1e6,
-            "read_ratio": plain_r / bound_r}
+    return {
+        "bytes": nbytes,
+        "bound_write_MB_per_s": nbytes / bound_w / 1e6,
+        "crc_write_MB_per_s": nbytes / plain_w / 1e6,
+        "write_ratio": plain_w / bound_w,
+        "bound_read_MB_per_s": nbytes / bound_r / 1e6,
+        "crc_read_MB_per_s": nbytes / plain_r / 1e6,
+        "read_ratio": plain_r / bound_r,
+    }
 
 
 def cold_read(folder: Path) -> float:
@@ -212,8 +227,9 @@ def cold_read(folder: Path) -> float:
 
 def timed_rank(store_path: Path, read: str, runs: list[dict]) -> float:
     """Seconds of one rank (``_RANK_CODE``) in a fresh process over ``read``; its measurements appended to ``runs``."""
-    run = _in_fresh_process(_RANK_CODE.format(path=str(store_path), read=read),
-                            store_path / "extractions" / "sst2" / "validation")
+    run = _in_fresh_process(
+        _RANK_CODE.format(path=str(store_path), read=read), store_path / "extractions" / "sst2" / "validation"
+    )
     runs.append(run)
     return run["seconds"]
 
@@ -224,16 +240,22 @@ def bench_rank(store_path: Path) -> dict:
     read, ranked = medians(lambda: cold_read(acts_dir), lambda: timed_rank(store_path, "acts", runs))
     nbytes = disk_bytes(acts_dir)
     # VmHWM, not ru_maxrss: Linux carries a parent's ru_maxrss into a forked child
-    return {"bytes": nbytes, "plain_read_MB_per_s": nbytes / read / 1e6, "rank_MB_per_s": nbytes / ranked / 1e6,
-            "ratio": read / ranked, "rank_peak_rss_MB": max(r["hwm_kb"] for r in runs) / 1e3,
-            "rss_before_rank_MB": max(r["before_kb"] for r in runs) / 1e3}
+    return {
+        "bytes": nbytes,
+        "plain_read_MB_per_s": nbytes / read / 1e6,
+        "rank_MB_per_s": nbytes / ranked / 1e6,
+        "ratio": read / ranked,
+        "rank_peak_rss_MB": max(r["hwm_kb"] for r in runs) / 1e3,
+        "rss_before_rank_MB": max(r["before_kb"] for r in runs) / 1e3,
+    }
 
 
 def _in_fresh_process(code: str, cold: Path) -> dict:
     """Run ``code`` (``_MEASURED``: it prints one JSON line) in a new interpreter, its timed part reading the files
     under ``cold`` dropped from the page cache."""
-    done = subprocess.run([sys.executable, "-c", code.replace("{cold}", repr(str(cold)))], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace("{cold}", repr(str(cold)))], check=True, capture_output=True, text=True
+    )
     return json.loads(done.stdout.splitlines()[-1])
 
 
@@ -256,18 +278,21 @@ print(json.dumps({{{{'seconds': time.perf_counter() - t, 'hwm_kb': hwm(), 'befor
 """
 
 #: rank as ``actstore rank`` runs it: holding the store's writer lock
-_RANK_CODE = _MEASURED.format(setup="from actstore.store import Store\nfrom actstore.ranking import rank\n"
-                                    "s = Store({path!r}, mode='a')",
-                              warm="with s.writing(): rank(s, 'sst2', read={read!r})",
-                              work="with s.writing(): rank(s, 'sst2', read={read!r})")
+_RANK_CODE = _MEASURED.format(
+    setup="from actstore.store import Store\nfrom actstore.ranking import rank\ns = Store({path!r}, mode='a')",
+    warm="with s.writing(): rank(s, 'sst2', read={read!r})",
+    work="with s.writing(): rank(s, 'sst2', read={read!r})",
+)
 
 #: the by-hand path: every dev activation in RAM, compared with the baseline, averaged over examples (Eq. 2–3)
 _NUMPY_CODE = _MEASURED.format(
     setup="import numpy as np, zarr\ng = zarr.open_group({path!r}, mode='r')\n"
-          "dev = g['extractions/sst2/validation']; train = g['extractions/sst2/train']", warm="",
+    "dev = g['extractions/sst2/validation']; train = g['extractions/sst2/train']",
+    warm="",
     work="acts = dev['acts'][...]; labels = dev['label'][...]; baseline = train['baseline'][...]\n"
-         "above = acts > baseline[:, None]\n"
-         "accuracy = (above == labels.astype(bool)[None, :, None, None, None]).mean(1)")
+    "above = acts > baseline[:, None]\n"
+    "accuracy = (above == labels.astype(bool)[None, :, None, None, None]).mean(1)",
+)
 
 
 def bench_bits_rank(store_path: Path) -> dict:
@@ -276,12 +301,22 @@ def bench_bits_rank(store_path: Path) -> dict:
     of the bits' chunk files from a dropped cache (what the bits rank cannot beat: it reads them all)."""
     dev = store_path / "extractions" / "sst2" / "validation"
     runs: list[dict] = []  # only their seconds count here
-    acts, bits, read = medians(lambda: timed_rank(store_path, "acts", runs),
-                               lambda: timed_rank(store_path, "bits", runs), lambda: cold_read(dev / "bits"))
+    acts, bits, read = medians(
+        lambda: timed_rank(store_path, "acts", runs),
+        lambda: timed_rank(store_path, "bits", runs),
+        lambda: cold_read(dev / "bits"),
+    )
     size = {name: disk_bytes(dev / name) for name in ("acts", "bits")}
-    return {"acts_rank_s": acts, "bits_rank_s": bits, "speedup": acts / bits,
-            "bits_plain_read_s": read, "bits_rank_vs_read": read / bits,
-            "acts_bytes": size["acts"], "bits_bytes": size["bits"], "size_ratio": size["acts"] / size["bits"]}
+    return {
+        "acts_rank_s": acts,
+        "bits_rank_s": bits,
+        "speedup": acts / bits,
+        "bits_plain_read_s": read,
+        "bits_rank_vs_read": read / bits,
+        "acts_bytes": size["acts"],
+        "bits_bytes": size["bits"],
+        "size_ratio": size["acts"] / size["bits"],
+    }
 
 
 def synthetic_store(source: Path, target: Path, factor: int) -> None:
@@ -292,16 +327,22 @@ def synthetic_store(source: Path, target: Path, factor: int) -> None:
     old = Store(source)
     dev, spec = old.extraction("sst2", "validation"), old.extraction_spec("sst2", "validation")
     blocks = dev.sizes["example"] // spec.block  # whole blocks only, repeated
-    spec = replace(spec, n_examples=factor * blocks * spec.block, data_fingerprint=f"synthetic x{factor}",
-                   store_moments=False, n_text_fields=0)
+    spec = replace(
+        spec,
+        n_examples=factor * blocks * spec.block,
+        data_fingerprint=f"synthetic x{factor}",
+        store_moments=False,
+        n_text_fields=0,
+    )
     store = Store(target, mode="a")
-    labels = np.tile(dev["label"].values[:blocks * spec.block], factor)
+    labels = np.tile(dev["label"].values[: blocks * spec.block], factor)
     writer = open_writer(store, spec, Examples(labels, "synthetic", np.arange(spec.n_examples)))
     scores = np.zeros((spec.block, 2), np.float32)
     for b in range(spec.n_blocks):
         lo = b % blocks * spec.block
-        writer.write_block(0, b, scores, dev["acts"][0, lo:lo + spec.block].values,
-                           bits=dev["bits"][0, lo:lo + spec.block].values)
+        writer.write_block(
+            0, b, scores, dev["acts"][0, lo : lo + spec.block].values, bits=dev["bits"][0, lo : lo + spec.block].values
+        )
     writer.finish()
 
 
@@ -319,9 +360,11 @@ def bench_numpy(store_path: Path, root: Path, factors: tuple[int, ...] = (1, 2, 
         acts = path / "extractions" / "sst2" / "validation" / "acts"
         nbytes = disk_bytes(acts)
         point = {"factor": factor, "acts_GB": nbytes / 1e9}
-        for name, code in (("rank", _RANK_CODE.format(path=str(path), read="acts")),  # numpy's GBs of RAM last
-                           ("bits_rank", _RANK_CODE.format(path=str(path), read="bits")),
-                           ("numpy", _NUMPY_CODE.format(path=str(path)))):
+        for name, code in (
+            ("rank", _RANK_CODE.format(path=str(path), read="acts")),  # numpy's GBs of RAM last
+            ("bits_rank", _RANK_CODE.format(path=str(path), read="bits")),
+            ("numpy", _NUMPY_CODE.format(path=str(path))),
+        ):
             run = _in_fresh_process(code, acts.parent)
             point.update({f"{name}_s": run["seconds"], f"{name}_peak_MB": run["hwm_kb"] / 1e3})
         point["bits_speedup"] = point["rank_s"] / point["bits_rank_s"]
@@ -329,8 +372,12 @@ def bench_numpy(store_path: Path, root: Path, factors: tuple[int, ...] = (1, 2, 
         if factor != 1:
             shutil.rmtree(path)
     first = curve[0]
-    return {"curve": curve, "rank_s": first["rank_s"], "numpy_s": first["numpy_s"],
-            "ratio": first["numpy_s"] / first["rank_s"]}
+    return {
+        "curve": curve,
+        "rank_s": first["rank_s"],
+        "numpy_s": first["numpy_s"],
+        "ratio": first["numpy_s"] / first["rank_s"],
+    }
 
 
 def bench_cluster_rank(store_path: Path) -> dict:
@@ -348,8 +395,12 @@ def bench_cluster_rank(store_path: Path) -> dict:
                 rank_task(store, "sst2", read="acts")
                 seconds[name] = time.perf_counter() - start
     nbytes = disk_bytes(acts_dir)
-    return {"bytes": nbytes, "threads_MB_per_s": nbytes / seconds["threads"] / 1e6,
-            "cluster_MB_per_s": nbytes / seconds["cluster"] / 1e6, "ratio": seconds["threads"] / seconds["cluster"]}
+    return {
+        "bytes": nbytes,
+        "threads_MB_per_s": nbytes / seconds["threads"] / 1e6,
+        "cluster_MB_per_s": nbytes / seconds["cluster"] / 1e6,
+        "ratio": seconds["threads"] / seconds["cluster"],
+    }
 
 
 #: one rank of a sharded extraction, timed from a common start signal (model loading and imports excluded)
@@ -383,10 +434,24 @@ def bench_sharded(root: Path, examples: int, prompt_length: int) -> dict:
     """The same extraction by 1 and by 2 processes of 1 thread each (the store they write is the same bits)."""
     seconds = {}
     for world in (1, 2):
-        procs = [subprocess.Popen([sys.executable, "-c", _RANK.format(model=MODEL), str(root), str(rank), str(world),
-                                   str(examples), str(prompt_length)], stdout=subprocess.PIPE, text=True,
-                                  env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"})
-                 for rank in range(world)]
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _RANK.format(model=MODEL),
+                    str(root),
+                    str(rank),
+                    str(world),
+                    str(examples),
+                    str(prompt_length),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"},
+            )
+            for rank in range(world)
+        ]
         while not all((root / f"ready-{world}-{rank}").exists() for rank in range(world)):
             if any(p.poll() for p in procs):
                 raise RuntimeError("a rank of the sharded benchmark failed before it started")
@@ -395,8 +460,12 @@ def bench_sharded(root: Path, examples: int, prompt_length: int) -> dict:
         spans = [json.loads(p.communicate()[0]) for p in procs]
         assert all(p.returncode == 0 for p in procs), "a rank of the sharded benchmark failed"
         seconds[world] = max(s["end"] for s in spans) - min(s["start"] for s in spans)
-    return {"examples": examples, "one_process_s": seconds[1], "two_processes_s": seconds[2],
-            "speedup": seconds[1] / seconds[2]}
+    return {
+        "examples": examples,
+        "one_process_s": seconds[1],
+        "two_processes_s": seconds[2],
+        "speedup": seconds[1] / seconds[2],
+    }
 
 
 #: moto's S3 server on a free port of localhost, in a process of its own (as an endpoint would be), until stdin closes
@@ -419,8 +488,13 @@ def s3_on_localhost() -> Iterator[str]:
 
     server = subprocess.Popen([sys.executable, "-c", _MOTO], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     endpoint = f"http://127.0.0.1:{int(server.stdout.readline())}"
-    env = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
-           "AWS_ENDPOINT_URL": endpoint, "AWS_EC2_METADATA_DISABLED": "true"}
+    env = {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     saved = {name: os.environ.get(name) for name in env}
     os.environ.update(env)
     try:
@@ -466,10 +540,16 @@ def bench_s3(spec: ExtractionSpec, acts: np.ndarray, rank_store: Path, root: Pat
             rank_task(store, "sst2", read="acts")
             ranked[name] = time.perf_counter() - start
     size = acts.nbytes * spec.n_blocks
-    return {"write_bytes": size, "local_write_MB_per_s": size / written["local"] / 1e6,
-            "s3_write_MB_per_s": size / written["s3"] / 1e6, "write_ratio": written["local"] / written["s3"],
-            "rank_bytes": nbytes, "local_rank_MB_per_s": nbytes / ranked["local"] / 1e6,
-            "s3_rank_MB_per_s": nbytes / ranked["s3"] / 1e6, "rank_ratio": ranked["local"] / ranked["s3"]}
+    return {
+        "write_bytes": size,
+        "local_write_MB_per_s": size / written["local"] / 1e6,
+        "s3_write_MB_per_s": size / written["s3"] / 1e6,
+        "write_ratio": written["local"] / written["s3"],
+        "rank_bytes": nbytes,
+        "local_rank_MB_per_s": nbytes / ranked["local"] / 1e6,
+        "s3_rank_MB_per_s": nbytes / ranked["s3"] / 1e6,
+        "rank_ratio": ranked["local"] / ranked["s3"],
+    }
 
 
 def split_task() -> tasks.TaskSpec:
@@ -487,8 +567,11 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=872)
     parser.add_argument("--prompt-length", type=int, default=100)
     parser.add_argument("--out", type=Path, default=Path("runs/bench"))
-    parser.add_argument("--only", choices=["s3", "layouts", "ledger", "llm"], help="run one part, its figures merged "
-                        "into <out>/results.json")
+    parser.add_argument(
+        "--only",
+        choices=["s3", "layouts", "ledger", "llm"],
+        help="run one part, its figures merged into <out>/results.json",
+    )
     args = parser.parse_args()
     if not args.only:
         shutil.rmtree(args.out, ignore_errors=True)
@@ -521,11 +604,12 @@ def main() -> None:
     store = Store(args.out / "rank.zarr", mode="a")
     extract(store, model, split_task(), train, prompts, options)
     spec = extract(store, model, split_task(), dev, prompts, replace(options, keep="both"))
-    block = np.asarray(store.extraction("sst2", "validation")["acts"][0, :options.block].values)
+    block = np.asarray(store.extraction("sst2", "validation")["acts"][0, : options.block].values)
     if args.only in (None, "ledger"):
         results["ledger"] = bench_ledger(spec, block, args.out, spec.n_blocks)
-        results.update(ledger_write_ratio=results["ledger"]["write_ratio"],
-                       ledger_read_ratio=results["ledger"]["read_ratio"])
+        results.update(
+            ledger_write_ratio=results["ledger"]["write_ratio"], ledger_read_ratio=results["ledger"]["read_ratio"]
+        )
         print_ledger(results["ledger"])
         if args.only:
             write_results(args.out / "results.json", results)
@@ -544,40 +628,58 @@ def main() -> None:
     results["sharded"] = bench_sharded(args.out, min(args.examples, 512), args.prompt_length)
     results["numpy"] = bench_numpy(args.out / "rank.zarr", args.out)  # last: its GBs of writes settle meanwhile
     results.update(bench_llm(args.out))
-    results.update(extraction_vs_forward=results["extraction"]["ratio"], write_vs_raw=results["write"]["ratio"],
-                   rank_vs_read=results["rank"]["ratio"], sharded_extraction_speedup=results["sharded"]["speedup"],
-                   cluster_rank_ratio=results["cluster_rank"]["ratio"],
-                   bits_rank_speedup=results["bits_rank"]["speedup"],
-                   bits_rank_speedup_4x=results["numpy"]["curve"][-1]["bits_speedup"],
-                   bits_size_ratio=results["bits_rank"]["size_ratio"], rank_vs_numpy=results["numpy"]["ratio"])
+    results.update(
+        extraction_vs_forward=results["extraction"]["ratio"],
+        write_vs_raw=results["write"]["ratio"],
+        rank_vs_read=results["rank"]["ratio"],
+        sharded_extraction_speedup=results["sharded"]["speedup"],
+        cluster_rank_ratio=results["cluster_rank"]["ratio"],
+        bits_rank_speedup=results["bits_rank"]["speedup"],
+        bits_rank_speedup_4x=results["numpy"]["curve"][-1]["bits_speedup"],
+        bits_size_ratio=results["bits_rank"]["size_ratio"],
+        rank_vs_numpy=results["numpy"]["ratio"],
+    )
     write_results(args.out / "results.json", results)
     print(json.dumps(results, indent=2))
     e, w, r = results["extraction"], results["write"], results["rank"]
-    print(f"\nextraction: {e['extract_examples_per_s']:.1f} ex/s with capture+store vs "
-          f"{e['plain_forward_examples_per_s']:.1f} plain forward  → ratio {e['ratio']:.2f}")
-    print(f"store write: {w['store_write_MB_per_s']:.0f} MB/s vs raw write+fsync "
-          f"{w['raw_write_fsync_MB_per_s']:.0f} MB/s → ratio {w['ratio']:.2f}  ({w['bytes'] / 1e9:.2f} GB)")
-    print(f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio "
-          f"{r['ratio']:.2f}  ({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB "
-          f"({r['rss_before_rank_MB']:.0f} MB before it started: Python, torch, zarr)")
+    print(
+        f"\nextraction: {e['extract_examples_per_s']:.1f} ex/s with capture+store vs "
+        f"{e['plain_forward_examples_per_s']:.1f} plain forward  → ratio {e['ratio']:.2f}"
+    )
+    print(
+        f"store write: {w['store_write_MB_per_s']:.0f} MB/s vs raw write+fsync "
+        f"{w['raw_write_fsync_MB_per_s']:.0f} MB/s → ratio {w['ratio']:.2f}  ({w['bytes'] / 1e9:.2f} GB)"
+    )
+    print(
+        f"rank: {r['rank_MB_per_s']:.0f} MB/s vs plain read {r['plain_read_MB_per_s']:.0f} MB/s → ratio "
+        f"{r['ratio']:.2f}  ({r['bytes'] / 1e9:.2f} GB); peak RSS of rank {r['rank_peak_rss_MB']:.0f} MB "
+        f"({r['rss_before_rank_MB']:.0f} MB before it started: Python, torch, zarr)"
+    )
     b, n = results["bits_rank"], results["numpy"]
     print(f"extraction --keep bits: {e['extract_bits_examples_per_s']:.1f} ex/s → ratio {e['bits_ratio']:.2f}")
-    print(f"rank over bits: {b['bits_rank_s']:.2f} s vs over float16 {b['acts_rank_s']:.2f} s → speedup "
-          f"{b['speedup']:.1f}×; on disk float16 {b['acts_bytes'] / 1e6:.0f} MB vs bits "
-          f"{b['bits_bytes'] / 1e6:.0f} MB → {b['size_ratio']:.1f}×; a plain read of the bits' files "
-          f"{b['bits_plain_read_s']:.2f} s → ratio {b['bits_rank_vs_read']:.2f}")
-    print(f"rank vs numpy by hand: {n['rank_s']:.2f} s vs {n['numpy_s']:.2f} s → ratio {n['ratio']:.2f}; peak "
-          "memory:")
+    print(
+        f"rank over bits: {b['bits_rank_s']:.2f} s vs over float16 {b['acts_rank_s']:.2f} s → speedup "
+        f"{b['speedup']:.1f}×; on disk float16 {b['acts_bytes'] / 1e6:.0f} MB vs bits "
+        f"{b['bits_bytes'] / 1e6:.0f} MB → {b['size_ratio']:.1f}×; a plain read of the bits' files "
+        f"{b['bits_plain_read_s']:.2f} s → ratio {b['bits_rank_vs_read']:.2f}"
+    )
+    print(f"rank vs numpy by hand: {n['rank_s']:.2f} s vs {n['numpy_s']:.2f} s → ratio {n['ratio']:.2f}; peak memory:")
     for point in n["curve"]:
-        print(f"  {point['acts_GB']:.2f} GB of activations: rank {point['rank_peak_MB']:.0f} MB, numpy "
-              f"{point['numpy_peak_MB']:.0f} MB; rank over bits {point['bits_rank_s']:.2f} s vs over float16 "
-              f"{point['rank_s']:.2f} s → speedup {point['bits_speedup']:.1f}×")
+        print(
+            f"  {point['acts_GB']:.2f} GB of activations: rank {point['rank_peak_MB']:.0f} MB, numpy "
+            f"{point['numpy_peak_MB']:.0f} MB; rank over bits {point['bits_rank_s']:.2f} s vs over float16 "
+            f"{point['rank_s']:.2f} s → speedup {point['bits_speedup']:.1f}×"
+        )
     c = results["cluster_rank"]
-    print(f"rank on a 2-worker LocalCluster (processes × 1 thread): {c['cluster_MB_per_s']:.0f} MB/s vs threaded "
-          f"{c['threads_MB_per_s']:.0f} MB/s → ratio {c['ratio']:.2f}")
+    print(
+        f"rank on a 2-worker LocalCluster (processes × 1 thread): {c['cluster_MB_per_s']:.0f} MB/s vs threaded "
+        f"{c['threads_MB_per_s']:.0f} MB/s → ratio {c['ratio']:.2f}"
+    )
     sh = results["sharded"]
-    print(f"sharded extraction: 2 processes × 1 thread {sh['two_processes_s']:.1f} s vs 1 process × 1 thread "
-          f"{sh['one_process_s']:.1f} s for {sh['examples']} examples → speedup {sh['speedup']:.2f}×")
+    print(
+        f"sharded extraction: 2 processes × 1 thread {sh['two_processes_s']:.1f} s vs 1 process × 1 thread "
+        f"{sh['one_process_s']:.1f} s for {sh['examples']} examples → speedup {sh['speedup']:.2f}×"
+    )
     print_layouts(results["layouts"])
     print_ledger(results["ledger"])
     print_s3(results["s3"])
@@ -585,24 +687,32 @@ def main() -> None:
 
 
 def print_layouts(layouts: dict) -> None:
-    print(f"extraction in the pt layout: {layouts['pt_examples_per_s']:.1f} ex/s vs peft "
-          f"{layouts['peft_examples_per_s']:.1f} ex/s ({layouts['examples']} examples, medians of {TRIALS}) → ratio "
-          f"{layouts['ratio']:.2f}")
+    print(
+        f"extraction in the pt layout: {layouts['pt_examples_per_s']:.1f} ex/s vs peft "
+        f"{layouts['peft_examples_per_s']:.1f} ex/s ({layouts['examples']} examples, medians of {TRIALS}) → ratio "
+        f"{layouts['ratio']:.2f}"
+    )
 
 
 def print_ledger(ledger: dict) -> None:
-    print(f"chunks bound to their address: store write {ledger['bound_write_MB_per_s']:.0f} MB/s vs CRC32C only "
-          f"{ledger['crc_write_MB_per_s']:.0f} MB/s → ratio {ledger['write_ratio']:.2f}; read from the page cache "
-          f"{ledger['bound_read_MB_per_s']:.0f} MB/s vs {ledger['crc_read_MB_per_s']:.0f} MB/s → ratio "
-          f"{ledger['read_ratio']:.2f}  ({ledger['bytes'] / 1e9:.2f} GB)")
+    print(
+        f"chunks bound to their address: store write {ledger['bound_write_MB_per_s']:.0f} MB/s vs CRC32C only "
+        f"{ledger['crc_write_MB_per_s']:.0f} MB/s → ratio {ledger['write_ratio']:.2f}; read from the page cache "
+        f"{ledger['bound_read_MB_per_s']:.0f} MB/s vs {ledger['crc_read_MB_per_s']:.0f} MB/s → ratio "
+        f"{ledger['read_ratio']:.2f}  ({ledger['bytes'] / 1e9:.2f} GB)"
+    )
 
 
 def print_s3(s3: dict) -> None:
-    print(f"store write through S3 on localhost: {s3['s3_write_MB_per_s']:.0f} MB/s vs the local directory "
-          f"{s3['local_write_MB_per_s']:.0f} MB/s → ratio {s3['write_ratio']:.2f}  "
-          f"({s3['write_bytes'] / 1e9:.2f} GB)")
-    print(f"rank through S3 on localhost: {s3['s3_rank_MB_per_s']:.0f} MB/s vs the local directory "
-          f"{s3['local_rank_MB_per_s']:.0f} MB/s → ratio {s3['rank_ratio']:.2f}  ({s3['rank_bytes'] / 1e9:.2f} GB)")
+    print(
+        f"store write through S3 on localhost: {s3['s3_write_MB_per_s']:.0f} MB/s vs the local directory "
+        f"{s3['local_write_MB_per_s']:.0f} MB/s → ratio {s3['write_ratio']:.2f}  "
+        f"({s3['write_bytes'] / 1e9:.2f} GB)"
+    )
+    print(
+        f"rank through S3 on localhost: {s3['s3_rank_MB_per_s']:.0f} MB/s vs the local directory "
+        f"{s3['local_rank_MB_per_s']:.0f} MB/s → ratio {s3['rank_ratio']:.2f}  ({s3['rank_bytes'] / 1e9:.2f} GB)"
+    )
 
 
 if __name__ == "__main__":

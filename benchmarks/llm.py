@@ -22,8 +22,9 @@ from actstore.models import PromptedModel, resolve
 from actstore.prompts import PromptSet
 
 #: the model's config: hidden, FFN, layers, heads (grouped-query: 4 key/value heads, as Llama-3's 8 of 32)
-SHAPE = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=4, num_attention_heads=16,
-             num_key_value_heads=4)
+SHAPE = dict(
+    hidden_size=2048, intermediate_size=5632, num_hidden_layers=4, num_attention_heads=16, num_key_value_heads=4
+)
 #: dev examples timed, train examples for the bits' baseline (not timed), prompt tokens
 EXAMPLES, TRAIN, PROMPT_TOKENS = 16, 8, 32
 
@@ -33,9 +34,15 @@ def wide_llama(root: Path) -> PromptedModel:
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
 
     tokenizer = AutoTokenizer.from_pretrained(resolve("all-minilm-l6-v2"))
-    config = LlamaConfig(**SHAPE, vocab_size=len(tokenizer), max_position_embeddings=512, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        **SHAPE,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.cls_token_id,
+        eos_token_id=tokenizer.sep_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config)
@@ -55,14 +62,20 @@ def bench_llm(root: Path) -> dict:
     dev = tasks.load_split("sst2", "validation").sample(EXAMPLES)
     train = tasks.load_split("sst2", "train").sample(TRAIN)
     figures = bench_extraction(model, dev, train, prompts, ExtractOptions(batch_size=8, block=8), root)
-    figures.update(model=f"random llama {SHAPE['num_hidden_layers']} layers × {SHAPE['hidden_size']} × "
-                         f"{SHAPE['intermediate_size']}", examples=EXAMPLES, prompt_tokens=PROMPT_TOKENS,
-                   wall_s=time.perf_counter() - start)
+    figures.update(
+        model=f"random llama {SHAPE['num_hidden_layers']} layers × {SHAPE['hidden_size']} × "
+        f"{SHAPE['intermediate_size']}",
+        examples=EXAMPLES,
+        prompt_tokens=PROMPT_TOKENS,
+        wall_s=time.perf_counter() - start,
+    )
     return {"llm": figures, "llm_extraction_vs_forward": figures["ratio"], "llm_bits_vs_forward": figures["bits_ratio"]}
 
 
 def print_llm(llm: dict) -> None:
-    print(f"extraction of a {llm['model']} ({llm['examples']} examples, {llm['prompt_tokens']} prompt tokens): "
-          f"--keep bits {llm['extract_bits_examples_per_s']:.2f} ex/s, --keep both "
-          f"{llm['extract_examples_per_s']:.2f} ex/s vs plain forward {llm['plain_forward_examples_per_s']:.2f} ex/s "
-          f"→ ratios {llm['bits_ratio']:.2f} (bits), {llm['ratio']:.2f} (both)")
+    print(
+        f"extraction of a {llm['model']} ({llm['examples']} examples, {llm['prompt_tokens']} prompt tokens): "
+        f"--keep bits {llm['extract_bits_examples_per_s']:.2f} ex/s, --keep both "
+        f"{llm['extract_examples_per_s']:.2f} ex/s vs plain forward {llm['plain_forward_examples_per_s']:.2f} ex/s "
+        f"→ ratios {llm['bits_ratio']:.2f} (bits), {llm['ratio']:.2f} (both)"
+    )

@@ -32,14 +32,21 @@ def obstore_store(url: str) -> zarr.abc.store.Store:
     from obstore.store import S3Store
 
     bucket, _, prefix = url.removeprefix("s3://").partition("/")
-    return zarr.storage.ObjectStore(S3Store(bucket, prefix=prefix, endpoint=os.environ["AWS_ENDPOINT_URL"],
-                                            client_options={"allow_http": True}))
+    return zarr.storage.ObjectStore(
+        S3Store(bucket, prefix=prefix, endpoint=os.environ["AWS_ENDPOINT_URL"], client_options={"allow_http": True})
+    )
 
 
 def round_trip(store: zarr.abc.store.Store, reopen: zarr.abc.store.Store, data: np.ndarray) -> tuple[float, float]:
     """Seconds to write every chunk (one assignment each, as the extraction writer does), then to read all back."""
-    array = zarr.create_array(store, shape=data.shape, chunks=(1, *data.shape[1:]), dtype=data.dtype,
-                              compressors=[Crc32cCodec()], overwrite=True)
+    array = zarr.create_array(
+        store,
+        shape=data.shape,
+        chunks=(1, *data.shape[1:]),
+        dtype=data.dtype,
+        compressors=[Crc32cCodec()],
+        overwrite=True,
+    )
     start = time.perf_counter()
     for i in range(len(data)):
         array[i] = data[i]
@@ -66,9 +73,11 @@ def main() -> None:
                 times[name].append(round_trip(make(url), make(url), data))
     for name, rounds in times.items():
         write, read = (statistics.median(t[i] for t in rounds) for i in (0, 1))
-        print(f"{name}: write {mb / write:.0f} MB/s, read {mb / read:.0f} MB/s (median of {args.rounds}, {mb:.0f} MB; "
-              f"writes {', '.join(f'{mb / t[0]:.0f}' for t in rounds)}; "
-              f"reads {', '.join(f'{mb / t[1]:.0f}' for t in rounds)})")
+        print(
+            f"{name}: write {mb / write:.0f} MB/s, read {mb / read:.0f} MB/s (median of {args.rounds}, {mb:.0f} MB; "
+            f"writes {', '.join(f'{mb / t[0]:.0f}' for t in rounds)}; "
+            f"reads {', '.join(f'{mb / t[1]:.0f}' for t in rounds)})"
+        )
 
 
 if __name__ == "__main__":

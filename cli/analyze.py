@@ -75,8 +75,10 @@ def transfer(
     max_length: MaxLength = 128,
     data_dir: DataDir = None,
     limit: Limit = None,
-    layout: Annotated[LayoutName | None, typer.Option(help="pt, sn, peft, causal or prefix (default: the layout "
-                                                           "the first task's prompts were made in)")] = None,
+    layout: Annotated[
+        LayoutName | None,
+        typer.Option(help="pt, sn, peft, causal or prefix (default: the layout the first task's prompts were made in)"),
+    ] = None,
     cross_layout: CrossLayout = False,
     device: Device = None,
     model_dtype: ModelDtype = None,
@@ -96,27 +98,50 @@ def transfer(
     analysis.transfer_pairs(target, names)  # fails on a task without prompts before any data is read
     loaded = {name: DataSource(data_dir=data_dir, limit=limit).load(name, split) for name in names}
     data = {name: next(iter(splits.values())) for name, (_, splits) in loaded.items()}
-    pairs = analysis.transfer_pairs(target, names, fingerprints={n: d.fingerprint for n, d in data.items()},
-                                    all_pairs=recompute)
+    pairs = analysis.transfer_pairs(
+        target, names, fingerprints={n: d.fingerprint for n, d in data.items()}, all_pairs=recompute
+    )
     with target.writing():
         if pairs:
             made_for = target.prompt_spec(names[0]).model
-            lm = load_model(model or made_for.name, layout=layout or made_for.layout, cross_layout=cross_layout,
-                            **placement(device, model_dtype, device_map))
+            lm = load_model(
+                model or made_for.name,
+                layout=layout or made_for.layout,
+                cross_layout=cross_layout,
+                **placement(device, model_dtype, device_map),
+            )
             check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
             n_seeds = len(target.prompt_spec(names[0]).seeds)
             with throughput("transfer", sum(len(data[d]) for d, _ in pairs) * n_seeds) as rates:
                 for name, prompts in pairs:
-                    evaluate(target, lm, loaded[name][0], data[name], prompts_from=prompts, batch_size=batch_size,
-                             max_length=max_length, tick=lambda n: rates.add(n, 0))
+                    evaluate(
+                        target,
+                        lm,
+                        loaded[name][0],
+                        data[name],
+                        prompts_from=prompts,
+                        batch_size=batch_size,
+                        max_length=max_length,
+                        tick=lambda n: rates.add(n, 0),
+                    )
         result = analysis.transfer(target, names)
     if as_json:
-        print_json({"tasks": names, "seeds": result["seed"].values.tolist(), "evaluated": len(pairs),
-                    "relative": result["relative_mean"].values.tolist(),
-                    "accuracy": result["accuracy_mean"].values.tolist()})
+        print_json(
+            {
+                "tasks": names,
+                "seeds": result["seed"].values.tolist(),
+                "evaluated": len(pairs),
+                "relative": result["relative_mean"].values.tolist(),
+                "accuracy": result["accuracy_mean"].values.tolist(),
+            }
+        )
         return
-    out.print(_matrix("transferability: accuracy relative to the data task's own prompts (mean over seeds)",
-                      result["relative_mean"]))
+    out.print(
+        _matrix(
+            "transferability: accuracy relative to the data task's own prompts (mean over seeds)",
+            result["relative_mean"],
+        )
+    )
     out.print(_matrix("accuracy (mean over seeds)", result["accuracy_mean"]))
     out.print(f"{len(pairs)} pair(s) evaluated; stored in {store}/results/transfer/{','.join(names)}")
 
@@ -124,8 +149,9 @@ def transfer(
 def correlate(
     store: StorePath,
     tasks: Tasks,
-    normalize: Annotated[Normalize, typer.Option(
-        help="none, or zscore: standardise each neuron across the tasks first")] = "none",
+    normalize: Annotated[
+        Normalize, typer.Option(help="none, or zscore: standardise each neuron across the tasks first")
+    ] = "none",
     as_json: AsJson = False,
     scheduler: Scheduler = None,
 ) -> None:
@@ -137,9 +163,16 @@ def correlate(
     with using(scheduler, store), target.writing():
         result = analysis.correlate(target, _tasks(tasks), normalize)
     if as_json:
-        print_json({"tasks": result["task_a"].values.tolist(), "normalize": normalize,
-                    "rho_mean": result["rho_mean"].values.tolist(), "p_max": result["p_max"].values.tolist(),
-                    "rho": result["rho"].values.tolist(), "p": result["p"].values.tolist()})
+        print_json(
+            {
+                "tasks": result["task_a"].values.tolist(),
+                "normalize": normalize,
+                "rho_mean": result["rho_mean"].values.tolist(),
+                "p_max": result["p_max"].values.tolist(),
+                "rho": result["rho"].values.tolist(),
+                "p": result["p"].values.tolist(),
+            }
+        )
         return
     out.print(_matrix(f"Spearman's rho, mean over {result.sizes['layer']} layers ({normalize})", result["rho_mean"]))
     out.print(_matrix("largest p-value over layers", result["p_max"], "{:.2g}"))
@@ -149,8 +182,9 @@ def compare_adversarial(
     store: StorePath,
     task: Annotated[str, typer.Option(help="the adversarial task, ranked with its clean task's baseline")],
     clean: Annotated[str | None, typer.Option(help="default: the task's clean source in the registry")] = None,
-    percent: Annotated[str, typer.Option(help="comma-separated top percentages to compare")] =
-        ",".join(f"{p:g}" for p in ADVERSARIAL_PERCENTS),
+    percent: Annotated[str, typer.Option(help="comma-separated top percentages to compare")] = ",".join(
+        f"{p:g}" for p in ADVERSARIAL_PERCENTS
+    ),
     scope: ScopeOption = "layer",
     as_json: AsJson = False,
     scheduler: Scheduler = None,
@@ -164,8 +198,9 @@ def compare_adversarial(
         result = analysis.compare_adversarial(target, task, clean=clean, percents=parse_percents(percent), scope=scope)
     spec = result.attrs["spec"]
     columns = ("overlap", "chance", "adv_predictivity_clean_top", "adv_predictivity_adv_top", "clean_top_percentile")
-    rows = [{"percent": float(p), **{c: float(result[c].sel(percent=p)) for c in columns}}
-            for p in result["percent"].values]
+    rows = [
+        {"percent": float(p), **{c: float(result[c].sel(percent=p)) for c in columns}} for p in result["percent"].values
+    ]
     summary = {"rho_mean": float(result["rho_mean"]), "adv_predictivity_all": float(result["adv_predictivity_all"])}
     if as_json:
         print_json({"task": task, "clean": spec["clean"], "scope": scope, "rows": rows, **summary})
@@ -176,8 +211,10 @@ def compare_adversarial(
     for row in rows:
         table.add_row(f"{row['percent']:g}", *(f"{row[c]:.3f}" for c in columns))
     out.print(table)
-    out.print(f"mean adversarial predictivity of all neurons {summary['adv_predictivity_all']:.3f}; Spearman's rho "
-              f"of the predictivities, mean over layers {summary['rho_mean']:.3f}")
+    out.print(
+        f"mean adversarial predictivity of all neurons {summary['adv_predictivity_all']:.3f}; Spearman's rho "
+        f"of the predictivities, mean over layers {summary['rho_mean']:.3f}"
+    )
 
 
 def report(
@@ -196,20 +233,31 @@ def report(
     with using(scheduler, store):
         written = render(Store(store), out_dir, neuron_pages=neurons)
     if as_json:
-        figures = [{"title": title, "png": f"{out_dir / stem}.png", "svg": f"{out_dir / stem}.svg"}
-                   for title, stem, _ in written.figures]
+        figures = [
+            {"title": title, "png": f"{out_dir / stem}.png", "svg": f"{out_dir / stem}.svg"}
+            for title, stem, _ in written.figures
+        ]
         pages = {task: [str(out_dir / row["page"]) for row in rows] for task, rows in written.neurons.items()}
-        print_json({"out": str(out_dir), "figures": figures, "skipped": list(written.skipped),
-                    "tasks": len(written.table), "neuron_pages": pages,
-                    "index": [str(out_dir / "index.md"), str(out_dir / "index.html")]})
+        print_json(
+            {
+                "out": str(out_dir),
+                "figures": figures,
+                "skipped": list(written.skipped),
+                "tasks": len(written.table),
+                "neuron_pages": pages,
+                "index": [str(out_dir / "index.md"), str(out_dir / "index.html")],
+            }
+        )
         return
     for title, stem, _ in written.figures:
         out.print(f"{title}: {out_dir / stem}.png, .svg")
     for note in written.skipped:
         out.print(f"skipped, not in the store: {note}")
-    out.print(f"{len(written.figures)} figure(s), accuracy table of {len(written.table)} task(s), "
-              f"{sum(map(len, written.neurons.values()))} neuron page(s); index: {out_dir / 'index.md'}, "
-              f"{out_dir / 'index.html'}")
+    out.print(
+        f"{len(written.figures)} figure(s), accuracy table of {len(written.table)} task(s), "
+        f"{sum(map(len, written.neurons.values()))} neuron page(s); index: {out_dir / 'index.md'}, "
+        f"{out_dir / 'index.html'}"
+    )
 
 
 COMMANDS = [transfer, correlate, compare_adversarial, report]

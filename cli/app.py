@@ -21,14 +21,22 @@ from . import analyze, examples, extract, info, prompts, rank, run, suppress, tu
 from .common import with_store
 from .output import configure_logging, err, print_json
 
-app = typer.Typer(no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False,
-                  help="Store and analyse FFN activations of prompt-tuned transformers.")
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    help="Store and analyse FFN activations of prompt-tuned transformers.",
+)
 log = logging.getLogger("actstore.cli")
 
 #: what a command that stopped before its end kept, for the commands whose rerun continues where they stopped (the
 #: others start over): the line after a signal, a full disk or a lost object store says it
-KEPT = {"extract": "finished blocks are stored", "tune": "finished seeds are stored",
-        "run": "finished blocks and seeds are stored", "upgrade": "upgraded groups are kept"}
+KEPT = {
+    "extract": "finished blocks are stored",
+    "tune": "finished seeds are stored",
+    "run": "finished blocks and seeds are stored",
+    "upgrade": "upgraded groups are kept",
+}
 
 
 def _show_version(value: bool) -> None:
@@ -39,10 +47,13 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def options(
-    version: Annotated[bool, typer.Option("--version", callback=_show_version, is_eager=True,
-                                          help="print the version and exit")] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: what the command does and how long "
-                                         "it took; -vv: debug")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
+    ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option("--verbose", "-v", count=True, help="-v: what the command does and how long it took; -vv: debug"),
+    ] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="errors only: no warnings, no progress bars")] = False,
 ) -> None:
     """Store and analyse FFN activations of prompt-tuned transformers."""

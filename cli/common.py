@@ -24,58 +24,100 @@ else:
     # in the commands' signatures only, where with_store replaces it: the store (zarr, dask) loads when a command runs
     StoreLocation = str
 
-DataDir = Annotated[Path | None, typer.Option(envvar="ACTSTORE_DATA_DIR",
-                                              help="local task files (../shared/data layout; default: "
-                                                   "../shared/data beside the actstore checkout, where it exists)")]
-DataFiles = Annotated[str | None, typer.Option(
-    help="your own files, train=a.csv,validation=b.jsonl (a bare path is train); without validation, 10 % of train "
-         "(seeded, at most 2000) becomes validation and leaves train")]
-DataFormat = Annotated[Literal[tasks.DATA_FORMATS] | None, typer.Option(
-    help=f"format of --data-files: {', '.join(tasks.DATA_FORMATS)} (default: each file's extension)")]
-TextField = Annotated[list[str] | None, typer.Option(
-    help="text column(s) of --data-files: a,b or the option repeated (default: text)")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        envvar="ACTSTORE_DATA_DIR",
+        help="local task files (../shared/data layout; default: "
+        "../shared/data beside the actstore checkout, where it exists)",
+    ),
+]
+DataFiles = Annotated[
+    str | None,
+    typer.Option(
+        help="your own files, train=a.csv,validation=b.jsonl (a bare path is train); without validation, 10 % of train "
+        "(seeded, at most 2000) becomes validation and leaves train"
+    ),
+]
+DataFormat = Annotated[
+    Literal[tasks.DATA_FORMATS] | None,
+    typer.Option(help=f"format of --data-files: {', '.join(tasks.DATA_FORMATS)} (default: each file's extension)"),
+]
+TextField = Annotated[
+    list[str] | None, typer.Option(help="text column(s) of --data-files: a,b or the option repeated (default: text)")
+]
 LabelField = Annotated[str | None, typer.Option(help="label column of --data-files (default: label)")]
 LabelWords = Annotated[str | None, typer.Option(help="label words of a new task, one per class, in class order")]
-LabelIds = Annotated[str | None, typer.Option(
-    help="vocabulary ids to score, one per class in class order (instead of looking up the label words)")]
-AllowOverlap = Annotated[bool, typer.Option(
-    "--allow-overlap", help="keep rows that --data-files give for two splits (refused otherwise: a leak)")]
-LabelNames = Annotated[str | None, typer.Option(
-    help="the labels of --data-files as written there, in class order (default: integer labels are class ids, "
-         "text labels are sorted)")]
-Limit = Annotated[int | None, typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file "
-                                                      "order)")]
+LabelIds = Annotated[
+    str | None,
+    typer.Option(help="vocabulary ids to score, one per class in class order (instead of looking up the label words)"),
+]
+AllowOverlap = Annotated[
+    bool,
+    typer.Option("--allow-overlap", help="keep rows that --data-files give for two splits (refused otherwise: a leak)"),
+]
+LabelNames = Annotated[
+    str | None,
+    typer.Option(
+        help="the labels of --data-files as written there, in class order (default: integer labels are class ids, "
+        "text labels are sorted)"
+    ),
+]
+Limit = Annotated[
+    int | None, typer.Option(min=1, help="a fixed sample of N examples of each split (seeded, in file order)")
+]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda if available)")]
 #: actstore.models.MODEL_DTYPES and DEVICE_MAPS, spelled out so that --help does not import torch
 #: (tests/test_conventions.py: equal); the default dtype is the library's (models.model_dtype)
 ModelDtypeName = Literal["float32", "bfloat16", "float16"]
-ModelDtype = Annotated[ModelDtypeName | None, typer.Option(
-    help="what the model's weights compute in (default: float32 on a CPU, bfloat16 on CUDA where the GPU has it); "
-         "what is stored keeps its own dtype")]
-DeviceMap = Annotated[Literal["auto"] | None, typer.Option(
-    help="auto: accelerate spreads a model too large for one GPU over every GPU of the machine (needs CUDA and "
-         "accelerate, pip install 'actstore[multi-gpu]'; not with --device)")]
-Scheduler = Annotated[str | None, typer.Option(
-    help="where dask computes: threads, processes (a local cluster of worker processes), tcp://host:8786 or a dask "
-         "scheduler file (default: $DASK_SCHEDULER_ADDRESS, else threads)")]
+ModelDtype = Annotated[
+    ModelDtypeName | None,
+    typer.Option(
+        help="what the model's weights compute in (default: float32 on a CPU, bfloat16 on CUDA where the GPU has it); "
+        "what is stored keeps its own dtype"
+    ),
+]
+DeviceMap = Annotated[
+    Literal["auto"] | None,
+    typer.Option(
+        help="auto: accelerate spreads a model too large for one GPU over every GPU of the machine (needs CUDA and "
+        "accelerate, pip install 'actstore[multi-gpu]'; not with --device)"
+    ),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option(
+        help="where dask computes: threads, processes (a local cluster of worker processes), tcp://host:8786 or a dask "
+        "scheduler file (default: $DASK_SCHEDULER_ADDRESS, else threads)"
+    ),
+]
 
 
 #: sizes and counts: typer refuses 0 and negatives as usage errors (the library checks them again)
 #: actstore.layouts.LAYOUTS, spelled out so that --help does not import torch (tests/test_conventions.py: equal)
 LayoutName = Literal["pt", "sn", "peft", "causal", "prefix"]
-Layout = Annotated[LayoutName, typer.Option(
-    help="how the input is built around the prompt: pt (Prompt-Transferability / Robust-Neurons, the seed paper's; "
-         "token 0 is the <mask> slot where the label is read), sn (Skill-Neuron), peft (PEFT's: a <mask> in the text); "
-         "decoder-only LLMs: causal (<bos> text, then the prompt; the label is the next token), prefix (prompt "
-         "first, for comparison only: its activations do not depend on the text)")]
-CrossLayout = Annotated[bool, typer.Option(
-    "--cross-layout", help="allow prompts, baselines and rankings made in another layout (refused otherwise)")]
+Layout = Annotated[
+    LayoutName,
+    typer.Option(
+        help="how the input is built around the prompt: pt (Prompt-Transferability / Robust-Neurons, the seed paper's; "
+        "token 0 is the <mask> slot where the label is read), sn (Skill-Neuron), peft (PEFT's: a <mask> in the text); "
+        "decoder-only LLMs: causal (<bos> text, then the prompt; the label is the next token), prefix (prompt "
+        "first, for comparison only: its activations do not depend on the text)"
+    ),
+]
+CrossLayout = Annotated[
+    bool,
+    typer.Option(
+        "--cross-layout", help="allow prompts, baselines and rankings made in another layout (refused otherwise)"
+    ),
+]
 BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")]
 MaxLength = Annotated[int, typer.Option(min=1, help="text tokens at most")]
 
 
-def placement(device: str | None, model_dtype: str | None, device_map: str | None, shard: Shard | None = None
-              ) -> dict[str, str | None]:
+def placement(
+    device: str | None, model_dtype: str | None, device_map: str | None, shard: Shard | None = None
+) -> dict[str, str | None]:
     """``load_model``'s device, dtype and device_map from the options (the library picks the defaults and checks
     them); under a launcher each rank gets its GPU, unless --device-map places the model itself (then one rank per
     machine)."""
@@ -133,23 +175,39 @@ class DataSource:
             raise ActstoreError("--label-names needs --label-words (a registry task names its own labels)")
         if self.label_words:
             names = [n.strip() for n in self.label_names.split(",")] if self.label_names else None
-            spec = tasks.user_task(task, self.label_words.split(","), data_files=files,
-                                   text_fields=text_fields or ["text"], label_field=self.label_field or "label",
-                                   label_names=names, data_format=self.data_format)
+            spec = tasks.user_task(
+                task,
+                self.label_words.split(","),
+                data_files=files,
+                text_fields=text_fields or ["text"],
+                label_field=self.label_field or "label",
+                label_names=names,
+                data_format=self.data_format,
+            )
         else:
             spec = tasks.get_task(task)
         if self.label_ids:
             spec = replace(spec, label_ids=parse_label_ids(self.label_ids, len(spec.label_names)))
-        loaded = tasks.load_splits(spec, splits, data_dir=self.data_dir, data_files=files, text_fields=text_fields,
-                                   label_field=self.label_field, data_format=self.data_format,
-                                   allow_overlap=self.allow_overlap)
+        loaded = tasks.load_splits(
+            spec,
+            splits,
+            data_dir=self.data_dir,
+            data_files=files,
+            text_fields=text_fields,
+            label_field=self.label_field,
+            data_format=self.data_format,
+            allow_overlap=self.allow_overlap,
+        )
         if self.limit is not None:
             loaded = {name: s.sample(self.limit) for name, s in loaded.items()}
         numbered = spec.label_names == tuple(map(str, range(len(spec.label_names))))
         if self.label_words and not self.label_names and not numbered:
             classes = ", ".join(f"{n}={i} ({w})" for i, (n, w) in enumerate(zip(spec.label_names, spec.label_words)))
-            logging.getLogger("actstore.cli").warning("task '%s' numbers its text labels in sorted order: %s "
-                                                      "(--label-names sets another order)", task, classes)
+            logging.getLogger("actstore.cli").warning(
+                "task '%s' numbers its text labels in sorted order: %s (--label-names sets another order)",
+                task,
+                classes,
+            )
         return spec, loaded
 
 
@@ -172,9 +230,18 @@ def parse_text_fields(items: list[str] | None) -> list[str] | None:
     return names or None
 
 
-_DATA_OPTIONS = {"data_dir": DataDir, "data_files": DataFiles, "data_format": DataFormat, "text_field": TextField,
-                 "label_field": LabelField, "label_words": LabelWords, "label_names": LabelNames, "limit": Limit,
-                 "label_ids": LabelIds, "allow_overlap": AllowOverlap}
+_DATA_OPTIONS = {
+    "data_dir": DataDir,
+    "data_files": DataFiles,
+    "data_format": DataFormat,
+    "text_field": TextField,
+    "label_field": LabelField,
+    "label_words": LabelWords,
+    "label_names": LabelNames,
+    "limit": Limit,
+    "label_ids": LabelIds,
+    "allow_overlap": AllowOverlap,
+}
 
 
 def with_data(command: Callable) -> Callable:
@@ -183,8 +250,10 @@ def with_data(command: Callable) -> Callable:
     ``data: DataSource``, whose defaults they have."""
     signature = inspect.signature(command, eval_str=True)
     defaults = {f.name: f.default for f in fields(DataSource)}
-    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=annotation)
-             for name, annotation in _DATA_OPTIONS.items()]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=annotation)
+        for name, annotation in _DATA_OPTIONS.items()
+    ]
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -196,11 +265,16 @@ def with_data(command: Callable) -> Callable:
     return run
 
 
-StorageOption = Annotated[list[str] | None, typer.Option(
-    "--storage-option", metavar="KEY=VALUE",
-    help="an option of the store's file system, repeatable: endpoint_url=http://host:9000, anon=true, "
-         "config_kwargs.connect_timeout=10 (credentials and endpoints also come from the standard environment: "
-         "AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...)")]
+StorageOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--storage-option",
+        metavar="KEY=VALUE",
+        help="an option of the store's file system, repeatable: endpoint_url=http://host:9000, anon=true, "
+        "config_kwargs.connect_timeout=10 (credentials and endpoints also come from the standard environment: "
+        "AWS_ACCESS_KEY_ID, AWS_ENDPOINT_URL, ...)",
+    ),
+]
 
 
 def parse_storage_options(items: list[str] | None) -> dict[str, object]:

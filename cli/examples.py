@@ -17,8 +17,10 @@ def examples(
     task: Annotated[str, typer.Option(help="the task whose examples to show")],
     layer: Annotated[int, typer.Option(min=0, help="the layer (numbered across stacks, as in rankings)")],
     neuron: Annotated[int, typer.Option(min=0, help="the neuron in its layer")],
-    token: Annotated[int | None, typer.Option(min=0, help="prompt token (default: the neuron's best token in the "
-                                                          "task's ranking, else 0)")] = None,
+    token: Annotated[
+        int | None,
+        typer.Option(min=0, help="prompt token (default: the neuron's best token in the task's ranking, else 0)"),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="prompt seed (default: the first)")] = None,
     k: Annotated[int, typer.Option("-k", "--top", min=1, help="examples at each end")] = 10,
     split: Annotated[str, typer.Option(help="the split to look in")] = "validation",
@@ -35,11 +37,16 @@ def examples(
         return
     where = f"{task}/{split} layer {layer} neuron {neuron}, token {found.token}, seed {found.seed}"
     baseline = "" if found.baseline is None else f", baseline {found.baseline:.4f}"
-    heads = (("highest", "lowest") if found.ranked_by == "activation" else ("right", "wrong"))
+    heads = ("highest", "lowest") if found.ranked_by == "activation" else ("right", "wrong")
     for head, rows in zip(heads, (found.top, found.bottom)):
         table = Table(title=f"{head} {len(rows)}: {where} (neuron accuracy {found.accuracy:.4f}{baseline})")
-        for column in ("example", "activation" if found.ranked_by == "activation" else "above", "label",
-                       "prediction", "text"):
+        for column in (
+            "example",
+            "activation" if found.ranked_by == "activation" else "above",
+            "label",
+            "prediction",
+            "text",
+        ):
             table.add_column(column, overflow="fold")
         for row in rows:
             value = f"{row['activation']:.4f}" if found.ranked_by == "activation" else str(row["above"])

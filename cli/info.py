@@ -12,8 +12,9 @@ from .output import out, print_json
 
 
 def info(
-    store: Annotated[StoreLocation, typer.Argument(help="the store to describe: a path or a URL such as "
-                                                        "s3://bucket/prefix")],
+    store: Annotated[
+        StoreLocation, typer.Argument(help="the store to describe: a path or a URL such as s3://bucket/prefix")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Describe a store: prompts, extractions (with completeness) and rankings."""
@@ -25,32 +26,45 @@ def info(
     if as_json:
         print_json(summary)
         return
-    out.print(f"[bold]{store}[/]  actstore store v{summary['schema_version']} (written by actstore "
-              f"{summary['version']})")
+    out.print(
+        f"[bold]{store}[/]  actstore store v{summary['schema_version']} (written by actstore {summary['version']})"
+    )
     for task, p in summary["prompts"].items():
-        out.print(f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model "
-                  f"{p['model']} ({p['architecture']}, {p['model_dtype']}), layout {p['layout']}")
+        out.print(
+            f"  prompts/{task}: {len(p['seeds'])} seeds × {p['n_tokens']} tokens, {p['source']}, model "
+            f"{p['model']} ({p['architecture']}, {p['model_dtype']}), layout {p['layout']}"
+        )
     for e in summary["extractions"].values():
         kept = [f"{e['bytes'] / 1e6:,.1f} MB {e['dtype']}"] * e["store_acts"]
         kept += [f"{e['bits_bytes'] / 1e6:,.1f} MB of bits vs. {e['baseline_task']}'s baseline"] * e["store_bits"]
         acts = " + ".join(kept) or "baseline only"
         where = extraction_path(e["task"], e["split"], e["stack"])
-        out.print(f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
-                  f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']} "
-                  f"({e['architecture']}, {e['model_dtype']}), "
-                  f"layout {e['layout']} (token 0: {e['token0']}); {e['chunk_check']}")
+        out.print(
+            f"  {where}: {e['state']}, {e['blocks_done']}/{e['blocks']} blocks, "
+            f"{e['n_examples']} examples × {len(e['seeds'])} seeds, {acts}, model {e['model']} "
+            f"({e['architecture']}, {e['model_dtype']}), "
+            f"layout {e['layout']} (token 0: {e['token0']}); {e['chunk_check']}"
+        )
     for task, r in summary["rankings"].items():
-        out.print(f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "
-                  f"best predictivity {r['best_predictivity']:.4f}")
+        out.print(
+            f"  rankings/{task}: on {r['split']} with the baseline of {r['baseline_task']}, "
+            f"best predictivity {r['best_predictivity']:.4f}"
+        )
     for kind, names in summary["results"].items():
         out.print(f"  results/{kind}: {', '.join(names)}; {describe(kind)}")
 
 
 def verify(
     store: Annotated[StoreLocation, typer.Argument(help="the store to check")],
-    repair: Annotated[bool, typer.Option("--repair", help="mark everything damaged that extract can recompute "
-                                         "(blocks, train segments), rewrite what the specs define, and say what "
-                                         "cannot be recomputed")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="mark everything damaged that extract can recompute "
+            "(blocks, train segments), rewrite what the specs define, and say what "
+            "cannot be recomputed",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     scheduler: Scheduler = None,
 ) -> None:
@@ -66,14 +80,24 @@ def verify(
         print_json({"damage": found, "repaired": repair, "in_progress": unfinished})
     else:
         for d in unfinished:
-            out.print(f"  in progress: {d['group']}, {d['blocks_done']}/{d['blocks']} blocks stored (not problems: "
-                      "the extract command running, or run again, writes the rest)")
+            out.print(
+                f"  in progress: {d['group']}, {d['blocks_done']}/{d['blocks']} blocks stored (not problems: "
+                "the extract command running, or run again, writes the rest)"
+            )
         for d in found:
             out.print(f"  {d['problem']}: {d['group']} {d['item']} → {d['action']}")
         lost = sum(not d["recomputable"] for d in found)
-        out.print(f"{len(found)} problem(s) in {store}" + (f", {lost} not recomputable" if lost else "") + (
-            "; run the same actstore extract / rank commands again to recompute what was marked" if found and repair
-            else "; actstore verify --repair marks what can be recomputed" if found else ""))
+        out.print(
+            f"{len(found)} problem(s) in {store}"
+            + (f", {lost} not recomputable" if lost else "")
+            + (
+                "; run the same actstore extract / rank commands again to recompute what was marked"
+                if found and repair
+                else "; actstore verify --repair marks what can be recomputed"
+                if found
+                else ""
+            )
+        )
     if any(not (repair and d["recomputable"]) for d in found):
         raise typer.Exit(1)
 
@@ -95,8 +119,11 @@ def upgrade(
         out.print(f"  {g['group']}: {g['action']}" + (f" ({g['detail']})" if g["detail"] else ""))
     damaged = sum(g["action"] == "damaged" for g in groups)
     upgraded = len(groups) - damaged
-    out.print(f"{store} is at store schema version 3" + (f" ({upgraded} group(s) upgraded)" if upgraded else "")
-              + (f"; {damaged} damaged before the upgrade: run actstore verify {store}" if damaged else ""))
+    out.print(
+        f"{store} is at store schema version 3"
+        + (f" ({upgraded} group(s) upgraded)" if upgraded else "")
+        + (f"; {damaged} damaged before the upgrade: run actstore verify {store}" if damaged else "")
+    )
 
 
 COMMANDS = [info, verify, upgrade]

@@ -41,7 +41,7 @@ def configure_logging(verbose: int, quiet: bool) -> None:
     for handler in [h for h in root.handlers if isinstance(h, _ErrHandler)]:  # once per invocation (tests invoke often)
         root.removeHandler(handler)
     root.addHandler(_ErrHandler(level))  # its own level too: libraries that set their loggers' (distributed: INFO)
-    root.setLevel(level)                  # still propagate their records to the root's handlers
+    root.setLevel(level)  # still propagate their records to the root's handlers
     logging.captureWarnings(True)
 
 
@@ -78,9 +78,11 @@ class Rates:
 
 #: what the skill table's numbers are, under it: a neuron's predictivity and the token printed with it come from
 #: different reductions over the seeds (the report's neuron pages draw both)
-SKILL_TABLE_NOTE = ("predictivity: Eq. 5, the mean over seeds of each seed's highest max(Acc, 1 − Acc) over the "
-                    "prompt tokens; best token: the prompt token that is best for the most seeds (a seed's own best "
-                    "token may differ)")
+SKILL_TABLE_NOTE = (
+    "predictivity: Eq. 5, the mean over seeds of each seed's highest max(Acc, 1 − Acc) over the "
+    "prompt tokens; best token: the prompt token that is best for the most seeds (a seed's own best "
+    "token may differ)"
+)
 
 
 def skill_table(title: str, rows: list[dict]) -> Table:
@@ -90,16 +92,27 @@ def skill_table(title: str, rows: list[dict]) -> Table:
     for column in ("rank", *(("stack",) if stacks else ()), "layer", "neuron", "predictivity", "best token"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(str(row["rank"]), *((row["stack"],) if stacks else ()), str(row["layer"]), str(row["neuron"]),
-                      f"{row['predictivity']:.4f}", str(row["best_token"]))
+        table.add_row(
+            str(row["rank"]),
+            *((row["stack"],) if stacks else ()),
+            str(row["layer"]),
+            str(row["neuron"]),
+            f"{row['predictivity']:.4f}",
+            str(row["best_token"]),
+        )
     return table
 
 
 @contextmanager
 def throughput(description: str, total: int) -> Iterator[Rates]:
     """A progress bar with examples/s and MB/s, cleared when done; yields the ``Rates`` to feed."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               TextColumn("{task.completed}/{task.total} ex · {task.fields[rate]}"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed}/{task.total} ex · {task.fields[rate]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, transient=True, disable=_quiet) as bar:
         task = bar.add_task(description, total=total, rate="")
         rates = Rates(lambda examples: bar.update(task, advance=examples, rate=str(rates)))
@@ -115,8 +128,13 @@ def steps(description: str, total: int, lines: bool = False) -> Iterator[Callabl
         with plain_steps(description, total, err.print) as advance:
             yield advance
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[status]}"),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=err, transient=True, disable=_quiet) as bar:
         task = bar.add_task(description, total=total, status="")
         yield lambda n, status="", milestone=False: bar.update(task, advance=n, status=status)
@@ -134,8 +152,11 @@ def plain_steps(description: str, total: int, say: Callable[..., None]) -> Itera
 
     def line(status: str) -> None:
         elapsed = time.perf_counter() - start
-        say(f"{description}: {done}/{total}" + (f" · {status}" if status else "") + f" · {elapsed:.0f} s",
-            markup=False, highlight=False)
+        say(
+            f"{description}: {done}/{total}" + (f" · {status}" if status else "") + f" · {elapsed:.0f} s",
+            markup=False,
+            highlight=False,
+        )
 
     def advance(n: int, status: str = "", milestone: bool = False) -> None:
         nonlocal done, shown

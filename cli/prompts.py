@@ -17,18 +17,32 @@ GROUP = "prompts"
 
 
 def import_(
-    files: Annotated[list[Path], typer.Argument(help=".pt/.npy/.safetensors files or PEFT checkpoint folders, one per "
-                                                     "seed (or one [seeds, tokens, hidden] array); --from "
-                                                     "robust-neurons: the one folder holding "
-                                                     "seed_<s>/<Task>Prompt<Model>/task_prompt")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help=".pt/.npy/.safetensors files or PEFT checkpoint folders, one per "
+            "seed (or one [seeds, tokens, hidden] array); --from "
+            "robust-neurons: the one folder holding "
+            "seed_<s>/<Task>Prompt<Model>/task_prompt"
+        ),
+    ],
     task: Annotated[str, typer.Option(help="the task the prompts were trained on")],
     store: Annotated[StoreLocation, typer.Option(help="the store to add them to")],
     model: Annotated[str, typer.Option(help="the model they were trained for")],
-    source: Annotated[Literal[SOURCES], typer.Option(
-        "--from", help="files: the files given; robust-neurons: the seed paper's released tree, every seed folder "
-                       "(seed_su as seed 0, seed_33 as 33, ...)")] = "files",
-    seeds: Annotated[str | None, typer.Option(help="seed of each prompt (default 0, 1, ...; not with --from "
-                                                   "robust-neurons, whose folders name them)")] = None,
+    source: Annotated[
+        Literal[SOURCES],
+        typer.Option(
+            "--from",
+            help="files: the files given; robust-neurons: the seed paper's released tree, every seed folder "
+            "(seed_su as seed 0, seed_33 as 33, ...)",
+        ),
+    ] = "files",
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="seed of each prompt (default 0, 1, ...; not with --from robust-neurons, whose folders name them)"
+        ),
+    ] = None,
     layout: Layout = "pt",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line")] = False,
 ) -> None:
@@ -43,8 +57,10 @@ def import_(
         if seeds is not None:
             raise ActstoreError("--from robust-neurons takes the seeds from the seed_<s> folders; leave out --seeds")
         if layout != RN_LAYOUT:
-            raise ActstoreError(f"the Robust-Neurons prompts were tuned in the '{RN_LAYOUT}' layout, not '{layout}'; "
-                                f"import them with --layout {RN_LAYOUT}")
+            raise ActstoreError(
+                f"the Robust-Neurons prompts were tuned in the '{RN_LAYOUT}' layout, not '{layout}'; "
+                f"import them with --layout {RN_LAYOUT}"
+            )
         robust_neurons_seeds(files[0], task)  # the tree and the task, before a model is loaded
         lm = load_model(model, device="cpu", layout=layout)
         prompts = PromptSet.from_robust_neurons(files[0], task, lm.spec.architecture, lm.spec.hidden)
@@ -56,13 +72,24 @@ def import_(
     with target.writing():
         target.put_prompts(task, prompts.vectors, prompts.spec(lm.spec))
     if as_json:
-        print_json({"task": task, "store": str(store), "seeds": list(prompts.seeds), "n_tokens": prompts.n_tokens,
-                    "source": prompts.source, "layout": lm.spec.layout, "seed_names": list(prompts.seed_names),
-                    "files": list(prompts.files)})
+        print_json(
+            {
+                "task": task,
+                "store": str(store),
+                "seeds": list(prompts.seeds),
+                "n_tokens": prompts.n_tokens,
+                "source": prompts.source,
+                "layout": lm.spec.layout,
+                "seed_names": list(prompts.seed_names),
+                "files": list(prompts.files),
+            }
+        )
         return
     named = f" ({', '.join(prompts.seed_names)})" if prompts.seed_names else ""
-    out.print(f"prompts/{task}: {len(prompts.seeds)} seeds{named} × {prompts.n_tokens} tokens from {prompts.source} "
-              f"({lm.spec.layout} layout) in {store}")
+    out.print(
+        f"prompts/{task}: {len(prompts.seeds)} seeds{named} × {prompts.n_tokens} tokens from {prompts.source} "
+        f"({lm.spec.layout} layout) in {store}"
+    )
 
 
 def export(
@@ -83,8 +110,9 @@ def export(
     if prompts is None:
         raise ActstoreError(f"{store} holds no prompts for task '{task}'")
     made_for = source.prompt_spec(task).model
-    written = export_prompts(prompts, out_dir, fmt, base_model=hub_id(made_for.name), task=task,
-                             architecture=made_for.architecture)
+    written = export_prompts(
+        prompts, out_dir, fmt, base_model=hub_id(made_for.name), task=task, architecture=made_for.architecture
+    )
     if as_json:
         print_json({"task": task, "format": fmt, "out": str(out_dir), "written": [str(p) for p in written]})
         return

@@ -19,13 +19,22 @@ def rank(
     task: Annotated[str, typer.Option(help="the task to rank")],
     split: Annotated[str, typer.Option(help="the split the accuracies are measured on")] = "validation",
     baseline_from: Annotated[str | None, typer.Option(help="take the train baseline of this task")] = None,
-    subtask: Annotated[str | None, typer.Option(
-        help="multi-class tasks: binary sub-task(s), comma-separated: <classes>-vs-<classes|rest> "
-             "(e.g. positive-vs-negative, neutral-vs-rest; join classes with +), one-vs-rest (every class against "
-             "the rest) or combined (the first paper's skill neurons filled from positive-vs-negative and "
-             "neutral-vs-rest); stored as rankings/<task>:<subtask>")] = None,
-    read: Annotated[Read | None, typer.Option(help="count the stored bits or the float16/float32 values (default: "
-                                                   "the bits when kept; the ranking is the same either way)")] = None,
+    subtask: Annotated[
+        str | None,
+        typer.Option(
+            help="multi-class tasks: binary sub-task(s), comma-separated: <classes>-vs-<classes|rest> "
+            "(e.g. positive-vs-negative, neutral-vs-rest; join classes with +), one-vs-rest (every class against "
+            "the rest) or combined (the first paper's skill neurons filled from positive-vs-negative and "
+            "neutral-vs-rest); stored as rankings/<task>:<subtask>"
+        ),
+    ] = None,
+    read: Annotated[
+        Read | None,
+        typer.Option(
+            help="count the stored bits or the float16/float32 values (default: "
+            "the bits when kept; the ranking is the same either way)"
+        ),
+    ] = None,
     top: Annotated[int, typer.Option(min=1, help="rows of the top-neuron table")] = 10,
     cross_layout: CrossLayout = False,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
@@ -39,12 +48,16 @@ def rank(
     target = Store(store, mode="r+")
     with using(scheduler, store), target.writing():
         if subtask is None:
-            rankings = {task: run_rank(target, task, split=split, baseline_from=baseline_from, read=read,
-                                        cross_layout=cross_layout)}
+            rankings = {
+                task: run_rank(
+                    target, task, split=split, baseline_from=baseline_from, read=read, cross_layout=cross_layout
+                )
+            }
         else:
             requests = [s.strip() for s in subtask.split(",") if s.strip()]
-            rankings = rank_subtasks(target, task, requests, split=split, baseline_from=baseline_from, read=read,
-                                     cross_layout=cross_layout)
+            rankings = rank_subtasks(
+                target, task, requests, split=split, baseline_from=baseline_from, read=read, cross_layout=cross_layout
+            )
     accuracy = model_accuracy(target, task, split)
     baseline_task = next(iter(rankings.values())).attrs["spec"]["baseline_task"]
     if as_json:
@@ -52,24 +65,36 @@ def rank(
         if subtask is None:
             payload["top"] = top_neurons(rankings[task], top)
         else:
-            payload["rankings"] = [{"ranking": name, **{k: ds.attrs["spec"].get(k) for k in ("subtask", "positive",
-                                    "negative", "parts", "n_examples")}, "top": top_neurons(ds, top)}
-                                   for name, ds in rankings.items()]
+            payload["rankings"] = [
+                {
+                    "ranking": name,
+                    **{k: ds.attrs["spec"].get(k) for k in ("subtask", "positive", "negative", "parts", "n_examples")},
+                    "top": top_neurons(ds, top),
+                }
+                for name, ds in rankings.items()
+            ]
         print_json(payload)
         return
     for name, ranking in rankings.items():
         spec = ranking.attrs["spec"]
         what = name if spec.get("subtask") is None else f"{task} sub-task {spec['subtask']}"
         if spec.get("positive"):
-            what += (f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, "
-                     f"{spec['n_examples']} examples)")
+            what += (
+                f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, "
+                f"{spec['n_examples']} examples)"
+            )
         elif spec.get("parts"):
             what += f" (filled in turn from {', '.join(spec['parts'])})"
-        out.print(skill_table(f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})",
-                              top_neurons(ranking, top)))
+        out.print(
+            skill_table(
+                f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})", top_neurons(ranking, top)
+            )
+        )
     where = ", ".join(f"{store}/rankings/{name}" for name in rankings)
-    out.print(f"model accuracy per seed: {', '.join(f'{a:.4f}' for a in accuracy)} "
-              f"(mean {np.mean(accuracy):.4f}); ranking stored in {where}")
+    out.print(
+        f"model accuracy per seed: {', '.join(f'{a:.4f}' for a in accuracy)} "
+        f"(mean {np.mean(accuracy):.4f}); ranking stored in {where}"
+    )
 
 
 COMMANDS = [rank]

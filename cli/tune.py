@@ -28,10 +28,12 @@ from .common import (
 from .output import out, print_json, steps, throughput
 
 Model = Annotated[str, typer.Option(help="Hugging Face name, registry alias (all-minilm-l6-v2) or local directory")]
-StorePath = Annotated[StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as "
-                                                        "s3://bucket/prefix")]
-ExistingStore = Annotated[StoreLocation, typer.Option(help="the Zarr store holding the prompts (the evaluation is "
-                                                           "added to it)")]
+StorePath = Annotated[
+    StoreLocation, typer.Option(help="the Zarr store (created if absent): a path or a URL such as s3://bucket/prefix")
+]
+ExistingStore = Annotated[
+    StoreLocation, typer.Option(help="the Zarr store holding the prompts (the evaluation is added to it)")
+]
 
 
 def tune(
@@ -60,8 +62,16 @@ def tune(
     from actstore.store import Store
     from actstore.tuning import TuneOptions, check_tune, tune as run_tune
 
-    options = TuneOptions(n_tokens=prompt_length, lr=lr, batch_size=batch_size, grad_accum=grad_accum,
-                          max_steps=max_steps, eval_every=eval_every, patience=patience, max_length=max_length)
+    options = TuneOptions(
+        n_tokens=prompt_length,
+        lr=lr,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        patience=patience,
+        max_length=max_length,
+    )
     seed_list = parse_seeds(seeds)
     spec, splits = data.load(task, "train,validation")
     dev = splits["validation"].sample(dev_limit) if dev_limit is not None else splits["validation"]
@@ -72,18 +82,26 @@ def tune(
     mine = sum(shard.owns(i) for i in range(len(seed_list)))
     tuned: set[int] = set()  # none: every seed was stored already, and the table shows what is
     with target.writing(shared=shard.sharded), steps(f"tune {task}", mine * max_steps) as advance:
+
         def on_step(seed: int, step: int, loss: float) -> None:
             tuned.add(seed)
             advance(1, f"seed {seed} · step {step} · loss {loss:.4f}")
 
         result = run_tune(target, lm, spec, splits["train"], dev, seed_list, options, shard=shard, on_step=on_step)
-    rows = [{"seed": int(s), "dev_accuracy": float(result["best_accuracy"].sel(seed=s)),
-             "best_step": int(result["best_step"].sel(seed=s)), "wall_s": float(result["wall_s"].sel(seed=s))}
-            for s in result["seed"].values]
+    rows = [
+        {
+            "seed": int(s),
+            "dev_accuracy": float(result["best_accuracy"].sel(seed=s)),
+            "best_step": int(result["best_step"].sel(seed=s)),
+            "wall_s": float(result["wall_s"].sel(seed=s)),
+        }
+        for s in result["seed"].values
+    ]
     accs = np.array([r["dev_accuracy"] for r in rows])
     if as_json:
-        print_json({"task": task, "seeds": rows, "mean": accs.mean(), "std": accs.std(ddof=0),
-                    "already_complete": not tuned})
+        print_json(
+            {"task": task, "seeds": rows, "mean": accs.mean(), "std": accs.std(ddof=0), "already_complete": not tuned}
+        )
         return
     table = Table(title=f"prompt tuning of {task} ({len(dev)} dev examples)")
     for column in ("seed", "dev accuracy", "best step", "wall s"):
@@ -92,19 +110,27 @@ def tune(
         table.add_row(str(r["seed"]), f"{r['dev_accuracy']:.4f}", str(r["best_step"]), f"{r['wall_s']:.0f}")
     out.print(table)
     if len(rows) < len(seed_list):  # a rank that finished before the others: the last one publishes the prompts
-        out.print(f"rank {shard.rank} of {shard.world}: {len(rows)} of {len(seed_list)} seeds tuned so far; the rank "
-                  f"that finishes last publishes {store}/prompts/{task}")
+        out.print(
+            f"rank {shard.rank} of {shard.world}: {len(rows)} of {len(seed_list)} seeds tuned so far; the rank "
+            f"that finishes last publishes {store}/prompts/{task}"
+        )
         return
-    out.print(f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in "
-              f"{store}/prompts/{task}" + ("" if tuned else " (already complete)"))
+    out.print(
+        f"dev accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(rows)} seeds; prompts stored in "
+        f"{store}/prompts/{task}" + ("" if tuned else " (already complete)")
+    )
 
 
 def eval(  # noqa: A001 - the command is `actstore eval`
     model: Model,
     task: Annotated[str, typer.Option(help="the task whose data is scored")],
     store: ExistingStore,
-    prompts_from: Annotated[str | None, typer.Option(help="use this task's prompts (default: the task's own, "
-                                                          "or its clean source's for adversarial tasks)")] = None,
+    prompts_from: Annotated[
+        str | None,
+        typer.Option(
+            help="use this task's prompts (default: the task's own, or its clean source's for adversarial tasks)"
+        ),
+    ] = None,
     split: Annotated[str, typer.Option(help="the split to score")] = "validation",
     batch_size: BatchSize = 32,
     max_length: MaxLength = 128,
@@ -123,20 +149,34 @@ def eval(  # noqa: A001 - the command is `actstore eval`
 
     spec, splits = data.load(task, split)
     examples = next(iter(splits.values()))
-    lm = load_model(model, layout=layout, cross_layout=cross_layout,
-                    **placement(device, model_dtype, device_map))
+    lm = load_model(model, layout=layout, cross_layout=cross_layout, **placement(device, model_dtype, device_map))
     target = Store(store, mode="r+")
     with target.writing():
         prompts = target.prompt_spec(prompts_from or source_task(spec))
         with throughput(f"eval {task}", len(examples) * (len(prompts.seeds) if prompts else 0)) as rates:
-            result = evaluate(target, lm, spec, examples, prompts_from=prompts_from, batch_size=batch_size,
-                              max_length=max_length, tick=lambda n: rates.add(n, 0))
+            result = evaluate(
+                target,
+                lm,
+                spec,
+                examples,
+                prompts_from=prompts_from,
+                batch_size=batch_size,
+                max_length=max_length,
+                tick=lambda n: rates.add(n, 0),
+            )
     source = result.attrs["spec"]["prompts_from"]
     accs = result["accuracy"].values
     if as_json:
-        print_json({"task": task, "split": examples.name, "prompts_from": source,
-                    "accuracy": dict(zip(map(str, result["seed"].values.tolist()), accs.tolist())),
-                    "mean": float(accs.mean()), "std": float(accs.std())})
+        print_json(
+            {
+                "task": task,
+                "split": examples.name,
+                "prompts_from": source,
+                "accuracy": dict(zip(map(str, result["seed"].values.tolist()), accs.tolist())),
+                "mean": float(accs.mean()),
+                "std": float(accs.std()),
+            }
+        )
         return
     table = Table(title=f"{task}/{examples.name} with the prompts of {source} ({len(examples)} examples)")
     table.add_column("seed", justify="right")
@@ -144,8 +184,10 @@ def eval(  # noqa: A001 - the command is `actstore eval`
     for seed, acc in zip(result["seed"].values.tolist(), accs):
         table.add_row(str(seed), f"{acc:.4f}")
     out.print(table)
-    out.print(f"accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(accs)} seeds; stored in "
-              f"{store}/results/evaluation/{task}@{source}")
+    out.print(
+        f"accuracy {accs.mean():.4f} ± {accs.std():.4f} over {len(accs)} seeds; stored in "
+        f"{store}/results/evaluation/{task}@{source}"
+    )
 
 
 COMMANDS = [with_data(tune), with_data(eval)]

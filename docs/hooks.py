@@ -43,7 +43,7 @@ def _outside_fences(text: str, change) -> str:
     """``change`` applied to the text between the fenced blocks of ``text``."""
     pieces, end = [], 0
     for fence in FENCE.finditer(text):
-        pieces += [change(text[end:fence.start()]), fence.group()]
+        pieces += [change(text[end : fence.start()]), fence.group()]
         end = fence.end()
     return "".join([*pieces, change(text[end:])])
 
@@ -55,6 +55,7 @@ def _outside_spans(text: str, change) -> str:
 
 def readme(root: Path, page_dir: Path) -> str:
     """The repository's README.md with its links made relative to ``page_dir`` (the page that shows it)."""
+
     def relink(match: re.Match) -> str:
         target = match["target"]
         if re.match(r"^[a-z][a-z0-9+.-]*:|^#|^/", target):

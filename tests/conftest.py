@@ -47,8 +47,13 @@ def s3_server():
 def s3_env(s3_server) -> dict[str, str]:
     """Dummy credentials and the local endpoint in the standard variables, as users set them for their own S3 (also
     for subprocesses); no instance-metadata lookup (169.254.169.254) where credentials are missing on purpose."""
-    return {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT_URL": s3_server, "AWS_EC2_METADATA_DISABLED": "true"}
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": s3_server,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 @pytest.fixture

@@ -26,8 +26,17 @@ def toy_split(data_dir: Path, split: str, n: int) -> tasks.Split:
     return tasks.load_split(SENTIMENT, split, data_files=files).sample(n)
 
 
-def run_toy(store_path: Path, model_dir: Path, data_dir: Path, *, n_train: int = 12, n_dev: int = 10,
-            seeds: tuple[int, ...] = (0, 1), n_tokens: int = 3, **options) -> Store:
+def run_toy(
+    store_path: Path,
+    model_dir: Path,
+    data_dir: Path,
+    *,
+    n_train: int = 12,
+    n_dev: int = 10,
+    seeds: tuple[int, ...] = (0, 1),
+    n_tokens: int = 3,
+    **options,
+) -> Store:
     """Extract toy train (stored) + validation with random prompts into a store."""
     model = load_model(str(model_dir))
     prompts = PromptSet.random(seeds, n_tokens, model.spec.hidden)
@@ -39,9 +48,18 @@ def run_toy(store_path: Path, model_dir: Path, data_dir: Path, *, n_train: int =
     return store
 
 
-def extract_interrupted(store: Store, model_dir: Path, data_dir: Path, prompts: PromptSet, options: ExtractOptions,
-                        *, n_train: int = 12, n_dev: int = 10, after: int = 14,
-                        between: Callable[[str], None] = lambda split: None) -> None:
+def extract_interrupted(
+    store: Store,
+    model_dir: Path,
+    data_dir: Path,
+    prompts: PromptSet,
+    options: ExtractOptions,
+    *,
+    n_train: int = 12,
+    n_dev: int = 10,
+    after: int = 14,
+    between: Callable[[str], None] = lambda split: None,
+) -> None:
     """Extract toy train and validation, each stopped by Ctrl-C once ``after`` examples were reported, then
     resumed by the same call; ``between(split)`` looks at the store in between."""
     import pytest
@@ -63,8 +81,8 @@ def extract_interrupted(store: Store, model_dir: Path, data_dir: Path, prompts: 
 
 def reference_ranking(acts_train: np.ndarray, acts_dev: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray]:
     """Eq. 2–5 in plain numpy float64, straight from METHOD.md, independent of actstore's kernels."""
-    baseline = acts_train.astype(np.float64).mean(axis=1)                      # (seed, layer, token, neuron)
-    above = acts_dev.astype(np.float64) > baseline[:, None]                    # (seed, example, ...)
+    baseline = acts_train.astype(np.float64).mean(axis=1)  # (seed, layer, token, neuron)
+    above = acts_dev.astype(np.float64) > baseline[:, None]  # (seed, example, ...)
     accuracy = (above == labels[None, :, None, None, None].astype(bool)).mean(axis=1)
     per_token = np.maximum(accuracy, 1 - accuracy)
     return {"baseline": baseline, "accuracy": accuracy, "predictivity": per_token.max(axis=2).mean(axis=0)}
@@ -94,8 +112,17 @@ def one_error_line(result, *fragments: str) -> None:
         assert fragment in lines[0], lines[0]
 
 
-def experiment_toml(store: object, model: object, data_dir: object, *, tasks: tuple[str, ...] = ("sst2",),
-                    seeds: tuple[int, ...] = (0, 1), max_steps: int = 4, eval_every: int = 2, extract: str = "") -> str:
+def experiment_toml(
+    store: object,
+    model: object,
+    data_dir: object,
+    *,
+    tasks: tuple[str, ...] = ("sst2",),
+    seeds: tuple[int, ...] = (0, 1),
+    max_steps: int = 4,
+    eval_every: int = 2,
+    extract: str = "",
+) -> str:
     """A small experiment file on a tiny model: 16 train / 12 dev examples, 3 prompt tokens."""
     return f"""store = "{store}"
 model = "{model}"

@@ -20,25 +20,68 @@ from actstore.specs import ModelSpec, RankingSpec, to_attrs
 from actstore.store import Store
 from helpers import invoke, one_error_line, run_toy
 
-MODEL = ModelSpec(name="tiny", revision="r1", architecture="bert", scoring="mlm_head", n_layers=3, n_neurons=40,
-                  hidden=4, max_positions=64)
+MODEL = ModelSpec(
+    name="tiny",
+    revision="r1",
+    architecture="bert",
+    scoring="mlm_head",
+    n_layers=3,
+    n_neurons=40,
+    hidden=4,
+    max_positions=64,
+)
 
 
-def put_ranking(store: Store, task: str, accuracy: np.ndarray, *, model: ModelSpec = MODEL, baseline: str | None = None,
-                seeds: tuple[int, ...] = (0, 1)) -> None:
+def put_ranking(
+    store: Store,
+    task: str,
+    accuracy: np.ndarray,
+    *,
+    model: ModelSpec = MODEL,
+    baseline: str | None = None,
+    seeds: tuple[int, ...] = (0, 1),
+) -> None:
     """A ranking made from given neuron accuracies (seed, layer, token, neuron)."""
-    spec = RankingSpec(task=task, split="validation", baseline_task=baseline or task, model=model,
-                       prompt_checksum="sha256:" + "0" * 16, seeds=seeds, n_examples=10)
+    spec = RankingSpec(
+        task=task,
+        split="validation",
+        baseline_task=baseline or task,
+        model=model,
+        prompt_checksum="sha256:" + "0" * 16,
+        seeds=seeds,
+        n_examples=10,
+    )
     store.put_ranking(spec, ranking_dataset(accuracy, np.asarray(seeds)))
 
 
-def put_evaluation(store: Store, data: str, prompts: str, accuracy: list[float], *, seeds: tuple[int, ...] = (0, 1),
-                   fingerprint: str | None = None, model: ModelSpec = MODEL) -> None:
-    spec = {"kind": "evaluation", "task": data, "split": "validation", "prompts_from": prompts,
-            "model": to_attrs(model), "prompt_checksum": "sha256:" + "0" * 16, "seeds": list(seeds), "n_examples": 10,
-            "data_fingerprint": fingerprint or f"fp-{data}", "max_length": 16}
-    store.put_result("evaluation", evaluation_name(data, prompts),
-                     spec, xr.Dataset({"accuracy": (("seed",), np.asarray(accuracy))}, coords={"seed": list(seeds)}))
+def put_evaluation(
+    store: Store,
+    data: str,
+    prompts: str,
+    accuracy: list[float],
+    *,
+    seeds: tuple[int, ...] = (0, 1),
+    fingerprint: str | None = None,
+    model: ModelSpec = MODEL,
+) -> None:
+    spec = {
+        "kind": "evaluation",
+        "task": data,
+        "split": "validation",
+        "prompts_from": prompts,
+        "model": to_attrs(model),
+        "prompt_checksum": "sha256:" + "0" * 16,
+        "seeds": list(seeds),
+        "n_examples": 10,
+        "data_fingerprint": fingerprint or f"fp-{data}",
+        "max_length": 16,
+    }
+    store.put_result(
+        "evaluation",
+        evaluation_name(data, prompts),
+        spec,
+        xr.Dataset({"accuracy": (("seed",), np.asarray(accuracy))}, coords={"seed": list(seeds)}),
+    )
 
 
 def put_prompts(store: Store, task: str, seeds: tuple[int, ...] = (0, 1), model: ModelSpec = MODEL) -> None:
@@ -107,6 +150,7 @@ def test_transfer_refuses_what_it_cannot_divide(transfer_store):
 
 
 # ---- task specificity
+
 
 def spearman_by_hand(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Pearson of average ranks, and the two-sided p of its t statistic with n - 2 degrees of freedom."""
@@ -194,6 +238,7 @@ def test_correlation_bad_input(ranked_store):
 
 # ---- adversarial predictivity
 
+
 def test_compare_adversarial_overlap_by_hand(tmp_path):
     store = Store(tmp_path / "a.zarr", mode="a")
     clean, adv = accuracies(1), accuracies(2)
@@ -254,6 +299,7 @@ def test_adversarial_bad_input(tmp_path):
 
 # ---- distributions, Table 1, suppression curves
 
+
 def test_box_stats_agree_with_matplotlib():
     values = np.random.default_rng(0).normal(size=501) ** 3
     ours = analysis.box_stats(values, "x")
@@ -278,19 +324,21 @@ def test_accuracy_table_from_evaluations(tmp_path):
 
 
 def test_suppression_summary_by_hand():
-    skill = np.array([[0.9, 0.6], [0.7, 0.4]])                      # (seed, percent)
+    skill = np.array([[0.9, 0.6], [0.7, 0.4]])  # (seed, percent)
     control = np.array([[[0.9, 0.8], [0.7, 0.8]], [[0.9, 0.9], [0.7, 0.7]]])  # (draw, seed, percent)
-    ds = xr.Dataset({"accuracy_skill": (("seed", "percent"), skill),
-                     "accuracy_random": (("draw", "seed", "percent"), control)},
-                    coords={"seed": [0, 1], "percent": [0.0, 5.0], "draw": [0, 1]})
+    ds = xr.Dataset(
+        {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control)},
+        coords={"seed": [0, 1], "percent": [0.0, 5.0], "draw": [0, 1]},
+    )
     summary = analysis.suppression_summary(ds)
     np.testing.assert_allclose(summary["skill_mean"], [0.8, 0.5])
     np.testing.assert_allclose(summary["skill_std"], [0.1, 0.1])
-    np.testing.assert_allclose(summary["random_mean"], [0.8, 0.8])   # draw means 0.8/0.8 and 0.8/0.8
+    np.testing.assert_allclose(summary["random_mean"], [0.8, 0.8])  # draw means 0.8/0.8 and 0.8/0.8
     np.testing.assert_allclose(summary["random_std"], [0.0, 0.0], atol=1e-12)
 
 
 # ---- the commands, end to end on a tiny random RoBERTa and real SST-2 / QNLI
+
 
 @pytest.fixture(scope="module")
 def tiny_store(tiny_model_dir, data_dir, tmp_path_factory):
@@ -306,14 +354,30 @@ def tiny_store(tiny_model_dir, data_dir, tmp_path_factory):
 
 
 def test_transfer_command_evaluates_missing_pairs_once(tiny_store, tiny_model_dir, data_dir):
-    args = ("transfer", "--store", tiny_store, "--tasks", "sst2,qnli", "--model", tiny_model_dir("roberta"),
-            "--data-dir", data_dir, "--limit", "6", "--batch-size", "6")
+    args = (
+        "transfer",
+        "--store",
+        tiny_store,
+        "--tasks",
+        "sst2,qnli",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--data-dir",
+        data_dir,
+        "--limit",
+        "6",
+        "--batch-size",
+        "6",
+    )
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert "4 pair(s) evaluated" in result.output and "transferability" in result.output
     store = Store(tiny_store)
-    acc = {(a, b): store.result("evaluation", f"{b}@{a}")["accuracy"].values
-           for a in ("sst2", "qnli") for b in ("sst2", "qnli")}
+    acc = {
+        (a, b): store.result("evaluation", f"{b}@{a}")["accuracy"].values
+        for a in ("sst2", "qnli")
+        for b in ("sst2", "qnli")
+    }
     assert all(store.result("evaluation", f"{b}@{a}").attrs["spec"]["n_examples"] == 6 for a, b in acc)
     payload = json.loads(invoke(*args, "--json").output)
     assert payload["evaluated"] == 0
@@ -329,8 +393,9 @@ def test_transfer_command_evaluates_missing_pairs_once(tiny_store, tiny_model_di
 def test_correlate_and_compare_commands(tiny_store):
     store = Store(tiny_store, mode="a")
     toy = store.ranking("toy")
-    put_ranking(store, "toy2", np.asarray(toy["accuracy"].values)[..., ::-1].copy(),
-                model=store.ranking_spec("toy").model)
+    put_ranking(
+        store, "toy2", np.asarray(toy["accuracy"].values)[..., ::-1].copy(), model=store.ranking_spec("toy").model
+    )
     result = invoke("correlate", "--store", tiny_store, "--tasks", "toy,toy2", "--json")
     assert result.exit_code == 0, result.output
     rho = json.loads(result.output)["rho_mean"][0][1]
@@ -342,13 +407,16 @@ def test_correlate_and_compare_commands(tiny_store):
 
 def test_analysis_commands_bad_input(tiny_store, tmp_path):
     one_error_line(invoke("correlate", "--store", tiny_store, "--tasks", "toy"), "at least 2 different tasks")
-    one_error_line(invoke("correlate", "--store", tiny_store, "--tasks", "toy,toy3", "--normalize", "zscore"),
-                   "needs at least 3")
+    one_error_line(
+        invoke("correlate", "--store", tiny_store, "--tasks", "toy,toy3", "--normalize", "zscore"), "needs at least 3"
+    )
     one_error_line(invoke("correlate", "--store", tiny_store, "--tasks", "toy,sst2"), "task 'sst2' has no ranking")
-    one_error_line(invoke("transfer", "--store", tiny_store, "--tasks", "sst2,adv_qnli"),
-                   "'adv_qnli' has no prompts of its own")
-    one_error_line(invoke("compare-adversarial", "--store", tiny_store, "--task", "adv_sst2"),
-                   "task 'adv_sst2' has no ranking")
+    one_error_line(
+        invoke("transfer", "--store", tiny_store, "--tasks", "sst2,adv_qnli"), "'adv_qnli' has no prompts of its own"
+    )
+    one_error_line(
+        invoke("compare-adversarial", "--store", tiny_store, "--task", "adv_sst2"), "task 'adv_sst2' has no ranking"
+    )
     one_error_line(invoke("correlate", "--store", tmp_path / "typo.zarr", "--tasks", "a,b"), "no actstore store")
     assert not (tmp_path / "typo.zarr").exists()
     store = Store(tmp_path / "m.zarr", mode="a")
@@ -361,8 +429,9 @@ def test_compare_adversarial_command(tmp_path):
     store = Store(tmp_path / "a.zarr", mode="a")
     put_ranking(store, "sst2", accuracies(1))
     put_ranking(store, "adv_sst2", accuracies(2), baseline="sst2")
-    result = invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "10,50",
-                    "--json")
+    result = invoke(
+        "compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "10,50", "--json"
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     stored = Store(tmp_path / "a.zarr").result("adversarial", "adv_sst2@sst2")
@@ -370,8 +439,10 @@ def test_compare_adversarial_command(tmp_path):
     assert payload["rows"][1]["overlap"] == pytest.approx(float(stored["overlap"].sel(percent=50.0)))
     table = invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "10")
     assert "top neurons of sst2 on adv_sst2" in table.output and "Spearman's rho" in table.output
-    one_error_line(invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent",
-                          "1"), "not a single neuron")
+    one_error_line(
+        invoke("compare-adversarial", "--store", tmp_path / "a.zarr", "--task", "adv_sst2", "--percent", "1"),
+        "not a single neuron",
+    )
 
 
 def test_report_of_a_tiny_run(tiny_store, tmp_path):

@@ -30,25 +30,141 @@ from helpers import digest, experiment_toml, invoke
 
 MINE = ("--task", "mine", "--label-words", "bad,good")
 BASES = {
-    "extract": ("extract", "--model", "{model}", "--task", "sst2", "--store", "{store}", "--split", "validation",
-                "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--limit", "24", "--batch-size", "4",
-                "--block", "8", "--data-dir", "{data}"),
-    "extract-mine": ("extract", "--model", "{model}", *MINE, "--store", "{store}", "--split", "validation",
-                     "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "4", "--block",
-                     "8"),
-    "extract-stored": ("extract", "--model", "{model}", "--task", "sst2", "--store", "{store}", "--split",
-                       "validation", "--limit", "24", "--batch-size", "4", "--block", "8", "--data-dir", "{data}"),
-    "tune": ("tune", "--model", "{model}", *MINE, "--store", "{store}", "--seeds", "0", "--prompt-length", "3",
-             "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--max-length", "32",
-             "--data-files", "train={files}/good.jsonl,validation={files}/good_dev.jsonl"),
+    "extract": (
+        "extract",
+        "--model",
+        "{model}",
+        "--task",
+        "sst2",
+        "--store",
+        "{store}",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--limit",
+        "24",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        "--data-dir",
+        "{data}",
+    ),
+    "extract-mine": (
+        "extract",
+        "--model",
+        "{model}",
+        *MINE,
+        "--store",
+        "{store}",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+    ),
+    "extract-stored": (
+        "extract",
+        "--model",
+        "{model}",
+        "--task",
+        "sst2",
+        "--store",
+        "{store}",
+        "--split",
+        "validation",
+        "--limit",
+        "24",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        "--data-dir",
+        "{data}",
+    ),
+    "tune": (
+        "tune",
+        "--model",
+        "{model}",
+        *MINE,
+        "--store",
+        "{store}",
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "3",
+        "--max-steps",
+        "2",
+        "--eval-every",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "32",
+        "--data-files",
+        "train={files}/good.jsonl,validation={files}/good_dev.jsonl",
+    ),
     "import": ("prompts", "import", "--task", "imported", "--store", "{store}", "--model", "{model}"),
-    "eval": ("eval", "--model", "{model}", "--task", "sst2", "--store", "{store}", "--limit", "8", "--max-length", "32",
-             "--data-dir", "{data}"),
-    "suppress": ("suppress", "--store", "{store}", "--task", "sst2", "--percent", "0,50", "--random-draws", "2",
-                 "--limit", "8", "--max-length", "32", "--data-dir", "{data}"),
+    "eval": (
+        "eval",
+        "--model",
+        "{model}",
+        "--task",
+        "sst2",
+        "--store",
+        "{store}",
+        "--limit",
+        "8",
+        "--max-length",
+        "32",
+        "--data-dir",
+        "{data}",
+    ),
+    "suppress": (
+        "suppress",
+        "--store",
+        "{store}",
+        "--task",
+        "sst2",
+        "--percent",
+        "0,50",
+        "--random-draws",
+        "2",
+        "--limit",
+        "8",
+        "--max-length",
+        "32",
+        "--data-dir",
+        "{data}",
+    ),
     "rank": ("rank", "--store", "{store}", "--task", "sst2"),
-    "transfer": ("transfer", "--store", "{store}", "--tasks", "sst2,qnli", "--model", "{model}", "--limit", "6",
-                 "--max-length", "32", "--data-dir", "{data}"),
+    "transfer": (
+        "transfer",
+        "--store",
+        "{store}",
+        "--tasks",
+        "sst2,qnli",
+        "--model",
+        "{model}",
+        "--limit",
+        "6",
+        "--max-length",
+        "32",
+        "--data-dir",
+        "{data}",
+    ),
     "correlate": ("correlate", "--store", "{store}"),
     "compare": ("compare-adversarial", "--store", "{store}", "--task", "adv_sst2"),
     "report": ("report", "--store", "{store}"),
@@ -59,10 +175,14 @@ BASES = {
 
 #: what the data files of the `files` fixture hold: valid ones, and one defect each
 FILES = {
-    "good.jsonl": "".join(json.dumps({"text": f"a {w} movie", "label": i % 2}) + "\n"
-                          for i, w in enumerate(["bad", "good", "dull", "great", "boring", "fine", "awful", "funny"])),
-    "good_dev.jsonl": "".join(json.dumps({"text": f"the {w} film", "label": i % 2}) + "\n"
-                              for i, w in enumerate(["poor", "nice", "slow", "grand"])),
+    "good.jsonl": "".join(
+        json.dumps({"text": f"a {w} movie", "label": i % 2}) + "\n"
+        for i, w in enumerate(["bad", "good", "dull", "great", "boring", "fine", "awful", "funny"])
+    ),
+    "good_dev.jsonl": "".join(
+        json.dumps({"text": f"the {w} film", "label": i % 2}) + "\n"
+        for i, w in enumerate(["poor", "nice", "slow", "grand"])
+    ),
     "no_label.jsonl": '{"text": "a good movie", "label": 1}\n{"text": "a bad movie"}\n',
     "no_text.jsonl": '{"text": "a good movie", "label": 1}\n{"label": 0}\n',
     "list.jsonl": '{"text": "a good movie", "label": 1}\n\n["a bad movie", 0]\n',
@@ -143,17 +263,22 @@ WRITERS = [
     ("extract", ("--data-files", "validation={files}/absent.csv"), 1, "data file not found"),
     ("extract", ("--data-files", "validation={files}/good.jsonl", "--text-field", "nope"), 1, "no field(s) ['nope']"),
     ("extract", ("--label-words", "good"), 1, "needs one label word per class"),
-    ("extract-mine", ("--label-words", "bad,bad", "--data-files", "validation={files}/good.jsonl"), 1,
-     "share a token"),
-    ("extract-mine", ("--data-files", "validation={files}/good.jsonl", "--limit", "1"), 1,
-     "holds only examples of class"),
+    ("extract-mine", ("--label-words", "bad,bad", "--data-files", "validation={files}/good.jsonl"), 1, "share a token"),
+    (
+        "extract-mine",
+        ("--data-files", "validation={files}/good.jsonl", "--limit", "1"),
+        1,
+        "holds only examples of class",
+    ),
     # the second split's plan fails: nothing written
-    ("extract-mine", ("--split", "train,validation", "--data-files",
-                      "train={files}/good.jsonl,validation={files}/one_class.csv"), 1,
-     "split 'validation' of task 'mine'"),
+    (
+        "extract-mine",
+        ("--split", "train,validation", "--data-files", "train={files}/good.jsonl,validation={files}/one_class.csv"),
+        1,
+        "split 'validation' of task 'mine'",
+    ),
     # extract: rows of the user's files
-    *[("extract-mine", ("--data-files", f"validation={{files}}/{name}"), 1, fragment)
-      for name, fragment in DATA_CASES],
+    *[("extract-mine", ("--data-files", f"validation={{files}}/{name}"), 1, fragment) for name, fragment in DATA_CASES],
     # tune
     ("tune", ("--seeds", "-1"), 1, "seeds must be integers from 0"),
     ("tune", ("--seeds", ""), 1, "give at least one seed"),
@@ -177,10 +302,18 @@ WRITERS = [
     ("tune", ("--prompt-length", "0"), 1, "prompt length must be positive"),
     ("tune", ("--prompt-length", "400", "--layout", "peft"), 1, "400 prompt tokens + 32 text tokens exceed"),
     ("tune", ("--device", "foo"), 1, "unknown device 'foo'"),
-    ("tune", ("--data-files", "train={files}/one_class.csv,validation={files}/good.jsonl"), 1,
-     "split 'train' of task 'mine'"),
-    ("tune", ("--data-files", "train={files}/good.jsonl,validation={files}/null_text.jsonl"), 1,
-     "null_text.jsonl line 2: field 'text' is null"),
+    (
+        "tune",
+        ("--data-files", "train={files}/one_class.csv,validation={files}/good.jsonl"),
+        1,
+        "split 'train' of task 'mine'",
+    ),
+    (
+        "tune",
+        ("--data-files", "train={files}/good.jsonl,validation={files}/null_text.jsonl"),
+        1,
+        "null_text.jsonl line 2: field 'text' is null",
+    ),
     ("tune", ("--data-files", "train={files}/good.jsonl"), 1, "split 'validation' of task 'mine' is empty"),
     # prompts import
     ("import", ("{files}/p0.pt", "--seeds", "-1"), 1, "seeds must be integers from 0"),
@@ -202,8 +335,12 @@ ADDERS = [
     ("extract", ("--block", "4"), 1, "block: 8 → 4"),
     ("extract", ("--prompts", "{files}/p0.pt", "--seeds", "0"), 1, "already holds other prompts for task 'sst2'"),
     ("extract-stored", ("--prompts-from", "nope"), 1, "holds no prompts for task 'nope'"),
-    ("tune", ("--task", "sst2", "--label-words", "", "--data-dir", "{data}", "--limit", "16", "--data-files", ""), 1,
-     "already holds random(std=0.02) prompts for 'sst2'"),
+    (
+        "tune",
+        ("--task", "sst2", "--label-words", "", "--data-dir", "{data}", "--limit", "16", "--data-files", ""),
+        1,
+        "already holds random(std=0.02) prompts for 'sst2'",
+    ),
     ("import", ("{files}/p0.pt", "{files}/p1.pt", "--task", "sst2"), 1, "already holds other prompts for task 'sst2'"),
     # eval
     ("eval", ("--batch-size", "0"), 2, "--batch-size"),
@@ -215,8 +352,12 @@ ADDERS = [
     ("eval", ("--split", "nope"), 1, "unknown split(s) ['nope']"),
     ("eval", ("--prompts-from", "nope"), 1, "holds no prompts for task 'nope'"),
     ("eval", ("--device", "foo"), 1, "unknown device 'foo'"),
-    ("eval", ("--task", "mine", "--label-words", "bad,good", "--data-files", "validation={files}/list.jsonl"), 1,
-     "list.jsonl line 3"),
+    (
+        "eval",
+        ("--task", "mine", "--label-words", "bad,good", "--data-files", "validation={files}/list.jsonl"),
+        1,
+        "list.jsonl line 3",
+    ),
     # suppress
     ("suppress", ("--percent", "-5"), 1, "percentages must lie in 0–100, got -5.0"),
     ("suppress", ("--percent", "101"), 1, "percentages must lie in 0–100"),
@@ -309,8 +450,9 @@ def check(result, code: int | None, fragment: str) -> None:
         assert len(lines) == 1 and lines[0].startswith("error:"), result.output
         assert fragment in lines[0], lines[0]
     else:
-        assert ("Invalid value" in result.output or "No such option" in result.output) and fragment in result.output, \
+        assert ("Invalid value" in result.output or "No such option" in result.output) and fragment in result.output, (
             result.output
+        )
 
 
 @pytest.fixture(scope="module")
@@ -344,16 +486,18 @@ def run_against(world: dict, base: str, extra, code, fragment, store: Path, tmp:
     check(result, code, fragment.format(**values))
 
 
-@pytest.mark.parametrize("base, extra, code, fragment", WRITERS + ADDERS,
-                         ids=[f"{b} {' '.join(e)}"[:80] for b, e, _, _ in WRITERS + ADDERS])
+@pytest.mark.parametrize(
+    "base, extra, code, fragment", WRITERS + ADDERS, ids=[f"{b} {' '.join(e)}"[:80] for b, e, _, _ in WRITERS + ADDERS]
+)
 def test_the_store_is_left_as_it_was(world, base, extra, code, fragment, tmp_path):
     before = digest(world["store"])
     run_against(world, base, extra, code, fragment, world["store"], tmp_path)
     assert digest(world["store"]) == before
 
 
-@pytest.mark.parametrize("base, extra, code, fragment", WRITERS,
-                         ids=[f"{b} {' '.join(e)}"[:80] for b, e, _, _ in WRITERS])
+@pytest.mark.parametrize(
+    "base, extra, code, fragment", WRITERS, ids=[f"{b} {' '.join(e)}"[:80] for b, e, _, _ in WRITERS]
+)
 def test_no_store_is_created(world, base, extra, code, fragment, tmp_path):
     new = tmp_path / "new.zarr"
     run_against(world, base, extra, code, fragment, new, tmp_path)
@@ -371,8 +515,11 @@ def test_commands_that_need_a_store_create_none(world, command, tmp_path):
 # ---- where a store goes: a directory of its own, refused in one line before anything is written (issue 19)
 
 #: the commands that create a store, with what they need beyond BASES
-CREATORS = {"extract": BASES["extract"], "tune": BASES["tune"],
-            "import": (*BASES["import"], "{files}/p0.pt", "{files}/p1.pt")}
+CREATORS = {
+    "extract": BASES["extract"],
+    "tune": BASES["tune"],
+    "import": (*BASES["import"], "{files}/p0.pt", "{files}/p1.pt"),
+}
 
 
 @pytest.fixture
@@ -418,8 +565,12 @@ def test_a_directory_of_other_files_is_refused_and_left_as_it_was(creator, tmp_p
     (folder / "notes.txt").write_text("mine")
     (folder / "sub" / "a.csv").write_text("text,label\n")
     before = digest(folder)
-    check(invoke(*creator(folder)), 1, f"{folder} is a directory that holds other files (notes.txt, sub) and no "
-                                       "actstore store: give a new or empty directory")
+    check(
+        invoke(*creator(folder)),
+        1,
+        f"{folder} is a directory that holds other files (notes.txt, sub) and no "
+        "actstore store: give a new or empty directory",
+    )
     assert digest(folder) == before and sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
 
 
@@ -438,11 +589,12 @@ def test_an_empty_directory_or_a_store_that_lost_its_root_zarr_json_takes_a_stor
     with pytest.raises(ActstoreError, match=r"holds other files \(notes.txt\)"):
         open_backend(lost).zarr_store(read_only=False)
 
+
 # ---- experiment files: checked against schemas/experiment-v1.json before anything runs
 
 EXPERIMENT = experiment_toml("{store}", "{model}", "{data}", max_steps=2, eval_every=1)
 #: the lines from the top-level tasks to the prompt length, to set both the layout and n_tokens in one change
-PEFT_TUNE = EXPERIMENT[EXPERIMENT.index("tasks = "):EXPERIMENT.index("n_tokens = 3") + len("n_tokens = 3")]
+PEFT_TUNE = EXPERIMENT[EXPERIMENT.index("tasks = ") : EXPERIMENT.index("n_tokens = 3") + len("n_tokens = 3")]
 
 #: (change: old line → new line, or a line to append at the end (of [extract]), fragment of the error)
 EXPERIMENT_CASES = [
@@ -476,18 +628,29 @@ EXPERIMENT_CASES = [
     # checked against the model and the data once the file is valid, before the store is opened
     (('model = "{model}"', 'model = "no-such-model-xyz"'), "unknown model 'no-such-model-xyz'"),
     (("max_length = 32\n[extract]", "max_length = 400\n[extract]"), "400 text tokens exceed the 300 positions"),
-    ((PEFT_TUNE,
-      PEFT_TUNE.replace("\n[data]", '\nlayout = "peft"\n[data]', 1).replace("n_tokens = 3", "n_tokens = 400")),
-     "400 prompt tokens + 32 text tokens exceed"),
+    (
+        (
+            PEFT_TUNE,
+            PEFT_TUNE.replace("\n[data]", '\nlayout = "peft"\n[data]', 1).replace("n_tokens = 3", "n_tokens = 400"),
+        ),
+        "400 prompt tokens + 32 text tokens exceed",
+    ),
     (('data_dir = "{data}"', 'data_dir = "{files}"'), "was not found locally under"),
     # only where no store holds the clean task's prompts yet (the module's store has sst2's)
     (('tasks = ["sst2"]', 'tasks = ["adv_sst2"]'), "adversarial task 'adv_sst2' needs the prompts of 'sst2'"),
 ]
 
 
-@pytest.mark.parametrize("target, change, fragment", [
-    (target, change, fragment) for target in ("existing", "new") for change, fragment in EXPERIMENT_CASES
-    if target == "new" or "adversarial" not in fragment], ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "target, change, fragment",
+    [
+        (target, change, fragment)
+        for target in ("existing", "new")
+        for change, fragment in EXPERIMENT_CASES
+        if target == "new" or "adversarial" not in fragment
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
 def test_experiment_files_are_checked_before_anything_runs(world, target, change, fragment, tmp_path):
     store = world["store"] if target == "existing" else tmp_path / "new.zarr"
     values = {**world, "store": store}
@@ -512,8 +675,9 @@ def test_the_shipped_experiment_files_and_the_options_follow_the_schema():
     from actstore.extraction import ExtractOptions
     from actstore.tuning import TuneOptions
 
-    shipped = [p for p in resources.files("actstore.data").joinpath("experiments").iterdir()
-               if p.name.endswith(".toml")]
+    shipped = [
+        p for p in resources.files("actstore.data").joinpath("experiments").iterdir() if p.name.endswith(".toml")
+    ]
     assert len(shipped) == 4 and all(Experiment.load(str(p)).seeds for p in shipped)
     sections = _schema()["properties"]
     for section, cls in (("tune", TuneOptions), ("extract", ExtractOptions)):
@@ -554,8 +718,10 @@ def test_valid_files_load_as_written(records, suffix):
             path.write_text("".join(json.dumps({"text": t, "label": y}) + "\n" for t, y in records))
         else:
             sep = "," if suffix == ".csv" else "\t"
-            path.write_text(f"text{sep}label\n" + "".join(f'"{t}"{sep}{y}\n' if sep == "," else f"{t}{sep}{y}\n"
-                                                         for t, y in records))
+            path.write_text(
+                f"text{sep}label\n"
+                + "".join(f'"{t}"{sep}{y}\n' if sep == "," else f"{t}{sep}{y}\n" for t, y in records)
+            )
         split = load(path)
     assert split.texts == tuple((t,) for t, _ in records)
     assert split.labels.tolist() == [int(y) for _, y in records]

@@ -69,26 +69,29 @@ def test_kernels_compare_exactly_at_ties_signed_zeros_and_neighbours():
     values = np.empty((5, 2, 3, 21), np.float16)
     values[...] = rng.standard_normal(values.shape)
     b16 = baseline.astype(np.float16)
-    values[0] = b16                                               # ties at the rounded baseline
-    values[1] = np.nextafter(b16, np.float16(np.inf))             # one step above
-    values[2] = np.nextafter(b16, np.float16(-np.inf))            # one step below
-    values[3, 0, 0, :4] = [-0.0, 0.0, 1.0, -2.5]                  # -0/+0 against +0/-0, exact ties
+    values[0] = b16  # ties at the rounded baseline
+    values[1] = np.nextafter(b16, np.float16(np.inf))  # one step above
+    values[2] = np.nextafter(b16, np.float16(-np.inf))  # one step below
+    values[3, 0, 0, :4] = [-0.0, 0.0, 1.0, -2.5]  # -0/+0 against +0/-0, exact ties
     for dtype in (np.float16, np.float32):
         v = values.astype(dtype)
         bits, _ = kernels.bits_and_moments(v, kernels.thresholds_for(baseline, dtype))
         np.testing.assert_array_equal(bits, packed_reference(v[None], baseline[None])[0])
 
 
-@pytest.mark.parametrize("rows, shape, n_neurons, n_classes", [
-    (1, (5,), 37, 2),            # a row of 5 bytes: padded to a whole 64-bit word
-    (700, (3, 4), 29, 3),        # rows of one class past a byte counter's 255: flushed in between
-    (64, (2, 96), 768, 2),       # several words per row, neurons a multiple of 64
-])
+@pytest.mark.parametrize(
+    "rows, shape, n_neurons, n_classes",
+    [
+        (1, (5,), 37, 2),  # a row of 5 bytes: padded to a whole 64-bit word
+        (700, (3, 4), 29, 3),  # rows of one class past a byte counter's 255: flushed in between
+        (64, (2, 96), 768, 2),  # several words per row, neurons a multiple of 64
+    ],
+)
 def test_counting_packed_bits_equals_unpacking_them(rows, shape, n_neurons, n_classes):
     rng = np.random.default_rng(rows)
     bits = rng.integers(0, 256, (rows, *shape), dtype=np.uint8)
-    bits[: rows // 2] = 255                                      # counters of every bit filled to the brim
-    labels = rng.integers(-1, n_classes, rows)                   # -1: left out
+    bits[: rows // 2] = 255  # counters of every bit filled to the brim
+    labels = rng.integers(-1, n_classes, rows)  # -1: left out
     labels[: rows // 2] = n_classes - 1
     unpacked = np.unpackbits(bits, axis=-1, bitorder="little")[..., :n_neurons].astype(np.int64)
     expected = np.stack([unpacked[labels == c].sum(0) for c in range(n_classes)])
@@ -96,8 +99,9 @@ def test_counting_packed_bits_equals_unpacking_them(rows, shape, n_neurons, n_cl
 
 
 @pytest.mark.parametrize("keep", ["both", "bits"])
-def test_the_device_path_gives_the_same_store_as_the_host_kernels(keep, monkeypatch, tiny_model_dir, data_dir,
-                                                                  tmp_path):
+def test_the_device_path_gives_the_same_store_as_the_host_kernels(
+    keep, monkeypatch, tiny_model_dir, data_dir, tmp_path
+):
     """On a GPU the compare, the packing and the moments run in torch where the activations are; the same code on
     this CPU must write the very bytes the numba kernels write."""
     from actstore import extraction
@@ -105,8 +109,11 @@ def test_the_device_path_gives_the_same_store_as_the_host_kernels(keep, monkeypa
 
     run_toy(tmp_path / "host.zarr", tiny_model_dir("bert"), data_dir, keep=keep)
     original = extraction._BlockRunner.__init__
-    monkeypatch.setattr(extraction._BlockRunner, "__init__",
-                        lambda self, *args, **kwargs: original(self, *args, **{**kwargs, "on_device": True}))
+    monkeypatch.setattr(
+        extraction._BlockRunner,
+        "__init__",
+        lambda self, *args, **kwargs: original(self, *args, **{**kwargs, "on_device": True}),
+    )
     run_toy(tmp_path / "device.zarr", tiny_model_dir("bert"), data_dir, keep=keep)
     host, device = stored_arrays(tmp_path / "host.zarr"), stored_arrays(tmp_path / "device.zarr")
     assert host.keys() == device.keys() and any(k.endswith("/bits") for k in host)
@@ -124,15 +131,44 @@ def test_kill_9_during_a_bits_extraction_then_rerun_gives_the_uninterrupted_stor
     from helpers import stored_arrays
 
     def command(store):
-        return [sys.executable, "-m", "actstore.cli.app", "extract", "--model", str(tiny_model_dir("bert")), "--task",
-                "sst2", "--split", "validation,train", "--keep", "bits", "--prompts", "random", "--seeds", "0,1,2",
-                "--prompt-length", "4", "--batch-size", "2", "--block", "4", "--limit", "120", "--data-dir",
-                str(data_dir), "--store", str(store)]
+        return [
+            sys.executable,
+            "-m",
+            "actstore.cli.app",
+            "extract",
+            "--model",
+            str(tiny_model_dir("bert")),
+            "--task",
+            "sst2",
+            "--split",
+            "validation,train",
+            "--keep",
+            "bits",
+            "--prompts",
+            "random",
+            "--seeds",
+            "0,1,2",
+            "--prompt-length",
+            "4",
+            "--batch-size",
+            "2",
+            "--block",
+            "4",
+            "--limit",
+            "120",
+            "--data-dir",
+            str(data_dir),
+            "--store",
+            str(store),
+        ]
 
     def done_blocks(store):
         folder = store / "extractions" / "sst2" / "validation" / "done" / "c"
-        return sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial")) \
-            if folder.exists() else 0
+        return (
+            sum(1 for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
+            if folder.exists()
+            else 0
+        )
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     subprocess.run(command(tmp_path / "ref.zarr"), check=True, env=env, capture_output=True)
@@ -166,10 +202,22 @@ def test_an_adversarial_tasks_bits_use_its_clean_tasks_baseline(tiny_model_dir, 
     store = Store(tmp_path / "s.zarr", mode="a")
     store.put_prompts("sst2", prompts.vectors, prompts.spec(model.spec))
     options = ExtractOptions(batch_size=2, block=4, segment=2, keep="both")
-    extract(store, model, tasks.get_task("sst2"), tasks.load_split("sst2", "train", data_dir=data_dir).sample(12),
-            prompts, options)
-    extract(store, model, tasks.get_task("adv_sst2"),
-            tasks.load_split("adv_sst2", "validation", data_dir=data_dir).sample(10), prompts, options)
+    extract(
+        store,
+        model,
+        tasks.get_task("sst2"),
+        tasks.load_split("sst2", "train", data_dir=data_dir).sample(12),
+        prompts,
+        options,
+    )
+    extract(
+        store,
+        model,
+        tasks.get_task("adv_sst2"),
+        tasks.load_split("adv_sst2", "validation", data_dir=data_dir).sample(10),
+        prompts,
+        options,
+    )
     ds = store.extraction("adv_sst2", "validation")
     assert ds.attrs["spec"]["baseline_task"] == "sst2"
     np.testing.assert_array_equal(ds["bits"].values, packed_reference(ds["acts"].values, store.baseline("sst2").values))
@@ -182,9 +230,32 @@ def test_keep_bits_without_a_baseline_is_one_error_line_and_stores_nothing(tiny_
     store = tmp_path / "s.zarr"
 
     def extract(task: str, *options: str):
-        return invoke("extract", "--model", tiny_model_dir("bert"), "--task", task, "--split", "validation",
-                      "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3", "--limit", "8",
-                      "--batch-size", "4", "--block", "4", "--data-dir", data_dir, "--store", store, *options)
+        return invoke(
+            "extract",
+            "--model",
+            tiny_model_dir("bert"),
+            "--task",
+            task,
+            "--split",
+            "validation",
+            "--prompts",
+            "random",
+            "--seeds",
+            "0,1",
+            "--prompt-length",
+            "3",
+            "--limit",
+            "8",
+            "--batch-size",
+            "4",
+            "--block",
+            "4",
+            "--data-dir",
+            data_dir,
+            "--store",
+            store,
+            *options,
+        )
 
     one_error_line(extract("sst2", "--keep", "bits"), "train baseline of 'sst2'", "--split train first")
     assert not store.exists()
@@ -218,17 +289,44 @@ def test_the_cli_ranks_from_either_form_to_the_same_numbers(tiny_model_dir, data
     from helpers import invoke, one_error_line
 
     store = tmp_path / "s.zarr"
-    assert invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--prompts", "random", "--seeds",
-                  "0,1", "--prompt-length", "3", "--limit", "16", "--batch-size", "4", "--block", "4", "--keep", "both",
-                  "--data-dir", data_dir, "--store", store).exit_code == 0
+    assert (
+        invoke(
+            "extract",
+            "--model",
+            tiny_model_dir("bert"),
+            "--task",
+            "sst2",
+            "--prompts",
+            "random",
+            "--seeds",
+            "0,1",
+            "--prompt-length",
+            "3",
+            "--limit",
+            "16",
+            "--batch-size",
+            "4",
+            "--block",
+            "4",
+            "--keep",
+            "both",
+            "--data-dir",
+            data_dir,
+            "--store",
+            store,
+        ).exit_code
+        == 0
+    )
     tops = {}
     for read in ("bits", "acts"):
         result = invoke("rank", "--store", store, "--task", "sst2", "--read", read, "--top", "20", "--json")
         assert result.exit_code == 0, result.output
         tops[read] = json.loads(result.output)["top"]
     assert tops["bits"] == tops["acts"] and len(tops["bits"]) == 20
-    one_error_line(invoke("rank", "--store", store, "--task", "sst2", "--read", "bits", "--baseline-from", "qnli"),
-                   "kept no bits against the baseline of 'qnli'")
+    one_error_line(
+        invoke("rank", "--store", store, "--task", "sst2", "--read", "bits", "--baseline-from", "qnli"),
+        "kept no bits against the baseline of 'qnli'",
+    )
 
 
 def test_rank_from_bits_equals_rank_from_float16_on_real_minilm(data_dir, tmp_path):
@@ -236,15 +334,40 @@ def test_rank_from_bits_equals_rank_from_float16_on_real_minilm(data_dir, tmp_pa
     from helpers import invoke
 
     store = tmp_path / "s.zarr"
-    done = invoke("extract", "--model", "all-minilm-l6-v2", "--task", "sst2", "--prompts", "random", "--seeds", "0,1",
-                  "--prompt-length", "4", "--limit", "40", "--batch-size", "8", "--block", "8", "--keep", "both",
-                  "--data-dir", data_dir, "--store", store)
+    done = invoke(
+        "extract",
+        "--model",
+        "all-minilm-l6-v2",
+        "--task",
+        "sst2",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--limit",
+        "40",
+        "--batch-size",
+        "8",
+        "--block",
+        "8",
+        "--keep",
+        "both",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+    )
     assert done.exit_code == 0, done.output
     opened = Store(store)
-    ranked = {read: {k: v.values for k, v in rank(Store(store, mode="r+"), "sst2", read=read).variables.items()}
-              for read in ("acts", "bits")}
+    ranked = {
+        read: {k: v.values for k, v in rank(Store(store, mode="r+"), "sst2", read=read).variables.items()}
+        for read in ("acts", "bits")
+    }
     for name in ranked["acts"]:
         np.testing.assert_array_equal(ranked["bits"][name], ranked["acts"][name], err_msg=name)
     ds = opened.extraction("sst2", "validation")
-    np.testing.assert_array_equal(ds["bits"].values,
-                                  packed_reference(ds["acts"].values, opened.baseline("sst2").values))
+    np.testing.assert_array_equal(
+        ds["bits"].values, packed_reference(ds["acts"].values, opened.baseline("sst2").values)
+    )

@@ -17,9 +17,29 @@ from helpers import digest, invoke, one_error_line
 def store(tiny_model_dir, data_dir, tmp_path_factory):
     """`actstore extract` (train streamed + validation) and `actstore rank` on a tiny RoBERTa and real SST-2."""
     path = tmp_path_factory.mktemp("cli") / "sst2.zarr"
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "sst2", "--prompts", "random",
-                    "--seeds", "0,1", "--prompt-length", "4", "--limit", "24", "--batch-size", "4", "--block", "8",
-                    "--data-dir", data_dir, "--store", path)
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "sst2",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--limit",
+        "24",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        "--data-dir",
+        data_dir,
+        "--store",
+        path,
+    )
     assert result.exit_code == 0, result.output
     assert "sst2/train: 24 examples × 2 seeds → baseline in" in result.output
     assert "sst2/validation: 24 examples × 2 seeds → activations" in result.output
@@ -65,14 +85,34 @@ def test_analyst_api_speaks_named_dimensions(store):
 
 
 def extract_into(store, model_dir, *extra):
-    return invoke("extract", "--model", model_dir, "--store", store, "--split", "validation", "--prompts", "random",
-                  "--seeds", "0,1", "--prompt-length", "4", "--limit", "8", "--block", "8", *extra)
+    return invoke(
+        "extract",
+        "--model",
+        model_dir,
+        "--store",
+        store,
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--limit",
+        "8",
+        "--block",
+        "8",
+        *extra,
+    )
 
 
 def test_unknown_model(store, data_dir):
     before = digest(store)
-    one_error_line(extract_into(store, "no-such-model-xyz", "--task", "sst2", "--data-dir", data_dir),
-                   "unknown model 'no-such-model-xyz'")
+    one_error_line(
+        extract_into(store, "no-such-model-xyz", "--task", "sst2", "--data-dir", data_dir),
+        "unknown model 'no-such-model-xyz'",
+    )
     assert digest(store) == before
 
 
@@ -84,8 +124,12 @@ def test_unknown_task(store, tiny_model_dir):
 
 def test_missing_data_files(store, tiny_model_dir, tmp_path):
     before = digest(store)
-    one_error_line(extract_into(store, tiny_model_dir("roberta"), "--task", "sst2", "--data-files",
-                                f"validation={tmp_path / 'absent.csv'}"), "absent.csv")
+    one_error_line(
+        extract_into(
+            store, tiny_model_dir("roberta"), "--task", "sst2", "--data-files", f"validation={tmp_path / 'absent.csv'}"
+        ),
+        "absent.csv",
+    )
     assert digest(store) == before
 
 
@@ -93,25 +137,65 @@ def test_empty_split(store, tiny_model_dir, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("sentence,label\n")
     before = digest(store)
-    one_error_line(extract_into(store, tiny_model_dir("roberta"), "--task", "sst2", "--data-files",
-                                f"validation={empty}"), "empty")
+    one_error_line(
+        extract_into(store, tiny_model_dir("roberta"), "--task", "sst2", "--data-files", f"validation={empty}"), "empty"
+    )
     assert digest(store) == before
 
 
 def test_prompt_of_the_wrong_hidden_size(store, tiny_model_dir, data_dir, tmp_path):
     torch.save(torch.zeros(4, 7), tmp_path / "p.pt")
     before = digest(store)
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "sst2", "--split", "validation",
-                    "--prompts", tmp_path / "p.pt", "--data-dir", data_dir, "--store", store, "--limit", "8")
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        tmp_path / "p.pt",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+        "--limit",
+        "8",
+    )
     one_error_line(result, "prompt hidden size 7 does not match")
     assert digest(store) == before
 
 
 def test_other_settings_against_the_store(store, tiny_model_dir, data_dir):
     before = digest(store)
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "sst2", "--split", "validation",
-                    "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--limit", "24",
-                    "--batch-size", "4", "--block", "8", "--dtype", "float32", "--data-dir", data_dir, "--store", store)
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--limit",
+        "24",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        "--dtype",
+        "float32",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+    )
     one_error_line(result, "was extracted with different settings", "dtype: 'float16' → 'float32'")
     assert digest(store) == before
 
@@ -121,10 +205,25 @@ def test_non_binary_labels_for_rank(tiny_model_dir, tmp_path):
         rows = [f"movie number {i + offset} was {w},{i % 3}" for i, w in enumerate(["good", "bad", "fine"] * 4)]
         (tmp_path / name).write_text("\n".join(["sentence,label", *rows]) + "\n")
     path = tmp_path / "three.zarr"
-    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "three", "--label-words", "bad,fine,good",
-                    "--text-field", "sentence", "--data-files",
-                    f"train={tmp_path / 'three.csv'},validation={tmp_path / 'three_dev.csv'}", "--prompts", "random",
-                    "--prompt-length", "2", "--store", path)
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "three",
+        "--label-words",
+        "bad,fine,good",
+        "--text-field",
+        "sentence",
+        "--data-files",
+        f"train={tmp_path / 'three.csv'},validation={tmp_path / 'three_dev.csv'}",
+        "--prompts",
+        "random",
+        "--prompt-length",
+        "2",
+        "--store",
+        path,
+    )
     assert result.exit_code == 0, result.output
     before = digest(path)
     one_error_line(invoke("rank", "--store", path, "--task", "three"), "binary labels", "3 classes")
@@ -166,5 +265,7 @@ def test_corrupted_chunk(store, tmp_path):
 def test_non_writable_path(tiny_model_dir, data_dir, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    one_error_line(extract_into(blocker / "s.zarr", tiny_model_dir("roberta"), "--task", "sst2", "--data-dir",
-                                data_dir), "cannot write a store")
+    one_error_line(
+        extract_into(blocker / "s.zarr", tiny_model_dir("roberta"), "--task", "sst2", "--data-dir", data_dir),
+        "cannot write a store",
+    )

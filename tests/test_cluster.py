@@ -113,8 +113,9 @@ def test_cli_rank_on_a_scheduler_address_file_and_environment(toy, cluster, tmp_
     file.write_text(json.dumps({"address": cluster}))
     for option in (["--scheduler", cluster], ["--scheduler", file], []):
         monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster)  # an option wins over it; without one it is used
-        workers = ran_on_workers(cluster,
-                                 lambda option=option: invoke("rank", "--store", toy, "--task", "toy", *option))
+        workers = ran_on_workers(
+            cluster, lambda option=option: invoke("rank", "--store", toy, "--task", "toy", *option)
+        )
         assert len(workers) == 2, option
         assert loaded(open_store(toy).ranking("toy")) == threaded
 
@@ -122,8 +123,9 @@ def test_cli_rank_on_a_scheduler_address_file_and_environment(toy, cluster, tmp_
 def test_cli_report_on_a_cluster_equals_threads(toy, cluster, tmp_path):
     rank(open_store(toy, "r+"), "toy")
     assert invoke("report", "--store", toy, "--out", tmp_path / "threads").exit_code == 0
-    workers = ran_on_workers(cluster, lambda: invoke("report", "--store", toy, "--out", tmp_path / "cluster",
-                                                     "--scheduler", cluster))
+    workers = ran_on_workers(
+        cluster, lambda: invoke("report", "--store", toy, "--out", tmp_path / "cluster", "--scheduler", cluster)
+    )
     assert len(workers) == 2
     threaded, clustered = tmp_path / "threads", tmp_path / "cluster"
     assert sorted(p.name for p in clustered.iterdir()) == sorted(p.name for p in threaded.iterdir())
@@ -133,16 +135,24 @@ def test_cli_report_on_a_cluster_equals_threads(toy, cluster, tmp_path):
 def test_an_unreachable_scheduler_is_one_error_line_and_changes_nothing(toy, tmp_path):
     before = digest(toy)
     started = time.monotonic()
-    one_error_line(invoke("rank", "--store", toy, "--task", "toy", "--scheduler", "tcp://127.0.0.1:1"),
-                   "cannot connect to the dask scheduler at tcp://127.0.0.1:1")
+    one_error_line(
+        invoke("rank", "--store", toy, "--task", "toy", "--scheduler", "tcp://127.0.0.1:1"),
+        "cannot connect to the dask scheduler at tcp://127.0.0.1:1",
+    )
     assert time.monotonic() - started < scheduler.CONNECT_TIMEOUT + 10
     missing = tmp_path / "none.json"
-    for command in (["rank", "--task", "toy"], ["suppress", "--task", "toy"], ["report", "--out", tmp_path / "r"],
-                    ["correlate", "--tasks", "toy,toy2"]):
+    for command in (
+        ["rank", "--task", "toy"],
+        ["suppress", "--task", "toy"],
+        ["report", "--out", tmp_path / "r"],
+        ["correlate", "--tasks", "toy,toy2"],
+    ):
         one_error_line(invoke(*command, "--store", toy, "--scheduler", missing), f"no dask scheduler file at {missing}")
     (tmp_path / "bad.json").write_text("{")
-    one_error_line(invoke("rank", "--store", toy, "--task", "toy", "--scheduler", tmp_path / "bad.json"),
-                   "cannot read the address from the dask scheduler file")
+    one_error_line(
+        invoke("rank", "--store", toy, "--task", "toy", "--scheduler", tmp_path / "bad.json"),
+        "cannot read the address from the dask scheduler file",
+    )
     assert digest(toy) == before and not (tmp_path / "r").exists()
     with pytest.raises(ActstoreError, match="no dask scheduler file at nowhere:8786"):
         with scheduler.using("nowhere:8786"):

@@ -25,8 +25,9 @@ def test_every_make_target_it_names_exists():
 
 def test_the_benchmark_parts_it_names_are_the_scripts():
     documented = re.search(r"--only ([\w|]+)", CONTRIBUTING).group(1).split("|")
-    usage = subprocess.run([sys.executable, "benchmarks/bench.py", "--help"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=120)
+    usage = subprocess.run(
+        [sys.executable, "benchmarks/bench.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert usage.returncode == 0, usage.stderr
     choices = re.search(r"--only \{([\w,]+)\}", usage.stdout).group(1).split(",")
     assert documented == choices

@@ -41,8 +41,14 @@ print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)), file=sys.std
 
 
 def fresh(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def heavy_imports(*command: str) -> tuple[list[str], str, float]:
@@ -63,8 +69,15 @@ def empty_store(tmp_path_factory) -> Path:
 
 
 def test_help_version_and_info_import_no_torch_transformers_or_matplotlib(empty_store):
-    for command in (("--help",), ("--version",), ("extract", "--help"), ("suppress", "--help"), ("report", "--help"),
-                    ("info", str(empty_store)), ("info", str(empty_store), "--json")):
+    for command in (
+        ("--help",),
+        ("--version",),
+        ("extract", "--help"),
+        ("suppress", "--help"),
+        ("report", "--help"),
+        ("info", str(empty_store)),
+        ("info", str(empty_store), "--json"),
+    ):
         imported, stdout, _ = heavy_imports(*command)
         assert imported == [], (command, imported)
         assert stdout.strip(), command
@@ -73,8 +86,11 @@ def test_help_version_and_info_import_no_torch_transformers_or_matplotlib(empty_
 
 
 def test_importing_actstore_loads_the_store_only_when_asked():
-    done = fresh("-c", "import sys, actstore; print('zarr' in sys.modules, 'dask' in sys.modules); "
-                       "actstore.open_store; print('zarr' in sys.modules)")
+    done = fresh(
+        "-c",
+        "import sys, actstore; print('zarr' in sys.modules, 'dask' in sys.modules); "
+        "actstore.open_store; print('zarr' in sys.modules)",
+    )
     assert done.stdout.split() == ["False", "False", "True"], done.stderr
     assert "open_store" in dir(actstore) and actstore.Store is Store
 
@@ -102,8 +118,9 @@ def test_shell_completion_completes_commands_and_choices():
 
     def complete(words: str) -> list[str]:
         cword = str(len(words.split()) - (0 if words.endswith(" ") else 1))
-        done = fresh("-m", "actstore", env={"_ACTSTORE_COMPLETE": "complete_bash", "COMP_WORDS": words,
-                                            "COMP_CWORD": cword})
+        done = fresh(
+            "-m", "actstore", env={"_ACTSTORE_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": cword}
+        )
         return done.stdout.split()
 
     assert complete("actstore sup") == ["suppress"]
@@ -118,10 +135,14 @@ CHOICES = [
     (("tune",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
     (("suppress",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
     (("transfer",), "--layout", ("pt", "sn", "peft", "causal", "prefix"), "actstore.layouts:LAYOUTS"),
-    *[((command,), "--model-dtype", ("float32", "bfloat16", "float16"), "actstore.models:MODEL_DTYPES")
-      for command in ("tune", "eval", "extract", "suppress", "transfer")],
-    *[((command,), "--device-map", ("auto",), "actstore.models:DEVICE_MAPS")
-      for command in ("tune", "eval", "extract", "suppress", "transfer")],
+    *[
+        ((command,), "--model-dtype", ("float32", "bfloat16", "float16"), "actstore.models:MODEL_DTYPES")
+        for command in ("tune", "eval", "extract", "suppress", "transfer")
+    ],
+    *[
+        ((command,), "--device-map", ("auto",), "actstore.models:DEVICE_MAPS")
+        for command in ("tune", "eval", "extract", "suppress", "transfer")
+    ],
     (("rank",), "--read", ("acts", "bits"), "actstore.ranking:READS"),
     (("suppress",), "--mode", ("zero", "noise", "mean"), "actstore.suppression:MODES"),
     (("suppress",), "--scope", ("layer", "global"), "actstore.masks:SCOPES"),
@@ -139,8 +160,9 @@ def _library(where: str) -> tuple:
     return getattr(importlib.import_module(module), name)
 
 
-@pytest.mark.parametrize("command, option, choices, library", CHOICES,
-                         ids=[f"{' '.join(c)} {o}" for c, o, _, _ in CHOICES])
+@pytest.mark.parametrize(
+    "command, option, choices, library", CHOICES, ids=[f"{' '.join(c)} {o}" for c, o, _, _ in CHOICES]
+)
 def test_fixed_choices_are_listed_and_a_wrong_one_is_a_usage_error(command, option, choices, library):
     assert tuple(choices) == tuple(_library(library))
     # 120 columns: a long choice list stays on a line
@@ -173,18 +195,27 @@ def _commands(group, prefix=()):
 def test_every_command_takes_json():
     commands = dict(_commands(app))
     assert {("info",), ("extract",), ("prompts", "export"), ("report",)} <= set(commands)
-    missing = [" ".join(name) for name, command in commands.items()
-               if "--json" not in {opt for p in command.params for opt in p.opts}]
+    missing = [
+        " ".join(name)
+        for name, command in commands.items()
+        if "--json" not in {opt for p in command.params for opt in p.opts}
+    ]
     assert missing == []
 
 
-@pytest.mark.parametrize("args", [("info", "{missing}"), ("verify", "{missing}"),
-                                  ("rank", "--store", "{missing}", "--task", "sst2"),
-                                  ("report", "--store", "{missing}", "--out", "{tmp}/r"),
-                                  ("prompts", "export", "--store", "{missing}", "--task", "sst2", "--out", "{tmp}/r"),
-                                  ("correlate", "--store", "{missing}", "--tasks", "a,b"),
-                                  ("run", "{tmp}/no.toml")],
-                         ids=lambda a: a[0] + (" " + a[1] if a[0] == "prompts" else ""))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("info", "{missing}"),
+        ("verify", "{missing}"),
+        ("rank", "--store", "{missing}", "--task", "sst2"),
+        ("report", "--store", "{missing}", "--out", "{tmp}/r"),
+        ("prompts", "export", "--store", "{missing}", "--task", "sst2", "--out", "{tmp}/r"),
+        ("correlate", "--store", "{missing}", "--tasks", "a,b"),
+        ("run", "{tmp}/no.toml"),
+    ],
+    ids=lambda a: a[0] + (" " + a[1] if a[0] == "prompts" else ""),
+)
 def test_an_error_under_json_is_one_json_document_and_creates_nothing(args, tmp_path):
     missing = tmp_path / "typo.zarr"
     result = invoke(*(a.format(missing=missing, tmp=tmp_path) for a in args), "--json")
@@ -199,9 +230,12 @@ def test_verbose_and_quiet_set_the_logging_level(empty_store, capsys):
     assert result.exit_code == 0 and "info: info: done in" in result.stderr, result.stderr
     assert "done in" not in invoke("info", empty_store).stderr
     try:
-        for flags, shown in (((0, True), ["error"]), ((0, False), ["warning", "error"]),
-                             ((1, False), ["info", "warning", "error"]),
-                             ((2, False), ["debug", "info", "warning", "error"])):
+        for flags, shown in (
+            ((0, True), ["error"]),
+            ((0, False), ["warning", "error"]),
+            ((1, False), ["info", "warning", "error"]),
+            ((2, False), ["debug", "info", "warning", "error"]),
+        ):
             configure_logging(*flags)
             capsys.readouterr()
             log = logging.getLogger("actstore.test")
@@ -219,9 +253,29 @@ def test_verbose_and_quiet_set_the_logging_level(empty_store, capsys):
 @pytest.fixture(scope="module")
 def extracted(tiny_model_dir, data_dir, tmp_path_factory) -> tuple[Path, list[str]]:
     store = tmp_path_factory.mktemp("complete") / "s.zarr"
-    args = ["extract", "--model", str(tiny_model_dir("roberta")), "--task", "sst2", "--store", str(store),
-            "--prompts", "random", "--seeds", "0", "--prompt-length", "3", "--limit", "8", "--batch-size", "4",
-            "--block", "4", "--data-dir", str(data_dir)]
+    args = [
+        "extract",
+        "--model",
+        str(tiny_model_dir("roberta")),
+        "--task",
+        "sst2",
+        "--store",
+        str(store),
+        "--prompts",
+        "random",
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "3",
+        "--limit",
+        "8",
+        "--batch-size",
+        "4",
+        "--block",
+        "4",
+        "--data-dir",
+        str(data_dir),
+    ]
     first = invoke(*args, "--json")
     assert first.exit_code == 0, first.output
     payload = json.loads(first.stdout)
@@ -247,21 +301,43 @@ def test_prompts_export_npy_round_trips_and_peft_names_the_hub_id(tmp_path):
 
     store = tmp_path / "minilm.zarr"
     np.save(tmp_path / "p.npy", np.random.default_rng(0).standard_normal((2, 3, 384), dtype=np.float32))
-    imported = invoke("prompts", "import", str(tmp_path / "p.npy"), "--task", "sst2", "--model", "all-minilm-l6-v2",
-                      "--store", store, "--json")
+    imported = invoke(
+        "prompts",
+        "import",
+        str(tmp_path / "p.npy"),
+        "--task",
+        "sst2",
+        "--model",
+        "all-minilm-l6-v2",
+        "--store",
+        store,
+        "--json",
+    )
     assert imported.exit_code == 0, imported.output
-    assert json.loads(imported.stdout) | {"store": ""} == {"task": "sst2", "store": "", "seeds": [0, 1], "n_tokens": 3,
-                                                            "source": "files:p.npy", "layout": "pt",
-                                                            "seed_names": [], "files": []}
-    exported = invoke("prompts", "export", "--task", "sst2", "--store", store, "--format", "npy", "--out",
-                      tmp_path / "npy", "--json")
+    assert json.loads(imported.stdout) | {"store": ""} == {
+        "task": "sst2",
+        "store": "",
+        "seeds": [0, 1],
+        "n_tokens": 3,
+        "source": "files:p.npy",
+        "layout": "pt",
+        "seed_names": [],
+        "files": [],
+    }
+    exported = invoke(
+        "prompts", "export", "--task", "sst2", "--store", store, "--format", "npy", "--out", tmp_path / "npy", "--json"
+    )
     assert exported.exit_code == 0, exported.output
     written = json.loads(exported.stdout)["written"]
     assert [Path(p).name for p in written] == ["seed0.npy", "seed1.npy"]
     back = PromptSet.from_files([Path(p) for p in written], None)
     np.testing.assert_array_equal(back.vectors, np.load(tmp_path / "p.npy"))
-    assert invoke("prompts", "export", "--task", "sst2", "--store", store, "--format", "peft", "--out",
-                  tmp_path / "peft").exit_code == 0
+    assert (
+        invoke(
+            "prompts", "export", "--task", "sst2", "--store", store, "--format", "peft", "--out", tmp_path / "peft"
+        ).exit_code
+        == 0
+    )
     config = json.loads((tmp_path / "peft" / "seed1" / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -270,16 +346,39 @@ def test_run_and_tune_say_already_complete_the_second_time(tiny_model_dir, data_
     from helpers import experiment_toml
 
     path = tmp_path / "exp.toml"
-    path.write_text(experiment_toml(tmp_path / "exp.zarr", tiny_model_dir("bert"), data_dir, seeds=(0,), max_steps=2,
-                                    eval_every=1))
+    path.write_text(
+        experiment_toml(tmp_path / "exp.zarr", tiny_model_dir("bert"), data_dir, seeds=(0,), max_steps=2, eval_every=1)
+    )
     first = invoke("run", path, "--json")
     assert first.exit_code == 0, first.output
     assert json.loads(first.stdout)["already_complete"] is False
     again = invoke("run", path)
     assert again.exit_code == 0 and again.stdout.rstrip().endswith("; already complete"), again.output
-    tune = ("tune", "--model", tiny_model_dir("bert"), "--task", "sst2", "--store", tmp_path / "t.zarr", "--seeds", "0",
-            "--prompt-length", "3", "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--max-length", "32",
-            "--limit", "8", "--data-dir", data_dir)
+    tune = (
+        "tune",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "sst2",
+        "--store",
+        tmp_path / "t.zarr",
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "3",
+        "--max-steps",
+        "2",
+        "--eval-every",
+        "1",
+        "--batch-size",
+        "4",
+        "--max-length",
+        "32",
+        "--limit",
+        "8",
+        "--data-dir",
+        data_dir,
+    )
     first, again = invoke(*tune, "--json"), invoke(*tune)
     assert first.exit_code == 0 and json.loads(first.stdout)["already_complete"] is False, first.output
     assert again.exit_code == 0 and again.stdout.rstrip().endswith("(already complete)"), again.output

@@ -23,9 +23,34 @@ from helpers import SENTIMENT, invoke, run_toy, toy_split
 
 
 def command(model_dir, data_dir, store):
-    return [sys.executable, "-m", "actstore.cli.app", "extract", "--model", str(model_dir), "--task", "sst2",
-            "--split", "validation", "--prompts", "random", "--seeds", "0,1,2", "--prompt-length", "4",
-            "--batch-size", "2", "--block", "4", "--limit", "300", "--data-dir", str(data_dir), "--store", str(store)]
+    return [
+        sys.executable,
+        "-m",
+        "actstore.cli.app",
+        "extract",
+        "--model",
+        str(model_dir),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1,2",
+        "--prompt-length",
+        "4",
+        "--batch-size",
+        "2",
+        "--block",
+        "4",
+        "--limit",
+        "300",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(store),
+    ]
 
 
 def done_blocks(store):
@@ -41,8 +66,9 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_result(tiny_model_dir, data_d
     subprocess.run(command(model, data_dir, tmp_path / "ref.zarr"), check=True, env=env, capture_output=True)
 
     store = tmp_path / "cut.zarr"
-    proc = subprocess.Popen(command(model, data_dir, store), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        command(model, data_dir, store), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while done_blocks(store) < 20 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
@@ -87,8 +113,14 @@ def test_verify_finds_corrupted_chunks_and_repair_lets_extract_redo_their_blocks
         Store(tmp_path / "s.zarr").extraction("toy", "validation")
     model = load_model(str(tiny_model_dir("bert")))
     for split, n in (("train", 12), ("validation", 10)):
-        extract(Store(tmp_path / "s.zarr", mode="a"), model, SENTIMENT, toy_split(data_dir, split, n),
-                PromptSet.stored(store, "toy"), ExtractOptions(batch_size=2, block=4, store_train=True, segment=2))
+        extract(
+            Store(tmp_path / "s.zarr", mode="a"),
+            model,
+            SENTIMENT,
+            toy_split(data_dir, split, n),
+            PromptSet.stored(store, "toy"),
+            ExtractOptions(batch_size=2, block=4, store_train=True, segment=2),
+        )
     again = Store(tmp_path / "s.zarr")
     for split in ("train", "validation"):
         np.testing.assert_array_equal(again.extraction("toy", split)["acts"].values, reference[split])

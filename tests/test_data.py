@@ -18,8 +18,10 @@ from actstore.errors import ActstoreError
 from helpers import invoke, one_error_line
 
 #: 40 reviews of two classes, written as text labels; ``REVIEWS[i]`` is row i of every file below
-REVIEWS = [(f"film {i} was {word}", f"it ran {i} minutes", "good" if i % 3 else "bad")
-           for i, word in enumerate(["fine", "dull", "great", "long", "fun", "flat", "warm", "cold"] * 5)]
+REVIEWS = [
+    (f"film {i} was {word}", f"it ran {i} minutes", "good" if i % 3 else "bad")
+    for i, word in enumerate(["fine", "dull", "great", "long", "fun", "flat", "warm", "cold"] * 5)
+]
 COLUMNS = ("text", "note", "label")
 
 
@@ -55,8 +57,12 @@ def test_every_format_loads_the_same_examples_with_their_row_ids(tmp_path, name)
 def test_csv_columns_are_text_and_a_blank_index_column_is_no_problem(tmp_path):
     rows = [("007", "NA", "good"), ("", "null", "bad"), ("1.50", "x", "good")]
     pd.DataFrame(rows, columns=list(COLUMNS)).to_csv(tmp_path / "d.csv")  # pandas' index column: a blank header name
-    split = tasks.load_split(user_task({"test": tmp_path / "d.csv"}), "test", data_files={"test": tmp_path / "d.csv"},
-                             text_fields=["text", "note"])
+    split = tasks.load_split(
+        user_task({"test": tmp_path / "d.csv"}),
+        "test",
+        data_files={"test": tmp_path / "d.csv"},
+        text_fields=["text", "note"],
+    )
     assert split.texts == (("007", "NA"), ("", "null"), ("1.50", "x")) and split.labels.tolist() == [1, 0, 1]
 
 
@@ -64,8 +70,9 @@ def test_data_format_overrides_the_extension(tmp_path):
     path = write(tmp_path, "d.tsv").rename(tmp_path / "reviews.txt")
     with pytest.raises(ActstoreError, match=r"cannot tell the format of .*reviews.txt from its extension"):
         tasks.load_split(user_task({}), "test", data_files={"test": path})
-    split = tasks.load_split(user_task({"test": path}, data_format="tsv"), "test", data_files={"test": path},
-                             data_format="tsv")
+    split = tasks.load_split(
+        user_task({"test": path}, data_format="tsv"), "test", data_files={"test": path}, data_format="tsv"
+    )
     assert len(split) == len(REVIEWS) and split.texts[5] == (REVIEWS[5][0],)
 
 
@@ -111,8 +118,10 @@ def test_the_sorted_label_order_is_told_to_the_user(tmp_path, caplog):
 
 def test_several_text_fields_as_a_comma_list_or_a_repeated_option(tmp_path):
     path = write(tmp_path, "d.csv")
-    sources = [DataSource(data_files=f"test={path}", label_words="negative,positive", text_field=fields)
-               for fields in (["text,note"], ["text", "note"], [" text , note "])]
+    sources = [
+        DataSource(data_files=f"test={path}", label_words="negative,positive", text_field=fields)
+        for fields in (["text,note"], ["text", "note"], [" text , note "])
+    ]
     loads = [source.load("mine", "test") for source in sources]
     specs, splits = zip(*loads)
     assert {s.text_fields for s in specs} == {("text", "note")}
@@ -172,17 +181,32 @@ class FakeHub:
         return self.rows
 
 
-@pytest.mark.parametrize("task, split, call", [
-    ("adv_sst2", "validation",
-     (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_sst2", "split": "validation"})),
-    ("adv_qnli", "validation",
-     (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_qnli", "split": "validation"})),
-    ("ethics_justice", "validation",
-     (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "justice", "split": "test"})),
-    ("ethics_deontology", "train",
-     (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "deontology", "split": "train"})),
-    ("sst2", "validation", (("glue", "sst2"), {"split": "validation"})),
-])
+@pytest.mark.parametrize(
+    "task, split, call",
+    [
+        (
+            "adv_sst2",
+            "validation",
+            (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_sst2", "split": "validation"}),
+        ),
+        (
+            "adv_qnli",
+            "validation",
+            (("adv_glue",), {"revision": "refs/convert/parquet", "data_dir": "adv_qnli", "split": "validation"}),
+        ),
+        (
+            "ethics_justice",
+            "validation",
+            (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "justice", "split": "test"}),
+        ),
+        (
+            "ethics_deontology",
+            "train",
+            (("hendrycks/ethics",), {"revision": "refs/convert/parquet", "data_dir": "deontology", "split": "train"}),
+        ),
+        ("sst2", "validation", (("glue", "sst2"), {"split": "validation"})),
+    ],
+)
 def test_script_based_hub_repos_are_read_from_their_parquet_export(monkeypatch, task, split, call):
     import datasets
 
@@ -211,6 +235,7 @@ def test_a_hub_task_without_dev_takes_it_from_train_only(monkeypatch):
 
 # ---- bad files through the CLI: one error line each, and no store
 
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("own-data")
@@ -220,8 +245,9 @@ def files(tmp_path_factory) -> Path:
     write(folder, "meh.jsonl", REVIEWS[:3] + [("film 3", "short", "meh")])
     write(folder, "small.csv", REVIEWS[:9])
     write(folder, "empty.parquet", [], COLUMNS)
-    (folder / "lines.json").write_text(json.dumps(dict(zip(COLUMNS, REVIEWS[0]))) + "\n"
-                                       + '{"text": "film", "label": "good"\n')
+    (folder / "lines.json").write_text(
+        json.dumps(dict(zip(COLUMNS, REVIEWS[0]))) + "\n" + '{"text": "film", "label": "good"\n'
+    )
     (folder / "array.json").write_text(json.dumps([dict(zip(COLUMNS, REVIEWS[0])), ["film", "good"]]))
     (folder / "garbage.parquet").write_bytes(b"PAR1 this is not a parquet file")
     (folder / "latin1.csv").write_bytes("text,note,label\nun film tr\xe8s long,x,bad\n".encode("latin-1"))
@@ -234,21 +260,35 @@ BAD = [
     (("--data-files", "validation={files}/lines.json"), "lines.json line 2"),
     (("--data-files", "validation={files}/array.json"), "array.json item 1: a record must be a JSON object, got list"),
     (("--data-files", "validation={files}/three.csv"), "holds 3 distinct labels (bad, good, meh) but 2 label words"),
-    (("--data-files", "validation={files}/meh.jsonl", "--label-names", "bad,good"),
-     "label 'meh' in {files}/meh.jsonl line 4"),
-    (("--data-files", "validation={files}/reviews.parquet", "--text-field", "text,nope"),
-     "reviews.parquet row 0: no field(s) ['nope']"),
-    (("--data-files", "validation={files}/reviews.csv", "--label-field", "stars"),
-     "reviews.csv line 2: no field(s) ['stars']"),
+    (
+        ("--data-files", "validation={files}/meh.jsonl", "--label-names", "bad,good"),
+        "label 'meh' in {files}/meh.jsonl line 4",
+    ),
+    (
+        ("--data-files", "validation={files}/reviews.parquet", "--text-field", "text,nope"),
+        "reviews.parquet row 0: no field(s) ['nope']",
+    ),
+    (
+        ("--data-files", "validation={files}/reviews.csv", "--label-field", "stars"),
+        "reviews.csv line 2: no field(s) ['stars']",
+    ),
     (("--data-files", "validation={files}/empty.parquet"), "is empty ({files}/empty.parquet)"),
     (("--data-files", "validation={files}/garbage.parquet"), "cannot read {files}/garbage.parquet as parquet"),
     (("--data-files", "validation={files}/latin1.csv"), "cannot parse {files}/latin1.csv"),
     (("--data-files", "validation={files}/reviews.txt"), "cannot tell the format of {files}/reviews.txt"),
     (("--data-files", "validation={files}/a folder.csv"), "data file not found"),
     (("--data-files", "{files}/small.csv", "--split", "validation"), "split 'validation' of task 'mine' is empty"),
-    (("--data-files", "validation={files}/reviews.csv", "--label-words", "", "--label-names", "bad,good"),
-     "--label-names needs --label-words"),
-    (("--data-format", "csv",), "--data-format needs --data-files"),
+    (
+        ("--data-files", "validation={files}/reviews.csv", "--label-words", "", "--label-names", "bad,good"),
+        "--label-names needs --label-words",
+    ),
+    (
+        (
+            "--data-format",
+            "csv",
+        ),
+        "--data-format needs --data-files",
+    ),
 ]
 
 
@@ -256,17 +296,44 @@ BAD = [
 def test_bad_files_are_one_error_line(files, tiny_model_dir, tmp_path, extra, fragment):
     store = tmp_path / "s.zarr"
     args = [a.format(files=files) for a in extra]
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "mine", "--label-words",
-                    "negative,positive", "--store", store, "--split", "validation", "--prompts", "random",
-                    "--prompt-length", "2", *args)
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "mine",
+        "--label-words",
+        "negative,positive",
+        "--store",
+        store,
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--prompt-length",
+        "2",
+        *args,
+    )
     one_error_line(result, fragment.format(files=files))
     assert not store.exists()
 
 
 def test_an_unknown_data_format_is_a_usage_error(files, tiny_model_dir, tmp_path):
-    result = invoke("extract", "--model", tiny_model_dir("roberta"), "--task", "mine", "--label-words",
-                    "negative,positive", "--store", tmp_path / "s.zarr", "--data-files", files / "reviews.csv",
-                    "--data-format", "xlsx")
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "mine",
+        "--label-words",
+        "negative,positive",
+        "--store",
+        tmp_path / "s.zarr",
+        "--data-files",
+        files / "reviews.csv",
+        "--data-format",
+        "xlsx",
+    )
     assert result.exit_code == 2 and "--data-format" in result.output
 
 
@@ -274,10 +341,31 @@ def test_own_parquet_with_text_labels_and_two_text_fields_extracts(files, tiny_m
     from actstore.store import Store
 
     store = tmp_path / "s.zarr"
-    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "mine", "--label-words",
-                    "negative,positive", "--data-files", files / "reviews.parquet", "--text-field", "text",
-                    "--text-field", "note", "--prompts", "random", "--prompt-length", "2", "--batch-size", "4",
-                    "--block", "8", "--store", store)
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "mine",
+        "--label-words",
+        "negative,positive",
+        "--data-files",
+        files / "reviews.parquet",
+        "--text-field",
+        "text",
+        "--text-field",
+        "note",
+        "--prompts",
+        "random",
+        "--prompt-length",
+        "2",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        "--store",
+        store,
+    )
     assert result.exit_code == 0, result.output
     assert "bad=0 (negative), good=1 (positive)" in result.output
     stored = Store(store).extraction(task="mine", split="validation")

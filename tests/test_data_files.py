@@ -22,16 +22,48 @@ from helpers import digest, invoke, one_error_line
 
 TASK = tasks.custom_task("mine", ["text"], "label", ["0", "1"], ["bad", "good"])
 #: texts that a careless reader changes: unicode, quotes, newlines, commas and tabs (CSV quotes them all)
-TRICKY = ["a bad movie, take 0", 'she said "no", twice', '"quoted" from the start', "tab\tinside", "two\nlines",
-          "windows\r\nline end", "  spaces kept  ", "ünïcödé, 中文, emoji 🎬, e\u0301",
-          "comma, \"quote\"\nand, newline", "NA", "007", "'single'"]
+TRICKY = [
+    "a bad movie, take 0",
+    'she said "no", twice',
+    '"quoted" from the start',
+    "tab\tinside",
+    "two\nlines",
+    "windows\r\nline end",
+    "  spaces kept  ",
+    "ünïcödé, 中文, emoji 🎬, e\u0301",
+    'comma, "quote"\nand, newline',
+    "NA",
+    "007",
+    "'single'",
+]
 GOOD = [f"a {w} movie" for w in ["bad", "good", "dull", "great", "boring", "fine", "awful", "funny"]]
 
 
 def extract_args(store: Path, model: Path, *extra: object) -> list[object]:
-    return ["extract", "--model", model, "--task", "mine", "--label-words", "bad,good", "--store", store, "--split",
-            "validation", "--prompts", "random", "--seeds", "0", "--prompt-length", "2", "--batch-size", "4",
-            "--block", "8", *extra]
+    return [
+        "extract",
+        "--model",
+        model,
+        "--task",
+        "mine",
+        "--label-words",
+        "bad,good",
+        "--store",
+        store,
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "2",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -63,53 +95,79 @@ def write_rows(path: Path, rows: list[str], header: str) -> Path:
 
 # ---- ragged rows: refused at their line, with both counts
 
-@pytest.mark.parametrize("fmt, sep, why", [("csv", ",", "a comma inside a text must be inside quotes"),
-                                           ("tsv", "\t", "a tab inside a text? TSV has no quoting")])
+
+@pytest.mark.parametrize(
+    "fmt, sep, why",
+    [
+        ("csv", ",", "a comma inside a text must be inside quotes"),
+        ("tsv", "\t", "a tab inside a text? TSV has no quoting"),
+    ],
+)
 def test_a_text_holding_the_separator_unquoted_is_refused_not_shifted(world, tmp_path, fmt, sep, why):
     """The issue's case: every text holds the separator, so every row has one field more than the header; pandas
     read the extra leading field as an index and stored ' take 0' for 'a bad movie, take 0'."""
-    path = write_rows(tmp_path / f"d.{fmt}", [f"a bad movie{sep} take {i}{sep}{i % 2}" for i in range(6)],
-                      f"text{sep}label")
-    refused(world, tmp_path, ["--data-files", f"validation={path}"],
-            f"error: {path} line 2: 3 fields, but the header (line 1) has 2 ({why}")
+    path = write_rows(
+        tmp_path / f"d.{fmt}", [f"a bad movie{sep} take {i}{sep}{i % 2}" for i in range(6)], f"text{sep}label"
+    )
+    refused(
+        world,
+        tmp_path,
+        ["--data-files", f"validation={path}"],
+        f"error: {path} line 2: 3 fields, but the header (line 1) has 2 ({why}",
+    )
 
 
 @pytest.mark.parametrize("fmt, sep", [("csv", ","), ("tsv", "\t")])
 def test_a_row_with_a_field_missing_is_refused(world, tmp_path, fmt, sep):
-    path = write_rows(tmp_path / f"d.{fmt}", [f"a good movie{sep}1", f"a bad movie{sep}0", "a dull movie"],
-                      f"text{sep}label")
-    refused(world, tmp_path, ["--data-files", f"validation={path}"],
-            f"error: {path} line 4: 1 field, but the header (line 1) has 2")
+    path = write_rows(
+        tmp_path / f"d.{fmt}", [f"a good movie{sep}1", f"a bad movie{sep}0", "a dull movie"], f"text{sep}label"
+    )
+    refused(
+        world,
+        tmp_path,
+        ["--data-files", f"validation={path}"],
+        f"error: {path} line 4: 1 field, but the header (line 1) has 2",
+    )
 
 
 def test_the_line_named_is_where_the_record_starts_after_embedded_newlines(tmp_path):
     """Row 1's quoted text spans lines 2-4, a blank line and a good row follow: the ragged row is the third record
     but starts on physical line 7."""
-    path = write_rows(tmp_path / "d.csv", ['"one\r\ntwo\nthree",1', "", "fine,0", "a bad movie, take 0,1"],
-                      "text,label")
+    path = write_rows(
+        tmp_path / "d.csv", ['"one\r\ntwo\nthree",1', "", "fine,0", "a bad movie, take 0,1"], "text,label"
+    )
     raw = path.read_bytes()
-    assert raw[:raw.index(b"a bad movie")].count(b"\n") + 1 == 7
+    assert raw[: raw.index(b"a bad movie")].count(b"\n") + 1 == 7
     with pytest.raises(ActstoreError) as caught:
         tasks.load_split(TASK, "validation", data_files={"validation": path})
-    assert str(caught.value) == (f"{path} line 7: 3 fields, but the header (line 1) has 2 "
-                                 "(a comma inside a text must be inside quotes)")
+    assert str(caught.value) == (
+        f"{path} line 7: 3 fields, but the header (line 1) has 2 (a comma inside a text must be inside quotes)"
+    )
 
 
-@pytest.mark.parametrize("row, message", [
-    ('"a bad" movie,0', "line 4: ',' expected after '\"'"),  # non-strict, the csv module drops the quotes
-    ('"never closed,0\nfine,1', "line 4: unexpected end of data"),  # non-strict, the rest of the file is one text
-])
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ('"a bad" movie,0', "line 4: ',' expected after '\"'"),  # non-strict, the csv module drops the quotes
+        ('"never closed,0\nfine,1', "line 4: unexpected end of data"),  # non-strict, the rest of the file is one text
+    ],
+)
 def test_a_stray_or_unclosed_quote_is_refused_at_its_line(tmp_path, row, message):
     path = write_rows(tmp_path / "d.csv", ['"a\nb",1', row], "text,label")
     with pytest.raises(ActstoreError, match="^" + re.escape(f"cannot parse {path} {message}") + "$"):
         tasks.load_split(TASK, "validation", data_files={"validation": path})
 
 
-@pytest.mark.parametrize("line, fragment", [
-    ('{"text": "a bad movie"}', "line 3: no field(s) ['label']; its fields: ['text']"),
-    ('{"text": "a bad movie", "label": 0, "text": "a good movie"}',
-     "line 3: an object names the field(s) ['text'] twice"),
-])
+@pytest.mark.parametrize(
+    "line, fragment",
+    [
+        ('{"text": "a bad movie"}', "line 3: no field(s) ['label']; its fields: ['text']"),
+        (
+            '{"text": "a bad movie", "label": 0, "text": "a good movie"}',
+            "line 3: an object names the field(s) ['text'] twice",
+        ),
+    ],
+)
 def test_a_json_line_missing_a_field_or_naming_one_twice_is_refused(world, tmp_path, line, fragment):
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"text": "a good movie", "label": 1}) + "\n\n" + line + "\n")
@@ -118,21 +176,31 @@ def test_a_json_line_missing_a_field_or_naming_one_twice_is_refused(world, tmp_p
 
 # ---- what is read is what the file holds
 
+
 def tricky_files(folder: Path) -> dict[str, tuple[Path, list[str]]]:
     """The TRICKY texts in every format that can hold them (TSV: those without a tab or a line break)."""
     labels = [i % 2 for i in range(len(TRICKY))]
     with open(folder / "t.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([["text", "label"], *zip(TRICKY, labels)])
     plain = [t for t in TRICKY if not set(t) & set("\t\r\n")]
-    (folder / "t.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(plain)),
-                                  encoding="utf-8")
-    (folder / "t.jsonl").write_text("".join(json.dumps({"text": t, "label": y, "id": i}, ensure_ascii=i % 2 == 0) + "\n"
-                                            for i, (t, y) in enumerate(zip(TRICKY, labels))), encoding="utf-8")
-    (folder / "t.json").write_text(json.dumps([{"text": t, "label": y} for t, y in zip(TRICKY, labels)]),
-                                   encoding="utf-8")
+    (folder / "t.tsv").write_text(
+        "text\tlabel\n" + "".join(f"{t}\t{i % 2}\n" for i, t in enumerate(plain)), encoding="utf-8"
+    )
+    (folder / "t.jsonl").write_text(
+        "".join(
+            json.dumps({"text": t, "label": y, "id": i}, ensure_ascii=i % 2 == 0) + "\n"
+            for i, (t, y) in enumerate(zip(TRICKY, labels))
+        ),
+        encoding="utf-8",
+    )
+    (folder / "t.json").write_text(
+        json.dumps([{"text": t, "label": y} for t, y in zip(TRICKY, labels)]), encoding="utf-8"
+    )
     pd.DataFrame({"text": TRICKY, "label": labels}).to_parquet(folder / "t.parquet")
-    return {fmt: (folder / f"t.{fmt}", plain if fmt == "tsv" else TRICKY)
-            for fmt in ("csv", "tsv", "jsonl", "json", "parquet")}
+    return {
+        fmt: (folder / f"t.{fmt}", plain if fmt == "tsv" else TRICKY)
+        for fmt in ("csv", "tsv", "jsonl", "json", "parquet")
+    }
 
 
 def test_every_format_reads_its_fields_byte_for_byte(tmp_path):
@@ -155,6 +223,7 @@ def test_the_store_keeps_the_files_texts_byte_for_byte(tiny_model_dir, tmp_path,
 
 # ---- leaks: refused in one line, with the override named where one makes sense
 
+
 def jsonl(path: Path, texts: list[str]) -> Path:
     path.write_text("".join(json.dumps({"text": t, "label": i % 2}) + "\n" for i, t in enumerate(texts)))
     return path
@@ -165,9 +234,13 @@ def test_one_file_for_train_and_validation_is_refused(world, tmp_path, spelling)
     train = jsonl(tmp_path / "train.jsonl", GOOD)
     (tmp_path / "link").symlink_to(train)
     same = spelling.format(f=train) if spelling != "link" else tmp_path / "link"
-    refused(world, tmp_path, ["--split", "train,validation", "--data-files", f"train={train},validation={same}"],
-            f"error: {same} is given as both train and validation: validation would measure what train has seen; "
-            "give each split its own file, or train alone")
+    refused(
+        world,
+        tmp_path,
+        ["--split", "train,validation", "--data-files", f"train={train},validation={same}"],
+        f"error: {same} is given as both train and validation: validation would measure what train has seen; "
+        "give each split its own file, or train alone",
+    )
 
 
 @pytest.mark.parametrize("split", ["validation", "train,validation"])
@@ -176,14 +249,23 @@ def test_rows_shared_by_train_and_validation_are_refused_unless_allowed(world, t
     (texts and class). Refused even where only validation is extracted: its baseline comes from that train."""
     train = jsonl(tmp_path / "train.jsonl", GOOD)
     dev = tmp_path / "dev.csv"
-    dev.write_text("text,label\nthe poor film,0\na good movie,1\nthe nice film,1\nthe slow film,0\n"
-                   "a great movie,1\nthe grand film,1\n")
+    dev.write_text(
+        "text,label\nthe poor film,0\na good movie,1\nthe nice film,1\nthe slow film,0\n"
+        "a great movie,1\nthe grand film,1\n"
+    )
     files = f"train={train},validation={dev}"
-    refused(world, tmp_path, ["--split", split, "--data-files", files],
-            f"error: 2 of the 6 rows of validation are rows of train ({train}) too, the first at {dev} line 3: "
-            "validation would measure what train has seen; remove them, or give --allow-overlap to keep them")
-    allowed = invoke(*extract_args(tmp_path / "allowed.zarr", world["model"], "--split", split, "--data-files", files,
-                                   "--allow-overlap"))
+    refused(
+        world,
+        tmp_path,
+        ["--split", split, "--data-files", files],
+        f"error: 2 of the 6 rows of validation are rows of train ({train}) too, the first at {dev} line 3: "
+        "validation would measure what train has seen; remove them, or give --allow-overlap to keep them",
+    )
+    allowed = invoke(
+        *extract_args(
+            tmp_path / "allowed.zarr", world["model"], "--split", split, "--data-files", files, "--allow-overlap"
+        )
+    )
     assert allowed.exit_code == 0, allowed.output
 
 
@@ -198,27 +280,38 @@ def test_a_text_shared_under_another_label_is_no_overlap(tmp_path):
 def test_test_rows_in_validation_are_refused_as_well(tmp_path):
     train, dev, test = (jsonl(tmp_path / f"{n}.jsonl", [f"{n} {i}" for i in range(4)]) for n in ("tr", "dev", "te"))
     jsonl(test, ["te 0", "te 1", "dev 2", "te 3"])
-    with pytest.raises(ActstoreError, match=re.escape(f"1 of the 4 rows of test are rows of validation ({dev}) too, "
-                                                      f"the first at {test} line 3")):
+    with pytest.raises(
+        ActstoreError,
+        match=re.escape(f"1 of the 4 rows of test are rows of validation ({dev}) too, the first at {test} line 3"),
+    ):
         tasks.load_splits(TASK, "test", data_files={"train": train, "validation": dev, "test": test})
 
 
 def test_the_label_field_as_a_text_field_is_refused(world, tmp_path):
     path = jsonl(tmp_path / "d.jsonl", GOOD)
     for extra in (["--text-field", "label"], ["--text-field", "text,label"], ["--label-field", "text"]):
-        refused(world, tmp_path, ["--data-files", f"validation={path}", *extra],
-                "error: the label field ", "is also one of its text fields", "would read each example's label")
+        refused(
+            world,
+            tmp_path,
+            ["--data-files", f"validation={path}", *extra],
+            "error: the label field ",
+            "is also one of its text fields",
+            "would read each example's label",
+        )
 
 
-@pytest.mark.parametrize("extra, fragment", [
-    (["--split", "train,train"], "error: the split(s) ['train'] are named twice in 'train,train'"),
-    (["--split", "validation,dev"], "error: the split(s) ['validation'] are named twice in 'validation,dev'"),
-    (["--data-files", "{good},{good}"], "error: --data-files names the split 'train' twice (a bare path is train)"),
-    (["--data-files", "dev={good},validation={good}"], "error: the data files name the split 'validation' twice"),
-    (["--text-field", ""], "error: --text-field takes column names (a,b or the option repeated), got ''"),
-    (["--text-field", "text,"], "error: --text-field takes column names (a,b or the option repeated), got 'text,'"),
-    (["--label-field", ""], "error: --label-field takes a column name, got ''"),
-])
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--split", "train,train"], "error: the split(s) ['train'] are named twice in 'train,train'"),
+        (["--split", "validation,dev"], "error: the split(s) ['validation'] are named twice in 'validation,dev'"),
+        (["--data-files", "{good},{good}"], "error: --data-files names the split 'train' twice (a bare path is train)"),
+        (["--data-files", "dev={good},validation={good}"], "error: the data files name the split 'validation' twice"),
+        (["--text-field", ""], "error: --text-field takes column names (a,b or the option repeated), got ''"),
+        (["--text-field", "text,"], "error: --text-field takes column names (a,b or the option repeated), got 'text,'"),
+        (["--label-field", ""], "error: --label-field takes a column name, got ''"),
+    ],
+)
 def test_a_split_or_field_named_twice_or_empty_is_refused(world, tmp_path, extra, fragment):
     good = jsonl(tmp_path / "good.jsonl", GOOD)
     refused(world, tmp_path, ["--data-files", f"validation={good}", *[a.format(good=good) for a in extra]], fragment)

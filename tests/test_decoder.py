@@ -105,8 +105,14 @@ def test_suppression_curves_include_the_decoder_layers(t5_store, tiny_model_dir,
     assert means.shape == (2, N_ENCODER + N_DECODER, N_NEURONS)
     np.testing.assert_array_equal(means[:, N_ENCODER:], store.baseline("toy", "decoder").values[:, :, 0])
     with store.writing():
-        result = suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 10),
-                          SuppressOptions(percents=(0.0, 50.0), mode="mean", random_draws=2), batch_size=2)
+        result = suppress(
+            store,
+            model,
+            SENTIMENT,
+            toy_split(data_dir, "validation", 10),
+            SuppressOptions(percents=(0.0, 50.0), mode="mean", random_draws=2),
+            batch_size=2,
+        )
     assert result["layer_stack"].values.tolist() == ["encoder"] * N_ENCODER + ["decoder"] * N_DECODER
     assert result["suppressed"].sel(percent=50.0).values.tolist() == [32] * 5
 
@@ -114,12 +120,18 @@ def test_suppression_curves_include_the_decoder_layers(t5_store, tiny_model_dir,
 def test_an_interrupted_t5_extraction_resumes_both_stacks_identically(tiny_model_dir, data_dir, tmp_path):
     reference = run_toy(tmp_path / "ref.zarr", tiny_model_dir("t5"), data_dir, store_train=False)
     store = Store(tmp_path / "cut.zarr", mode="a")
-    extract_interrupted(store, tiny_model_dir("t5"), data_dir, PromptSet.stored(reference, "toy"),
-                        ExtractOptions(batch_size=2, block=4, segment=1))
+    extract_interrupted(
+        store,
+        tiny_model_dir("t5"),
+        data_dir,
+        PromptSet.stored(reference, "toy"),
+        ExtractOptions(batch_size=2, block=4, segment=1),
+    )
     for stack in ("encoder", "decoder"):
         np.testing.assert_array_equal(reference.baseline("toy", stack).values, store.baseline("toy", stack).values)
-        np.testing.assert_array_equal(reference.extraction("toy", stack=stack)["acts"].values,
-                                      store.extraction("toy", stack=stack)["acts"].values)
+        np.testing.assert_array_equal(
+            reference.extraction("toy", stack=stack)["acts"].values, store.extraction("toy", stack=stack)["acts"].values
+        )
 
 
 def test_the_distribution_figures_mark_each_stack(t5_store):

@@ -59,7 +59,7 @@ def actstore_lines() -> list[tuple[str, list[str]]]:
             if "actstore" in words:
                 start = words.index("actstore")
                 if all(ASSIGNMENT.match(w) for w in words[:start]) or words[0] in {"torchrun", "srun"}:
-                    lines.append((where, words[start + 1:]))
+                    lines.append((where, words[start + 1 :]))
     return lines
 
 
@@ -119,12 +119,43 @@ def workdir(data_dir, tmp_path_factory) -> Path:
         (root / ".venv").symlink_to(sys.prefix)
     store = root / "runs" / "demo.zarr"
     steps = [
-        ("extract", "--model", "all-minilm-l6-v2", "--task", "rotten_tomatoes", "--prompts", "random", "--seeds",
-         "0,1", "--prompt-length", "3", "--limit", "16", "--batch-size", "8", "--block", "8", "--keep", "both",
-         "--store", store),
+        (
+            "extract",
+            "--model",
+            "all-minilm-l6-v2",
+            "--task",
+            "rotten_tomatoes",
+            "--prompts",
+            "random",
+            "--seeds",
+            "0,1",
+            "--prompt-length",
+            "3",
+            "--limit",
+            "16",
+            "--batch-size",
+            "8",
+            "--block",
+            "8",
+            "--keep",
+            "both",
+            "--store",
+            store,
+        ),
         ("rank", "--store", store, "--task", "rotten_tomatoes"),
-        ("suppress", "--store", store, "--task", "rotten_tomatoes", "--percent", "0,1", "--random-draws", "2",
-         "--limit", "16"),
+        (
+            "suppress",
+            "--store",
+            store,
+            "--task",
+            "rotten_tomatoes",
+            "--percent",
+            "0,1",
+            "--random-draws",
+            "2",
+            "--limit",
+            "16",
+        ),
     ]
     for step in steps:
         result = invoke(*step)
@@ -148,8 +179,7 @@ def test_shell_block_runs_as_written(where, body, workdir):
         pytest.skip("the tests do not run in a virtual environment, so there is no .venv to activate")
     env = {k: v for k, v in os.environ.items() if k not in {"ACTSTORE_DATA_DIR", "HF_HUB_OFFLINE", "VIRTUAL_ENV"}}
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if not p.startswith(sys.prefix))
-    done = subprocess.run(["bash", "-e", "-c", body], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(["bash", "-e", "-c", body], cwd=workdir, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, (where, done.stdout[-3000:], done.stderr[-3000:])
 
 
@@ -168,8 +198,9 @@ def test_the_tutorial_notebook_runs(workdir, monkeypatch):
     nbclient = pytest.importorskip("nbclient", reason="the notebook test needs the docs extra")
     notebook = nbformat.read(ROOT / "docs" / "tutorial.ipynb", as_version=4)
     monkeypatch.setenv("ACTSTORE_TUTORIAL_STORE", str(workdir / "runs" / "demo.zarr"))
-    client = nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
-                                     resources={"metadata": {"path": str(ROOT / "docs")}})
+    client = nbclient.NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "docs")}}
+    )
     client.execute()
     outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]

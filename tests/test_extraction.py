@@ -22,8 +22,12 @@ def independent_activations(model, texts, prompt, batch_size=2, max_length=128, 
     """The FFN activation as METHOD.md defines it, taken at other modules than actstore's hook point
     (batched as the extraction batches, so that padding, and thus every float, is the same): the encoder's at
     the prompt tokens, or T5's decoder's at the first decoding step."""
-    return np.concatenate([_independent(model, texts[i:i + batch_size], prompt, max_length, stack)
-                           for i in range(0, len(texts), batch_size)])
+    return np.concatenate(
+        [
+            _independent(model, texts[i : i + batch_size], prompt, max_length, stack)
+            for i in range(0, len(texts), batch_size)
+        ]
+    )
 
 
 def _independent(model, texts, prompt, max_length, stack):
@@ -35,8 +39,11 @@ def _independent(model, texts, prompt, max_length, stack):
             if hasattr(ffn, "wi_0"):  # gated T5 v1.1: act(wi_0 x) * wi_1 x
                 parts = {}
                 handles.append(ffn.wi_0.register_forward_hook(lambda m, a, o, parts=parts: parts.__setitem__(0, o)))
-                handles.append(ffn.wi_1.register_forward_hook(
-                    lambda m, a, o, i=i, parts=parts, ffn=ffn: seen.__setitem__(i, ffn.act(parts[0]) * o)))
+                handles.append(
+                    ffn.wi_1.register_forward_hook(
+                        lambda m, a, o, i=i, parts=parts, ffn=ffn: seen.__setitem__(i, ffn.act(parts[0]) * o)
+                    )
+                )
             else:  # T5 v1.0: relu(wi x)
                 handles.append(ffn.wi.register_forward_hook(lambda m, a, o, i=i: seen.__setitem__(i, torch.relu(o))))
     else:
@@ -102,8 +109,14 @@ def test_interrupted_extraction_resumes_to_identical_arrays(tiny_model_dir, data
         with pytest.raises(ActstoreError, match="incomplete"):
             store.extraction("toy", split)
 
-    extract_interrupted(store, tiny_model_dir("bert"), data_dir, PromptSet.stored(reference, "toy"),
-                        ExtractOptions(batch_size=2, block=4, store_train=True, segment=2), between=still_incomplete)
+    extract_interrupted(
+        store,
+        tiny_model_dir("bert"),
+        data_dir,
+        PromptSet.stored(reference, "toy"),
+        ExtractOptions(batch_size=2, block=4, store_train=True, segment=2),
+        between=still_incomplete,
+    )
     for split in ("train", "validation"):
         a, b = reference.extraction("toy", split), store.extraction("toy", split)
         for name in ("acts", "scores", "prediction", "label"):
@@ -111,10 +124,13 @@ def test_interrupted_extraction_resumes_to_identical_arrays(tiny_model_dir, data
     np.testing.assert_array_equal(reference.baseline("toy").values, store.baseline("toy").values)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"dtype": "float32"}, "dtype: 'float16' → 'float32'"),
-    ({"block": 8}, "block: 4 → 8"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dtype": "float32"}, "dtype: 'float16' → 'float32'"),
+        ({"block": 8}, "block: 4 → 8"),
+    ],
+)
 def test_other_settings_against_an_existing_extraction_are_refused(change, message, tiny_model_dir, data_dir, tmp_path):
     store = run_toy(tmp_path / "s.zarr", tiny_model_dir("bert"), data_dir)
     before = store.extraction("toy", "validation")["acts"].values
@@ -125,8 +141,14 @@ def test_other_settings_against_an_existing_extraction_are_refused(change, messa
     other_prompts = PromptSet.random([0, 1], 3, model.spec.hidden * 1)
     other_prompts = PromptSet(other_prompts.vectors + 1, other_prompts.seeds, "shifted")
     with pytest.raises(ActstoreError, match="prompt_checksum"):
-        extract(store, model, SENTIMENT, toy_split(data_dir, "validation", 10), other_prompts,
-                ExtractOptions(batch_size=2, block=4))
+        extract(
+            store,
+            model,
+            SENTIMENT,
+            toy_split(data_dir, "validation", 10),
+            other_prompts,
+            ExtractOptions(batch_size=2, block=4),
+        )
     np.testing.assert_array_equal(store.extraction("toy", "validation")["acts"].values, before)
 
 
@@ -137,11 +159,22 @@ def test_float16_overflow_is_reported_not_stored(tiny_model_dir, data_dir, tmp_p
     prompts = PromptSet.random([0], 3, model.spec.hidden)
     store = Store(tmp_path / "s.zarr", mode="a")
     with pytest.raises(ActstoreError, match=r"overflow at layer 1.*float32"):
-        extract(store, model, SENTIMENT, toy_split(data_dir, "validation", 8), prompts,
-                ExtractOptions(batch_size=2, block=4))
+        extract(
+            store,
+            model,
+            SENTIMENT,
+            toy_split(data_dir, "validation", 8),
+            prompts,
+            ExtractOptions(batch_size=2, block=4),
+        )
     assert not store.summary()["extractions"]["toy/validation"]["blocks_done"]
-    spec = extract(store.__class__(tmp_path / "f32.zarr", mode="a"), model, SENTIMENT,
-                   toy_split(data_dir, "validation", 8), prompts,
-                   ExtractOptions(batch_size=2, block=4, dtype="float32"))
+    spec = extract(
+        store.__class__(tmp_path / "f32.zarr", mode="a"),
+        model,
+        SENTIMENT,
+        toy_split(data_dir, "validation", 8),
+        prompts,
+        ExtractOptions(batch_size=2, block=4, dtype="float32"),
+    )
     acts = open_store(tmp_path / "f32.zarr").extraction("toy", "validation")["acts"].values
     assert spec.dtype == "float32" and np.abs(acts).max() > 65504 and np.isfinite(acts).all()

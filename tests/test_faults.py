@@ -23,8 +23,27 @@ VALIDATION, TRAIN = "extractions/sst2/validation", "extractions/sst2/train"
 def extract_args(model: Path, data_dir: Path, store: Path, *, new_prompts: bool = True) -> list:
     """The extract command; without ``new_prompts`` it uses the prompts the store holds."""
     prompts = ["--prompts", "random", "--seeds", "0,1", "--prompt-length", "3"] if new_prompts else []
-    return ["extract", "--model", model, "--task", "sst2", *prompts, "--limit", "16", "--batch-size", "4",
-            "--block", "8", "--store-train", "--keep", "both", "--data-dir", data_dir, "--store", store]
+    return [
+        "extract",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        *prompts,
+        "--limit",
+        "16",
+        "--batch-size",
+        "4",
+        "--block",
+        "8",
+        "--store-train",
+        "--keep",
+        "both",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +77,7 @@ CHUNKS = {  # array kind → one chunk of a finished block / seed
 def plant(path: Path, fault: str) -> None:
     data = path.read_bytes()
     if fault == "flip":
-        path.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1:])
+        path.write_bytes(data[: len(data) // 2] + bytes([data[len(data) // 2] ^ 0x10]) + data[len(data) // 2 + 1 :])
     elif fault == "truncate":
         path.write_bytes(data[: len(data) // 2])
     else:
@@ -117,16 +136,30 @@ def assert_refused(store: Path, kind: str, hint: str = "verify") -> None:
         one_error_line(invoke("rank", "--store", store, "--task", "sst2"), hint)
 
 
-@pytest.mark.parametrize("fault", ["broken array zarr.json", "dtype edited", "broken group zarr.json",
-                                   "spec edited", "broken root zarr.json", "ranking dtype edited"])
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "broken array zarr.json",
+        "dtype edited",
+        "broken group zarr.json",
+        "spec edited",
+        "broken root zarr.json",
+        "ranking dtype edited",
+    ],
+)
 def test_damaged_metadata_is_found_refused_and_healed(reference, tmp_path, fault):
     source, args = reference
     expected = stored_arrays(source)
     store = tmp_path / "s.zarr"
     shutil.copytree(source, store)
-    meta = {"broken array zarr.json": f"{VALIDATION}/acts", "dtype edited": f"{VALIDATION}/acts",
-            "broken group zarr.json": VALIDATION, "spec edited": VALIDATION, "broken root zarr.json": "",
-            "ranking dtype edited": "rankings/sst2/predictivity"}[fault]
+    meta = {
+        "broken array zarr.json": f"{VALIDATION}/acts",
+        "dtype edited": f"{VALIDATION}/acts",
+        "broken group zarr.json": VALIDATION,
+        "spec edited": VALIDATION,
+        "broken root zarr.json": "",
+        "ranking dtype edited": "rankings/sst2/predictivity",
+    }[fault]
     path = store / meta / "zarr.json"
     text = path.read_text()
     if fault.startswith("broken"):
@@ -138,8 +171,10 @@ def test_damaged_metadata_is_found_refused_and_healed(reference, tmp_path, fault
     assert path.read_text() != text
 
     assert invoke("verify", store).exit_code == 1
-    one_error_line(invoke("rank", "--store", store, "--task", "sst2") if "ranking" not in fault
-                   else invoke("info", store), "verify")
+    one_error_line(
+        invoke("rank", "--store", store, "--task", "sst2") if "ranking" not in fault else invoke("info", store),
+        "verify",
+    )
     heal(store, args, expected)
 
 
@@ -203,10 +238,17 @@ PAIRS = {
     "manifest": (f"{VALIDATION}/block_crc/c/0/0/0", f"{VALIDATION}/block_crc/c/1/1/0"),
 }
 #: array kind → a chunk whose version from an earlier extraction at the same key (other prompts) differs
-STALE = {"acts": PAIRS["acts"][0], "bits": PAIRS["bits"][1], "moments": PAIRS["moments"][0],
-         "train acts": PAIRS["train acts"][1], "scores": PAIRS["scores"][1], "baseline": PAIRS["baseline"][1],
-         "segment sum": PAIRS["segment sum"][0], "coordinate": f"{VALIDATION}/seed/c/0",
-         "ranking": "rankings/sst2/predictivity/c/0/0"}
+STALE = {
+    "acts": PAIRS["acts"][0],
+    "bits": PAIRS["bits"][1],
+    "moments": PAIRS["moments"][0],
+    "train acts": PAIRS["train acts"][1],
+    "scores": PAIRS["scores"][1],
+    "baseline": PAIRS["baseline"][1],
+    "segment sum": PAIRS["segment sum"][0],
+    "coordinate": f"{VALIDATION}/seed/c/0",
+    "ranking": "rankings/sst2/predictivity/c/0/0",
+}
 
 
 @pytest.fixture(scope="module")
@@ -254,8 +296,12 @@ def rewritten_chunk(store: Path, key: str, scratch: Path) -> Path:
     return copy / "c" / coords
 
 
-@pytest.mark.parametrize("kind,fault", [(k, f) for f in ("exchange", "duplicate") for k in PAIRS]
-                         + [(k, "stale") for k in STALE] + [(k, "rewritten") for k in REWRITTEN])
+@pytest.mark.parametrize(
+    "kind,fault",
+    [(k, f) for f in ("exchange", "duplicate") for k in PAIRS]
+    + [(k, "stale") for k in STALE]
+    + [(k, "rewritten") for k in REWRITTEN],
+)
 def test_a_chunk_at_another_address_is_found_refused_and_healed(reference, earlier, tmp_path, kind, fault):
     """Each chunk's CRC32C is recorded apart from it (its block's manifest, its group's seal), so valid bytes in
     the wrong place are a fault like damaged ones: found, refused, recomputed bit-identically."""
@@ -353,8 +399,9 @@ def test_a_reader_open_while_a_result_is_rewritten_reads_the_new_one(tmp_path):
     def put(values: list[float]) -> None:
         writer = Store(path, mode="a")
         with writer.writing():
-            writer.put_result("evaluation", "x", {"kind": "evaluation", "n": len(values)},
-                              xr.Dataset({"accuracy": ("seed", values)}))
+            writer.put_result(
+                "evaluation", "x", {"kind": "evaluation", "n": len(values)}, xr.Dataset({"accuracy": ("seed", values)})
+            )
 
     put([0.5, 0.6])
     reader = Store(path)

@@ -30,13 +30,31 @@ def test_the_skill_table_says_what_its_predictivity_and_best_token_are():
     assert "best for the most seeds" in SKILL_TABLE_NOTE
 
 
-def test_without_a_data_dir_a_command_finds_the_shared_data_beside_the_checkout(tiny_model_dir, data_dir, tmp_path,
-                                                                                monkeypatch):
+def test_without_a_data_dir_a_command_finds_the_shared_data_beside_the_checkout(
+    tiny_model_dir, data_dir, tmp_path, monkeypatch
+):
     assert tasks.default_data_dir() == (CHECKOUT.parent / "shared" / "data").resolve() == data_dir.resolve()
     monkeypatch.delenv("ACTSTORE_DATA_DIR", raising=False)  # what `make` sets, and a newcomer's shell does not
     monkeypatch.chdir(tmp_path)  # anywhere: not the checkout, no ../shared/data beside the working directory
-    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation",
-                    "--prompts", "random", "--seeds", "0", "--prompt-length", "2", "--limit", "4", "--store", "s.zarr")
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "2",
+        "--limit",
+        "4",
+        "--store",
+        "s.zarr",
+    )
     assert result.exit_code == 0, result.output
     assert "sst2/validation: 4 examples × 1 seeds" in result.output
 
@@ -50,10 +68,29 @@ def test_an_unknown_model_fails_in_seconds_offline_without_hf_hub_offline(tmp_pa
     (tmp_path / "train.csv").write_text("text,label\ngood,1\nbad,0\n")
     (tmp_path / "dev.csv").write_text("text,label\nfine,1\npoor,0\n")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "actstore", "extract", "--model", "nosuch-org/nosuch-model",
-                           "--task", "mine", "--data-files", "train=train.csv,validation=dev.csv",
-                           "--label-words", "bad,good", "--store", "s.zarr"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "actstore",
+            "extract",
+            "--model",
+            "nosuch-org/nosuch-model",
+            "--task",
+            "mine",
+            "--data-files",
+            "train=train.csv,validation=dev.csv",
+            "--label-words",
+            "bad,good",
+            "--store",
+            "s.zarr",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     elapsed = time.perf_counter() - start
     assert done.returncode == 1 and done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -93,8 +130,7 @@ def test_run_prints_a_line_per_stage_where_stderr_is_no_terminal(tiny_model_dir,
     from helpers import experiment_toml
 
     file = tmp_path / "exp.toml"
-    file.write_text(experiment_toml(tmp_path / "exp.zarr", tiny_model_dir("bert"), data_dir, max_steps=4,
-                                    eval_every=2))
+    file.write_text(experiment_toml(tmp_path / "exp.zarr", tiny_model_dir("bert"), data_dir, max_steps=4, eval_every=2))
     result = invoke("run", file)  # the test runner's stderr is no terminal: plain lines, not a redrawn bar
     assert result.exit_code == 0, result.output
     text = result.output

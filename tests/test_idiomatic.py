@@ -66,8 +66,14 @@ def fresh(tiny_model_dir, data_dir, tmp_path_factory) -> Path:
     rank(store, "toy")
     model = load_model(str(model_dir), device="cpu")
     with store.writing():
-        suppress(store, model, SENTIMENT, toy_split(data_dir, "validation", 8),
-                 SuppressOptions(percents=(0.0, 50.0), mode="zero", random_draws=2), batch_size=4)
+        suppress(
+            store,
+            model,
+            SENTIMENT,
+            toy_split(data_dir, "validation", 8),
+            SuppressOptions(percents=(0.0, 50.0), mode="zero", random_draws=2),
+            batch_size=4,
+        )
         prompts = PromptSet.stored(store, "toy")
         store.put_prompts("part", prompts.vectors, prompts.spec(model.spec))
         split = tasks.load_split(PART, "validation", data_files={"validation": data_dir / "sst2" / "dev.tsv"}).sample(8)
@@ -86,8 +92,13 @@ def check_plain_xarray(path: Path) -> None:
         warnings.simplefilter("error")
         tree = xr.open_datatree(path, engine="zarr")
         groups = [node.path.lstrip("/") for node in tree.subtree if node.has_data]
-        assert {"rankings/toy", "extractions/toy/validation", "decoder_extractions/toy/validation",
-                "results/suppression/toy@toy", "prompts/toy"} <= set(groups)
+        assert {
+            "rankings/toy",
+            "extractions/toy/validation",
+            "decoder_extractions/toy/validation",
+            "results/suppression/toy@toy",
+            "prompts/toy",
+        } <= set(groups)
         for group in groups:
             xr.open_zarr(path, group=group)
         ranking = xr.open_zarr(path, group="rankings/toy").load()
@@ -127,6 +138,7 @@ def test_an_upgraded_store_is_idiomatic(upgraded):
 def test_an_upgraded_store_has_the_metadata_this_version_writes(upgraded, fresh):
     """Same groups, same array names, dimensions, fill values, codecs and attributes as a store written now (arrays
     this version adds, such as bits, aside)."""
+
     def metadata(path: Path) -> dict[str, dict]:
         found = {}
         root = zarr.open_group(path, mode="r", use_consolidated=False)
@@ -302,8 +314,9 @@ def test_consolidated_metadata_is_current_after_a_sharded_launch(tiny_model_dir,
     from test_sharded import ENV, extract_args, launch
 
     store = tmp_path / "s.zarr"
-    done = subprocess.run(launch(3, extract_args(tiny_model_dir("bert"), data_dir, store)), env=ENV,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        launch(3, extract_args(tiny_model_dir("bert"), data_dir, store)), env=ENV, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert is_consolidated(Store(store).zstore)
     with warnings.catch_warnings():
@@ -323,8 +336,11 @@ def test_upgrade_on_object_storage(tmp_path):
     target = open_backend(url).zarr_store(read_only=False)
     for file in source.rglob("*"):
         if file.is_file():
-            sync(target.set(file.relative_to(source).as_posix(),
-                            default_buffer_prototype().buffer.from_bytes(file.read_bytes())))
+            sync(
+                target.set(
+                    file.relative_to(source).as_posix(), default_buffer_prototype().buffer.from_bytes(file.read_bytes())
+                )
+            )
     with pytest.raises(ActstoreError, match="run actstore upgrade"):
         open_store(url)
     assert len(upgrade_path(url)) == 10

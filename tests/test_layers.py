@@ -20,9 +20,12 @@ def test_no_module_imports_itself_through_others():
         graph = grimp.build_graph("actstore", "cli", exclude_type_checking_imports=True)
     finally:
         sys.path.remove(str(ROOT))
-    circles = {tuple(sorted({module, *chain}))
-               for module in graph.modules for imported in graph.find_modules_directly_imported_by(module)
-               if (chain := graph.find_shortest_chain(importer=imported, imported=module))}
+    circles = {
+        tuple(sorted({module, *chain}))
+        for module in graph.modules
+        for imported in graph.find_modules_directly_imported_by(module)
+        if (chain := graph.find_shortest_chain(importer=imported, imported=module))
+    }
     assert not circles, circles
 
 
@@ -76,8 +79,9 @@ print(json.dumps({"before": before, "after": after}))
 def test_importing_and_using_actstore_leaves_a_users_zarr_and_dask_as_they_were(tmp_path):
     """zarr's global config (write_empty_chunks), its crc32c codec and dask's config are the user's: actstore's
     arrays get their settings where actstore writes and reads them."""
-    out = subprocess.run([sys.executable, "-c", USER, str(tmp_path / "s.zarr")], capture_output=True, text=True,
-                         cwd=ROOT, check=False)
+    out = subprocess.run(
+        [sys.executable, "-c", USER, str(tmp_path / "s.zarr")], capture_output=True, text=True, cwd=ROOT, check=False
+    )
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
     assert seen["before"] == seen["after"]
@@ -91,10 +95,15 @@ def test_no_zarr_group_leaves_the_storage_layer():
 
     from actstore.store import ExtractionReader, Store
 
-    members = {f"{cls.__name__}.{name}": member.fget if isinstance(member, property) else member
-               for cls in (Store, ExtractionReader) for name, member in vars(cls).items() if not name.startswith("_")}
-    returns = {name: str(inspect.signature(member).return_annotation) for name, member in members.items()
-               if callable(member)}
+    members = {
+        f"{cls.__name__}.{name}": member.fget if isinstance(member, property) else member
+        for cls in (Store, ExtractionReader)
+        for name, member in vars(cls).items()
+        if not name.startswith("_")
+    }
+    returns = {
+        name: str(inspect.signature(member).return_annotation) for name, member in members.items() if callable(member)
+    }
     assert "Store.extraction_reader" in returns and "ExtractionReader.array" in returns
     leaks = {name: hint for name, hint in returns.items() if "Group" in hint}
     assert not leaks, leaks
@@ -106,6 +115,9 @@ def test_every_package_of_the_tree_is_one_pyproject_installs():
     import tomllib
 
     listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "actstore").rglob("__init__.py")
-             if "__pycache__" not in init.parts}
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "actstore").rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
     assert found and found <= listed, found - listed

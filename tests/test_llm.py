@@ -26,27 +26,46 @@ from helpers import SENTIMENT, digest, invoke, one_error_line, toy_split
 from tiny_models import CORPUS, built_once
 
 #: architecture → (config class, its keyword arguments): 2 layers, hidden 32, FFN 64 (GPT-2: n_inner)
-SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-             max_position_embeddings=300)
+SIZES = dict(
+    hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, max_position_embeddings=300
+)
 GQA = dict(SIZES, num_key_value_heads=2)
 CONFIGS = {
     "gpt2": ("GPT2Config", dict(n_embd=32, n_layer=2, n_head=4, n_inner=64, n_positions=300)),
     "gpt_neox": ("GPTNeoXConfig", SIZES),
-    "opt": ("OPTConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64,
-                              max_position_embeddings=300, word_embed_proj_dim=32)),
+    "opt": (
+        "OPTConfig",
+        dict(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            ffn_dim=64,
+            max_position_embeddings=300,
+            word_embed_proj_dim=32,
+        ),
+    ),
     "llama": ("LlamaConfig", GQA),
     "mistral": ("MistralConfig", GQA),
     "qwen2": ("Qwen2Config", GQA),
     "gemma": ("GemmaConfig", dict(GQA, head_dim=8)),
 }
 #: the FFN output projection of each architecture, written out again here (not read from actstore)
-PROJECTIONS = {"gpt2": "transformer.h.{}.mlp.c_proj", "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h",
-               "opt": "model.decoder.layers.{}.fc2", "llama": "model.layers.{}.mlp.down_proj",
-               "mistral": "model.layers.{}.mlp.down_proj", "qwen2": "model.layers.{}.mlp.down_proj",
-               "gemma": "model.layers.{}.mlp.down_proj"}
+PROJECTIONS = {
+    "gpt2": "transformer.h.{}.mlp.c_proj",
+    "gpt_neox": "gpt_neox.layers.{}.mlp.dense_4h_to_h",
+    "opt": "model.decoder.layers.{}.fc2",
+    "llama": "model.layers.{}.mlp.down_proj",
+    "mistral": "model.layers.{}.mlp.down_proj",
+    "qwen2": "model.layers.{}.mlp.down_proj",
+    "gemma": "model.layers.{}.mlp.down_proj",
+}
 N_LAYERS, N_NEURONS = 2, 64
-TEXTS = [("a charming and moving film",), ("boring",), ("the worst script of the year , a mess",),
-         ("great acting but a dull plot",)]
+TEXTS = [
+    ("a charming and moving film",),
+    ("boring",),
+    ("the worst script of the year , a mess",),
+    ("great acting but a dull plot",),
+]
 
 
 def make_tiny_decoder(kind: str, path: Path, seed: int = 0, **sizes: int) -> Path:
@@ -58,13 +77,16 @@ def make_tiny_decoder(kind: str, path: Path, seed: int = 0, **sizes: int) -> Pat
 
     path.mkdir(parents=True, exist_ok=True)
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=1000, min_frequency=1, special_tokens=["<|endoftext|>"],
-                            show_progress=False)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
-                                        pad_token="<|endoftext|>")
+    bpe.train_from_iterator(
+        CORPUS, vocab_size=1000, min_frequency=1, special_tokens=["<|endoftext|>"], show_progress=False
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>"
+    )
     name, fields = CONFIGS[kind]
-    config = getattr(transformers, name)(**{**fields, **sizes}, vocab_size=len(tokenizer), bos_token_id=0,
-                                         eos_token_id=0, pad_token_id=0)
+    config = getattr(transformers, name)(
+        **{**fields, **sizes}, vocab_size=len(tokenizer), bos_token_id=0, eos_token_id=0, pad_token_id=0
+    )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config)
@@ -88,8 +110,12 @@ def independent_activations(model, texts, prompt, kind: str) -> np.ndarray:
     rows = []
     for text in texts:
         seen: dict[int, torch.Tensor] = {}
-        handles = [model.model.get_submodule(PROJECTIONS[kind].format(i)).register_forward_pre_hook(
-            lambda m, args, i=i, seen=seen: seen.__setitem__(i, args[0].detach().clone())) for i in range(N_LAYERS)]
+        handles = [
+            model.model.get_submodule(PROJECTIONS[kind].format(i)).register_forward_pre_hook(
+                lambda m, args, i=i, seen=seen: seen.__setitem__(i, args[0].detach().clone())
+            )
+            for i in range(N_LAYERS)
+        ]
         try:
             with torch.inference_mode():
                 model.label_logits(model.encode([text], 128), prompt, [1, 2])
@@ -113,8 +139,9 @@ def plain_forward(model, text: tuple[str, ...], prompt: torch.Tensor, word_ids: 
 
 
 @pytest.mark.parametrize("kind", list(CONFIGS))
-def test_each_architecture_is_captured_scored_and_suppressed_at_its_ffn_output_projection(kind, decoder_dir,
-                                                                                          data_dir, tmp_path):
+def test_each_architecture_is_captured_scored_and_suppressed_at_its_ffn_output_projection(
+    kind, decoder_dir, data_dir, tmp_path
+):
     model = load_model(str(decoder_dir(kind)), layout="causal")
     assert model.spec.architecture == kind and model.spec.scoring == "lm_head" and model.spec.dtype == "float32"
     assert (model.spec.n_layers, model.spec.n_neurons, model.spec.n_decoder_layers) == (N_LAYERS, N_NEURONS, 0)
@@ -148,8 +175,7 @@ def test_each_architecture_is_captured_scored_and_suppressed_at_its_ffn_output_p
                 projection.weight[columns, :] = 0
             else:
                 projection.weight[:, columns] = 0
-    np.testing.assert_allclose(edited, scores(other, _split(TEXTS), prompt, words, batch_size=4), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(edited, scores(other, _split(TEXTS), prompt, words, batch_size=4), rtol=1e-5, atol=1e-5)
     assert not np.allclose(edited, got)
 
 
@@ -158,8 +184,14 @@ def test_tuning_moves_only_the_prompt(kind, decoder_dir, data_dir):
     model = load_model(str(decoder_dir(kind)), layout="causal")
     before = {name: w.detach().clone() for name, w in model.model.state_dict().items()}
     train, dev = toy_split(data_dir, "train", 8), toy_split(data_dir, "validation", 4)
-    result = tune_seed(model, SENTIMENT, train, dev, 0, TuneOptions(n_tokens=3, batch_size=4, max_steps=3,
-                                                                    eval_every=1, eval_batch_size=4))
+    result = tune_seed(
+        model,
+        SENTIMENT,
+        train,
+        dev,
+        0,
+        TuneOptions(n_tokens=3, batch_size=4, max_steps=3, eval_every=1, eval_batch_size=4),
+    )
     assert np.isfinite(result.loss[1:]).all()
     after = model.model.state_dict()
     assert all(torch.equal(before[name], after[name]) for name in before)
@@ -185,8 +217,7 @@ def test_causal_prompt_positions_read_the_text_and_padding_moves_nothing(decoder
     batch = model.encode(TEXTS, 128)
     assert batch["attention_mask"][:, -1].all() and not batch["attention_mask"][:, 0].all()
     alone = np.concatenate([scores(model, _split([t]), prompt, words) for t in TEXTS])
-    np.testing.assert_allclose(scores(model, _split(TEXTS), prompt, words, batch_size=4), alone, rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(scores(model, _split(TEXTS), prompt, words, batch_size=4), alone, rtol=1e-5, atol=1e-5)
 
 
 def test_prefix_prompt_positions_do_not_depend_on_the_example_and_say_so(decoder_dir):
@@ -215,9 +246,15 @@ def test_a_label_word_of_several_tokens_is_refused(decoder_dir):
 
 
 def test_the_registry_knows_the_llms_by_their_short_names():
-    hub = {"gpt2": "gpt2", "pythia-160m": "EleutherAI/pythia-160m", "opt-125m": "facebook/opt-125m",
-           "llama-3.2-1b": "meta-llama/Llama-3.2-1B", "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
-           "mistral-7b": "mistralai/Mistral-7B-v0.1", "gemma-2b": "google/gemma-2b"}
+    hub = {
+        "gpt2": "gpt2",
+        "pythia-160m": "EleutherAI/pythia-160m",
+        "opt-125m": "facebook/opt-125m",
+        "llama-3.2-1b": "meta-llama/Llama-3.2-1B",
+        "qwen2.5-0.5b": "Qwen/Qwen2.5-0.5B",
+        "mistral-7b": "mistralai/Mistral-7B-v0.1",
+        "gemma-2b": "google/gemma-2b",
+    }
     assert {alias: models.resolve(alias) for alias in hub} == hub
     assert models.resolve("EleutherAI/pythia-160m") == "EleutherAI/pythia-160m"  # a hub name stays as given
     with pytest.raises(ActstoreError, match=r"^cannot load model 'pythia-160m' \(the hub's EleutherAI/pythia-160m\)"):
@@ -235,8 +272,9 @@ def _extract_both_splits(model, path: Path, data_dir: Path, prompts: PromptSet) 
     return store
 
 
-def test_bfloat16_rankings_and_predictions_agree_with_float32_where_the_margin_is_large(decoder_dir, data_dir,
-                                                                                         tmp_path, monkeypatch):
+def test_bfloat16_rankings_and_predictions_agree_with_float32_where_the_margin_is_large(
+    decoder_dir, data_dir, tmp_path, monkeypatch
+):
     from actstore.ranking import rank
 
     monkeypatch.setattr(models, "_cpu_has_bfloat16", lambda: True)  # where torch emulates it: slow, still right
@@ -298,8 +336,26 @@ RANDOM = ("--prompts", "random", "--seeds", "0", "--prompt-length", "3")
 
 
 def _extract_args(model: Path, store: Path, data_dir: Path, *extra: str) -> list[str]:
-    return ["extract", "--model", str(model), "--task", "sst2", "--layout", "causal", "--limit", "8", "--batch-size",
-            "4", "--block", "4", "--data-dir", str(data_dir), "--store", str(store), *extra]
+    return [
+        "extract",
+        "--model",
+        str(model),
+        "--task",
+        "sst2",
+        "--layout",
+        "causal",
+        "--limit",
+        "8",
+        "--batch-size",
+        "4",
+        "--block",
+        "4",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(store),
+        *extra,
+    ]
 
 
 def test_a_value_beyond_float16_stops_extraction_in_one_line_and_float32_stores_it(data_dir, tmp_path):
@@ -322,28 +378,37 @@ def test_a_value_beyond_float16_stops_extraction_in_one_line_and_float32_stores_
     assert {name: digest(wide / name) for name in kept} == kept
 
 
-@pytest.mark.xfail(strict=True, reason="extraction creates the split's group (and a new store with its prompts) "
-                                       "before the first forward pass finds the overflow: actstore/extraction.py")
+@pytest.mark.xfail(
+    strict=True,
+    reason="extraction creates the split's group (and a new store with its prompts) "
+    "before the first forward pass finds the overflow: actstore/extraction.py",
+)
 def test_an_overflow_leaves_no_group_behind(data_dir, tmp_path):
     model = _overflowing(tmp_path / "model", layer=1, neuron=17)
     result = invoke(*_extract_args(model, tmp_path / "new.zarr", data_dir, "--split", "validation", *RANDOM))
     assert result.exit_code == 1 and not (tmp_path / "new.zarr").exists()
 
 
-@pytest.mark.parametrize("extra, patch, fragment", [
-    (("--device-map", "auto"), None, "torch sees none"),
-    (("--device-map", "auto", "--device", "cpu"), None, "not both"),
-    (("--device-map", "auto"), "no-accelerate", "needs accelerate"),
-    (("--model-dtype", "bfloat16"), "no-bf16-cpu", "this CPU has no bfloat16"),
-], ids=["no-cuda", "with-device", "no-accelerate", "bfloat16-cpu"])
-def test_bad_precision_and_placement_options_are_one_line_and_store_nothing(extra, patch, fragment, decoder_dir,
-                                                                            data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "extra, patch, fragment",
+    [
+        (("--device-map", "auto"), None, "torch sees none"),
+        (("--device-map", "auto", "--device", "cpu"), None, "not both"),
+        (("--device-map", "auto"), "no-accelerate", "needs accelerate"),
+        (("--model-dtype", "bfloat16"), "no-bf16-cpu", "this CPU has no bfloat16"),
+    ],
+    ids=["no-cuda", "with-device", "no-accelerate", "bfloat16-cpu"],
+)
+def test_bad_precision_and_placement_options_are_one_line_and_store_nothing(
+    extra, patch, fragment, decoder_dir, data_dir, tmp_path, monkeypatch
+):
     import importlib.util
 
     if patch == "no-accelerate":
         found = importlib.util.find_spec
-        monkeypatch.setattr(importlib.util, "find_spec",
-                            lambda name, *args: None if name == "accelerate" else found(name, *args))
+        monkeypatch.setattr(
+            importlib.util, "find_spec", lambda name, *args: None if name == "accelerate" else found(name, *args)
+        )
     if patch == "no-bf16-cpu":
         monkeypatch.setattr(models, "_cpu_has_bfloat16", lambda: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # this test's CPU, on any machine
@@ -356,13 +421,40 @@ def test_bad_precision_and_placement_options_are_one_line_and_store_nothing(extr
 def test_the_precision_options_are_recorded_in_the_store(decoder_dir, data_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(models, "_cpu_has_bfloat16", lambda: True)  # where torch emulates it: slow, still right
     model, store = decoder_dir("llama"), tmp_path / "s.zarr"
-    tune = invoke("tune", "--model", model, "--task", "sst2", "--layout", "causal", "--store", store, "--seeds", "0",
-                  "--prompt-length", "3", "--max-steps", "2", "--eval-every", "1", "--batch-size", "4", "--limit", "8",
-                  "--max-length", "32", "--data-dir", data_dir, "--model-dtype", "bfloat16")
+    tune = invoke(
+        "tune",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        "--layout",
+        "causal",
+        "--store",
+        store,
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "3",
+        "--max-steps",
+        "2",
+        "--eval-every",
+        "1",
+        "--batch-size",
+        "4",
+        "--limit",
+        "8",
+        "--max-length",
+        "32",
+        "--data-dir",
+        data_dir,
+        "--model-dtype",
+        "bfloat16",
+    )
     assert tune.exit_code == 0, tune.output
     for dtype, split in (("float16", "validation"), (None, "train")):  # the default on a CPU: float32
-        done = invoke(*_extract_args(model, store, data_dir, "--split", split,
-                                     *(("--model-dtype", dtype) if dtype else ())))
+        done = invoke(
+            *_extract_args(model, store, data_dir, "--split", split, *(("--model-dtype", dtype) if dtype else ()))
+        )
         assert done.exit_code == 0, done.output
     opened = Store(store)
     assert opened.prompt_spec("sst2").model.dtype == "bfloat16"
@@ -372,7 +464,9 @@ def test_the_precision_options_are_recorded_in_the_store(decoder_dir, data_dir, 
     assert shown.exit_code == 0, shown.output
     summary = json.loads(shown.stdout)
     assert {split: e["model_dtype"] for split, e in summary["extractions"].items()} == {
-        "sst2/validation": "float16", "sst2/train": "float32"}
+        "sst2/validation": "float16",
+        "sst2/train": "float32",
+    }
     assert summary["prompts"]["sst2"]["model_dtype"] == "bfloat16"
     assert {e["architecture"] for e in summary["extractions"].values()} == {"llama"}
     text = " ".join(invoke("info", store).output.split())
@@ -392,8 +486,9 @@ def test_under_a_launcher_a_device_map_places_the_model_instead_of_the_ranks_gpu
     assert placement(None, None, None) == {"device": None, "dtype": None, "device_map": None}  # the library's defaults
 
 
-def test_a_causal_store_ranks_the_same_from_acts_and_bits_and_resumes_bit_identically(decoder_dir, data_dir, tmp_path,
-                                                                                        monkeypatch):
+def test_a_causal_store_ranks_the_same_from_acts_and_bits_and_resumes_bit_identically(
+    decoder_dir, data_dir, tmp_path, monkeypatch
+):
     """Issue 22's "same guarantees" on a decoder: the exact rank from the bits equals the one from the float16
     values, and an extraction that failed half-way finishes, rerun, with the bytes of an uninterrupted one."""
     from actstore.store.writer import ExtractionWriter

@@ -82,8 +82,12 @@ def test_subtasks_equal_an_independent_float64_computation_on_their_examples(ran
     train, dev = store.extraction(TWEETS, "train"), store.extraction(TWEETS, "validation")
     labels = dev["label"].values
     assert set(labels.tolist()) == {0, 1, 2}
-    for name, positive, negative in (("positive-vs-negative", [2], [0]), ("neutral-vs-rest", [1], [0, 2]),
-                                     ("negative-vs-rest", [0], [1, 2]), ("positive-vs-rest", [2], [0, 1])):
+    for name, positive, negative in (
+        ("positive-vs-negative", [2], [0]),
+        ("neutral-vs-rest", [1], [0, 2]),
+        ("negative-vs-rest", [0], [1, 2]),
+        ("positive-vs-rest", [2], [0, 1]),
+    ):
         keep = np.isin(labels, positive + negative)
         expected = reference_ranking(train["acts"].values, dev["acts"].values[:, keep], np.isin(labels[keep], positive))
         ranking = store.ranking(f"{TWEETS}:{name}")
@@ -148,20 +152,33 @@ def test_subtask_names_are_checked():
     assert parse_subtask("Positive-vs-NEGATIVE", CLASSES).name == "positive-vs-negative"
     sub = parse_subtask("negative+neutral-vs-rest", CLASSES)
     assert (sub.positive, sub.negative) == ((0, 1), (2,))
-    for bad, message in (("happy-vs-rest", "unknown class 'happy'"), ("positive", "cannot read"),
-                         ("rest-vs-rest", "rest against rest"), ("positive-vs-positive", "disjoint")):
+    for bad, message in (
+        ("happy-vs-rest", "unknown class 'happy'"),
+        ("positive", "cannot read"),
+        ("rest-vs-rest", "rest against rest"),
+        ("positive-vs-positive", "disjoint"),
+    ):
         with pytest.raises(ActstoreError, match=message):
             parse_subtask(bad, CLASSES)
     with pytest.raises(ActstoreError, match="'neutral' class"):
         subtask_names("combined", ("entailment", "contradiction", "other"))
-    assert subtask_names("combined", ("entailment", "neutral", "contradiction")) == \
-        ["contradiction-vs-entailment", "neutral-vs-rest"]
+    assert subtask_names("combined", ("entailment", "neutral", "contradiction")) == [
+        "contradiction-vs-entailment",
+        "neutral-vs-rest",
+    ]
 
 
 def test_ranking_specs_of_older_stores_still_load():
     model = ModelSpec("m", "r", "bert", "mlm_head", 2, 64, 32, 300)
-    spec = RankingSpec(task="t", split="validation", baseline_task="t", model=model, prompt_checksum="sha256:x",
-                       seeds=(0,), n_examples=3)
+    spec = RankingSpec(
+        task="t",
+        split="validation",
+        baseline_task="t",
+        model=model,
+        prompt_checksum="sha256:x",
+        seeds=(0,),
+        n_examples=3,
+    )
     old = {k: v for k, v in to_attrs(spec).items() if k not in ("subtask", "positive", "negative", "parts")}
     assert from_attrs(RankingSpec, old) == spec and spec.name == "t"
 
@@ -190,17 +207,21 @@ def test_cli_one_vs_rest(ranked):
 def test_cli_bad_subtasks_leave_the_store_untouched(ranked):
     path, _ = ranked
     before = digest(path)
-    one_error_line(invoke("rank", "--store", path, "--task", TWEETS, "--subtask", "neutral-vs-happy"),
-                   "unknown class 'happy'", "negative, neutral, positive")
-    one_error_line(invoke("rank", "--store", path, "--task", TWEETS, "--subtask", "positive-vs-negative,bogus"),
-                   "cannot read sub-task 'bogus'")
+    one_error_line(
+        invoke("rank", "--store", path, "--task", TWEETS, "--subtask", "neutral-vs-happy"),
+        "unknown class 'happy'",
+        "negative, neutral, positive",
+    )
+    one_error_line(
+        invoke("rank", "--store", path, "--task", TWEETS, "--subtask", "positive-vs-negative,bogus"),
+        "cannot read sub-task 'bogus'",
+    )
     one_error_line(invoke("rank", "--store", path, "--task", TWEETS), "binary labels", "3 classes", "--subtask")
     assert digest(path) == before
 
 
 def test_float32_activations_give_the_same_subtask_counts(tiny_model_dir, tweets, tmp_path):
-    store = extract_tweets(tmp_path / "f32.zarr", tiny_model_dir("bert"), n_train=8, n_dev=12,
-                           dtype="float32")
+    store = extract_tweets(tmp_path / "f32.zarr", tiny_model_dir("bert"), n_train=8, n_dev=12, dtype="float32")
     ranking = rank(store, TWEETS, subtask="neutral-vs-rest")
     train, dev = store.extraction(TWEETS, "train"), store.extraction(TWEETS, "validation")
     labels = dev["label"].values

@@ -101,12 +101,14 @@ def test_a_store_is_created_extracted_verified_and_read_back_with_xarray(locatio
     assert ds["acts"].dims == ("seed", "example", "layer", "token", "neuron")
     assert ds["acts"].values.tobytes() == reference["extractions/toy/validation/acts"].tobytes()
     assert float(ds["acts"].sel(layer=1).astype("float32").mean()) == pytest.approx(
-        float(reference["extractions/toy/validation/acts"][:, :, 1].astype(np.float32).mean()))
+        float(reference["extractions/toy/validation/acts"][:, :, 1].astype(np.float32).mean())
+    )
     assert again.summary()["path"] == location and set(again.tasks()["toy"]) == {"train", "validation"}
 
 
 def test_a_crash_before_a_done_marker_loses_only_that_block_and_the_same_call_resumes_bit_identically(
-        location, reference, tiny_model_dir, data_dir, monkeypatch):
+    location, reference, tiny_model_dir, data_dir, monkeypatch
+):
     backend = type(open_backend(location))
     durable = backend.make_durable
     made = []
@@ -142,8 +144,9 @@ def test_a_crash_before_a_done_marker_loses_only_that_block_and_the_same_call_re
     assert verify(resumed) == []
 
 
-def test_planted_faults_are_found_by_verify_refused_by_readers_and_healed(location, reference, tiny_model_dir,
-                                                                          data_dir):
+def test_planted_faults_are_found_by_verify_refused_by_readers_and_healed(
+    location, reference, tiny_model_dir, data_dir
+):
     run_toy(location, tiny_model_dir("bert"), data_dir)
     acts = "extractions/toy/validation/acts/c"
     store = raw(location)
@@ -183,17 +186,46 @@ def test_the_writer_lock_is_exclusive_on_a_disk_and_absent_on_object_stores(loca
 # ---- the commands on s3:// equal to the same commands on a local directory
 
 
-def test_extract_rank_suppress_on_s3_equal_the_same_commands_on_a_local_directory(s3_bucket, tiny_model_dir, data_dir,
-                                                                                 tmp_path):
+def test_extract_rank_suppress_on_s3_equal_the_same_commands_on_a_local_directory(
+    s3_bucket, tiny_model_dir, data_dir, tmp_path
+):
     local, remote = str(tmp_path / "l.zarr"), f"{s3_bucket}/cli/s.zarr"
     for where in (local, remote):
-        common = ("--model", tiny_model_dir("roberta"), "--store", where, "--limit", "12", "--batch-size", "4",
-                  "--block", "4", "--data-dir", data_dir)
-        for args in (("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3",
-                      *common),
-                     ("rank", "--store", where, "--task", "sst2"),
-                     ("suppress", "--store", where, "--task", "sst2", "--limit", "12", "--batch-size", "4",
-                      "--data-dir", data_dir, "--random-draws", "2", "--percent", "0,50")):
+        common = (
+            "--model",
+            tiny_model_dir("roberta"),
+            "--store",
+            where,
+            "--limit",
+            "12",
+            "--batch-size",
+            "4",
+            "--block",
+            "4",
+            "--data-dir",
+            data_dir,
+        )
+        for args in (
+            ("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3", *common),
+            ("rank", "--store", where, "--task", "sst2"),
+            (
+                "suppress",
+                "--store",
+                where,
+                "--task",
+                "sst2",
+                "--limit",
+                "12",
+                "--batch-size",
+                "4",
+                "--data-dir",
+                data_dir,
+                "--random-draws",
+                "2",
+                "--percent",
+                "0,50",
+            ),
+        ):
             result = invoke(*args)
             assert result.exit_code == 0, result.output
     assert_same_arrays(arrays(open_store(remote)), arrays(open_store(local)))
@@ -207,13 +239,39 @@ def test_extract_rank_suppress_on_s3_equal_the_same_commands_on_a_local_director
 
 
 def extract_command(model_dir, data_dir, store) -> list[str]:
-    return [sys.executable, "-m", "actstore.cli.app", "extract", "--model", str(model_dir), "--task", "sst2",
-            "--split", "validation", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4",
-            "--batch-size", "2", "--block", "4", "--limit", "80", "--data-dir", str(data_dir), "--store", str(store)]
+    return [
+        sys.executable,
+        "-m",
+        "actstore.cli.app",
+        "extract",
+        "--model",
+        str(model_dir),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--batch-size",
+        "2",
+        "--block",
+        "4",
+        "--limit",
+        "80",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(store),
+    ]
 
 
-def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(s3_bucket, s3_env, tiny_model_dir, data_dir,
-                                                                    tmp_path):
+def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(
+    s3_bucket, s3_env, tiny_model_dir, data_dir, tmp_path
+):
     import boto3
 
     model = tiny_model_dir("bert")
@@ -227,8 +285,9 @@ def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(s3_bucket, 
         listed = client.list_objects_v2(Bucket=bucket, Prefix="killed.zarr/extractions/sst2/validation/done/c/")
         return listed.get("KeyCount", 0)
 
-    proc = subprocess.Popen(extract_command(model, data_dir, url), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        extract_command(model, data_dir, url), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while done_blocks() < 6 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -255,15 +314,44 @@ def test_a_writer_killed_mid_run_against_s3_resumes_to_the_same_bits(s3_bucket, 
 
 
 #: limits that give a lost endpoint up within seconds: 1 s to connect, 1 s for a reply, 2 attempts (1 retry)
-QUICK = ("--storage-option", "config_kwargs.connect_timeout=1", "--storage-option", "config_kwargs.read_timeout=1",
-         "--storage-option", "config_kwargs.retries.max_attempts=1")
+QUICK = (
+    "--storage-option",
+    "config_kwargs.connect_timeout=1",
+    "--storage-option",
+    "config_kwargs.read_timeout=1",
+    "--storage-option",
+    "config_kwargs.retries.max_attempts=1",
+)
 LOST = "run the same command again to continue"
 
 
 def extract_cli(model_dir, data_dir, store, *options: str) -> list:
-    return ["extract", "--model", model_dir, "--task", "sst2", "--split", "validation", "--prompts", "random",
-            "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "2", "--block", "4", "--limit", "80",
-            "--data-dir", data_dir, "--store", store, *options]
+    return [
+        "extract",
+        "--model",
+        model_dir,
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--batch-size",
+        "2",
+        "--block",
+        "4",
+        "--limit",
+        "80",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+        *options,
+    ]
 
 
 def lose_mid_extract(args: list, url: str, endpoint: str, lose: Callable[[], None]):
@@ -303,8 +391,11 @@ def own_s3(s3_env, monkeypatch) -> Iterator[tuple[str, subprocess.Popen]]:
     for name, value in s3_env.items():
         monkeypatch.setenv(name, value)
     port = closed_port()
-    server = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
     while True:
@@ -319,15 +410,22 @@ def own_s3(s3_env, monkeypatch) -> Iterator[tuple[str, subprocess.Popen]]:
     server.wait()
 
 
-def test_an_s3_endpoint_killed_mid_extract_is_one_line_saying_the_run_can_be_resumed(own_s3, tiny_model_dir,
-                                                                                       data_dir):
+def test_an_s3_endpoint_killed_mid_extract_is_one_line_saying_the_run_can_be_resumed(own_s3, tiny_model_dir, data_dir):
     endpoint, server = own_s3
     url = "s3://dying/s.zarr"
     start = time.perf_counter()
-    result = lose_mid_extract(extract_cli(tiny_model_dir("bert"), data_dir, url, "--storage-option",
-                                          f"endpoint_url={endpoint}", *QUICK), url, endpoint, server.kill)
-    one_error_line(result, f"error: lost the object store at {url}, no answer after the retries its storage options "
-                           "allow (EndpointConnectionError: ", f": finished blocks are stored; {LOST}")
+    result = lose_mid_extract(
+        extract_cli(tiny_model_dir("bert"), data_dir, url, "--storage-option", f"endpoint_url={endpoint}", *QUICK),
+        url,
+        endpoint,
+        server.kill,
+    )
+    one_error_line(
+        result,
+        f"error: lost the object store at {url}, no answer after the retries its storage options "
+        "allow (EndpointConnectionError: ",
+        f": finished blocks are stored; {LOST}",
+    )
     assert time.perf_counter() - start < 60
 
 
@@ -368,8 +466,9 @@ class Relay:
             server = socket.create_connection(self.target)
             self.sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, sink, self.spell, source is client),
-                                 daemon=True).start()
+                threading.Thread(
+                    target=self._pump, args=(source, sink, self.spell, source is client), daemon=True
+                ).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, spell: int, request: bool) -> None:
         try:
@@ -396,7 +495,8 @@ def relay(s3_server) -> Iterator[Relay]:
 
 
 def test_an_s3_endpoint_that_stops_answering_mid_extract_is_one_line_and_the_same_command_resumes(
-        relay, s3_server, s3_bucket, tiny_model_dir, data_dir, tmp_path):
+    relay, s3_server, s3_bucket, tiny_model_dir, data_dir, tmp_path
+):
     model = tiny_model_dir("bert")
     assert invoke(*extract_cli(model, data_dir, tmp_path / "ref.zarr")).exit_code == 0
     url = f"{s3_bucket}/silent.zarr"
@@ -404,8 +504,12 @@ def test_an_s3_endpoint_that_stops_answering_mid_extract_is_one_line_and_the_sam
 
     result = lose_mid_extract(args, url, s3_server, relay.fall_silent)
     waited = time.perf_counter() - relay.silent_since
-    one_error_line(result, f"error: lost the object store at {url}, no answer after the retries its storage options "
-                           "allow (", "Timeout", f": finished blocks are stored; {LOST}")
+    one_error_line(
+        result,
+        f"error: lost the object store at {url}, no answer after the retries its storage options allow (",
+        "Timeout",
+        f": finished blocks are stored; {LOST}",
+    )
     assert relay.unanswered  # requests did reach the silent endpoint
     # every attempt had its read timeout (2 × 1 s); a request no more than all its attempts may take (s3fs's 5 tries
     # × 2 attempts × 2 s), and each of the 2 writer threads waits out the request it has in flight
@@ -442,20 +546,39 @@ def existing(s3_bucket, tiny_model_dir) -> str:
 COMMANDS = {
     "info": lambda url, model, data: ("info", url),
     "rank": lambda url, model, data: ("rank", "--store", url, "--task", "toy"),
-    "extract": lambda url, model, data: ("extract", "--model", model, "--task", "sst2", "--split", "validation",
-                                         "--prompts", "random", "--limit", "8", "--data-dir", data, "--store", url),
+    "extract": lambda url, model, data: (
+        "extract",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--limit",
+        "8",
+        "--data-dir",
+        data,
+        "--store",
+        url,
+    ),
 }
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-@pytest.mark.parametrize("fault, fragment", [
-    ("scheme", "unknown store URL scheme 'ftp://'"),
-    ("unreachable", "cannot reach the storage service"),
-    ("credentials", "no credentials for s3://"),
-    ("bucket", "the bucket 'no-such-bucket' of s3://no-such-bucket/s.zarr does not exist"),
-])
-def test_a_bad_location_is_one_error_line_and_touches_nothing(command, fault, fragment, existing, tiny_model_dir,
-                                                              data_dir, monkeypatch):
+@pytest.mark.parametrize(
+    "fault, fragment",
+    [
+        ("scheme", "unknown store URL scheme 'ftp://'"),
+        ("unreachable", "cannot reach the storage service"),
+        ("credentials", "no credentials for s3://"),
+        ("bucket", "the bucket 'no-such-bucket' of s3://no-such-bucket/s.zarr does not exist"),
+    ],
+)
+def test_a_bad_location_is_one_error_line_and_touches_nothing(
+    command, fault, fragment, existing, tiny_model_dir, data_dir, monkeypatch
+):
     before = contents(existing)
     url, options = existing, ()
     with monkeypatch.context() as env:
@@ -492,7 +615,10 @@ def test_a_memory_store_is_refused_on_worker_processes(command):
     url = f"memory://{uuid.uuid4().hex}/s.zarr"
     Store(url, mode="a")
     before = contents(url)
-    one_error_line(invoke(command[0], "--store", url, *command[1:], "--scheduler", "processes"),
-                   "lives in this process's memory", "--scheduler threads")
+    one_error_line(
+        invoke(command[0], "--store", url, *command[1:], "--scheduler", "processes"),
+        "lives in this process's memory",
+        "--scheduler threads",
+    )
     assert contents(url) == before
     assert not open_backend("s3://b/s.zarr").in_process and not open_backend("s.zarr").in_process

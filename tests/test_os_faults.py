@@ -33,8 +33,9 @@ def mount_tmpfs(path: Path, size: str) -> Path:
     """A tmpfs of ``size`` at ``path``: a real file system that fills up (ENOSPC) or turns read-only (EROFS) when
     asked. Skips where mounting is not permitted."""
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if done.returncode:
         pytest.skip(f"mounting a tmpfs is not permitted here (needs root with CAP_SYS_ADMIN): {done.stderr.strip()}")
     return path
@@ -106,9 +107,31 @@ def done_blocks(store: Path, split: str = "validation") -> int:
 
 
 def extract_args(model: Path, data_dir: Path, store: Path) -> list[object]:
-    return ["extract", "--model", model, "--task", "sst2", "--split", "train,validation", "--prompts", "random",
-            "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "2", "--block", "4", "--limit", "48",
-            "--data-dir", data_dir, "--store", store]
+    return [
+        "extract",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        "--split",
+        "train,validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--batch-size",
+        "2",
+        "--block",
+        "4",
+        "--limit",
+        "48",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +148,8 @@ def on_tmpfs(tiny_model_dir, data_dir, tmp_path_factory) -> Iterator[tuple[Path,
 
 @pytest.mark.parametrize("when", ["before any block", "halfway"])
 def test_disk_full_is_one_line_and_the_same_command_finishes_the_store_once_space_is_freed(
-        when, on_tmpfs, tiny_model_dir, data_dir, tmpfs):
+    when, on_tmpfs, tiny_model_dir, data_dir, tmpfs
+):
     reference, footprint = on_tmpfs
     # before any block: room for the store's root, not for the prompts or the extraction groups (main thread);
     # halfway: the blocks' chunks run out of room in the writer threads
@@ -174,8 +198,25 @@ def test_a_writer_thread_that_finds_the_disk_full_stops_the_extraction_with_its_
 
 def test_read_only_store_or_directory_is_one_line(tiny_model_dir, data_dir, tmpfs):
     folder = tmpfs("ro", "4m")
-    args = ["extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation", "--prompts",
-            "random", "--seeds", "0", "--prompt-length", "4", "--limit", "8", "--data-dir", data_dir]
+    args = [
+        "extract",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0",
+        "--prompt-length",
+        "4",
+        "--limit",
+        "8",
+        "--data-dir",
+        data_dir,
+    ]
     assert invoke(*args, "--store", folder / "s.zarr").exit_code == 0
     remount(folder, "ro")
     for store in (folder / "s.zarr", folder / "new.zarr", folder / "new" / "deeper.zarr"):
@@ -199,8 +240,9 @@ def without_root_override(command: list[str]) -> list[str]:
     return ["setpriv", "--bounding-set=-dac_override,-dac_read_search", *command]
 
 
-@pytest.mark.parametrize("command, file", [("info", "zarr.json"),
-                                           ("verify", "extractions/sst2/validation/acts/c/1/2/0/0/0")])
+@pytest.mark.parametrize(
+    "command, file", [("info", "zarr.json"), ("verify", "extractions/sst2/validation/acts/c/1/2/0/0/0")]
+)
 def test_a_file_without_read_permission_is_one_line_naming_it(command, file, uninterrupted, tmp_path):
     """A permission, not damage: said as such (verify does not list it as a problem to repair), the store untouched."""
     store = tmp_path / "s.zarr"
@@ -209,8 +251,10 @@ def test_a_file_without_read_permission_is_one_line_naming_it(command, file, uni
     before = digest(store)
     done = subprocess.run(without_root_override([str(ACTSTORE), command, str(store)]), capture_output=True, text=True)
     assert done.returncode == 1, done.stderr
-    assert lines(done.stderr) == [f"error: permission denied to read {store / file}: give the user who runs actstore "
-                                  "access to the store's files (nothing is damaged)"], done.stderr
+    assert lines(done.stderr) == [
+        f"error: permission denied to read {store / file}: give the user who runs actstore "
+        "access to the store's files (nothing is damaged)"
+    ], done.stderr
     assert digest(store) == before
 
 
@@ -227,18 +271,36 @@ def broken_model(source: Path, where: Path, kind: str) -> Path:
     return where
 
 
-@pytest.mark.parametrize("kind, fragments", [
-    ("no weights", ("cannot load model", "model.safetensors")),
-    ("broken config", ("cannot load model", "config")),
-    ("no such path", ("unknown model", "no such directory")),
-])
+@pytest.mark.parametrize(
+    "kind, fragments",
+    [
+        ("no weights", ("cannot load model", "model.safetensors")),
+        ("broken config", ("cannot load model", "config")),
+        ("no such path", ("unknown model", "no such directory")),
+    ],
+)
 def test_unusable_model_directory_is_one_line(kind, fragments, tiny_model_dir, data_dir, tmp_path):
     if kind == "no such path":
         model = tmp_path / "nowhere" / "model"
     else:
         model = broken_model(tiny_model_dir("bert"), tmp_path / "m", kind)
-    result = invoke("extract", "--model", model, "--task", "sst2", "--split", "validation", "--prompts", "random",
-                    "--limit", "8", "--data-dir", data_dir, "--store", tmp_path / "s.zarr")
+    result = invoke(
+        "extract",
+        "--model",
+        model,
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--limit",
+        "8",
+        "--data-dir",
+        data_dir,
+        "--store",
+        tmp_path / "s.zarr",
+    )
     one_line(result, str(model), *fragments)
     assert not (tmp_path / "s.zarr").exists()
 
@@ -247,9 +309,25 @@ def test_unusable_model_directory_is_one_line(kind, fragments, tiny_model_dir, d
 def test_unusable_device_is_one_line_before_anything_is_written(device, tiny_model_dir, data_dir, tmp_path):
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    result = invoke("extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--split", "validation",
-                    "--prompts", "random", "--limit", "8", "--data-dir", data_dir, "--store", tmp_path / "s.zarr",
-                    "--device", device)
+    result = invoke(
+        "extract",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--limit",
+        "8",
+        "--data-dir",
+        data_dir,
+        "--store",
+        tmp_path / "s.zarr",
+        "--device",
+        device,
+    )
     one_line(result, f"'{device}'")
     assert not (tmp_path / "s.zarr").exists()
 
@@ -258,9 +336,32 @@ def test_unusable_device_is_one_line_before_anything_is_written(device, tiny_mod
 
 
 def command(model: Path, data_dir: Path, store: Path) -> list[str]:
-    return [str(ACTSTORE), "extract", "--model", str(model), "--task", "sst2", "--split", "validation",
-            "--prompts", "random", "--seeds", "0,1", "--prompt-length", "4", "--batch-size", "2", "--block", "4",
-            "--limit", "60", "--data-dir", str(data_dir), "--store", str(store)]
+    return [
+        str(ACTSTORE),
+        "extract",
+        "--model",
+        str(model),
+        "--task",
+        "sst2",
+        "--split",
+        "validation",
+        "--prompts",
+        "random",
+        "--seeds",
+        "0,1",
+        "--prompt-length",
+        "4",
+        "--batch-size",
+        "2",
+        "--block",
+        "4",
+        "--limit",
+        "60",
+        "--data-dir",
+        str(data_dir),
+        "--store",
+        str(store),
+    ]
 
 
 def handles_sigterm(pid: int) -> bool:
@@ -294,16 +395,20 @@ def stopped(run: list[str], signum: int, ready: Callable[[int], bool]) -> str:
 
 @pytest.mark.parametrize("when", ["during start-up", "mid-extraction"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_signal_at_any_moment_is_one_line_and_the_same_command_resumes(signum, when, uninterrupted, tiny_model_dir,
-                                                                       data_dir, tmp_path):
+def test_signal_at_any_moment_is_one_line_and_the_same_command_resumes(
+    signum, when, uninterrupted, tiny_model_dir, data_dir, tmp_path
+):
     store = tmp_path / "s.zarr"
     run = command(tiny_model_dir("bert"), data_dir, store)
     ready = handles_sigterm if when == "during start-up" else lambda pid: done_blocks(store) >= 3
     line = stopped(run, signum, ready)
 
     what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
-    assert line == (f"{what}: the command had not started; run it again" if when == "during start-up" else
-                    f"{what}: finished blocks are stored; run the same command again to continue")
+    assert line == (
+        f"{what}: the command had not started; run it again"
+        if when == "during start-up"
+        else f"{what}: finished blocks are stored; run the same command again to continue"
+    )
     if when == "during start-up":
         assert not store.exists()  # stopped in the imports, before the command touched anything
         return  # the same command again is the uninterrupted run
@@ -320,7 +425,10 @@ def test_sigterm_during_a_command_that_starts_over_claims_nothing_kept(tiny_mode
         assert invoke(*args).exit_code == 0
     before = digest(store)
     out = tmp_path / "report"
-    line = stopped([str(ACTSTORE), "report", "--store", str(store), "--out", str(out)], signal.SIGTERM,
-                   lambda pid: any(out.glob("*.png")))  # the first figure drawn, the others to come
+    line = stopped(
+        [str(ACTSTORE), "report", "--store", str(store), "--out", str(out)],
+        signal.SIGTERM,
+        lambda pid: any(out.glob("*.png")),
+    )  # the first figure drawn, the others to come
     assert line == "terminated (SIGTERM): run the same command again"
     assert digest(store) == before

@@ -18,8 +18,10 @@ from helpers import SENTIMENT, invoke, one_error_line, run_toy, toy_split
 def stores(tiny_model_dir, data_dir, tmp_path_factory):
     """The same toy extraction keeping values (and bits), and keeping only bits; both ranked."""
     root = tmp_path_factory.mktemp("provenance")
-    made = {keep: run_toy(root / f"{keep}.zarr", tiny_model_dir("roberta"), data_dir, keep=keep, n_dev=12)
-            for keep in ("both", "bits")}
+    made = {
+        keep: run_toy(root / f"{keep}.zarr", tiny_model_dir("roberta"), data_dir, keep=keep, n_dev=12)
+        for keep in ("both", "bits")
+    }
     for store in made.values():
         rank(store, "toy")
     return made
@@ -36,8 +38,9 @@ def test_the_store_keeps_row_ids_texts_token_counts_and_hook_points(stores, tiny
     np.testing.assert_array_equal(ds["length"].values, expected)
     attrs = stores["both"].root["extractions/toy/validation"].attrs
     assert attrs["text_fields"] == ["sentence"]
-    assert attrs["hook_points"] == [f"roberta.encoder.layer.{i}.output.dense (input)"
-                                    for i in range(model.spec.n_layers)]
+    assert attrs["hook_points"] == [
+        f"roberta.encoder.layer.{i}.output.dense (input)" for i in range(model.spec.n_layers)
+    ]
 
 
 def test_row_ids_of_the_real_file_match_its_lines(data_dir, tmp_path, tiny_model_dir):
@@ -95,10 +98,14 @@ def test_the_examples_command(stores):
     table = invoke("examples", "--store", path, "--task", "toy", "--layer", "1", "--neuron", "4", "-k", "2")
     assert table.exit_code == 0 and "highest 2" in table.output and "lowest 2" in table.output
     assert found["top"][0]["text"].split()[0] in table.output
-    one_error_line(invoke("examples", "--store", path, "--task", "toy", "--layer", "99", "--neuron", "4"),
-                   "layer 99 does not exist")
-    one_error_line(invoke("examples", "--store", path, "--task", "toy", "--layer", "1", "--neuron", "4", "--seed", "7"),
-                   "no seed 7")
+    one_error_line(
+        invoke("examples", "--store", path, "--task", "toy", "--layer", "99", "--neuron", "4"),
+        "layer 99 does not exist",
+    )
+    one_error_line(
+        invoke("examples", "--store", path, "--task", "toy", "--layer", "1", "--neuron", "4", "--seed", "7"),
+        "no seed 7",
+    )
 
 
 def test_bad_requests_are_refused(stores):
@@ -118,16 +125,36 @@ def test_t5_decoder_layers_have_their_own_hook_points_and_examples(tiny_model_di
     assert found.token == 0 and len(found.top) == 2
     values = store.extraction("toy", "validation", stack="decoder")["acts"].isel(seed=0, layer=0, token=0, neuron=0)
     assert found.top[0]["activation"] == float(values.max())
-    points = {stack: store.root[path].attrs["hook_points"] for stack, path in
-              (("encoder", "extractions/toy/validation"), ("decoder", "decoder_extractions/toy/validation"))}
+    points = {
+        stack: store.root[path].attrs["hook_points"]
+        for stack, path in (
+            ("encoder", "extractions/toy/validation"),
+            ("decoder", "decoder_extractions/toy/validation"),
+        )
+    }
     assert all(p.startswith("encoder.block.") for p in points["encoder"])
     assert all(p.startswith("decoder.block.") for p in points["decoder"])
 
 
 def test_verify_finds_damaged_texts_and_the_next_extract_rewrites_them(tiny_model_dir, data_dir, tmp_path):
     store = tmp_path / "s.zarr"
-    common = ["extract", "--model", tiny_model_dir("bert"), "--task", "sst2", "--limit", "8", "--batch-size", "4",
-              "--block", "4", "--data-dir", data_dir, "--store", store]
+    common = [
+        "extract",
+        "--model",
+        tiny_model_dir("bert"),
+        "--task",
+        "sst2",
+        "--limit",
+        "8",
+        "--batch-size",
+        "4",
+        "--block",
+        "4",
+        "--data-dir",
+        data_dir,
+        "--store",
+        store,
+    ]
     assert invoke(*common, "--prompts", "random", "--seeds", "0", "--prompt-length", "3").exit_code == 0
     chunk = store / "extractions" / "sst2" / "validation" / "text" / "c" / "0" / "0"
     good = chunk.read_bytes()

@@ -39,7 +39,7 @@ def released(data_dir) -> Path:
 def manifest_table(data_dir: Path) -> dict[str, tuple[int, str]]:
     """MANIFEST.md's table of the released prompts: path under released-prompts/ → (bytes, sha256's first 16 hex)."""
     text = (data_dir / "MANIFEST.md").read_text()
-    section = text[text.index("## The papers' released prompts"):]
+    section = text[text.index("## The papers' released prompts") :]
     section = section.split("\n## ", 1)[0]  # up to the next section, if any
     rows = re.findall(rf"^\| `{RELEASED}/([^`]+)` \| ([\d,]+) \| `([0-9a-f]{{16}})` \|$", section, re.M)
     return {path: (int(size.replace(",", "")), sha) for path, size, sha in rows}
@@ -56,16 +56,29 @@ def wide_roberta(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("roberta768")
     bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(CORPUS, vocab_size=1000, min_frequency=1, show_progress=False,
-                            special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    bpe.train_from_iterator(
+        CORPUS,
+        vocab_size=1000,
+        min_frequency=1,
+        show_progress=False,
+        special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"],
+    )
     bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     bpe.save(str(path / "tokenizer.json"))
     tokenizer = RobertaTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        config = RobertaConfig(vocab_size=len(tokenizer), hidden_size=768, num_hidden_layers=1, num_attention_heads=12,
-                               intermediate_size=64, max_position_embeddings=302, pad_token_id=1, bos_token_id=0,
-                               eos_token_id=2)
+        config = RobertaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=768,
+            num_hidden_layers=1,
+            num_attention_heads=12,
+            intermediate_size=64,
+            max_position_embeddings=302,
+            pad_token_id=1,
+            bos_token_id=0,
+            eos_token_id=2,
+        )
         model = RobertaForMaskedLM(config)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -76,8 +89,20 @@ def wide_roberta(tmp_path_factory) -> Path:
 def imported(released, wide_roberta, tmp_path_factory) -> Path:
     """A store holding the released SST-2 RoBERTa prompts, imported through the command line."""
     store = tmp_path_factory.mktemp("released") / "paper.zarr"
-    result = invoke("prompts", "import", "--from", "robust-neurons", released, "--task", "sst2", "--model",
-                    wide_roberta, "--store", store, "--json")
+    result = invoke(
+        "prompts",
+        "import",
+        "--from",
+        "robust-neurons",
+        released,
+        "--task",
+        "sst2",
+        "--model",
+        wide_roberta,
+        "--store",
+        store,
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["seeds"] == list(SEEDS.values()) and payload["seed_names"] == list(SEEDS)
@@ -145,8 +170,9 @@ def test_every_released_prompt_exports_back_as_the_same_tensor(released, tmp_pat
 # ---- import and export through the command line
 
 
-def test_import_records_seed_names_files_and_the_pt_layout_and_export_gives_back_the_originals(imported, released,
-                                                                                                  tmp_path):
+def test_import_records_seed_names_files_and_the_pt_layout_and_export_gives_back_the_originals(
+    imported, released, tmp_path
+):
     spec = open_store(imported).prompt_spec("sst2")
     assert spec.model.layout == "pt" and spec.model.architecture == "roberta" and spec.model.hidden == 768
     assert spec.seeds == (0, 33, 34, 35, 36) and spec.seed_names == ("su", "33", "34", "35", "36")
@@ -158,8 +184,9 @@ def test_import_records_seed_names_files_and_the_pt_layout_and_export_gives_back
     assert PromptSet.stored(open_store(imported), "sst2").seed_names == spec.seed_names
 
     out = tmp_path / "exported"
-    result = invoke("prompts", "export", "--store", imported, "--task", "sst2", "--format", "robust-neurons",
-                    "--out", out)
+    result = invoke(
+        "prompts", "export", "--store", imported, "--task", "sst2", "--format", "robust-neurons", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 5 robust-neurons prompt(s) of sst2" in result.output
     assert "seed_su/SST2PromptRoberta/task_prompt" in result.output
@@ -171,8 +198,19 @@ def test_import_records_seed_names_files_and_the_pt_layout_and_export_gives_back
 
     # imported once more from the export: the same prompts, so the store takes them without a change
     before = digest(imported)
-    again = invoke("prompts", "import", "--from", "robust-neurons", out, "--task", "sst2", "--model",
-                   spec.model.name, "--store", imported)
+    again = invoke(
+        "prompts",
+        "import",
+        "--from",
+        "robust-neurons",
+        out,
+        "--task",
+        "sst2",
+        "--model",
+        spec.model.name,
+        "--store",
+        imported,
+    )
     assert again.exit_code == 0, again.output
     assert digest(imported) == before
 
@@ -184,8 +222,9 @@ def test_a_released_roberta_prompt_gives_finite_logits_in_the_pt_layout(imported
     prompts.check_fits(model.spec, 16)
     sst2 = tasks.get_task("sst2")
     batch = model.encode([("a charming and moving film",), ("a dull , boring mess",)], 16, "sst2")
-    logits = [model.label_logits(batch, torch.from_numpy(vectors), model.label_ids(sst2))
-              for vectors in prompts.vectors]
+    logits = [
+        model.label_logits(batch, torch.from_numpy(vectors), model.label_ids(sst2)) for vectors in prompts.vectors
+    ]
     assert all(tuple(x.shape) == (2, 2) and bool(torch.isfinite(x).all()) for x in logits)
     assert not torch.equal(logits[0], logits[1])  # seed su and seed 33 are different prompts
 
@@ -193,12 +232,16 @@ def test_a_released_roberta_prompt_gives_finite_logits_in_the_pt_layout(imported
 def test_export_names_integer_seeds_without_recorded_names_and_refuses_what_the_format_cannot_hold(tmp_path):
     prompts = PromptSet.random([3, 7], 100, 8)
     written = export_prompts(prompts, tmp_path / "a", "robust-neurons", "unused", task="qqp", architecture="t5")
-    assert [p.relative_to(tmp_path / "a").as_posix() for p in written] == ["seed_3/QQPPromptT5/task_prompt",
-                                                                           "seed_7/QQPPromptT5/task_prompt"]
+    assert [p.relative_to(tmp_path / "a").as_posix() for p in written] == [
+        "seed_3/QQPPromptT5/task_prompt",
+        "seed_7/QQPPromptT5/task_prompt",
+    ]
     assert torch.equal(torch.load(written[1]), torch.from_numpy(prompts.vectors[1]))
-    refused = [(PromptSet.random([0], 4, 8), "sst2", "roberta", "100-token prompts"),
-               (prompts, "tweets3", "roberta", "no prompts for task 'tweets3'"),
-               (prompts, "sst2", "mpnet", "not a mpnet")]
+    refused = [
+        (PromptSet.random([0], 4, 8), "sst2", "roberta", "100-token prompts"),
+        (prompts, "tweets3", "roberta", "no prompts for task 'tweets3'"),
+        (prompts, "sst2", "mpnet", "not a mpnet"),
+    ]
     for bad, task, architecture, message in refused:
         with pytest.raises(ActstoreError, match=re.escape(message)):
             export_prompts(bad, tmp_path / "b", "robust-neurons", "unused", task=task, architecture=architecture)
@@ -232,7 +275,7 @@ def missing(root: Path) -> None:
 def truncated(root: Path) -> None:
     path = root / "seed_34/SST2PromptRoberta/task_prompt"
     data = path.read_bytes()
-    path.write_bytes(data[:len(data) // 2])
+    path.write_bytes(data[: len(data) // 2])
 
 
 def short(root: Path) -> None:
@@ -265,27 +308,36 @@ def test_a_broken_tree_is_one_line_naming_the_file(case, imported, released, wid
     damage, *fragments = BROKEN[case]
     root = copy_tree(released, tmp_path / "tree")
     damage(root)
-    refused(["--from", "robust-neurons", root, "--task", "sst2", "--model", wide_roberta], imported,
-            tmp_path / "new.zarr", *fragments)
+    refused(
+        ["--from", "robust-neurons", root, "--task", "sst2", "--model", wide_roberta],
+        imported,
+        tmp_path / "new.zarr",
+        *fragments,
+    )
 
 
-def test_bad_tasks_folders_models_and_options_are_one_line(imported, released, wide_roberta, tiny_model_dir, tmp_path,
-                                                            data_dir):
+def test_bad_tasks_folders_models_and_options_are_one_line(
+    imported, released, wide_roberta, tiny_model_dir, tmp_path, data_dir
+):
     only_sst2 = copy_tree(released, tmp_path / "only_sst2")
     t5_only = copy_tree(released, tmp_path / "t5_only", "SST2PromptT5")
     (tmp_path / "empty").mkdir()
     cases = [
         ([released, "--task", "nope", "--model", wide_roberta], ["unknown task 'nope'"]),
-        ([released, "--task", "rotten_tomatoes", "--model", wide_roberta],
-         ["no prompts for task 'rotten_tomatoes'", "sst2"]),
+        (
+            [released, "--task", "rotten_tomatoes", "--model", wide_roberta],
+            ["no prompts for task 'rotten_tomatoes'", "sst2"],
+        ),
         ([released, "--task", "adv_sst2", "--model", wide_roberta], ["runs the prompts of 'sst2'", "--task sst2"]),
         ([only_sst2, "--task", "imdb", "--model", wide_roberta], ["holds no prompts for task 'imdb'", "IMDBPrompt"]),
         ([t5_only, "--task", "sst2", "--model", wide_roberta], ["no SST2PromptRoberta folder", "found SST2PromptT5"]),
         ([tmp_path / "empty", "--task", "sst2", "--model", wide_roberta], ["is not a Robust-Neurons prompt tree"]),
         ([data_dir / "sst2", "--task", "sst2", "--model", wide_roberta], ["is not a Robust-Neurons prompt tree"]),
         ([tmp_path / "nowhere", "--task", "sst2", "--model", wide_roberta], ["no such directory"]),
-        ([released, "--task", "sst2", "--model", tiny_model_dir("roberta")],
-         ["hidden size 768 does not match", "hidden size 32", "seed_su/SST2PromptRoberta/task_prompt"]),
+        (
+            [released, "--task", "sst2", "--model", tiny_model_dir("roberta")],
+            ["hidden size 768 does not match", "hidden size 32", "seed_su/SST2PromptRoberta/task_prompt"],
+        ),
         ([released, "--task", "sst2", "--model", tiny_model_dir("mpnet")], ["not a mpnet"]),
         ([released, "--task", "sst2", "--model", wide_roberta, "--layout", "peft"], ["tuned in the 'pt' layout"]),
         ([released, "--task", "sst2", "--model", wide_roberta, "--seeds", "1,2,3,4,5"], ["leave out --seeds"]),
@@ -295,9 +347,18 @@ def test_bad_tasks_folders_models_and_options_are_one_line(imported, released, w
         refused(["--from", "robust-neurons", *args], imported, tmp_path / "new.zarr", *fragments)
     odd = copy_tree(released, tmp_path / "odd")
     (odd / "seed_x").mkdir()
-    refused(["--from", "robust-neurons", odd, "--task", "sst2", "--model", wide_roberta], imported,
-            tmp_path / "new.zarr", "seed folder 'seed_x'")
+    refused(
+        ["--from", "robust-neurons", odd, "--task", "sst2", "--model", wide_roberta],
+        imported,
+        tmp_path / "new.zarr",
+        "seed folder 'seed_x'",
+    )
     shutil.copytree(odd / "seed_su", odd / "seed_0")
     shutil.rmtree(odd / "seed_x")
-    refused(["--from", "robust-neurons", odd, "--task", "sst2", "--model", wide_roberta], imported,
-            tmp_path / "new.zarr", "seed_su and seed_0", "both seed 0")
+    refused(
+        ["--from", "robust-neurons", odd, "--task", "sst2", "--model", wide_roberta],
+        imported,
+        tmp_path / "new.zarr",
+        "seed_su and seed_0",
+        "both seed 0",
+    )

@@ -20,14 +20,26 @@ TASKS = ("sst2", "imdb", "qnli")
 def put_suppression(store: Store, task: str, neurons_from: str, drop: float, mode: str = "zero") -> None:
     """A curve in the layout actstore.suppression writes: skill accuracy falls by ``drop`` per percent."""
     percents = np.array([0.0, 1.0, 5.0, 10.0, 15.0])
-    skill = np.stack([0.9 - drop * percents, 0.85 - drop * percents])                 # (seed, percent)
+    skill = np.stack([0.9 - drop * percents, 0.85 - drop * percents])  # (seed, percent)
     control = 0.88 - 0.002 * percents + np.random.default_rng(0).normal(0, 0.01, (3, 2, 5))  # (draw, seed, percent)
-    spec = {"kind": "suppression", "task": task, "neurons_from": neurons_from, "mode": mode, "scope": "layer",
-            "n_examples": 300}
+    spec = {
+        "kind": "suppression",
+        "task": task,
+        "neurons_from": neurons_from,
+        "mode": mode,
+        "scope": "layer",
+        "n_examples": 300,
+    }
     name = f"{task}@{neurons_from}" + ("" if mode == "zero" else f".{mode}-layer")
-    store.put_result("suppression", name, spec, xr.Dataset(
-        {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control)},
-        coords={"seed": [0, 1], "percent": percents, "draw": [0, 1, 2]}))
+    store.put_result(
+        "suppression",
+        name,
+        spec,
+        xr.Dataset(
+            {"accuracy_skill": (("seed", "percent"), skill), "accuracy_random": (("draw", "seed", "percent"), control)},
+            coords={"seed": [0, 1], "percent": percents, "draw": [0, 1, 2]},
+        ),
+    )
 
 
 @pytest.fixture
@@ -53,10 +65,19 @@ def full_store(tmp_path) -> Store:
     return store
 
 
-EXPECTED = ["transfer-relative-sst2_imdb_qnli", "transfer-absolute-sst2_imdb_qnli", "predictivity-distribution",
-            "neuron-accuracy-distribution", "skill-neuron-layers", "correlation-sst2_imdb_qnli_adv_sst2",
-            "correlation-sst2_imdb_qnli_adv_sst2.zscore", "suppression-zero-layer", "suppression-noise-layer",
-            "cross-suppression-zero-layer", "adversarial-overlap"]
+EXPECTED = [
+    "transfer-relative-sst2_imdb_qnli",
+    "transfer-absolute-sst2_imdb_qnli",
+    "predictivity-distribution",
+    "neuron-accuracy-distribution",
+    "skill-neuron-layers",
+    "correlation-sst2_imdb_qnli_adv_sst2",
+    "correlation-sst2_imdb_qnli_adv_sst2.zscore",
+    "suppression-zero-layer",
+    "suppression-noise-layer",
+    "cross-suppression-zero-layer",
+    "adversarial-overlap",
+]
 
 
 def test_report_draws_every_figure_and_lists_it(full_store, tmp_path):
@@ -93,8 +114,9 @@ def test_the_report_learns_the_kinds_of_result_from_the_registry(monkeypatch, tm
     from actstore.results import KINDS, ResultKind
 
     monkeypatch.setitem(KINDS, "probe", ResultKind("probe", "probing accuracy per layer", "actstore probe"))
-    monkeypatch.setitem(KINDS, "probe-map", ResultKind("probe-map", "probing maps", "actstore probe --map",
-                                                       "probing maps", (9,)))
+    monkeypatch.setitem(
+        KINDS, "probe-map", ResultKind("probe-map", "probing maps", "actstore probe --map", "probing maps", (9,))
+    )
     store = Store(tmp_path / "p.zarr", mode="a")
     store.put_result("probe", "sst2", {"kind": "probe"}, xr.Dataset({"accuracy": ("layer", np.arange(3.0))}))
     report = render(Store(store.path), tmp_path / "r")
@@ -135,12 +157,15 @@ def test_report_command(full_store, tmp_path):
 def test_report_refuses_a_std_over_one_seed(tmp_path):
     store = Store(tmp_path / "one.zarr", mode="a")
     put_evaluation(store, "sst2", "sst2", [0.8], seeds=(0,))
-    one_error_line(invoke("report", "--store", tmp_path / "one.zarr", "--out", tmp_path / "r"),
-                   "'sst2' is reported as mean ± std over seeds, but it has 1 seed")
+    one_error_line(
+        invoke("report", "--store", tmp_path / "one.zarr", "--out", tmp_path / "r"),
+        "'sst2' is reported as mean ± std over seeds, but it has 1 seed",
+    )
     one_error_line(invoke("report", "--store", tmp_path / "none.zarr", "--out", tmp_path / "r"), "no actstore store")
 
 
 # ---- what a reviewer checks, on the Figure objects the report saves
+
 
 def drawn(store: Store) -> dict[str, object]:
     skipped: list[str] = []
@@ -155,8 +180,11 @@ def panels(fig) -> list:
 
 
 def legend_texts(fig) -> list[str]:
-    return [t.get_text() for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
-            for t in legend.get_texts()]
+    return [
+        t.get_text()
+        for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+        for t in legend.get_texts()
+    ]
 
 
 def test_every_figure_has_a_title_named_axes_and_no_empty_panel(full_store):
@@ -171,8 +199,15 @@ def test_every_figure_has_a_title_named_axes_and_no_empty_panel(full_store):
 
 def test_task_order_puts_clean_tasks_first_and_adversarial_ones_in_their_order():
     names = ["adv_qnli", "mine", "qnli", "adv_sst2", "ethics_deontology", "sst2", "tweets3:combined"]
-    assert task_order(names) == ["sst2", "qnli", "ethics_deontology", "tweets3:combined", "mine", "adv_sst2",
-                                 "adv_qnli"]
+    assert task_order(names) == [
+        "sst2",
+        "qnli",
+        "ethics_deontology",
+        "tweets3:combined",
+        "mine",
+        "adv_sst2",
+        "adv_qnli",
+    ]
 
 
 def test_figures_show_tasks_in_that_order(full_store):
@@ -209,8 +244,10 @@ def test_suppression_panels_share_y_and_name_band_examples_and_whose_neurons(ful
         assert "± std over seeds" in texts and "± std over random draws" in texts
     cross = panels(figs["cross-suppression-zero-layer"].figure)
     assert len(cross) == len(figs["cross-suppression-zero-layer"].figure.axes) == 2  # one axes per result, none empty
-    assert [ax.get_title() for ax in cross] == ["sst2 (n = 300) · neurons of adv_sst2",
-                                                "adv_sst2 (n = 300) · neurons of sst2"]
+    assert [ax.get_title() for ax in cross] == [
+        "sst2 (n = 300) · neurons of adv_sst2",
+        "adv_sst2 (n = 300) · neurons of sst2",
+    ]
     texts = legend_texts(figs["cross-suppression-zero-layer"].figure)
     assert "skill neurons of the task after 'neurons of'" in texts and "the evaluated task's own skill neurons" in texts
     for ax, task in zip(cross, ["sst2", "adv_sst2"]):  # dotted: the task's own curve of the same mode (not noise)
@@ -221,8 +258,10 @@ def test_suppression_panels_share_y_and_name_band_examples_and_whose_neurons(ful
 
 def test_correlation_axes_are_named_the_diagonal_masked_and_zscore_titled(full_store):
     figs = drawn(full_store)
-    for stem, zscored in (("correlation-sst2_imdb_qnli_adv_sst2", False),
-                          ("correlation-sst2_imdb_qnli_adv_sst2.zscore", True)):
+    for stem, zscored in (
+        ("correlation-sst2_imdb_qnli_adv_sst2", False),
+        ("correlation-sst2_imdb_qnli_adv_sst2.zscore", True),
+    ):
         d = figs[stem]
         ax = panels(d.figure)[0]
         assert ax.get_xlabel().startswith("task (") and ax.get_ylabel().startswith("task (")
@@ -258,9 +297,11 @@ def drawn_some(store: Store) -> dict[str, object]:
 
 def test_adversarial_overlap_uses_a_readable_y_range():
     def result(task: str, overlap: list[float]) -> xr.Dataset:
-        return xr.Dataset({"overlap": ("percent", overlap), "chance": ("percent", [0.05, 0.10, 0.15]), "rho_mean": 0.1},
-                          coords={"percent": [5.0, 10.0, 15.0]},
-                          attrs={"spec": {"task": task, "clean": task[4:], "scope": "layer"}})
+        return xr.Dataset(
+            {"overlap": ("percent", overlap), "chance": ("percent", [0.05, 0.10, 0.15]), "rho_mean": 0.1},
+            coords={"percent": [5.0, 10.0, 15.0]},
+            attrs={"spec": {"task": task, "clean": task[4:], "scope": "layer"}},
+        )
 
     fig = adversarial_figure([result("adv_sst2", [0.07, 0.14, 0.20]), result("adv_qnli", [0.02, 0.08, 0.146])])
     axes = panels(fig)
@@ -271,15 +312,17 @@ def test_the_token_figure_marks_the_mean_of_the_seeds_maxima_the_rank_table_prin
     from actstore.report import TOKEN_PREDICTIVITY_LABEL, token_figure
 
     # seed 0 peaks at token 0, seed 1 at token 2: the mean of the maxima (0.85) is above the mean curve's peak
-    accuracy = xr.DataArray([[0.9, 0.6, 0.5], [0.55, 0.4, 0.8]], dims=("seed", "token"),
-                            coords={"seed": [0, 1], "token": [0, 1, 2]})
+    accuracy = xr.DataArray(
+        [[0.9, 0.6, 0.5], [0.55, 0.4, 0.8]], dims=("seed", "token"), coords={"seed": [0, 1], "token": [0, 1, 2]}
+    )
     fig = token_figure(accuracy)
     ax = fig.axes[0]
     dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
     assert len(dashed) == 1 and np.allclose(dashed[0].get_ydata(), 0.85)
     assert f"{TOKEN_PREDICTIVITY_LABEL} 0.8500" in legend_texts(fig)
-    peaks = sorted((float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in ax.lines
-                   if line.get_marker() == "^")
+    peaks = sorted(
+        (float(line.get_xdata()[0]), float(line.get_ydata()[0])) for line in ax.lines if line.get_marker() == "^"
+    )
     assert peaks == [(0.0, 0.9), (2.0, 0.8)]  # each seed's own best token
 
 

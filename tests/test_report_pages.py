@@ -157,8 +157,12 @@ def test_a_neuron_page_ranks_the_neuron_in_every_task_of_its_model(full_store, t
 
 
 def chromium(*args: str) -> str:
-    done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
-                          capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -169,9 +173,11 @@ def screenshot(page: Path, shot: Path) -> np.ndarray:
     return image.imread(shot)[..., :3]
 
 
-PROBE = ("<script>addEventListener('load', () => {const broken = [...document.images].filter(i => !i.complete || "
-         "i.naturalWidth === 0).map(i => i.getAttribute('src')); document.body.dataset.broken = broken.join(' '); "
-         "document.body.dataset.images = document.images.length;});</script>")
+PROBE = (
+    "<script>addEventListener('load', () => {const broken = [...document.images].filter(i => !i.complete || "
+    "i.naturalWidth === 0).map(i => i.getAttribute('src')); document.body.dataset.broken = broken.join(' '); "
+    "document.body.dataset.images = document.images.length;});</script>"
+)
 
 
 def images_in_browser(page: Path) -> tuple[int, str]:
@@ -188,12 +194,17 @@ def images_in_browser(page: Path) -> tuple[int, str]:
     return int(body.group(2)), body.group(1)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not on PATH: `make test` installs the Debian package "
-                                             "where apt-get is available, and this machine has neither")
+@pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="chromium is not on PATH: `make test` installs the Debian package "
+    "where apt-get is available, and this machine has neither",
+)
 def test_the_index_and_a_neuron_page_open_in_a_real_browser(toy_report, tmp_path):
     _, report = toy_report
-    for page, n_images in ((report.out / "index.html", len(report.figures)),
-                           (report.out / report.neurons["toy"][0]["page"], 2)):
+    for page, n_images in (
+        (report.out / "index.html", len(report.figures)),
+        (report.out / report.neurons["toy"][0]["page"], 2),
+    ):
         pixels = screenshot(page, tmp_path / f"{page.stem}.png")
         assert pixels.shape[:2] == (900, 1200)
         assert (pixels.min(axis=2) < 0.9).mean() > 0.02, page  # not blank: text and figures cover the page
@@ -219,8 +230,9 @@ def test_a_decoder_neuron_reads_the_decoder_extraction(tiny_model_dir, data_dir,
     ranking = rank(store, "toy")
     stacks = ranking["layer_stack"].values
     layer = int(np.flatnonzero(stacks == "decoder")[0])
-    rows = [{"layer": layer, "stack": "decoder", "neuron": n} for n in (0, 5)] + \
-           [{"layer": 0, "stack": "encoder", "neuron": 3}]
+    rows = [{"layer": layer, "stack": "decoder", "neuron": n} for n in (0, 5)] + [
+        {"layer": 0, "stack": "encoder", "neuron": 3}
+    ]
     found = activities(store, "toy", ranking, rows)
     decoder = store.extraction("toy", stack="decoder")["acts"]
     for row in rows:

@@ -16,16 +16,40 @@ from actstore.experiment import Experiment, run
 from actstore.prompts import PromptSet
 from helpers import digest, experiment_toml, invoke, one_error_line
 
-TUNE = ["--prompt-length", "3", "--max-steps", "4", "--eval-every", "2", "--batch-size", "4", "--max-length", "32",
-        "--limit", "16"]
+TUNE = [
+    "--prompt-length",
+    "3",
+    "--max-steps",
+    "4",
+    "--eval-every",
+    "2",
+    "--batch-size",
+    "4",
+    "--max-length",
+    "32",
+    "--limit",
+    "16",
+]
 
 
 @pytest.fixture(scope="module")
 def tuned(tiny_model_dir, data_dir, tmp_path_factory):
     """`actstore tune` of sst2 with two seeds on a tiny RoBERTa."""
     path = tmp_path_factory.mktemp("tune") / "s.zarr"
-    result = invoke("tune", "--model", tiny_model_dir("roberta"), "--task", "sst2", "--seeds", "0,1", "--store", path,
-                    "--data-dir", data_dir, *TUNE)
+    result = invoke(
+        "tune",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "sst2",
+        "--seeds",
+        "0,1",
+        "--store",
+        path,
+        "--data-dir",
+        data_dir,
+        *TUNE,
+    )
     assert result.exit_code == 0, result.output
     assert "prompt tuning of sst2 (16 dev examples)" in result.output and "over 2 seeds" in result.output
     return path
@@ -43,8 +67,22 @@ def test_tune_stores_prompts_and_curves(tuned):
 
 
 def test_eval_with_the_clean_prompts_on_the_adversarial_task(tuned, tiny_model_dir, data_dir):
-    result = invoke("eval", "--model", tiny_model_dir("roberta"), "--task", "adv_sst2", "--store", tuned,
-                    "--data-dir", data_dir, "--limit", "12", "--max-length", "32", "--json")
+    result = invoke(
+        "eval",
+        "--model",
+        tiny_model_dir("roberta"),
+        "--task",
+        "adv_sst2",
+        "--store",
+        tuned,
+        "--data-dir",
+        data_dir,
+        "--limit",
+        "12",
+        "--max-length",
+        "32",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["prompts_from"] == "sst2" and set(payload["accuracy"]) == {"0", "1"}
@@ -55,8 +93,9 @@ def test_eval_with_the_clean_prompts_on_the_adversarial_task(tuned, tiny_model_d
 
 def test_prompts_export_and_import_round_trip(tuned, tiny_model_dir, tmp_path):
     for fmt in ("pt", "peft"):
-        result = invoke("prompts", "export", "--task", "sst2", "--store", tuned, "--out", tmp_path / fmt, "--format",
-                        fmt)
+        result = invoke(
+            "prompts", "export", "--task", "sst2", "--store", tuned, "--out", tmp_path / fmt, "--format", fmt
+        )
         assert result.exit_code == 0, result.output
     assert torch.load(tmp_path / "pt" / "seed1.pt").shape == (3, 32)
     config = json.loads((tmp_path / "peft" / "seed0" / "adapter_config.json").read_text())
@@ -64,8 +103,19 @@ def test_prompts_export_and_import_round_trip(tuned, tiny_model_dir, tmp_path):
     original = PromptSet.stored(open_store(tuned), "sst2").vectors
     for fmt, files in (("pt", ["seed0.pt", "seed1.pt"]), ("peft", ["seed0", "seed1"])):
         copy = tmp_path / f"{fmt}.zarr"
-        result = invoke("prompts", "import", *[tmp_path / fmt / f for f in files], "--task", "sst2", "--store", copy,
-                        "--model", tiny_model_dir("roberta"), "--seeds", "0,1")
+        result = invoke(
+            "prompts",
+            "import",
+            *[tmp_path / fmt / f for f in files],
+            "--task",
+            "sst2",
+            "--store",
+            copy,
+            "--model",
+            tiny_model_dir("roberta"),
+            "--seeds",
+            "0,1",
+        )
         assert result.exit_code == 0, result.output
         np.testing.assert_array_equal(PromptSet.stored(open_store(copy), "sst2").vectors, original)
 
@@ -74,21 +124,66 @@ def test_bad_tuning_input_is_one_line_and_harmless(tuned, tiny_model_dir, data_d
     before = digest(tuned)
     base = ["tune", "--model", tiny_model_dir("roberta"), "--store", tuned, "--data-dir", data_dir]
     one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0,0", *TUNE), "duplicate seeds")
-    one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "0"),
-                   "prompt length must be positive")
+    one_error_line(
+        invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "0"),
+        "prompt length must be positive",
+    )
     # peft: the prompt takes positions
-    one_error_line(invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "400", "--layout",
-                          "peft"), "exceed the")
-    one_error_line(invoke("tune", "--model", tiny_model_dir("bert"), "--store", tuned, "--task", "greek", "--seeds",
-                          "0", "--label-words", "Ωmega,Ψsi", "--text-field", "sentence", "--data-files",
-                          f"train={data_dir / 'sst2/train.tsv'},validation={data_dir / 'sst2/dev.tsv'}", *TUNE),
-                   "label word 'Ωmega' is not in the vocabulary")
+    one_error_line(
+        invoke(*base, "--task", "sst2", "--seeds", "0", *TUNE[2:], "--prompt-length", "400", "--layout", "peft"),
+        "exceed the",
+    )
+    one_error_line(
+        invoke(
+            "tune",
+            "--model",
+            tiny_model_dir("bert"),
+            "--store",
+            tuned,
+            "--task",
+            "greek",
+            "--seeds",
+            "0",
+            "--label-words",
+            "Ωmega,Ψsi",
+            "--text-field",
+            "sentence",
+            "--data-files",
+            f"train={data_dir / 'sst2/train.tsv'},validation={data_dir / 'sst2/dev.tsv'}",
+            *TUNE,
+        ),
+        "label word 'Ωmega' is not in the vocabulary",
+    )
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
-    one_error_line(invoke("prompts", "import", tmp_path / "bad.pt", "--task", "x", "--store", tuned, "--model",
-                          tiny_model_dir("roberta")), "cannot read prompt file")
+    one_error_line(
+        invoke(
+            "prompts",
+            "import",
+            tmp_path / "bad.pt",
+            "--task",
+            "x",
+            "--store",
+            tuned,
+            "--model",
+            tiny_model_dir("roberta"),
+        ),
+        "cannot read prompt file",
+    )
     torch.save(torch.zeros(3, 7), tmp_path / "narrow.pt")
-    one_error_line(invoke("prompts", "import", tmp_path / "narrow.pt", "--task", "x", "--store", tuned, "--model",
-                          tiny_model_dir("roberta")), "prompt hidden size 7 does not match")
+    one_error_line(
+        invoke(
+            "prompts",
+            "import",
+            tmp_path / "narrow.pt",
+            "--task",
+            "x",
+            "--store",
+            tuned,
+            "--model",
+            tiny_model_dir("roberta"),
+        ),
+        "prompt hidden size 7 does not match",
+    )
     assert digest(tuned) == before
 
 
@@ -164,8 +259,14 @@ def wide_roberta(tmp_path_factory):
     paper's released prompts load into it unchanged."""
     from tiny_models import make_tiny_model
 
-    return make_tiny_model("roberta", tmp_path_factory.mktemp("roberta768"), hidden_size=768, num_hidden_layers=1,
-                           num_attention_heads=12, intermediate_size=128)
+    return make_tiny_model(
+        "roberta",
+        tmp_path_factory.mktemp("roberta768"),
+        hidden_size=768,
+        num_hidden_layers=1,
+        num_attention_heads=12,
+        intermediate_size=128,
+    )
 
 
 def toy_scale(data_dir: Path, tmp_path: Path) -> list[str]:
@@ -173,17 +274,31 @@ def toy_scale(data_dir: Path, tmp_path: Path) -> list[str]:
     (no QQP here); 2 of the released seeds (su, 33); 8 dev and 8 baseline examples of 32 text tokens; the suppression
     curve at 3 of its percentages with 2 random draws, in all three modes on SST-2 (cross suppression both ways on
     SST-2 and QNLI); one neuron page per task."""
-    values = [f"report.out={tmp_path / 'report'}", f"tasks={json.dumps(TASKS)}", "seeds=[0, 33]", "data.dev_limit=8",
-              "data.baseline_limit=8", f"data.data_dir={data_dir}", f"prompts.dir={data_dir / 'released-prompts'}",
-              "extract.max_length=32", "extract.batch_size=8", "suppress.percents=[0, 5, 15]",
-              "suppress.random_draws=2", 'suppress.tasks=["sst2"]', "report.neurons=1"]
+    values = [
+        f"report.out={tmp_path / 'report'}",
+        f"tasks={json.dumps(TASKS)}",
+        "seeds=[0, 33]",
+        "data.dev_limit=8",
+        "data.baseline_limit=8",
+        f"data.data_dir={data_dir}",
+        f"prompts.dir={data_dir / 'released-prompts'}",
+        "extract.max_length=32",
+        "extract.batch_size=8",
+        "suppress.percents=[0, 5, 15]",
+        "suppress.random_draws=2",
+        'suppress.tasks=["sst2"]',
+        "report.neurons=1",
+    ]
     return ["--store", str(tmp_path / "paper.zarr"), *[arg for value in values for arg in ("--set", value)]]
 
 
 def chunk_bytes(group: Path) -> int:
     """Bytes of an extraction's chunk files on disk, the texts and the metadata left out."""
-    return sum(f.stat().st_size for f in group.rglob("*") if f.is_file() and f.name != "zarr.json"
-               and f.relative_to(group).parts[0] != "text")
+    return sum(
+        f.stat().st_size
+        for f in group.rglob("*")
+        if f.is_file() and f.name != "zarr.json" and f.relative_to(group).parts[0] != "text"
+    )
 
 
 def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, tmp_path):
@@ -222,8 +337,14 @@ def test_the_paper_toml_runs_end_to_end_on_a_tiny_model(wide_roberta, data_dir, 
     index = (tmp_path / "report" / "index.md").read_text()
     assert (tmp_path / "report" / "index.html").is_file() and "suppression-noise-layer.png" in index
     kinds = [a["kind"] for a in payload["analyses"]]
-    assert kinds == ["suppression"] * 7 + ["transfer", "correlation", "correlation", "adversarial", "adversarial",
-                                            "report"]
+    assert kinds == ["suppression"] * 7 + [
+        "transfer",
+        "correlation",
+        "correlation",
+        "adversarial",
+        "adversarial",
+        "report",
+    ]
 
     # the dry run's bytes are what the extractions stored, chunk for chunk
     planned = invoke(*args, "--dry-run", "--json")
@@ -253,8 +374,9 @@ def test_the_paper_toml_dry_run_prints_bytes_and_gpu_hours_and_loads_nothing(mon
     monkeypatch.setattr(actstore.experiment, "load_model", refuse)
     monkeypatch.setattr(actstore.models, "load_model", refuse)
     monkeypatch.chdir(ROOT)  # the file names its store, report and released prompts relative to the repository
-    written = [ROOT / "runs" / f"paper-{m}{suffix}" for m in ("roberta-base", "t5-base")
-               for suffix in (".zarr", "-report")]
+    written = [
+        ROOT / "runs" / f"paper-{m}{suffix}" for m in ("roberta-base", "t5-base") for suffix in (".zarr", "-report")
+    ]
     before = [p.exists() for p in written]
     result = invoke("run", PAPER, "--dry-run")
     assert result.exit_code == 0, result.output
@@ -305,23 +427,35 @@ def test_overrides_and_their_errors(tmp_path):
     from actstore.experiment import apply_overrides
 
     raw = {"models": ["a", "b"], "data": {"dev_limit": 5}, "seeds": [0]}
-    changed = apply_overrides(raw, ["model=/some/dir", "data.dev_limit=8", "tasks=[\"sst2\"]", "report.out=x y"])
-    assert changed == {"model": "/some/dir", "data": {"dev_limit": 8}, "seeds": [0], "tasks": ["sst2"],
-                       "report": {"out": "x y"}}
+    changed = apply_overrides(raw, ["model=/some/dir", "data.dev_limit=8", 'tasks=["sst2"]', "report.out=x y"])
+    assert changed == {
+        "model": "/some/dir",
+        "data": {"dev_limit": 8},
+        "seeds": [0],
+        "tasks": ["sst2"],
+        "report": {"out": "x y"},
+    }
     assert raw["models"] == ["a", "b"]  # a copy was changed
-    for bad, fragment in (("nokey", "expected KEY=VALUE"), ("=1", "expected KEY=VALUE"),
-                          ("seeds.x=1", "seeds is a value, not a section")):
+    for bad, fragment in (
+        ("nokey", "expected KEY=VALUE"),
+        ("=1", "expected KEY=VALUE"),
+        ("seeds.x=1", "seeds is a value, not a section"),
+    ):
         with pytest.raises(ActstoreError, match=fragment):
             apply_overrides(raw, [bad])
     one_error_line(invoke("run", PAPER, "--set", "data.devlimit=3"), "unknown data setting(s) ['devlimit']")
     one_error_line(invoke("run", PAPER, "--set", "store=runs/one.zarr"), "store:", "put {model} in it")
-    one_error_line(invoke("run", PAPER, "--set", "suppress.modes=[\"loud\"]"),
-                   "suppress.modes.0: 'loud' is not one of")
-    one_error_line(invoke("run", PAPER, "--set", "layout=sn"),
-                   "layout: the Robust-Neurons prompts were tuned in the 'pt' layout, not 'sn'")
-    one_error_line(invoke("run", PAPER, "--set", "transfer.tasks=[\"sst2\", \"tweets3\"]"),
-                   "transfer.tasks: 'tweets3' is not one of the experiment's tasks")
-    paper = Experiment.load(PAPER, ["models=[\"x/roberta-base\", \"t5-base\"]"])
+    one_error_line(invoke("run", PAPER, "--set", 'suppress.modes=["loud"]'), "suppress.modes.0: 'loud' is not one of")
+    one_error_line(
+        invoke("run", PAPER, "--set", "layout=sn"),
+        "layout: the Robust-Neurons prompts were tuned in the 'pt' layout, not 'sn'",
+    )
+    one_error_line(
+        invoke("run", PAPER, "--set", 'transfer.tasks=["sst2", "tweets3"]'),
+        "transfer.tasks: 'tweets3' is not one of the experiment's tasks",
+    )
+    paper = Experiment.load(PAPER, ['models=["x/roberta-base", "t5-base"]'])
     assert [(e.model, e.store, e.report.out) for e in paper.each_model()] == [
         ("x/roberta-base", "runs/paper-roberta-base.zarr", "runs/paper-roberta-base-report"),
-        ("t5-base", "runs/paper-t5-base.zarr", "runs/paper-t5-base-report")]
+        ("t5-base", "runs/paper-t5-base.zarr", "runs/paper-t5-base-report"),
+    ]

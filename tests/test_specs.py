@@ -16,13 +16,28 @@ MODEL = ModelSpec("m", "sha256:0", "bert", "mlm_head", 2, 64, 32, 300)
 
 
 def test_extraction_spec_round_trips_through_json():
-    spec = ExtractionSpec("sst2", "validation", MODEL, "sha256:ab", (0, 3), 5, 10, "fp", ("neg", "pos"),
-                          ("negative", "positive"), "float16", 128, 4, True)
+    spec = ExtractionSpec(
+        "sst2",
+        "validation",
+        MODEL,
+        "sha256:ab",
+        (0, 3),
+        5,
+        10,
+        "fp",
+        ("neg", "pos"),
+        ("negative", "positive"),
+        "float16",
+        128,
+        4,
+        True,
+    )
     back = from_attrs(ExtractionSpec, json.loads(json.dumps(to_attrs(spec))))
     assert back == spec and isinstance(back.seeds, tuple) and isinstance(back.model, ModelSpec)
     assert spec.n_blocks == 3
-    other = ExtractionSpec(**{**spec.__dict__, "dtype": "float32",
-                              "model": ModelSpec(**{**MODEL.__dict__, "name": "x"})})
+    other = ExtractionSpec(
+        **{**spec.__dict__, "dtype": "float32", "model": ModelSpec(**{**MODEL.__dict__, "name": "x"})}
+    )
     assert differences(spec, other) == ["model.name: 'm' → 'x'", "dtype: 'float16' → 'float32'"]
 
 
@@ -44,13 +59,18 @@ def test_prompt_files_in_the_transferability_format(tmp_path):
     np.testing.assert_array_equal(from_pt.vectors, from_npy.vectors)
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: PromptSet.random([0, 0], 4, 8), "duplicate seeds"),
-    (lambda p: PromptSet.random([0], 0, 8), "prompt length must be positive"),
-    (lambda p: PromptSet.from_files([p / "missing.pt"]), "prompt file not found"),
-    (lambda p: (p / "bad.pt").write_text("not a tensor") and PromptSet.from_files([p / "bad.pt"]),
-     "cannot read prompt file"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: PromptSet.random([0, 0], 4, 8), "duplicate seeds"),
+        (lambda p: PromptSet.random([0], 0, 8), "prompt length must be positive"),
+        (lambda p: PromptSet.from_files([p / "missing.pt"]), "prompt file not found"),
+        (
+            lambda p: (p / "bad.pt").write_text("not a tensor") and PromptSet.from_files([p / "bad.pt"]),
+            "cannot read prompt file",
+        ),
+    ],
+)
 def test_bad_prompts_are_refused(tmp_path, make, message):
     with pytest.raises(ActstoreError, match=message):
         make(tmp_path)

@@ -45,7 +45,7 @@ def zeroed_copy(model, mask: np.ndarray):
     """The independent route: a copy whose FFN output projections ignore the masked neurons (zero weight columns)."""
     other = copy.deepcopy(model)
     with torch.no_grad():
-        for layer, projection in enumerate(other.ffn_outputs[:len(mask)]):  # T5: the decoder stays
+        for layer, projection in enumerate(other.ffn_outputs[: len(mask)]):  # T5: the decoder stays
             projection.weight[:, torch.from_numpy(mask[layer])] = 0
     return other
 
@@ -130,11 +130,15 @@ def test_suppression_curves_land_in_the_store_and_match_an_independent_computati
     np.testing.assert_array_equal(result["accuracy_random"].sel(percent=0).values, np.stack([plain, plain]))
     prompts = PromptSet.stored(store, "toy")
     half = skill_mask(store.ranking("toy"), 50, "layer")
-    np.testing.assert_array_equal(result["accuracy_skill"].sel(percent=50).values,
-                                  accuracy(zeroed_copy(model, half), SENTIMENT, dev, prompts, batch_size=4))
+    np.testing.assert_array_equal(
+        result["accuracy_skill"].sel(percent=50).values,
+        accuracy(zeroed_copy(model, half), SENTIMENT, dev, prompts, batch_size=4),
+    )
     random_half = random_ranks(2, N_NEURONS, draw=1, seed=0) < 32
-    np.testing.assert_array_equal(result["accuracy_random"].sel(draw=1, percent=50).values,
-                                  accuracy(zeroed_copy(model, random_half), SENTIMENT, dev, prompts, batch_size=4))
+    np.testing.assert_array_equal(
+        result["accuracy_random"].sel(draw=1, percent=50).values,
+        accuracy(zeroed_copy(model, random_half), SENTIMENT, dev, prompts, batch_size=4),
+    )
     stored = open_store(ranked).result("suppression", "toy@toy")
     assert stored["accuracy_skill"].dims == ("seed", "percent")
     assert stored["accuracy_random"].dims == ("draw", "seed", "percent")
@@ -142,8 +146,20 @@ def test_suppression_curves_land_in_the_store_and_match_an_independent_computati
     assert stored["suppressed"].values.tolist() == [[0, 0], [16, 16], [32, 32]]
     np.testing.assert_array_equal(stored["accuracy_random"].values, result["accuracy_random"].values)
     spec = stored.attrs["spec"]
-    assert {"kind", "task", "split", "neurons_from", "mode", "scope", "percents", "random_draws", "model",
-            "prompt_checksum", "seeds", "n_examples"} <= set(spec)
+    assert {
+        "kind",
+        "task",
+        "split",
+        "neurons_from",
+        "mode",
+        "scope",
+        "percents",
+        "random_draws",
+        "model",
+        "prompt_checksum",
+        "seeds",
+        "n_examples",
+    } <= set(spec)
     assert (spec["kind"], spec["neurons_from"], spec["mode"], spec["n_examples"]) == ("suppression", "toy", "zero", 10)
 
 
@@ -155,8 +171,9 @@ def test_cross_suppression_uses_the_other_tasks_ranking(ranked, model, dev, monk
     other["rank_global"] = 2 * N_NEURONS - 1 - own["rank_global"]
     store.put_ranking(dataclasses.replace(store.ranking_spec("toy"), task="other"), other)
     seen = []
-    monkeypatch.setattr(sup, "accuracy",
-                        lambda *a, edit, **kw: seen.append(zeroed_neurons(edit)) or accuracy(*a, edit=edit, **kw))
+    monkeypatch.setattr(
+        sup, "accuracy", lambda *a, edit, **kw: seen.append(zeroed_neurons(edit)) or accuracy(*a, edit=edit, **kw)
+    )
     suppress(store, model, SENTIMENT, dev, SuppressOptions(percents=(10.0,), random_draws=2), neurons_from="other")
     assert (seen[0] == skill_mask(other, 10, "layer")).all() and not (seen[0] & skill_mask(own, 10, "layer")).any()
     assert [m.sum(axis=1).tolist() for m in seen[1:]] == [[6, 6], [6, 6]]  # the random controls
@@ -174,16 +191,19 @@ def test_noise_runs_repeat_exactly_and_are_stored_beside_the_zero_curve(ranked, 
     assert mean.attrs["spec"]["mode"] == "mean" and mean["suppressed"].sel(percent=50).sum() == N_NEURONS
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"percents": (0.0, 120.0)}, "must lie in 0–100, got 120.0"),
-    ({"percents": (-1.0,)}, "must lie in 0–100"),
-    ({"percents": (float("nan"),)}, "must lie in 0–100"),
-    ({"percents": ()}, "at least one percentage"),
-    ({"mode": "blur"}, "unknown suppression mode 'blur'"),
-    ({"scope": "head"}, "unknown suppression scope 'head'"),
-    ({"random_draws": 1}, "at least 2"),
-    ({"noise_scale": 0.0}, "noise scale"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"percents": (0.0, 120.0)}, "must lie in 0–100, got 120.0"),
+        ({"percents": (-1.0,)}, "must lie in 0–100"),
+        ({"percents": (float("nan"),)}, "must lie in 0–100"),
+        ({"percents": ()}, "at least one percentage"),
+        ({"mode": "blur"}, "unknown suppression mode 'blur'"),
+        ({"scope": "head"}, "unknown suppression scope 'head'"),
+        ({"random_draws": 1}, "at least 2"),
+        ({"noise_scale": 0.0}, "noise scale"),
+    ],
+)
 def test_bad_options_are_refused(change, message):
     with pytest.raises(ActstoreError, match=message):
         SuppressOptions(**change)
@@ -203,23 +223,50 @@ def test_a_task_without_ranking_or_with_one_seed_is_refused(ranked, model, dev, 
 
 # ---- the command line, on the registry's SST-2 and AdvSST2 (its clean source's prompts and baseline)
 
+
 @pytest.fixture(scope="module")
 def cli_store(tiny_model_dir, data_dir, tmp_path_factory):
     path = tmp_path_factory.mktemp("cli-suppress") / "s.zarr"
-    common = ("--model", tiny_model_dir("roberta"), "--store", path, "--limit", "12", "--batch-size", "4",
-              "--block", "4", "--data-dir", data_dir)
-    for args in (("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3",
-                  *common),
-                 ("extract", "--task", "adv_sst2", "--split", "validation", *common),
-                 ("rank", "--store", path, "--task", "sst2"), ("rank", "--store", path, "--task", "adv_sst2")):
+    common = (
+        "--model",
+        tiny_model_dir("roberta"),
+        "--store",
+        path,
+        "--limit",
+        "12",
+        "--batch-size",
+        "4",
+        "--block",
+        "4",
+        "--data-dir",
+        data_dir,
+    )
+    for args in (
+        ("extract", "--task", "sst2", "--prompts", "random", "--seeds", "0,1", "--prompt-length", "3", *common),
+        ("extract", "--task", "adv_sst2", "--split", "validation", *common),
+        ("rank", "--store", path, "--task", "sst2"),
+        ("rank", "--store", path, "--task", "adv_sst2"),
+    ):
         result = invoke(*args)
         assert result.exit_code == 0, result.output
     return path
 
 
 def suppress_cli(store, data_dir, *args):
-    return invoke("suppress", "--store", store, "--limit", "12", "--batch-size", "4", "--data-dir", data_dir,
-                  "--random-draws", "2", *args)
+    return invoke(
+        "suppress",
+        "--store",
+        store,
+        "--limit",
+        "12",
+        "--batch-size",
+        "4",
+        "--data-dir",
+        data_dir,
+        "--random-draws",
+        "2",
+        *args,
+    )
 
 
 def test_cli_prints_the_curve_and_json(cli_store, data_dir):
@@ -242,13 +289,16 @@ def test_cli_cross_suppression_in_both_directions(cli_store, data_dir):
         assert (spec["neurons_from"], spec["prompts_from"], spec["n_examples"]) == (source, "sst2", 12)
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("--task", "sst2", "--percent", "0,120"), "percentages must lie in 0–100, got 120.0"),
-    (("--task", "sst2", "--percent", "5,x"), "expected comma-separated percentages"),
-    (("--task", "sst2", "--random-draws", "1"), "--random-draws must be at least 2"),
-    (("--task", "qnli"), "task 'qnli' has no ranking"),
-    (("--task", "sst2", "--neurons-from", "qnli"), "task 'qnli' has no ranking"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("--task", "sst2", "--percent", "0,120"), "percentages must lie in 0–100, got 120.0"),
+        (("--task", "sst2", "--percent", "5,x"), "expected comma-separated percentages"),
+        (("--task", "sst2", "--random-draws", "1"), "--random-draws must be at least 2"),
+        (("--task", "qnli"), "task 'qnli' has no ranking"),
+        (("--task", "sst2", "--neurons-from", "qnli"), "task 'qnli' has no ranking"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_leaves_the_store_untouched(cli_store, data_dir, args, fragment):
     before = digest(cli_store)
     one_error_line(suppress_cli(cli_store, data_dir, *args), fragment)

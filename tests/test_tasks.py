@@ -10,10 +10,20 @@ from actstore.errors import ActstoreError
 
 #: split sizes MANIFEST.md lists (ETHICS and Movie Rationales: their test/val files serve as validation;
 #: QNLI: its 5,463-row dev file re-split 90/10, as data/tasks.json documents)
-SIZES = {("sst2", "validation"): 872, ("sst2", "train"): 67349, ("mrpc", "validation"): 408, ("mrpc", "train"): 3668,
-         ("qnli", "validation"): 546, ("qnli", "train"): 4917, ("adv_sst2", "validation"): 148,
-         ("adv_qqp", "validation"): 78, ("adv_qnli", "validation"): 148, ("ethics_deontology", "validation"): 3596,
-         ("ethics_justice", "validation"): 2704, ("movie_rationales", "validation"): 200}
+SIZES = {
+    ("sst2", "validation"): 872,
+    ("sst2", "train"): 67349,
+    ("mrpc", "validation"): 408,
+    ("mrpc", "train"): 3668,
+    ("qnli", "validation"): 546,
+    ("qnli", "train"): 4917,
+    ("adv_sst2", "validation"): 148,
+    ("adv_qqp", "validation"): 78,
+    ("adv_qnli", "validation"): 148,
+    ("ethics_deontology", "validation"): 3596,
+    ("ethics_justice", "validation"): 2704,
+    ("movie_rationales", "validation"): 200,
+}
 
 
 @pytest.mark.parametrize("task, split", sorted(SIZES))
@@ -26,8 +36,11 @@ def test_every_local_task_loads_with_its_documented_size(task, split, data_dir):
 
 
 def test_adversarial_tasks_name_their_clean_source():
-    assert {t: tasks.get_task(t).clean_source for t in ("adv_sst2", "adv_qqp", "adv_qnli")} == \
-        {"adv_sst2": "sst2", "adv_qqp": "qqp", "adv_qnli": "qnli"}
+    assert {t: tasks.get_task(t).clean_source for t in ("adv_sst2", "adv_qqp", "adv_qnli")} == {
+        "adv_sst2": "sst2",
+        "adv_qqp": "qqp",
+        "adv_qnli": "qnli",
+    }
     assert tasks.get_task("sst2").clean_source is None
 
 
@@ -64,8 +77,9 @@ def test_user_files_in_csv_tsv_and_jsonl(tmp_path):
     (tmp_path / "d.tsv").write_text("text\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
     (tmp_path / "d.jsonl").write_text("".join(f'{{"text": "{t}", "label": {y}}}\n' for t, y in rows))
     task = tasks.custom_task("mine", ["text"], "label", ["0", "1"], ["bad", "good"])
-    loaded = [tasks.load_split(task, "train", data_files={"train": tmp_path / f"d.{ext}"})
-              for ext in ("csv", "tsv", "jsonl")]
+    loaded = [
+        tasks.load_split(task, "train", data_files={"train": tmp_path / f"d.{ext}"}) for ext in ("csv", "tsv", "jsonl")
+    ]
     assert len({s.fingerprint for s in loaded}) == 1 and loaded[0].labels.tolist() == [1, 0, 1]
 
 

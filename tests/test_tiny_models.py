@@ -23,8 +23,20 @@ from transformers import (
 
 from tiny_models import KINDS, make_tiny_model
 
-LABEL_WORDS = ("negative", "positive", "false", "true", "yes", "no", "maybe", "bad", "fine", "good", "great",
-               "terrible")
+LABEL_WORDS = (
+    "negative",
+    "positive",
+    "false",
+    "true",
+    "yes",
+    "no",
+    "maybe",
+    "bad",
+    "fine",
+    "good",
+    "great",
+    "terrible",
+)
 
 ARCHITECTURE = {
     "roberta": (AutoModelForMaskedLM, "RobertaForMaskedLM"),
@@ -59,8 +71,9 @@ def load(kind: str, path: Path) -> Loaded:
     """Reload a built directory the way actstore does, with the hub switched off."""
     assert huggingface_hub.constants.HF_HUB_OFFLINE
     auto, _ = ARCHITECTURE[kind]
-    return Loaded(kind, AutoConfig.from_pretrained(path), AutoTokenizer.from_pretrained(path),
-                  auto.from_pretrained(path).eval())
+    return Loaded(
+        kind, AutoConfig.from_pretrained(path), AutoTokenizer.from_pretrained(path), auto.from_pretrained(path).eval()
+    )
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -143,8 +156,9 @@ def test_t5_feed_forward_flavour(kind, gated, tiny_model_dir):
 @pytest.mark.parametrize("kind", KINDS)
 def test_weights_depend_only_on_the_seed(kind, tmp_path):
     rng = torch.get_rng_state()
-    first, again, other = (make_tiny_model(kind, tmp_path / name, seed) for name, seed in
-                           (("a", 0), ("b", 0), ("c", 1)))
+    first, again, other = (
+        make_tiny_model(kind, tmp_path / name, seed) for name, seed in (("a", 0), ("b", 0), ("c", 1))
+    )
     assert torch.equal(torch.get_rng_state(), rng), "building must not move the caller's RNG"
     a, b, c = (load_file(d / "model.safetensors") for d in (first, again, other))
     assert a.keys() == b.keys() == c.keys()

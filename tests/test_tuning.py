@@ -56,15 +56,16 @@ def test_tuning_moves_the_predictions_toward_the_labels(data_dir):
     flipped = replace(train, labels=np.full(len(train), never))
     options = TuneOptions(n_tokens=4, lr=0.1, batch_size=8, max_steps=40, eval_every=10, patience=10, max_length=32)
     result = tune_seed(model, SENTIMENT, flipped, flipped, seed=0, options=options)
-    before, after = (accuracy(model, SENTIMENT, flipped, p, max_length=32)[0]
-                     for p in (start, PromptSet(result.prompt[None], (0,), "tuned")))
+    before, after = (
+        accuracy(model, SENTIMENT, flipped, p, max_length=32)[0]
+        for p in (start, PromptSet(result.prompt[None], (0,), "tuned"))
+    )
     assert before < 0.5 and after == result.best_accuracy > 0.9
     assert result.loss[-1] < result.loss[1]
 
 
 def evaluation_scores(model, split, prompts):
-    return scores(model, split, torch.from_numpy(prompts.vectors[0]), model.label_ids(SENTIMENT),
-                  max_length=32)
+    return scores(model, split, torch.from_numpy(prompts.vectors[0]), model.label_ids(SENTIMENT), max_length=32)
 
 
 def test_the_best_checkpoint_is_kept_and_stored_with_its_curve(tiny_model_dir, splits, tmp_path):
@@ -102,8 +103,15 @@ def test_a_crash_costs_only_the_seed_in_progress(tiny_model_dir, splits, tmp_pat
     assert store.results("tuning-seed") == ["toy:0"]
     assert store.result("tuning-seed", "toy:0")["seed"].values.tolist() == [0]
     trained = []
-    resumed = tune(store, model, SENTIMENT, *splits, seeds=[0, 1], options=FAST,
-                   on_step=lambda seed, step, loss: trained.append(seed))
+    resumed = tune(
+        store,
+        model,
+        SENTIMENT,
+        *splits,
+        seeds=[0, 1],
+        options=FAST,
+        on_step=lambda seed, step, loss: trained.append(seed),
+    )
     assert set(trained) == {1}
     np.testing.assert_array_equal(resumed["prompt"].values, reference["prompt"].values)
     with pytest.raises(ActstoreError, match="tuned with other settings"):
@@ -128,16 +136,25 @@ def test_a_store_tuned_before_a_model_field_existed_still_resumes(tiny_model_dir
     assert trained == [] and np.array_equal(again["prompt"].values, first["prompt"].values)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"n_tokens": 0}, "prompt length must be positive"),
-    ({"n_tokens": 290}, "exceed the"),  # peft: the prompt takes positions
-    ({"grad_accum": 3}, "multiple of --grad-accum"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"n_tokens": 0}, "prompt length must be positive"),
+        ({"n_tokens": 290}, "exceed the"),  # peft: the prompt takes positions
+        ({"grad_accum": 3}, "multiple of --grad-accum"),
+    ],
+)
 def test_bad_options_are_refused_before_any_work(change, message, tiny_model_dir, splits, tmp_path):
     model = load_model(str(tiny_model_dir("bert")), layout="peft")
     with pytest.raises(ActstoreError, match=message):
-        tune(Store(tmp_path / "s.zarr", mode="a"), model, SENTIMENT, *splits, seeds=[0],
-             options=TuneOptions(**{**FAST.__dict__, **change}))
+        tune(
+            Store(tmp_path / "s.zarr", mode="a"),
+            model,
+            SENTIMENT,
+            *splits,
+            seeds=[0],
+            options=TuneOptions(**{**FAST.__dict__, **change}),
+        )
 
 
 def test_duplicate_seeds_are_refused(tiny_model_dir, splits, tmp_path):

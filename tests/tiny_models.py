@@ -23,7 +23,7 @@ than then so if when what who how why there their they he she we you i me my you
 question sentence answer same different right wrong reasonable unreasonable excuse scenario because
 entailment duplicate equivalent not_entailment review reviews performance characters ending beautiful
 awful wonderful waste mess masterpiece heart soul comedy drama thriller horror music script""".split()
-CORPUS = [" ".join(WORDS[i:i + 12]) for i in range(0, len(WORDS), 6)] * 3 + WORDS * 5
+CORPUS = [" ".join(WORDS[i : i + 12]) for i in range(0, len(WORDS), 6)] * 3 + WORDS * 5
 SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
 
@@ -44,10 +44,12 @@ def _bert(head: bool, sizes: dict):
 def _mpnet(sizes: dict):
     from transformers import MPNetConfig, MPNetModel, MPNetTokenizerFast
 
-    tokenizer = MPNetTokenizerFast(vocab=_word_piece_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]),
-                                   unk_token="<unk>")
-    config = MPNetConfig(vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id,
-                         **sizes)
+    tokenizer = MPNetTokenizerFast(
+        vocab=_word_piece_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]), unk_token="<unk>"
+    )
+    config = MPNetConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=300, pad_token_id=tokenizer.pad_token_id, **sizes
+    )
     return MPNetModel(config), tokenizer
 
 
@@ -61,8 +63,9 @@ def _roberta(path: Path, sizes: dict):
     bpe.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
     bpe.save(str(path / "tokenizer.json"))
     tokenizer = RobertaTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
-    config = RobertaConfig(vocab_size=len(tokenizer), max_position_embeddings=302, pad_token_id=1, bos_token_id=0,
-                           eos_token_id=2, **sizes)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer), max_position_embeddings=302, pad_token_id=1, bos_token_id=0, eos_token_id=2, **sizes
+    )
     return RobertaForMaskedLM(config), tokenizer
 
 
@@ -79,11 +82,23 @@ def _t5(path: Path, gated: bool):
     unigram.pre_tokenizer = pre_tokenizers.Metaspace()
     unigram.decoder = decoders.Metaspace()
     unigram.save(str(path / "tokenizer.json"))
-    tokenizer = T5TokenizerFast(tokenizer_file=str(path / "tokenizer.json"), extra_ids=0,
-                                pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=3,
-                      num_heads=4, feed_forward_proj="gated-gelu" if gated else "relu", pad_token_id=0,
-                      eos_token_id=1, decoder_start_token_id=0, tie_word_embeddings=not gated)
+    tokenizer = T5TokenizerFast(
+        tokenizer_file=str(path / "tokenizer.json"), extra_ids=0, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
+    config = T5Config(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_decoder_layers=3,
+        num_heads=4,
+        feed_forward_proj="gated-gelu" if gated else "relu",
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+        tie_word_embeddings=not gated,
+    )
     return T5ForConditionalGeneration(config), tokenizer
 
 
@@ -107,9 +122,14 @@ def make_tiny_model(kind: str, path: Path, seed: int = 0, **sizes: int) -> Path:
     if sizes and kind.startswith("t5"):
         raise ValueError("sizes are the encoders' config fields; the tiny T5 has its own")
     sizes = {**SIZES, **sizes}
-    builders = {"roberta": lambda: _roberta(path, sizes), "bert": lambda: _bert(True, sizes),
-                "bert_nohead": lambda: _bert(False, sizes), "mpnet": lambda: _mpnet(sizes),
-                "t5": lambda: _t5(path, False), "t5_gated": lambda: _t5(path, True)}
+    builders = {
+        "roberta": lambda: _roberta(path, sizes),
+        "bert": lambda: _bert(True, sizes),
+        "bert_nohead": lambda: _bert(False, sizes),
+        "mpnet": lambda: _mpnet(sizes),
+        "t5": lambda: _t5(path, False),
+        "t5_gated": lambda: _t5(path, True),
+    }
     with torch.random.fork_rng():  # the caller's random state stays where it was
         torch.manual_seed(seed)
         model, tokenizer = builders[kind]()

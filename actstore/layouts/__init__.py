@@ -27,9 +27,13 @@ if TYPE_CHECKING:
     from .base import Layout
 
 #: name → (module, class) of each layout
-LAYOUTS: dict[str, tuple[str, str]] = {"pt": ("pt", "PromptTransferability"), "sn": ("sn", "SkillNeuron"),
-                                       "peft": ("peft", "Peft"), "causal": ("causal", "Causal"),
-                                       "prefix": ("prefix", "Prefix")}
+LAYOUTS: dict[str, tuple[str, str]] = {
+    "pt": ("pt", "PromptTransferability"),
+    "sn": ("sn", "SkillNeuron"),
+    "peft": ("peft", "Peft"),
+    "causal": ("causal", "Causal"),
+    "prefix": ("prefix", "Prefix"),
+}
 #: the papers' layout: what every command runs unless told otherwise
 DEFAULT = "pt"
 #: what stores written before layouts existed were built with

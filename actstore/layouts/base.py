@@ -56,8 +56,10 @@ class Layout(ABC):
             from . import LAYOUTS, get_layout
 
             fitting = [other for other in LAYOUTS if architecture in get_layout(other).architectures]
-            raise ActstoreError(f"layout '{self.name}' is defined for {', '.join(self.architectures)} models, not "
-                                f"{architecture} ({name}); use --layout {' or '.join(fitting)}")
+            raise ActstoreError(
+                f"layout '{self.name}' is defined for {', '.join(self.architectures)} models, not "
+                f"{architecture} ({name}); use --layout {' or '.join(fitting)}"
+            )
 
     def prompt_slice(self, n_tokens: int) -> slice:
         """Where the ``n_tokens`` prompt positions lie in the sequence the model runs on (every row alike)."""
@@ -78,21 +80,24 @@ class Layout(ABC):
         return model.tokenizer.num_special_tokens_to_add(pair=pair) + n_fields
 
     @abstractmethod
-    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-               task: str | None = None) -> Batch:
+    def encode(
+        self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None
+    ) -> Batch:
         """Tokenise a batch of examples (right padding; ``task`` picks a text template where the layout has them)."""
 
     @abstractmethod
-    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
-                     word_ids: Sequence[int]) -> torch.Tensor:
+    def label_logits(
+        self, model: Prompted, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]
+    ) -> torch.Tensor:
         """(batch, n_labels) label-word logits of the model run with ``prompt`` (p, hidden) in front."""
 
 
 def pad_rows(rows: Sequence[Sequence[int]], pad: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Token rows right-padded (or ``left``-padded) into (input_ids, attention_mask)."""
     width = max(map(len, rows))
-    ids = torch.tensor([[pad] * (width - len(r)) * left + list(r) + [pad] * (width - len(r)) * (not left)
-                        for r in rows])
+    ids = torch.tensor(
+        [[pad] * (width - len(r)) * left + list(r) + [pad] * (width - len(r)) * (not left) for r in rows]
+    )
     mask = (torch.arange(width)[None, :] < torch.tensor([len(r) for r in rows])[:, None]).long()
     return ids, (mask.flip(1) if left else mask)
 
@@ -125,8 +130,14 @@ def _embeddings_given(encoder: nn.Module, output: torch.Tensor) -> Iterator[None
         encoder.embeddings = own
 
 
-def encoder_hidden(model: Prompted, mask: torch.Tensor, *, inputs_embeds: torch.Tensor | None = None,
-                   embedding_output: torch.Tensor | None = None, **extra: torch.Tensor) -> torch.Tensor:
+def encoder_hidden(
+    model: Prompted,
+    mask: torch.Tensor,
+    *,
+    inputs_embeds: torch.Tensor | None = None,
+    embedding_output: torch.Tensor | None = None,
+    **extra: torch.Tensor,
+) -> torch.Tensor:
     """The encoder's last hidden states, from word-level ``inputs_embeds`` (the model adds its positions and
     token types) or from a finished ``embedding_output`` (the layout built positions and LayerNorm itself)."""
     encoder = model.model.base_model
@@ -146,8 +157,7 @@ def label_scores(model: Prompted, hidden: torch.Tensor, word_ids: Sequence[int])
     return hidden @ model.model.get_input_embeddings().weight[words].T
 
 
-def t5_first_step(model: Prompted, embeds: torch.Tensor, mask: torch.Tensor,
-                  word_ids: Sequence[int]) -> torch.Tensor:
+def t5_first_step(model: Prompted, embeds: torch.Tensor, mask: torch.Tensor, word_ids: Sequence[int]) -> torch.Tensor:
     """T5's label-word logits at the first decoding step."""
     n = embeds.shape[0]
     start = torch.full((n, 1), model.model.config.decoder_start_token_id, device=embeds.device)
@@ -171,14 +181,16 @@ def prepended(model: Prompted, batch: Batch, prompt: torch.Tensor) -> tuple[torc
     return embeds, with_prompt_mask(batch, n, p, ids.device)
 
 
-def decoder_next_token(model: Prompted, embeds: torch.Tensor, mask: torch.Tensor, at: torch.Tensor,
-                       word_ids: Sequence[int]) -> torch.Tensor:
+def decoder_next_token(
+    model: Prompted, embeds: torch.Tensor, mask: torch.Tensor, at: torch.Tensor, word_ids: Sequence[int]
+) -> torch.Tensor:
     """A decoder-only LLM's label-word logits as the next token after position ``at`` of each row, run on
     ``inputs_embeds`` with explicit position ids counted over the attended positions (padding moves none). The
     LM head runs on those rows alone."""
     positions = (mask.cumsum(1) - 1).clamp(min=0)
-    hidden = model.model.base_model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                                    use_cache=False).last_hidden_state
+    hidden = model.model.base_model(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=positions, use_cache=False
+    ).last_hidden_state
     rows = hidden[torch.arange(len(at), device=hidden.device), at.to(hidden.device)]
     logits = model.model.get_output_embeddings()(rows)
     return logits[:, torch.tensor(list(word_ids), device=logits.device)]
@@ -191,7 +203,7 @@ def decoder_rows(model: Prompted, texts: Sequence[tuple[str, ...]], max_length: 
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else model.model.config.bos_token_id
     start = [] if bos is None else [bos]
     ids = tokenizer(["\n".join(f.strip() for f in t) for t in texts], add_special_tokens=False)["input_ids"]
-    return [start + row[:max_length - len(start)] for row in ids]
+    return [start + row[: max_length - len(start)] for row in ids]
 
 
 def pad_token(model: Prompted) -> int:

@@ -29,13 +29,15 @@ class Causal(Layout):
     def prompt_slice(self, n_tokens: int) -> slice:
         return slice(-n_tokens, None)
 
-    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-               task: str | None = None) -> Batch:
+    def encode(
+        self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None
+    ) -> Batch:
         input_ids, attention_mask = pad_rows(decoder_rows(model, texts, max_length), pad_token(model), left=True)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
-                     word_ids: Sequence[int]) -> torch.Tensor:
+    def label_logits(
+        self, model: Prompted, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]
+    ) -> torch.Tensor:
         ids, text_mask = batch["input_ids"], batch["attention_mask"]
         n, p = ids.shape[0], prompt.shape[0]
         embeds = torch.cat([model.model.get_input_embeddings()(ids), prompt.expand(n, -1, -1)], 1)

@@ -30,8 +30,9 @@ class Peft(Layout):
     def min_length(self, model: Prompted, n_fields: int) -> int:
         return super().min_length(model, n_fields) + (0 if model.is_t5 else 1)  # the <mask> in the text
 
-    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-               task: str | None = None) -> Batch:
+    def encode(
+        self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None
+    ) -> Batch:
         tokenizer = model.tokenizer
         if model.is_t5:
             joined = [" ".join(t) for t in texts]
@@ -41,15 +42,19 @@ class Peft(Layout):
         enc = tokenizer([t[0] for t in texts], seconds, truncation=True, max_length=max_length - 1)
         rows = [ids[:-1] + [tokenizer.mask_token_id] + ids[-1:] for ids in enc["input_ids"]]
         input_ids, attention_mask = pad_rows(rows, tokenizer.pad_token_id)
-        out = {"input_ids": input_ids, "attention_mask": attention_mask,
-               "mask_index": torch.tensor([len(r) - 2 for r in rows])}
+        out = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "mask_index": torch.tensor([len(r) - 2 for r in rows]),
+        }
         if "token_type_ids" in enc:
             types = [t[:-1] + [t[-1], t[-1]] for t in enc["token_type_ids"]]
             out["token_type_ids"] = pad_rows(types, 0)[0]
         return out
 
-    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
-                     word_ids: Sequence[int]) -> torch.Tensor:
+    def label_logits(
+        self, model: Prompted, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]
+    ) -> torch.Tensor:
         embeds, mask = prepended(model, batch, prompt)
         if model.is_t5:
             return t5_first_step(model, embeds, mask, word_ids)

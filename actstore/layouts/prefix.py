@@ -17,9 +17,11 @@ from . import TOKEN0
 from .base import Batch, Layout, Prompted, decoder_next_token, decoder_rows, pad_rows, pad_token, with_prompt_mask
 
 #: what loading a model in this layout warns
-WARNING = ("layout 'prefix': in a decoder-only model the prompt positions come before the text and never attend "
-           "to it, so their activations do not depend on the example (no neuron can be predictive there); use "
-           "--layout causal for skill neurons")
+WARNING = (
+    "layout 'prefix': in a decoder-only model the prompt positions come before the text and never attend "
+    "to it, so their activations do not depend on the example (no neuron can be predictive there); use "
+    "--layout causal for skill neurons"
+)
 
 
 class Prefix(Layout):
@@ -35,13 +37,15 @@ class Prefix(Layout):
     def min_length(self, model: Prompted, n_fields: int) -> int:
         return 1 + n_fields  # <bos> and a token of each field
 
-    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-               task: str | None = None) -> Batch:
+    def encode(
+        self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None
+    ) -> Batch:
         input_ids, attention_mask = pad_rows(decoder_rows(model, texts, max_length), pad_token(model))
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
-                     word_ids: Sequence[int]) -> torch.Tensor:
+    def label_logits(
+        self, model: Prompted, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]
+    ) -> torch.Tensor:
         ids = batch["input_ids"]
         n, p = ids.shape[0], prompt.shape[0]
         embeds = torch.cat([prompt.expand(n, -1, -1), model.model.get_input_embeddings()(ids)], 1)

@@ -55,13 +55,16 @@ class PromptTransferability(Layout):
             return n_fields  # T5: the template's own pieces come on top; one text: max_length counts its tokens
         return 2 * n_fields - 2  # the budget max_length + 3 holds <s>, a separator and a token per field
 
-    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-               task: str | None = None) -> Batch:
+    def encode(
+        self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None
+    ) -> Batch:
         if model.is_t5:
             return self._encode_t5(model, texts, max_length, task)
         tokenizer = model.tokenizer
-        fields = [tokenizer([t[f].strip() for t in texts], add_special_tokens=False)["input_ids"]
-                  for f in range(len(texts[0]))]
+        fields = [
+            tokenizer([t[f].strip() for t in texts], add_special_tokens=False)["input_ids"]
+            for f in range(len(texts[0]))
+        ]
         cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
         rows = []
         for pieces in zip(*fields):
@@ -69,7 +72,7 @@ class PromptTransferability(Layout):
                 rows.append([cls] + pieces[0][:max_length] + [sep])
                 continue
             row = [cls] + [token for piece in pieces for token in piece + [sep]]
-            rows.append(row if len(row) <= max_length + 3 else row[:max_length + 2] + [sep])
+            rows.append(row if len(row) <= max_length + 3 else row[: max_length + 2] + [sep])
         input_ids, attention_mask = pad_rows(rows, tokenizer.pad_token_id)
         pad = model.model.config.pad_token_id
         # the reference's create_position_ids_from_input_ids with the prompt slots not counted: text from pad + 1,
@@ -77,20 +80,22 @@ class PromptTransferability(Layout):
         positions = (torch.cumsum(attention_mask, 1) + pad) * attention_mask + pad * (1 - attention_mask)
         return {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": positions}
 
-    def _encode_t5(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-                   task: str | None) -> Batch:
+    def _encode_t5(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None) -> Batch:
         template = t5_input(task, len(texts[0]))
         tokenizer = model.tokenizer
-        pieces = [tokenizer([piece.format(*(f.strip() for f in t)) for t in texts],
-                            add_special_tokens=False)["input_ids"] for piece in template.pieces]
+        pieces = [
+            tokenizer([piece.format(*(f.strip() for f in t)) for t in texts], add_special_tokens=False)["input_ids"]
+            for piece in template.pieces
+        ]
         room = max_length + template.room
         eos = [tokenizer.eos_token_id] if template.eos else []
         rows = [[token for piece in row for token in piece][:room] + eos for row in zip(*pieces)]
         input_ids, attention_mask = pad_rows(rows, tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
-                     word_ids: Sequence[int]) -> torch.Tensor:
+    def label_logits(
+        self, model: Prompted, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]
+    ) -> torch.Tensor:
         if model.is_t5:
             return t5_first_step(model, *prepended(model, batch, prompt), word_ids)
         ids = batch["input_ids"]

@@ -30,15 +30,17 @@ class SkillNeuron(Layout):
     def min_length(self, model: Prompted, n_fields: int) -> int:
         return model.tokenizer.num_special_tokens_to_add(pair=False) + n_fields  # the fields are one text
 
-    def encode(self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int,
-               task: str | None = None) -> Batch:
+    def encode(
+        self, model: Prompted, texts: Sequence[tuple[str, ...]], max_length: int, task: str | None = None
+    ) -> Batch:
         tokenizer = model.tokenizer
         enc = tokenizer(["".join(t) for t in texts], truncation=True, max_length=max_length)
         input_ids, attention_mask = pad_rows(enc["input_ids"], tokenizer.pad_token_id)
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
-    def label_logits(self, model: Prompted, batch: Batch, prompt: torch.Tensor,
-                     word_ids: Sequence[int]) -> torch.Tensor:
+    def label_logits(
+        self, model: Prompted, batch: Batch, prompt: torch.Tensor, word_ids: Sequence[int]
+    ) -> torch.Tensor:
         embeds, mask = prepended(model, batch, prompt)
         hidden = encoder_hidden(model, mask, inputs_embeds=embeds)
         return label_scores(model, hidden[:, 0], word_ids)

@@ -52,12 +52,19 @@ def figures(store: Store, skipped: list[str]) -> Iterator[Drawn]:
     ``skipped``."""
     ranked = task_order(store.ranked_tasks())
     sections: list[tuple[float, str, list[str], Callable[[], Iterator[Drawn]]]] = [
-        (RANKINGS_FIGURE, NO_RANKINGS, ranked, partial(_distributions, store, ranked))]
+        (RANKINGS_FIGURE, NO_RANKINGS, ranked, partial(_distributions, store, ranked))
+    ]
     for kind in KINDS.values():
         if kind.section is not None:
             names = store.results(kind.name)
-            sections.append((min(kind.figures, default=math.inf), f"{kind.section}: run {kind.made_by}", names,
-                             partial(_draw_results, store, kind.name, names)))
+            sections.append(
+                (
+                    min(kind.figures, default=math.inf),
+                    f"{kind.section}: run {kind.made_by}",
+                    names,
+                    partial(_draw_results, store, kind.name, names),
+                )
+            )
     for _, note, present, draw in sorted(sections, key=lambda section: section[0]):
         if present:
             yield from draw()
@@ -78,32 +85,64 @@ def _transfer(store: Store, results: dict[str, xr.Dataset]) -> Iterator[Drawn]:
     for name, ds in results.items():
         order = task_order(ds["data"].values.tolist())
         flagged = analysis.at_chance(store, order)
-        flag = (f" Tasks marked '{AT_CHANCE.strip()}': their own prompts are not better than chance (one-sided "
-                f"binomial test, p ≥ 0.05), so ratios on their data divide by a guess.") if flagged else ""
+        flag = (
+            (
+                f" Tasks marked '{AT_CHANCE.strip()}': their own prompts are not better than chance (one-sided "
+                f"binomial test, p ≥ 0.05), so ratios on their data divide by a guess."
+            )
+            if flagged
+            else ""
+        )
         for kind, variable, label, caption in (
-                ("relative", "relative_mean", "accuracy relative to own prompts",
-                 "Accuracy of the row task's prompts on the column task's data over the column task's own prompts, "
-                 "per seed, averaged over seeds (Figures 1/6)."),
-                ("absolute", "accuracy_mean", "accuracy",
-                 "Mean accuracy over seeds of the row task's prompts on the column task's data.")):
+            (
+                "relative",
+                "relative_mean",
+                "accuracy relative to own prompts",
+                "Accuracy of the row task's prompts on the column task's data over the column task's own prompts, "
+                "per seed, averaged over seeds (Figures 1/6).",
+            ),
+            (
+                "absolute",
+                "accuracy_mean",
+                "accuracy",
+                "Mean accuracy over seeds of the row task's prompts on the column task's data.",
+            ),
+        ):
             matrix = ds[variable].sel(prompts=order, data=order)
-            yield _titled(heatmap(matrix, "data", "prompts", label, "{:.2f}", flagged=flagged,
-                                  names=("data task", "prompts of task")),
-                          f"Transferability ({kind}): {name}", f"transfer-{kind}-{_stem(name)}", caption + flag)
+            yield _titled(
+                heatmap(
+                    matrix, "data", "prompts", label, "{:.2f}", flagged=flagged, names=("data task", "prompts of task")
+                ),
+                f"Transferability ({kind}): {name}",
+                f"transfer-{kind}-{_stem(name)}",
+                caption + flag,
+            )
 
 
 def _distributions(store: Store, ranked: list[str]) -> Iterator[Drawn]:
     rows = analysis.distributions(store, ranked)
-    yield _titled(predictivity_figure(rows), "Neuron predictivity and model accuracy", "predictivity-distribution",
-                  "Boxes: predictivity (Eq. 5) of every neuron, whiskers at 1.5 IQR; dots: the "
-                  f"{analysis.TOP_SHOWN} most predictive neurons of each task (the skill neurons, above the "
-                  "whiskers); bars: model accuracy, mean ± std over seeds; dotted: chance (Figure 2).")
-    yield _titled(accuracy_figure(rows), "Neuron accuracy", "neuron-accuracy-distribution",
-                  "Accuracy (Eq. 3) of every neuron at every prompt token and seed; 0.5 is chance (Figure 8).")
-    yield _titled(layer_figure(analysis.skill_layers(store, ranked, LAYER_PERCENT)), "Where the skill neurons are",
-                  "skill-neuron-layers", f"Share of each task's top {LAYER_PERCENT:g} % neurons (by predictivity, "
-                  "over all layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding "
-                  "step).")
+    yield _titled(
+        predictivity_figure(rows),
+        "Neuron predictivity and model accuracy",
+        "predictivity-distribution",
+        "Boxes: predictivity (Eq. 5) of every neuron, whiskers at 1.5 IQR; dots: the "
+        f"{analysis.TOP_SHOWN} most predictive neurons of each task (the skill neurons, above the "
+        "whiskers); bars: model accuracy, mean ± std over seeds; dotted: chance (Figure 2).",
+    )
+    yield _titled(
+        accuracy_figure(rows),
+        "Neuron accuracy",
+        "neuron-accuracy-distribution",
+        "Accuracy (Eq. 3) of every neuron at every prompt token and seed; 0.5 is chance (Figure 8).",
+    )
+    yield _titled(
+        layer_figure(analysis.skill_layers(store, ranked, LAYER_PERCENT)),
+        "Where the skill neurons are",
+        "skill-neuron-layers",
+        f"Share of each task's top {LAYER_PERCENT:g} % neurons (by predictivity, "
+        "over all layers) in each layer; E = encoder, D = decoder (T5's decoder at the first decoding "
+        "step).",
+    )
 
 
 def _correlation(store: Store, results: dict[str, xr.Dataset]) -> Iterator[Drawn]:
@@ -112,15 +151,31 @@ def _correlation(store: Store, results: dict[str, xr.Dataset]) -> Iterator[Drawn
         order = task_order(ds["task_a"].values.tolist())
         rho, p = (ds[v].sel(task_a=order, task_b=order) for v in ("rho_mean", "p_max"))
         what = "z-scored predictivities" if zscored else "predictivities"
-        yield _titled(heatmap(rho, "task_b", "task_a", "Spearman's ρ, mean over layers", "{:.2f}", marks=p < 0.05,
-                              vmin=-1, vmax=1, cmap="RdBu_r", mask_diagonal=True,
-                              names=(f"task ({what})", f"task ({what})")),
-                      f"Task specificity{' of z-scored predictivities' if zscored else ''}: {name}",
-                      f"correlation-{_stem(name)}",
-                      f"Spearman rank correlation of the tasks' neuron {what} per layer, averaged over layers; "
-                      "* marks p < 0.05 in every layer; the diagonal (1 by definition) is left blank"
-                      + (". Each neuron's predictivity is z-scored across the tasks first, which shifts ρ by about "
-                         f"−1/(tasks − 1) = {-1 / (len(order) - 1):.2f} (Figure 7)." if zscored else " (Figure 3)."))
+        yield _titled(
+            heatmap(
+                rho,
+                "task_b",
+                "task_a",
+                "Spearman's ρ, mean over layers",
+                "{:.2f}",
+                marks=p < 0.05,
+                vmin=-1,
+                vmax=1,
+                cmap="RdBu_r",
+                mask_diagonal=True,
+                names=(f"task ({what})", f"task ({what})"),
+            ),
+            f"Task specificity{' of z-scored predictivities' if zscored else ''}: {name}",
+            f"correlation-{_stem(name)}",
+            f"Spearman rank correlation of the tasks' neuron {what} per layer, averaged over layers; "
+            "* marks p < 0.05 in every layer; the diagonal (1 by definition) is left blank"
+            + (
+                ". Each neuron's predictivity is z-scored across the tasks first, which shifts ρ by about "
+                f"−1/(tasks − 1) = {-1 / (len(order) - 1):.2f} (Figure 7)."
+                if zscored
+                else " (Figure 3)."
+            ),
+        )
 
 
 def _suppression(store: Store, results: dict[str, xr.Dataset]) -> Iterator[Drawn]:
@@ -128,33 +183,49 @@ def _suppression(store: Store, results: dict[str, xr.Dataset]) -> Iterator[Drawn
     cross = {n: ds for n, ds in results.items() if n not in own}
     for kind, group in (("suppression", own), ("cross-suppression", cross)):
         for (mode, scope), members in _by_setting(group).items():
-            yield _titled(suppression_figure(members, own), f"{kind.capitalize()} ({mode}, {scope})",
-                          f"{kind}-{mode}-{scope}",
-                          "Accuracy against the share of neurons suppressed: skill neurons (solid, band: ± std over "
-                          "seeds) and as many random neurons per layer (dashed, band: ± std over draws); n = dev "
-                          "examples scored. All panels share one y-axis"
-                          + ("; each panel suppresses the skill neurons of the task after 'neurons of' while "
-                             "evaluating the task named first; dotted: the evaluated task's own skill neurons." if kind
-                             == "cross-suppression" else "."))
+            yield _titled(
+                suppression_figure(members, own),
+                f"{kind.capitalize()} ({mode}, {scope})",
+                f"{kind}-{mode}-{scope}",
+                "Accuracy against the share of neurons suppressed: skill neurons (solid, band: ± std over "
+                "seeds) and as many random neurons per layer (dashed, band: ± std over draws); n = dev "
+                "examples scored. All panels share one y-axis"
+                + (
+                    "; each panel suppresses the skill neurons of the task after 'neurons of' while "
+                    "evaluating the task named first; dotted: the evaluated task's own skill neurons."
+                    if kind == "cross-suppression"
+                    else "."
+                ),
+            )
 
 
 def _adversarial(store: Store, results: dict[str, xr.Dataset]) -> Iterator[Drawn]:
     ordered = sorted(results.values(), key=lambda ds: _position(ds.attrs["spec"]["task"]))
-    yield _titled(adversarial_figure(ordered), "Adversarial predictivity", "adversarial-overlap",
-                  "Share of the clean task's top x % neurons that are also in the adversarial task's top x % "
-                  "(solid), against chance (dashed); ρ: Spearman's correlation of the two predictivity vectors.")
+    yield _titled(
+        adversarial_figure(ordered),
+        "Adversarial predictivity",
+        "adversarial-overlap",
+        "Share of the clean task's top x % neurons that are also in the adversarial task's top x % "
+        "(solid), against chance (dashed); ρ: Spearman's correlation of the two predictivity vectors.",
+    )
 
 
 #: what draws each kind of result that ``results.KINDS`` gives a section: its figures, from the store and the kind's
 #: stored results by name
 DRAWERS: dict[str, Callable[[Store, dict[str, xr.Dataset]], Iterator[Drawn]]] = {
-    "transfer": _transfer, "correlation": _correlation, "suppression": _suppression, "adversarial": _adversarial}
+    "transfer": _transfer,
+    "correlation": _correlation,
+    "suppression": _suppression,
+    "adversarial": _adversarial,
+}
 
 
 def _by_setting(results: dict[str, xr.Dataset]) -> dict[tuple[str, str], list[xr.Dataset]]:
     """Suppression results grouped by (mode, scope), each group in task order (evaluated task, then neuron source)."""
     groups = defaultdict(list)
-    for ds in sorted(results.values(), key=lambda ds: (_position(ds.attrs["spec"]["task"]),
-                                                        _position(ds.attrs["spec"]["neurons_from"]))):
+    for ds in sorted(
+        results.values(),
+        key=lambda ds: (_position(ds.attrs["spec"]["task"]), _position(ds.attrs["spec"]["neurons_from"])),
+    ):
         groups[ds.attrs["spec"]["mode"], ds.attrs["spec"]["scope"]].append(ds)
     return dict(groups)

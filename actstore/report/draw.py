@@ -18,9 +18,21 @@ SKILL, RANDOM, OWN, CHANCE = "tab:blue", "tab:orange", "tab:gray", "gray"
 AT_CHANCE = " (at chance)"
 
 
-def heatmap(matrix: xr.DataArray, x: str, y: str, label: str, fmt: str, *, marks: xr.DataArray | None = None,
-            vmin: float | None = None, vmax: float | None = None, cmap: str = "viridis", mask_diagonal: bool = False,
-            flagged: Sequence[str] = (), names: tuple[str, str] | None = None) -> Figure:
+def heatmap(
+    matrix: xr.DataArray,
+    x: str,
+    y: str,
+    label: str,
+    fmt: str,
+    *,
+    marks: xr.DataArray | None = None,
+    vmin: float | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    mask_diagonal: bool = False,
+    flagged: Sequence[str] = (),
+    names: tuple[str, str] | None = None,
+) -> Figure:
     """A labelled (y, x) matrix with its values written in the cells; ``mask_diagonal`` blanks cells that are 1 by
     definition (they would stretch the colour scale), ``flagged`` tasks get ``AT_CHANCE`` on their tick labels, and
     ``names`` are the x and y axis labels (default: the dimension names)."""
@@ -46,8 +58,15 @@ def heatmap(matrix: xr.DataArray, x: str, y: str, label: str, fmt: str, *, marks
         if shown.mask is not np.ma.nomask and shown.mask[i, j]:
             continue
         r, g, b, _ = image.cmap(image.norm(value))
-        ax.text(j, i, fmt.format(value) + ("*" if starred[i, j] else ""), ha="center", va="center", fontsize=8,
-                color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
+        ax.text(
+            j,
+            i,
+            fmt.format(value) + ("*" if starred[i, j] else ""),
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black",
+        )
     return fig
 
 
@@ -63,24 +82,53 @@ def predictivity_figure(rows: list[dict]) -> Figure:
     for i, row in enumerate(rows):
         acc = row["model_accuracy"]
         if acc is not None:
-            ax.bar(i, float(acc.mean()), width=0.7, color="tab:green", alpha=0.35,
-                   yerr=float(acc.std()) if acc.size > 1 else None, capsize=4, error_kw={"ecolor": "darkgreen"})
+            ax.bar(
+                i,
+                float(acc.mean()),
+                width=0.7,
+                color="tab:green",
+                alpha=0.35,
+                yerr=float(acc.std()) if acc.size > 1 else None,
+                capsize=4,
+                error_kw={"ecolor": "darkgreen"},
+            )
         top = row["top_predictivity"]
         ax.plot(np.full(len(top), i + 0.25), top, linestyle="none", marker="o", markersize=3, color="tab:red")
         ax.annotate(f"{top[0]:.2f}", (i + 0.3, top[0]), fontsize=7, va="bottom")
-    ax.bxp([r["predictivity"] for r in rows], positions=positions, widths=0.35, showmeans=False, showfliers=False,
-           patch_artist=True, boxprops={"facecolor": "tab:blue", "alpha": 0.8}, medianprops={"color": "black"})
+    ax.bxp(
+        [r["predictivity"] for r in rows],
+        positions=positions,
+        widths=0.35,
+        showmeans=False,
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "tab:blue", "alpha": 0.8},
+        medianprops={"color": "black"},
+    )
     _chance_line(ax)
     ax.set_xticks(positions, [r["task"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1.05)
     ax.set_xlabel("task")
     ax.set_ylabel("accuracy / predictivity")
-    fig.legend(handles=[Patch(color="tab:green", alpha=0.35, label="model accuracy (mean ± std)"),
-                        Patch(color="tab:blue", alpha=0.8, label="neuron predictivity (all neurons)"),
-                        Line2D([], [], color="tab:red", marker="o", markersize=3, linestyle="none",
-                               label=f"top {analysis.TOP_SHOWN} neurons"),
-                        Line2D([], [], color=CHANCE, linestyle=":", label="chance")],
-               loc="outside lower center", ncols=2, fontsize=8)
+    fig.legend(
+        handles=[
+            Patch(color="tab:green", alpha=0.35, label="model accuracy (mean ± std)"),
+            Patch(color="tab:blue", alpha=0.8, label="neuron predictivity (all neurons)"),
+            Line2D(
+                [],
+                [],
+                color="tab:red",
+                marker="o",
+                markersize=3,
+                linestyle="none",
+                label=f"top {analysis.TOP_SHOWN} neurons",
+            ),
+            Line2D([], [], color=CHANCE, linestyle=":", label="chance"),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        fontsize=8,
+    )
     return fig
 
 
@@ -88,8 +136,14 @@ def accuracy_figure(rows: list[dict]) -> Figure:
     """Figure 8: the distribution of neuron accuracies per task around chance."""
     fig = Figure(figsize=(2.0 + 1.0 * len(rows), 4.0), layout="constrained")
     ax = fig.add_subplot()
-    ax.bxp([r["accuracy"] for r in rows], positions=range(len(rows)), widths=0.5, patch_artist=True,
-           boxprops={"facecolor": "tab:purple", "alpha": 0.6}, medianprops={"color": "black"})
+    ax.bxp(
+        [r["accuracy"] for r in rows],
+        positions=range(len(rows)),
+        widths=0.5,
+        patch_artist=True,
+        boxprops={"facecolor": "tab:purple", "alpha": 0.6},
+        medianprops={"color": "black"},
+    )
     ax.axhline(0.5, color=CHANCE, linestyle=":", linewidth=1, label="chance")
     ax.set_xticks(range(len(rows)), [r["task"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(-0.03, 1.03)
@@ -146,21 +200,27 @@ def suppression_figure(results: list[xr.Dataset], own: dict[str, xr.Dataset]) ->
         crossed |= cross
         reference = own_by_task.get(_setting(result))
         if cross and reference is not None:
-            ax.plot(reference["percent"], analysis.suppression_summary(reference)["skill_mean"], color=OWN,
-                    linestyle=":")
+            ax.plot(
+                reference["percent"], analysis.suppression_summary(reference)["skill_mean"], color=OWN, linestyle=":"
+            )
             dotted = True
         n = f" (n = {spec['n_examples']})" if "n_examples" in spec else ""
-        ax.set_title(f"{spec['task']}{n} · neurons of {spec['neurons_from']}" if cross else f"{spec['task']}{n}",
-                     fontsize=9)
+        ax.set_title(
+            f"{spec['task']}{n} · neurons of {spec['neurons_from']}" if cross else f"{spec['task']}{n}", fontsize=9
+        )
         ax.set_xlabel("neurons suppressed (%)")
         ax.set_ylabel("accuracy")
     skill = "skill neurons of the task after 'neurons of'" if crossed else "skill neurons"
-    lines = [Line2D([], [], color=SKILL, label=skill),
-             Line2D([], [], color=RANDOM, linestyle="--", label="random neurons, as many per layer")]
+    lines = [
+        Line2D([], [], color=SKILL, label=skill),
+        Line2D([], [], color=RANDOM, linestyle="--", label="random neurons, as many per layer"),
+    ]
     if dotted:
         lines.append(Line2D([], [], color=OWN, linestyle=":", label="the evaluated task's own skill neurons"))
-    bands = [Patch(color=SKILL, alpha=0.15, label="± std over seeds"),
-             Patch(color=RANDOM, alpha=0.15, label="± std over random draws")]
+    bands = [
+        Patch(color=SKILL, alpha=0.15, label="± std over seeds"),
+        Patch(color=RANDOM, alpha=0.15, label="± std over random draws"),
+    ]
     # a column of lines, one of bands
     fig.legend(handles=lines + bands, loc="outside lower center", ncols=2, fontsize=8)
     return fig
@@ -186,7 +246,13 @@ def adversarial_figure(results: list[xr.Dataset]) -> Figure:
         ax.set_title(f"{spec['task']} vs {spec['clean']} (ρ = {float(result['rho_mean']):.2f})", fontsize=10)
         ax.set_xlabel(f"top neurons ({'per layer' if spec['scope'] == 'layer' else 'overall'}, %)")
         ax.set_ylabel("share of clean top neurons")
-    fig.legend(handles=[Line2D([], [], color=SKILL, label="overlap of the top sets"),
-                        Line2D([], [], color=CHANCE, linestyle="--", label="chance")],
-               loc="outside lower center", ncols=2, fontsize=8)
+    fig.legend(
+        handles=[
+            Line2D([], [], color=SKILL, label="overlap of the top sets"),
+            Line2D([], [], color=CHANCE, linestyle="--", label="chance"),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        fontsize=8,
+    )
     return fig

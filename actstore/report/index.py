@@ -32,9 +32,11 @@ class Report:
     results: dict[str, list[str]] = field(default_factory=dict)
 
     def files(self) -> list[Path]:
-        return [self.out / f"{stem}.{fmt}" for _, stem, _ in self.figures for fmt in FORMATS] + \
-               [self.out / "index.md", self.out / "index.html"] + \
-               [self.out / row["page"] for rows in self.neurons.values() for row in rows]
+        return (
+            [self.out / f"{stem}.{fmt}" for _, stem, _ in self.figures for fmt in FORMATS]
+            + [self.out / "index.md", self.out / "index.html"]
+            + [self.out / row["page"] for rows in self.neurons.values() for row in rows]
+        )
 
 
 def render(store: Store, out: str | Path, *, neuron_pages: int = NEURON_PAGES) -> Report:
@@ -59,8 +61,9 @@ def render(store: Store, out: str | Path, *, neuron_pages: int = NEURON_PAGES) -
 
 def _accuracy_tasks(store: Store, ranked: list[str]) -> list[str]:
     """Ranked tasks, then tasks evaluated with their own prompts only."""
-    evaluated = [n.split("@")[0] for n in store.results("evaluation")
-                 if n.split("@")[1] == source_task(n.split("@")[0])]
+    evaluated = [
+        n.split("@")[0] for n in store.results("evaluation") if n.split("@")[1] == source_task(n.split("@")[0])
+    ]
     return list(dict.fromkeys([*ranked, *evaluated]))
 
 
@@ -68,49 +71,83 @@ def table_rows(table: dict[str, dict]) -> tuple[list[str], dict[str, list[str]]]
     """Table 1's layout: one column per task, one row per model, cells mean ± std ('–' where not run)."""
     tasks = list(table)
     models = dict.fromkeys(row["model"] for row in table.values())
-    cells = {model: [f"{table[t]['mean']:.3f} ± {table[t]['std']:.3f}" if table[t]["model"] == model else "–"
-                     for t in tasks] for model in models}
+    cells = {
+        model: [f"{table[t]['mean']:.3f} ± {table[t]['std']:.3f}" if table[t]["model"] == model else "–" for t in tasks]
+        for model in models
+    }
     return tasks, cells
 
 
 def _write_index(report: Report) -> None:
     tasks, cells = table_rows(report.table)
     md = ["# actstore report", "", "## Model accuracy (mean ± std over seeds)", ""]
-    page = [f"<!doctype html><html lang='en'><meta charset='utf-8'><title>actstore report</title>{STYLE}",
-            "<h1>actstore report</h1>", "<h2>Model accuracy (mean ± std over seeds)</h2>"]
+    page = [
+        f"<!doctype html><html lang='en'><meta charset='utf-8'><title>actstore report</title>{STYLE}",
+        "<h1>actstore report</h1>",
+        "<h2>Model accuracy (mean ± std over seeds)</h2>",
+    ]
     if tasks:
         md += ["| model | " + " | ".join(tasks) + " |", "|---|" + "---|" * len(tasks)]
         md += [f"| {model} | " + " | ".join(row) + " |" for model, row in cells.items()] + [""]
-        page.append("<table border=1><tr><th>model</th>" + "".join(f"<th>{html.escape(t)}</th>" for t in tasks)
-                    + "</tr>"
-                    + "".join(f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
-                              for m, row in cells.items()) + "</table>")
+        page.append(
+            "<table border=1><tr><th>model</th>"
+            + "".join(f"<th>{html.escape(t)}</th>" for t in tasks)
+            + "</tr>"
+            + "".join(
+                f"<tr><td>{html.escape(m)}</td>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>"
+                for m, row in cells.items()
+            )
+            + "</table>"
+        )
     else:
         md += ["No model accuracies in the store (extract and rank, or actstore eval).", ""]
         page.append("<p>No model accuracies in the store (extract and rank, or actstore eval).</p>")
     for title, stem, caption in report.figures:
         md += [f"## {title}", "", f"![{title}]({stem}.png)", "", f"{caption} ([SVG]({stem}.svg))", ""]
-        page += [f"<h2>{html.escape(title)}</h2>", f"<img src='{stem}.png' alt='{html.escape(title)}'>",
-                 f"<p>{html.escape(caption)} (<a href='{stem}.svg'>SVG</a>)</p>"]
+        page += [
+            f"<h2>{html.escape(title)}</h2>",
+            f"<img src='{stem}.png' alt='{html.escape(title)}'>",
+            f"<p>{html.escape(caption)} (<a href='{stem}.svg'>SVG</a>)</p>",
+        ]
     if report.neurons:
-        md += ["## Top skill neurons", "", "A page per neuron: predictivity per token, activation by label against the "
-               "baseline, its rank in each task, its top and bottom examples.", ""]
-        page += ["<h2>Top skill neurons</h2>", "<p>A page per neuron: predictivity per token, activation by label "
-                 "against the baseline, its rank in each task, its top and bottom examples.</p>"]
+        md += [
+            "## Top skill neurons",
+            "",
+            "A page per neuron: predictivity per token, activation by label against the "
+            "baseline, its rank in each task, its top and bottom examples.",
+            "",
+        ]
+        page += [
+            "<h2>Top skill neurons</h2>",
+            "<p>A page per neuron: predictivity per token, activation by label "
+            "against the baseline, its rank in each task, its top and bottom examples.</p>",
+        ]
         for task, rows in report.neurons.items():
-            md += [f"- **{task}**: " + ", ".join(
-                f"[L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})]({r['page']})" for r in rows)]
-            page.append(f"<p><b>{html.escape(task)}</b>: " + ", ".join(
-                f"<a href='{html.escape(r['page'])}'>L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})</a>"
-                for r in rows) + "</p>")
+            md += [
+                f"- **{task}**: "
+                + ", ".join(f"[L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})]({r['page']})" for r in rows)
+            ]
+            page.append(
+                f"<p><b>{html.escape(task)}</b>: "
+                + ", ".join(
+                    f"<a href='{html.escape(r['page'])}'>L{r['layer']} n{r['neuron']} ({r['predictivity']:.3f})</a>"
+                    for r in rows
+                )
+                + "</p>"
+            )
         md.append("")
     if report.results:
         listed = [(f"results/{kind}", ", ".join(names), describe(kind)) for kind, names in report.results.items()]
         md += ["## Results in the store", ""]
         md += [f"- `{where}`: {names}; {what}" for where, names, what in listed] + [""]
-        page += ["<h2>Results in the store</h2><ul>"] + [
-            f"<li><code>{html.escape(where)}</code>: {html.escape(names)}; {html.escape(what)}</li>"
-            for where, names, what in listed] + ["</ul>"]
+        page += (
+            ["<h2>Results in the store</h2><ul>"]
+            + [
+                f"<li><code>{html.escape(where)}</code>: {html.escape(names)}; {html.escape(what)}</li>"
+                for where, names, what in listed
+            ]
+            + ["</ul>"]
+        )
     if report.skipped:
         md += ["## Not in the store", ""] + [f"- {note}" for note in report.skipped] + [""]
         page += ["<h2>Not in the store</h2><ul>"] + [f"<li>{html.escape(n)}</li>" for n in report.skipped] + ["</ul>"]

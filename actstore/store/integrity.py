@@ -139,7 +139,7 @@ def array_of(key: str) -> str:
 
 def chunk_coords(key: str) -> tuple[int, ...]:
     """The grid coordinates of a chunk key: ``a/b/acts/c/0/1`` → ``(0, 1)``."""
-    return tuple(int(part) for part in key[_CHUNK_KEY.search(key).start():].split("/")[2:])
+    return tuple(int(part) for part in key[_CHUNK_KEY.search(key).start() :].split("/")[2:])
 
 
 class Ledger(Protocol):
@@ -184,8 +184,9 @@ class StrictStore(WrapperStore):
             if is_chunk_key(key) and array_of(key).rpartition("/")[2] not in OPTIONAL_CHUNKS:
                 raise StoreFault(f"chunk {key} is missing from {self.where}: {HINT}", "missing")
         elif key.endswith("zarr.json") and not usable_metadata(value.to_bytes()):
-            raise StoreFault(f"{key} in {self.where} is damaged (not valid JSON, or not metadata zarr can read): "
-                             f"{HINT}", "damaged")
+            raise StoreFault(
+                f"{key} in {self.where} is damaged (not valid JSON, or not metadata zarr can read): {HINT}", "damaged"
+            )
 
     async def _check_address(self, key: str, value: Buffer | None) -> None:
         """A chunk read whole must be the one recorded for its key (a damaged one is left to its codec to say)."""
@@ -193,8 +194,11 @@ class StrictStore(WrapperStore):
             return
         want = await self.ledger.expected(key, self._store)
         if want is not None and trailer(value) != want:
-            raise StoreFault(f"chunk {key} of {self.where} holds other data than was written there (exchanged, "
-                             f"duplicated or stale: its CRC32C is not the one recorded for it): {HINT}", "misplaced")
+            raise StoreFault(
+                f"chunk {key} of {self.where} holds other data than was written there (exchanged, "
+                f"duplicated or stale: its CRC32C is not the one recorded for it): {HINT}",
+                "misplaced",
+            )
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
         value = await self._store.get(key, prototype, byte_range)
@@ -207,13 +211,15 @@ class StrictStore(WrapperStore):
             await self._check_address(key, value)
         return value
 
-    async def _get_many(self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
-                        ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
+    async def _get_many(
+        self, requests: Iterable[tuple[str, BufferPrototype, ByteRequest | None]]
+    ) -> AsyncGenerator[tuple[str, Buffer | None], None]:
         for key, prototype, byte_range in requests:  # through ``get``: its checks are every read's
             yield key, await self.get(key, prototype, byte_range)
 
-    async def get_partial_values(self, prototype: BufferPrototype,
-                                 key_ranges: Iterable[tuple[str, ByteRequest | None]]) -> list[Buffer | None]:
+    async def get_partial_values(
+        self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
+    ) -> list[Buffer | None]:
         key_ranges = list(key_ranges)
         values = await self._store.get_partial_values(prototype, key_ranges)
         for (key, whole), value in zip(key_ranges, values):
@@ -292,8 +298,10 @@ def chunk_crcs(group: zarr.Group, names: Iterable[str], recorded: dict[str, int]
     found = {}
     for name in names:
         array = group[name]
-        keys = [f"{name}/{array.metadata.encode_chunk_key(c)}" for c in itertools.product(
-            *(range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)))]
+        keys = [
+            f"{name}/{array.metadata.encode_chunk_key(c)}"
+            for c in itertools.product(*(range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)))
+        ]
         taken = group.store.take(f"{group.path}/{k}" for k in keys) if isinstance(group.store, StrictStore) else []
         for key, crc in itertools.zip_longest(keys, taken):
             found[key] = crc if crc is not None else recorded.get(key)
@@ -340,5 +348,6 @@ def seal_problems(group: zarr.Group) -> list[str]:
 def check_seal(group: zarr.Group, where: str) -> None:
     problems = seal_problems(group)
     if problems:
-        raise StoreFault(f"the {' and '.join(problems)} of {where} do not match their digest (edited or damaged): "
-                         f"{HINT}")
+        raise StoreFault(
+            f"the {' and '.join(problems)} of {where} do not match their digest (edited or damaged): {HINT}"
+        )

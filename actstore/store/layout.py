@@ -36,11 +36,14 @@ def coordinates(spec: ExtractionSpec) -> dict[str, np.ndarray[Any, Any]]:
     ``example`` holds the examples' source row ids where provenance is kept (data, see ``example_arrays``), their
     positions otherwise."""
     first = 0 if spec.stack == "encoder" else spec.model.n_layers
-    coords = {"seed": np.asarray(spec.seeds, np.int64), "example": np.arange(spec.n_examples, dtype=np.int64),
-              "layer": first + np.arange(spec.n_layers, dtype=np.int64),
-              "token": np.arange(spec.n_positions, dtype=np.int64),
-              "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
-              "label_class": np.arange(len(spec.label_names), dtype=np.int64)}
+    coords = {
+        "seed": np.asarray(spec.seeds, np.int64),
+        "example": np.arange(spec.n_examples, dtype=np.int64),
+        "layer": first + np.arange(spec.n_layers, dtype=np.int64),
+        "token": np.arange(spec.n_positions, dtype=np.int64),
+        "neuron": np.arange(spec.model.n_neurons, dtype=np.int64),
+        "label_class": np.arange(len(spec.label_names), dtype=np.int64),
+    }
     if spec.n_text_fields:
         del coords["example"]
     return coords
@@ -58,21 +61,37 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     train, the exact sum of each segment of blocks per (seed, layer), and one marker per (seed, segment)."""
     s, n, b = len(spec.seeds), spec.n_examples, spec.block
     lay, tok, neu, cls = spec.n_layers, spec.n_positions, spec.model.n_neurons, len(spec.label_names)
-    arrays = [ArrayLayout(name, values.shape, values.shape, "int64", (name,))
-              for name, values in coordinates(spec).items()]
+    arrays = [
+        ArrayLayout(name, values.shape, values.shape, "int64", (name,)) for name, values in coordinates(spec).items()
+    ]
     if spec.n_text_fields:  # provenance: the source rows, texts and token counts of the examples
-        arrays += [ArrayLayout("example", (n,), (n,), "int64", ("example",)),
-                   ArrayLayout("text", (n, spec.n_text_fields), (min(n, 1 << 12), spec.n_text_fields), "str",
-                               ("example", "text_field"), ""),
-                   ArrayLayout("length", (n,), (b,), "int32", ("example",), -1)]
+        arrays += [
+            ArrayLayout("example", (n,), (n,), "int64", ("example",)),
+            ArrayLayout(
+                "text",
+                (n, spec.n_text_fields),
+                (min(n, 1 << 12), spec.n_text_fields),
+                "str",
+                ("example", "text_field"),
+                "",
+            ),
+            ArrayLayout("length", (n,), (b,), "int32", ("example",), -1),
+        ]
     if spec.store_acts:
         arrays.append(ArrayLayout("acts", (s, n, lay, tok, neu), (1, b, 1, tok, neu), spec.dtype, ACT_DIMS))
     if spec.store_bits:
         packed = packed_size(neu)
         arrays.append(ArrayLayout("bits", (s, n, lay, tok, packed), (1, b, 1, tok, packed), "uint8", BITS_DIMS))
     if spec.store_moments:
-        arrays.append(ArrayLayout("moments", (s, spec.n_blocks, MOMENT_SLOTS, lay, neu), (1, 1, MOMENT_SLOTS, lay, neu),
-                                  "int64" if spec.dtype == "float16" else "float64", MOMENT_DIMS))
+        arrays.append(
+            ArrayLayout(
+                "moments",
+                (s, spec.n_blocks, MOMENT_SLOTS, lay, neu),
+                (1, 1, MOMENT_SLOTS, lay, neu),
+                "int64" if spec.dtype == "float16" else "float64",
+                MOMENT_DIMS,
+            )
+        )
     arrays += [
         ArrayLayout("label", (n,), (min(n, 1 << 16),), "int64", ("example",)),
         ArrayLayout("prediction", (s, n), (1, b), "int16", ("seed", "example"), -1),
@@ -81,21 +100,36 @@ def extraction_layout(spec: ExtractionSpec) -> list[ArrayLayout]:
     ]
     slots = len(block_chunks(spec, 0, 0))
     if spec.manifests:
-        arrays.append(ArrayLayout("block_crc", (s, spec.n_blocks, slots), (1, 1, slots), "uint32",
-                                  ("seed", "block", "block_chunk")))
+        arrays.append(
+            ArrayLayout(
+                "block_crc", (s, spec.n_blocks, slots), (1, 1, slots), "uint32", ("seed", "block", "block_chunk")
+            )
+        )
     if spec.split == "train":
         g = spec.n_segments
         arrays += [
-            ArrayLayout("baseline", (s, lay, tok, neu), (1, 1, tok, neu), "float64",
-                        ("seed", "layer", "token", "neuron"), np.nan),
-            ArrayLayout("baseline_parts", (s, g, lay, tok, neu), (1, 1, 1, tok, neu),
-                        "int64" if spec.dtype == "float16" else "float64",
-                        ("seed", "segment", "layer", "token", "neuron")),
+            ArrayLayout(
+                "baseline",
+                (s, lay, tok, neu),
+                (1, 1, tok, neu),
+                "float64",
+                ("seed", "layer", "token", "neuron"),
+                np.nan,
+            ),
+            ArrayLayout(
+                "baseline_parts",
+                (s, g, lay, tok, neu),
+                (1, 1, 1, tok, neu),
+                "int64" if spec.dtype == "float16" else "float64",
+                ("seed", "segment", "layer", "token", "neuron"),
+            ),
             ArrayLayout("segment_done", (s, g), (1, 1), "bool", ("seed", "segment"), False),
         ]
         if spec.manifests:
-            arrays += [ArrayLayout("segment_crc", (s, g, lay), (1, 1, lay), "uint32", ("seed", "segment", "layer")),
-                       ArrayLayout("baseline_crc", (s, lay), (1, lay), "uint32", ("seed", "layer"))]
+            arrays += [
+                ArrayLayout("segment_crc", (s, g, lay), (1, 1, lay), "uint32", ("seed", "segment", "layer")),
+                ArrayLayout("baseline_crc", (s, lay), (1, lay), "uint32", ("seed", "layer")),
+            ]
     return arrays
 
 
@@ -103,8 +137,9 @@ def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tupl
     """The (array, chunk coordinates) a block writes before its done marker: what the writer makes durable and
     what verify checks."""
     per_layer = [name for name, kept in (("acts", spec.store_acts), ("bits", spec.store_bits)) if kept]
-    chunks: list[tuple[str, tuple[int, ...]]] = [(name, (seed_index, block, layer, 0, 0)) for name in per_layer
-                                                 for layer in range(spec.n_layers)]
+    chunks: list[tuple[str, tuple[int, ...]]] = [
+        (name, (seed_index, block, layer, 0, 0)) for name in per_layer for layer in range(spec.n_layers)
+    ]
     chunks += [("scores", (seed_index, block, 0)), ("prediction", (seed_index, block))]
     if spec.store_moments:
         chunks.append(("moments", (seed_index, block, 0, 0, 0)))
@@ -113,8 +148,9 @@ def block_chunks(spec: ExtractionSpec, seed_index: int, block: int) -> list[tupl
     return chunks
 
 
-def unit_chunks(spec: ExtractionSpec, manifest: str, seed_index: int,
-                unit: int = 0) -> list[tuple[str, tuple[int, ...]]]:
+def unit_chunks(
+    spec: ExtractionSpec, manifest: str, seed_index: int, unit: int = 0
+) -> list[tuple[str, tuple[int, ...]]]:
     """The chunks a unit writes, in the order its manifest records their CRC32Cs: a block's (``block_crc``), a train
     segment's sums (``segment_crc``), a seed's baseline (``baseline_crc``, one unit per seed)."""
     if manifest == "block_crc":
@@ -129,8 +165,16 @@ def manifest_coords(manifest: str, seed_index: int, unit: int = 0) -> tuple[int,
 
 
 #: the arrays each manifest's units write, and where a chunk's coordinates say which unit it is in
-_UNIT_OF = {"acts": "block_crc", "bits": "block_crc", "scores": "block_crc", "prediction": "block_crc",
-            "moments": "block_crc", "length": "block_crc", "baseline_parts": "segment_crc", "baseline": "baseline_crc"}
+_UNIT_OF = {
+    "acts": "block_crc",
+    "bits": "block_crc",
+    "scores": "block_crc",
+    "prediction": "block_crc",
+    "moments": "block_crc",
+    "length": "block_crc",
+    "baseline_parts": "segment_crc",
+    "baseline": "baseline_crc",
+}
 
 
 def recorded_at(spec: ExtractionSpec, name: str, coords: tuple[int, ...]) -> list[tuple[str, tuple[int, ...], int]]:
@@ -162,8 +206,16 @@ def create_arrays(group: zarr.Group, layout: list[ArrayLayout]) -> None:
     that plain zarr/xarray read a block not extracted yet (its chunks absent) as NaN, never as zeros."""
     for a in layout:
         fill = np.nan if a.dtype != "str" and np.dtype(a.dtype).kind == "f" else a.fill
-        group.create_array(a.name, shape=a.shape, chunks=a.chunks, dtype=str if a.dtype == "str" else a.dtype,
-                           fill_value=fill, dimension_names=a.dims, compressors=CHECKSUM, overwrite=True)
+        group.create_array(
+            a.name,
+            shape=a.shape,
+            chunks=a.chunks,
+            dtype=str if a.dtype == "str" else a.dtype,
+            fill_value=fill,
+            dimension_names=a.dims,
+            compressors=CHECKSUM,
+            overwrite=True,
+        )
 
 
 def expected_metadata(spec: ExtractionSpec) -> tuple[dict[str, dict[str, Any]], zarr.Group]:

@@ -64,7 +64,7 @@ class Ledger:
         group = await self._group(path, store)
         if group is None:
             return None
-        relative = key[len(path) + 1:]
+        relative = key[len(path) + 1 :]
         if relative in group.sealed:
             return int(group.sealed[relative])
         if group.spec is None:
@@ -75,8 +75,11 @@ class Ledger:
             if crcs is not None:
                 return int(crcs[slot])
         if places:
-            raise StoreFault(f"chunk {key} has no manifest recording its checksum (lost, or its block was marked done "
-                             f"without one): {HINT}", "missing")
+            raise StoreFault(
+                f"chunk {key} has no manifest recording its checksum (lost, or its block was marked done "
+                f"without one): {HINT}",
+                "missing",
+            )
         return None
 
     async def _group(self, path: str, store: ZarrStore) -> _Group | None:

@@ -73,16 +73,24 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
         meta = dict(root.attrs).get("actstore", {})
         version = meta.get("schema_version")
         if version not in (UPGRADABLE, SCHEMA_VERSION):
-            raise ActstoreError(f"{backend.url} uses store schema version {version}; actstore upgrade migrates version "
-                                f"{UPGRADABLE} only" + (": extract again into a new store" if version == 1 else ""))
+            raise ActstoreError(
+                f"{backend.url} uses store schema version {version}; actstore upgrade migrates version "
+                f"{UPGRADABLE} only" + (": extract again into a new store" if version == 1 else "")
+            )
         done = []
         if version == UPGRADABLE or meta.get("upgrading"):
             meta = {**meta, "schema_version": SCHEMA_VERSION, "upgrading": True}
             root.attrs.put({"actstore": meta})  # first: readers of either version refuse the store from here on
             nodes = _nodes(zstore)
-            done = [Upgraded(path, "damaged", "its zarr.json is unreadable (not JSON, or not zarr "
-                                                   "metadata): run actstore verify on the store")
-                    for path, meta in nodes.items() if meta is None]
+            done = [
+                Upgraded(
+                    path,
+                    "damaged",
+                    "its zarr.json is unreadable (not JSON, or not zarr metadata): run actstore verify on the store",
+                )
+                for path, meta in nodes.items()
+                if meta is None
+            ]
             for path in sorted(p for p, meta in nodes.items() if p and meta and meta.get("node_type") == "group"):
                 children = {p.rpartition("/")[2]: meta for p, meta in nodes.items() if p.rpartition("/")[0] == path}
                 arrays = {name: meta for name, meta in children.items() if meta and meta.get("node_type") == "array"}
@@ -96,8 +104,9 @@ def upgrade_path(location: str | Path | StoreLocation | Backend) -> list[dict]:
     return [asdict(d) for d in done]
 
 
-def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str, current: dict[str, dict],
-                   intact: bool) -> Upgraded:
+def _upgrade_group(
+    zstore: zarr.abc.store.Store, root: zarr.Group, path: str, current: dict[str, dict], intact: bool
+) -> Upgraded:
     """One group made version 3 from its arrays' ``zarr.json`` (``current``; ``intact``: no member's is unreadable):
     its arrays renamed and rewritten, its digests resealed; a T5 decoder group moved out of its split's group
     (``_moved``)."""
@@ -109,8 +118,10 @@ def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str, cu
     _name_coordinates({name: meta for name, (_, meta) in target.items()})
     attrs = dict(group.attrs)
     new_meta = {name: _plain(meta) for name, (_, meta) in target.items()}
-    sound = intact and (SEAL not in attrs or any(seal_matches(attrs, arrays) for arrays in
-                                                 ({n: _plain(m) for n, m in current.items()}, new_meta)))
+    sound = intact and (
+        SEAL not in attrs
+        or any(seal_matches(attrs, arrays) for arrays in ({n: _plain(m) for n, m in current.items()}, new_meta))
+    )
     resealed = sealed(attrs, new_meta) if SEAL in attrs and sound else attrs
     if dest == path and resealed != attrs:
         group.attrs.put(resealed)  # first: the arrays below are then what the digest says
@@ -127,8 +138,11 @@ def _upgrade_group(zstore: zarr.abc.store.Store, root: zarr.Group, path: str, cu
         sync(zstore.delete_dir(path))
     if not sound:
         why = "its metadata did not match its digest" if intact else "the zarr.json of an array in it is unreadable"
-        return Upgraded(dest, "damaged", f"{why} before the upgrade: run actstore verify on the store (--repair to "
-                        "mark what can be recomputed)")
+        return Upgraded(
+            dest,
+            "damaged",
+            f"{why} before the upgrade: run actstore verify on the store (--repair to mark what can be recomputed)",
+        )
     return Upgraded(dest, "upgraded" if dest == path else f"upgraded, moved from {path}")
 
 
@@ -145,8 +159,13 @@ def _name_coordinates(arrays: dict[str, dict]) -> None:
     coords = [c for c in NON_INDEX_COORDS if c in arrays]
     dims = {d for meta in arrays.values() for d in meta["dimension_names"] or ()}
     for name, meta in arrays.items():
-        along = [c for c in coords if name not in dims and name != c
-                 and set(arrays[c]["dimension_names"]) <= set(meta["dimension_names"] or ())]
+        along = [
+            c
+            for c in coords
+            if name not in dims
+            and name != c
+            and set(arrays[c]["dimension_names"]) <= set(meta["dimension_names"] or ())
+        ]
         if along:
             meta["attributes"] = {**meta.get("attributes", {}), "coordinates": " ".join(along)}
 
@@ -169,6 +188,7 @@ def _plain(meta: dict) -> dict:
 def _nodes(zstore: StrictStore) -> dict[str, dict | None]:
     """Every node of the hierarchy by path, from the key listing: its ``zarr.json``, or None where that does not parse
     (damage older than the upgrade: reported, left for ``actstore verify``)."""
+
     async def keys() -> list[str]:
         return [key async for key in zstore.list() if key == "zarr.json" or key.endswith("/zarr.json")]
 
@@ -189,6 +209,7 @@ def _put_json(zstore: zarr.abc.store.Store, key: str, meta: dict) -> None:
 
 def _copy_chunks(zstore: zarr.abc.store.Store, source: str, dest: str) -> None:
     """Every chunk of array ``source`` under ``dest`` (its ``zarr.json`` is written after them, by the caller)."""
+
     async def keys() -> list[str]:
         return [k async for k in zstore.list_prefix(source + "/")]
 
@@ -196,4 +217,4 @@ def _copy_chunks(zstore: zarr.abc.store.Store, source: str, dest: str) -> None:
         if key.endswith("zarr.json"):
             continue
         value = sync(zstore.get(key, default_buffer_prototype()))
-        sync(zstore.set(dest + key[len(source):], value))
+        sync(zstore.set(dest + key[len(source) :], value))

@@ -1,10 +1,10 @@
 """Where each group of a store lives: the one place its tree is spelled.
 
-    prompts/<task>                      a task's prompts (``PromptSpec``)
-    extractions/<task>/<split>          activations, bits, scores (``ExtractionSpec``)
-    decoder_extractions/<task>/<split>  T5's decoder's, beside them
-    rankings/<task>[:<subtask>]         skill-neuron rankings (``RankingSpec``)
-    results/<kind>/<name>               what the analyses store (tuning, evaluation, suppression, ...)
+prompts/<task>                      a task's prompts (``PromptSpec``)
+extractions/<task>/<split>          activations, bits, scores (``ExtractionSpec``)
+decoder_extractions/<task>/<split>  T5's decoder's, beside them
+rankings/<task>[:<subtask>]         skill-neuron rankings (``RankingSpec``)
+results/<kind>/<name>               what the analyses store (tuning, evaluation, suppression, ...)
 """
 
 from __future__ import annotations
@@ -17,8 +17,13 @@ PROMPTS, EXTRACTIONS, RANKINGS, RESULTS = "prompts", "extractions", "rankings", 
 EXTRACTION_ROOTS = ("extractions/", "decoder_extractions/")
 #: the group a key lies in, from the path of any key inside it
 _GROUP = re.compile(r"^(prompts/[^/]+|rankings/[^/]+|results/[^/]+/[^/]+|(?:decoder_)?extractions/[^/]+/[^/]+)/")
-_KIND = {"prompts": "prompts", "rankings": "ranking", "results": "result", "extractions": "extraction",
-         "decoder_extractions": "extraction"}
+_KIND = {
+    "prompts": "prompts",
+    "rankings": "ranking",
+    "results": "result",
+    "extractions": "extraction",
+    "decoder_extractions": "extraction",
+}
 
 
 def prompts_path(task: str) -> str:

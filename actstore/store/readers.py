@@ -43,4 +43,3 @@ class ExtractionReader:
     def labels(self) -> np.ndarray[Any, Any]:
         """Each example's class index (-1 where a sub-task leaves it out)."""
         return self.values("label")
-

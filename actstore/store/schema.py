@@ -33,8 +33,13 @@ def validate(kind: str, attrs: Mapping[str, Any], where: str) -> None:
         if found is not None and found != SCHEMA_VERSION:
             raise ActstoreError(
                 f"{where} uses store schema version {found}; this actstore reads version {SCHEMA_VERSION} only"
-                + (" (version 1 stores lack checksums on most arrays: extract again into a new store)" if found == 1
-                   else f": run actstore upgrade {where}" if found == UPGRADABLE else "")
+                + (
+                    " (version 1 stores lack checksums on most arrays: extract again into a new store)"
+                    if found == 1
+                    else f": run actstore upgrade {where}"
+                    if found == UPGRADABLE
+                    else ""
+                )
             )
     schema = {"$ref": f"#/$defs/{kind}", "$defs": _schema()["$defs"]}
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(attrs))

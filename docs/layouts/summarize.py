@@ -30,19 +30,25 @@ def main() -> None:
         layers, neurons = np.unravel_index(top, pred.shape)
         best = ranking["best_token"].values[:, layers, neurons]  # (seed, top neuron)
         model_accuracy = json.loads((HERE / f"rank-{layout}.json").read_text())["model_accuracy"]
-        rows.append(f"| {layout} | {', '.join(f'{a:.4f}' for a in model_accuracy)} "
-                    f"(best steps {', '.join(str(int(s)) for s in tuning['best_step'].values)}) | {pred.max():.4f} | "
-                    f"{np.percentile(pred, 99):.4f} | {pred.mean():.4f} | "
-                    f"{', '.join(str(int((layers == layer).sum())) for layer in range(pred.shape[0]))} | "
-                    f"{(best == 0).mean():.2f} (chance {1 / ranking.sizes['token']:.2f}) |")
+        rows.append(
+            f"| {layout} | {', '.join(f'{a:.4f}' for a in model_accuracy)} "
+            f"(best steps {', '.join(str(int(s)) for s in tuning['best_step'].values)}) | {pred.max():.4f} | "
+            f"{np.percentile(pred, 99):.4f} | {pred.mean():.4f} | "
+            f"{', '.join(str(int((layers == layer).sum())) for layer in range(pred.shape[0]))} | "
+            f"{(best == 0).mean():.2f} (chance {1 / ranking.sizes['token']:.2f}) |"
+        )
         by_token = per_token(ranking)
-        tokens.append(f"| {layout} | {by_token[0]:.4f} | {by_token[1:].mean():.4f} | {by_token[1:].max():.4f} "
-                      f"(token {1 + int(by_token[1:].argmax())}) |")
+        tokens.append(
+            f"| {layout} | {by_token[0]:.4f} | {by_token[1:].mean():.4f} | {by_token[1:].max():.4f} "
+            f"(token {1 + int(by_token[1:].argmax())}) |"
+        )
         for mode in ("zero", "mean", "noise"):
             result = json.loads((HERE / f"suppress-{mode}-{layout}.json").read_text())
             suppression[(layout, mode)] = {row["percent"]: row for row in result["rows"]}
-    print("| layout | dev accuracy per seed (the 800 ranked examples) | top predictivity | 99th pct. | mean | "
-          "top 1 % per layer (0–5) | share of their best tokens at token 0 |")
+    print(
+        "| layout | dev accuracy per seed (the 800 ranked examples) | top predictivity | 99th pct. | mean | "
+        "top 1 % per layer (0–5) | share of their best tokens at token 0 |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
     print("\n| layout | mean Pred(N, p_0) | mean over tokens 1 … p−1 | highest of tokens 1 … p−1 |")
@@ -53,8 +59,10 @@ def main() -> None:
     print("| --- | --- |" + " --- |" * len(percents))
     for mode in ("zero", "mean", "noise"):
         for layout in LAYOUTS:
-            cells = [f"{r['skill_mean']:.3f} / {r['random_mean']:.3f} ± {r['random_std']:.3f}"
-                     for r in (suppression[(layout, mode)][p] for p in percents)]
+            cells = [
+                f"{r['skill_mean']:.3f} / {r['random_mean']:.3f} ± {r['random_std']:.3f}"
+                for r in (suppression[(layout, mode)][p] for p in percents)
+            ]
             print(f"| {mode} | {layout} | " + " | ".join(cells) + " |")
     draw(suppression, percents)
 

@@ -31,8 +31,9 @@ class StoreLocation:
         return self.url
 
 
-def open_backend(location: str | Path | StoreLocation | Backend,
-                 storage_options: Mapping[str, Any] | None = None) -> Backend:
+def open_backend(
+    location: str | Path | StoreLocation | Backend, storage_options: Mapping[str, Any] | None = None
+) -> Backend:
     """The backend of a path (or ``file://`` URL), an ``s3://``, ``gs://``, ``az://`` or ``memory://`` URL.
     Credentials and endpoints come from the standard environment (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ...);
     ``storage_options`` go to the fsspec file system (e.g. ``endpoint_url``, ``anon``). Makes no request."""
@@ -49,8 +50,9 @@ def open_backend(location: str | Path | StoreLocation | Backend,
         return ObjectBackend(text, scheme, options)
     if scheme not in (None, "file"):
         known = ", ".join(f"{s}://" for s in ("file", *SCHEMES))
-        raise ActstoreError(f"unknown store URL scheme '{scheme}://' in {text}: give a path or a URL starting "
-                            f"with one of {known}")
+        raise ActstoreError(
+            f"unknown store URL scheme '{scheme}://' in {text}: give a path or a URL starting with one of {known}"
+        )
     if options:
         raise ActstoreError(f"--storage-option is for object stores; {text} is a local directory")
     return LocalBackend(match.group(2) if match else text)

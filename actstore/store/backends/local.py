@@ -50,15 +50,19 @@ class LocalBackend(Backend):
         store spread among them could not be told from them, nor removed without them)."""
         real = self.path.resolve()
         if not real.name:
-            raise ActstoreError(f"{self.url} is the file-system root: a store needs a directory of its own, such as "
-                                f"{real / 'runs' / 'sst2.zarr'}")
+            raise ActstoreError(
+                f"{self.url} is the file-system root: a store needs a directory of its own, such as "
+                f"{real / 'runs' / 'sst2.zarr'}"
+            )
         if self.exists() or not real.is_dir():
             return
         foreign = sorted(entry.name for entry in os.scandir(real) if not _of_a_store(entry))
         if foreign:
             shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
-            raise ActstoreError(f"{self.url} is a directory that holds other files ({shown}) and no actstore store: "
-                                f"give a new or empty directory, such as {self.path / 'sst2.zarr'}")
+            raise ActstoreError(
+                f"{self.url} is a directory that holds other files ({shown}) and no actstore store: "
+                f"give a new or empty directory, such as {self.path / 'sst2.zarr'}"
+            )
 
     @property
     def name(self) -> str:
@@ -117,8 +121,9 @@ class PermittedStore(LocalStore):
     """zarr's LocalStore, where a file this user may not read or write is one line naming it: a permission of the
     file system, not damage (nothing ``verify --repair`` could mend), and no ``.partial`` name of zarr's."""
 
-    async def get(self, key: str, prototype: BufferPrototype | None = None,
-                  byte_range: ByteRequest | None = None) -> Buffer | None:
+    async def get(
+        self, key: str, prototype: BufferPrototype | None = None, byte_range: ByteRequest | None = None
+    ) -> Buffer | None:
         with _permitted("read", self.root / key):
             return await super().get(key, prototype, byte_range)
 
@@ -132,8 +137,10 @@ def _permitted(action: str, path: Path) -> Iterator[None]:
     try:
         yield
     except PermissionError:
-        raise ActstoreError(f"permission denied to {action} {path}: give the user who runs actstore access to the "
-                            "store's files (nothing is damaged)") from None
+        raise ActstoreError(
+            f"permission denied to {action} {path}: give the user who runs actstore access to the "
+            "store's files (nothing is damaged)"
+        ) from None
 
 
 def _of_a_store(entry: os.DirEntry) -> bool:

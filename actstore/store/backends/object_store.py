@@ -25,21 +25,31 @@ from .base import Backend
 
 #: URL scheme → how to install the fsspec package that implements it (gcsfs and adlfs: of the installed fsspec's
 #: version, which this project does not pin)
-SCHEMES = {"s3": "pip install 'actstore[s3]'", "gs": "pip install gcsfs", "gcs": "pip install gcsfs",
-           "az": "pip install adlfs", "abfs": "pip install adlfs", "memory": ""}
+SCHEMES = {
+    "s3": "pip install 'actstore[s3]'",
+    "gs": "pip install gcsfs",
+    "gcs": "pip install gcsfs",
+    "az": "pip install adlfs",
+    "abfs": "pip install adlfs",
+    "memory": "",
+}
 
 #: fail fast on an endpoint that does not answer; a key already listed is never cached (other writers add keys)
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "s3": {"skip_instance_cache": True, "use_listings_cache": False,
-           "config_kwargs": {"connect_timeout": 5, "read_timeout": 60,
-                             "retries": {"max_attempts": 3, "mode": "standard"}}},
+    "s3": {
+        "skip_instance_cache": True,
+        "use_listings_cache": False,
+        "config_kwargs": {"connect_timeout": 5, "read_timeout": 60, "retries": {"max_attempts": 3, "mode": "standard"}},
+    },
     "gs": {"skip_instance_cache": True, "use_listings_cache": False},
     "az": {"skip_instance_cache": True, "use_listings_cache": False},
 }
 _DEFAULTS["gcs"], _DEFAULTS["abfs"] = _DEFAULTS["gs"], _DEFAULTS["az"]
 
-_CREDENTIALS = {"s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass --storage-option "
-                      "anon=true for a public bucket"}
+_CREDENTIALS = {
+    "s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), or pass --storage-option "
+    "anon=true for a public bucket"
+}
 
 
 class ObjectBackend(Backend):
@@ -51,8 +61,9 @@ class ObjectBackend(Backend):
         try:
             self._store = FsspecStore.from_url(self.url, storage_options=self.options)
         except ImportError as exc:
-            raise ActstoreError(f"{scheme}:// stores need a package that is not installed ({exc}): "
-                                f"{SCHEMES[scheme]}") from None
+            raise ActstoreError(
+                f"{scheme}:// stores need a package that is not installed ({exc}): {SCHEMES[scheme]}"
+            ) from None
         except (TypeError, ValueError) as exc:  # an option the file system does not take
             raise ActstoreError(f"bad --storage-option for {self.url}: {exc}") from None
         self._closing = False
@@ -67,8 +78,10 @@ class ObjectBackend(Backend):
                 return True
             bucket = self._store.path.strip("/").split("/")[0]
             if not self.in_process and not sync(self._store.fs._exists(bucket)):
-                raise ActstoreError(f"the bucket '{bucket}' of {self.url} does not exist (or is not visible with "
-                                    "these credentials): create it first, or check the URL")
+                raise ActstoreError(
+                    f"the bucket '{bucket}' of {self.url} does not exist (or is not visible with "
+                    "these credentials): create it first, or check the URL"
+                )
             return False
 
     def make_durable(self, keys: Iterable[str]) -> None:
@@ -128,8 +141,10 @@ def _answered(url: str) -> Iterator[None]:
     except Exception as exc:
         if not _unanswered(exc):
             raise
-        raise StoreUnreachable(f"lost the object store at {url}, no answer after the retries its storage options "
-                               f"allow ({type(exc).__name__}: {exc})") from None
+        raise StoreUnreachable(
+            f"lost the object store at {url}, no answer after the retries its storage options "
+            f"allow ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _request(name: str, bounded: bool) -> Callable[..., Any]:
@@ -176,8 +191,9 @@ class AnsweringStore(WrapperStore[FsspecStore]):
     def _with_store(self, store: FsspecStore) -> AnsweringStore:
         return type(self)(store, self.url, self.deadline)
 
-    get, get_partial_values, exists, set, delete = (_request(name, True) for name in (
-        "get", "get_partial_values", "exists", "set", "delete"))
+    get, get_partial_values, exists, set, delete = (
+        _request(name, True) for name in ("get", "get_partial_values", "exists", "set", "delete")
+    )
     delete_dir, is_empty, clear = (_request(name, False) for name in ("delete_dir", "is_empty", "clear"))
     list, list_prefix, list_dir, _get_many = map(_listing, ("list", "list_prefix", "list_dir", "_get_many"))
 
