@@ -37,9 +37,10 @@ test: $(VENV)/.installed browser
 	$(BIN)/python -m pytest -q
 
 # the lint of .ci/run and .pre-commit-config.yaml (rules in pyproject.toml: [tool.ruff], [tool.importlinter],
-# [tool.mypy]); formatting is not checked yet (CONTRIBUTING.md)
+# [tool.mypy]); `ruff format .` fixes what the format check reports
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 

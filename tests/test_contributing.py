@@ -41,14 +41,15 @@ def test_ci_the_makefile_and_the_hook_run_the_same_lint():
     assert ci.index("make lint") < ci.index("make test")  # the lint first, then the README's test command
     recipe = re.search(r"^lint:.*\n((?:\t.+\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1).split("\n")
     commands = [line.strip().replace("$(BIN)/", ".venv/bin/") for line in recipe if line.strip()]
-    assert commands[0] == ".venv/bin/ruff check ."
+    assert commands[:2] == [".venv/bin/ruff check .", ".venv/bin/ruff format --check ."]
     hook = (ROOT / ".pre-commit-config.yaml").read_text()
     assert "repo: local" in hook and "entry: .venv/bin/ruff check --force-exclude" in hook
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     extra = project["project"]["optional-dependencies"]["lint"]
     for command in commands:
         tool = command.split()[0].removeprefix(".venv/bin/")
-        assert f"entry: .venv/bin/{tool}" in hook, f"{tool} runs in make lint but not in the pre-commit hook"
+        entry = " ".join(command.split()[:2] if tool == "ruff" else command.split()[:1])  # ruff check, ruff format
+        assert f"entry: {entry}" in hook, f"{entry} runs in make lint but not in the pre-commit hook"
         assert PACKAGE_OF[tool] in extra, f"{tool} runs in make lint but the lint extra does not install it"
     assert "lint" in re.search(r"-e '\.\[([\w,-]+)\]'", (ROOT / "Makefile").read_text()).group(1).split(",")
     assert project["tool"]["ruff"]["line-length"] == 120
