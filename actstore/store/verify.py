@@ -18,6 +18,7 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import dask
 import numpy as np
@@ -31,9 +32,13 @@ from .attrs import consolidate, is_complete, new_root_attrs, put_attrs, vanished
 from .backends import Backend, StoreLocation, open_backend
 from .integrity import metadata_of, seal_problems, usable_metadata, writable
 from .layout import block_chunks, coordinates, example_arrays, expected_metadata, rewrite_metadata
+from .members import array_in, group_in, json_object, values_in
 from .paths import group_of, kind_of
 from .schema import validate
 from .store import Store, any_key
+
+if TYPE_CHECKING:
+    from zarr.abc.store import Store as ZarrStore
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,7 @@ class Damage:
     recomputable: bool = True
 
 
-def verify_path(location: str | Path | StoreLocation, *, repair: bool = False) -> list[dict]:
+def verify_path(location: str | Path | StoreLocation, *, repair: bool = False) -> list[dict[str, Any]]:
     """Check a store (its root ``zarr.json`` first, which ``Store`` needs to open) and every group in it."""
     backend = open_backend(location)
     root = [asdict(d) for d in _check_root(backend, repair)]
@@ -82,12 +87,12 @@ def _check_root(backend: Backend, repair: bool) -> list[Damage]:
     ]
 
 
-def _rewrite_root(zstore: zarr.abc.store.Store) -> None:
+def _rewrite_root(zstore: ZarrStore) -> None:
     sync(zstore.delete("zarr.json"))
     zarr.open_group(zstore, mode="a", zarr_format=3).attrs.put(new_root_attrs())
 
 
-def verify(store: Store, *, repair: bool = False) -> list[dict]:
+def verify(store: Store, *, repair: bool = False) -> list[dict[str, Any]]:
     """Every group of ``store`` checked, as a list of ``Damage`` dicts (empty: the store is sound)."""
     keys = set(sync(_list(store.zstore)))
     groups = sorted({g for k in keys if (g := group_of(k))})
@@ -110,24 +115,24 @@ def verify(store: Store, *, repair: bool = False) -> list[dict]:
     return [asdict(d) for d in found]
 
 
-def in_progress(location: str | Path | StoreLocation) -> list[dict]:
+def in_progress(location: str | Path | StoreLocation) -> list[dict[str, Any]]:
     """The extractions still being written (or interrupted): what of them is stored is checked, and their blocks
     not marked done yet are not problems but work to do. Damaged groups are left to ``verify`` to report."""
     store = Store(open_backend(location))
     paths = sorted({g for k in sync(_list(store.zstore)) if (g := group_of(k))})
-    found = []
+    found: list[dict[str, Any]] = []
     for path in (p for p in paths if kind_of(p) == "extraction"):
         try:
-            group = store.root[path]
+            group = group_in(store.root, path)
             if "spec" in group.attrs and not is_complete(group):
-                done = np.asarray(group["done"][...])
+                done = values_in(group, "done")
                 found.append({"group": path, "blocks_done": int(done.sum()), "blocks": int(done.size)})
         except (StoreFault, KeyError):
             continue
     return found
 
 
-async def _list(zstore: zarr.abc.store.Store) -> list[str]:
+async def _list(zstore: ZarrStore) -> list[str]:
     return [key async for key in zstore.list()]
 
 
@@ -164,7 +169,7 @@ class _Checker:
             self._lost("zarr.json", problem)
             return None
         group = self.store.root[self.path]
-        if "spec" not in group.attrs:
+        if not isinstance(group, zarr.Group) or "spec" not in group.attrs:
             return None  # never finished being created: holds nothing, is never read
         attrs_ok = "attributes" not in seal_problems_safe(group)
         try:
@@ -206,12 +211,12 @@ class _Checker:
     # ---- extraction groups: every array checked against the layout its spec implies
 
     def _extraction(self, group: zarr.Group) -> None:
-        spec = from_attrs(ExtractionSpec, group.attrs["spec"])
+        spec = from_attrs(ExtractionSpec, json_object(group, "spec"))
         expected, scratch = expected_metadata(spec)
         usable = set()
         for name, meta in expected.items():
             problem = self._meta_problem(f"{self.path}/{name}/zarr.json")
-            if problem is None and metadata_of(group[name]) != meta:
+            if problem is None and (not isinstance(node := group[name], zarr.Array) or metadata_of(node) != meta):
                 problem = "damaged"
             if problem:
                 self.found.append(
@@ -229,7 +234,7 @@ class _Checker:
         if self.repair and any(d.item.endswith("zarr.json") for d in self.found):
             put_attrs(group, dict(group.attrs))  # the arrays' digest, as the spec says they are
         for name, values in coordinates(spec).items():
-            if name in usable and (problem := self._bad_chunks(group[name])):
+            if name in usable and (problem := self._bad_chunks(array_in(group, name))):
                 self.found.append(
                     Damage(
                         self.path,
@@ -239,9 +244,9 @@ class _Checker:
                     )
                 )
                 if self.repair:
-                    writable(group[name])[...] = values
+                    writable(array_in(group, name))[...] = values
         for name in example_arrays(spec):
-            if name in usable and (problem := self._bad_chunks(group[name])):
+            if name in usable and (problem := self._bad_chunks(array_in(group, name))):
                 self.found.append(
                     Damage(self.path, name, problem, "the next extract of this split rewrites it from the same data")
                 )
@@ -249,20 +254,20 @@ class _Checker:
         complete = is_complete(group)
         if "done" not in usable:
             return
-        done = self._markers(group["done"], "block", spec, complete)
+        done = self._markers(array_in(group, "done"), "block", spec, complete)
         self._blocks(group, spec, done, usable)
         segments = None
         if spec.split == "train" and {"segment_done", "baseline_parts", "baseline"} <= usable:
-            segments = self._markers(group["segment_done"], "segment", spec, complete)
+            segments = self._markers(array_in(group, "segment_done"), "segment", spec, complete)
             self._segments(group, spec, segments, complete)
         if self.repair and len(self.found) > marked:
-            writable(group["done"])[...] = done
+            writable(array_in(group, "done"))[...] = done
             if segments is not None:
-                writable(group["segment_done"])[...] = segments
+                writable(array_in(group, "segment_done"))[...] = segments
             attrs = dict(group.attrs)
-            put_attrs(group, {**attrs, "stamp": {**attrs["stamp"], "state": "in_progress"}})
+            put_attrs(group, {**attrs, "stamp": {**json_object(group, "stamp"), "state": "in_progress"}})
 
-    def _markers(self, array: zarr.Array, unit: str, spec: ExtractionSpec, complete: bool) -> np.ndarray:
+    def _markers(self, array: zarr.Array[Any], unit: str, spec: ExtractionSpec, complete: bool) -> np.ndarray:
         """Done markers (of blocks or train segments); a damaged one counts as not done, a missing one of a
         complete extraction is reported (repair marks both to extract again)."""
         marked = np.zeros(array.shape, bool)
@@ -291,7 +296,9 @@ class _Checker:
             for name, coords in block_chunks(spec, s, b):
                 if name in usable:
                     where = f" layer {coords[2]}" if name in ("acts", "bits") else ""
-                    wanted.append((group[name], coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}"))
+                    wanted.append(
+                        (array_in(group, name), coords, s, b, f"{name} seed {spec.seeds[s]} block {b}{where}")
+                    )
         there = [self._exists(self._key(array, coords)) for array, coords, *_ in wanted]
         present = [w for w, stored in zip(wanted, there) if stored]
         problems = _problems(self.store.backend, [(a.path, coords) for a, coords, *_ in present])
@@ -307,7 +314,7 @@ class _Checker:
         extraction runs, one not written yet is in progress)."""
         for s, g in zip(*np.nonzero(segments)):
             for layer in range(spec.n_layers):
-                problem = self._chunk_problem(group["baseline_parts"], (s, g, layer, 0, 0))
+                problem = self._chunk_problem(array_in(group, "baseline_parts"), (s, g, layer, 0, 0))
                 if problem:
                     self.found.append(
                         Damage(
@@ -322,7 +329,11 @@ class _Checker:
         for s in np.nonzero(segments.all(axis=1))[0]:
             problem = next(
                 filter(
-                    None, (self._chunk_problem(group["baseline"], (s, layer, 0, 0)) for layer in range(spec.n_layers))
+                    None,
+                    (
+                        self._chunk_problem(array_in(group, "baseline"), (int(s), layer, 0, 0))
+                        for layer in range(spec.n_layers)
+                    ),
                 ),
                 None,
             )
@@ -351,24 +362,24 @@ class _Checker:
             self._lost("array metadata (dtype, shape or codecs edited)", "damaged")
             return
         for name in names:
-            if problem := self._bad_chunks(group[name]):
+            if problem := self._bad_chunks(array_in(group, name)):
                 self._lost(f"array {name}", problem)
                 return
 
     # ---- chunks
 
     @staticmethod
-    def _key(array: zarr.Array, coords: tuple[int, ...]) -> str:
+    def _key(array: zarr.Array[Any], coords: tuple[int, ...]) -> str:
         return f"{array.path}/{array.metadata.encode_chunk_key(coords)}"
 
     def _exists(self, key: str) -> bool:
         """In the listing, or written since: a block marked done after the listing was taken has its chunks."""
         return key in self.keys or sync(self.store.zstore.exists(key))
 
-    def _chunk_problem(self, array: zarr.Array, coords: tuple[int, ...]) -> str | None:
+    def _chunk_problem(self, array: zarr.Array[Any], coords: tuple[int, ...]) -> str | None:
         return read_problem(array, coords) if self._exists(self._key(array, coords)) else "missing"
 
-    def _bad_chunks(self, array: zarr.Array) -> str | None:
+    def _bad_chunks(self, array: zarr.Array[Any]) -> str | None:
         """The first problem of any chunk of ``array`` (missing, damaged or misplaced), None when all are sound."""
         grid = [range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)]
         return next(filter(None, (self._chunk_problem(array, coords) for coords in itertools.product(*grid))), None)
@@ -394,10 +405,10 @@ def _problems(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> li
 
 def _read_back(backend: Backend, chunks: list[tuple[str, tuple[int, ...]]]) -> list[str | None]:
     root = Store(backend).root
-    return [read_problem(root[path], coords) for path, coords in chunks]
+    return [read_problem(array_in(root, path), coords) for path, coords in chunks]
 
 
-def read_problem(array: zarr.Array, coords: tuple[int, ...]) -> str | None:
+def read_problem(array: zarr.Array[Any], coords: tuple[int, ...]) -> str | None:
     """What reading one stored chunk back finds: None, or ``StoreFault.problem``: damaged (its CRC32C, a
     truncation), misplaced (not the chunk recorded for its key), missing (its manifest lost)."""
     try:

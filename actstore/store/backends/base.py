@@ -5,8 +5,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
-import zarr
+if TYPE_CHECKING:
+    from zarr.abc.store import Store as ZarrStore
 
 
 class Backend(ABC):
@@ -20,7 +22,7 @@ class Backend(ABC):
     in_process: bool = False
 
     @abstractmethod
-    def zarr_store(self, read_only: bool) -> zarr.abc.store.Store:
+    def zarr_store(self, read_only: bool) -> ZarrStore:
         """The zarr store over the location (``read_only=False`` makes the location ready to be written)."""
 
     @abstractmethod

@@ -143,7 +143,7 @@ def _permitted(action: str, path: Path) -> Iterator[None]:
         ) from None
 
 
-def _of_a_store(entry: os.DirEntry) -> bool:
+def _of_a_store(entry: os.DirEntry[str]) -> bool:
     """Whether an entry of a directory without a root ``zarr.json`` may belong to a store that lost it (``verify
     --repair`` rewrites it): a zarr group, or a file zarr is writing."""
     group = entry.is_dir() and os.path.isfile(os.path.join(entry.path, "zarr.json"))

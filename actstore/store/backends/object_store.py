@@ -12,7 +12,7 @@ import asyncio
 import atexit
 import copy
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, Mapping
 
@@ -166,10 +166,10 @@ def _request(name: str, bounded: bool) -> Callable[..., Any]:
     return call
 
 
-def _listing(name: str) -> Callable[..., AsyncIterator[Any]]:
+def _listing(name: str) -> Callable[..., AsyncGenerator[Any, None]]:
     """The wrapped store's asynchronous iterator ``name``, through ``_answered``."""
 
-    async def call(self: AnsweringStore, *args: Any) -> AsyncIterator[Any]:
+    async def call(self: AnsweringStore, *args: Any) -> AsyncGenerator[Any, None]:
         with _answered(self.url):
             async for item in getattr(self._store, name)(*args):
                 yield item
@@ -213,7 +213,7 @@ def _deadline(scheme: str, options: Mapping[str, Any], fs: Any) -> float | None:
 
 #: sessions to close when their file system is collected, or at exit while zarr's loop still runs (this handler,
 #: registered after zarr's import, runs before zarr stops its loop)
-_SESSIONS: list[weakref.finalize] = []
+_SESSIONS: list[weakref.finalize[..., Any]] = []
 atexit.register(lambda: [close() for close in _SESSIONS])
 
 
