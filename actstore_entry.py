@@ -58,7 +58,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _raise)
     sys.meta_path.insert(0, _HubCheck())
     try:
-        from actstore.cli.app import main as run
+        # mypy checks cli/ as the package `cli`; pyproject's package-dir installs it as actstore.cli
+        from actstore.cli.app import main as run  # type: ignore[import-not-found]
 
         run()
     except Stopped as stop:

@@ -155,7 +155,7 @@ def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dic
     """
     # store.ranking: a clear error if a task is unranked
     values = [np.round(store.ranking(t)["predictivity"].values, PREDICTIVITY_DECIMALS) for t in tasks]
-    specs = [store.ranking_spec(t) for t in tasks]
+    specs = [spec for t in tasks if (spec := store.ranking_spec(t)) is not None]
     for task, spec in zip(tasks[1:], specs[1:]):
         if spec.model.revision != specs[0].model.revision:
             raise ActstoreError(
@@ -281,7 +281,9 @@ def compare_adversarial(
     if clean == task:
         raise ActstoreError(f"task '{task}' has no clean source task in the registry: name one with --clean")
     adv_rank, clean_rank = store.ranking(task), store.ranking(clean)
-    baseline = store.ranking_spec(task).baseline_task
+    adv_spec = store.ranking_spec(task)
+    assert adv_spec is not None  # store.ranking raised if it were not ranked
+    baseline = adv_spec.baseline_task
     if baseline != clean:
         raise ActstoreError(
             f"the ranking of '{task}' used the train baseline of '{baseline}', not of its clean task "

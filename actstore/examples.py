@@ -78,6 +78,7 @@ def top_examples(
         order = np.argsort(-values, kind="stable")
         top, bottom, ranked_by = order[:k], order[::-1][:k], "activation"
     else:
+        assert above is not None  # the bits were read: the store kept no activations
         predicts = above if accuracy >= 0.5 else ~above
         right = np.flatnonzero(predicts == (labels == 1))
         wrong = np.flatnonzero(predicts != (labels == 1))
@@ -100,7 +101,9 @@ def top_examples(
 
 def _stack_of(store: Store, task: str, split: str, layer: int) -> tuple[ExtractionSpec, int]:
     """The extraction (encoder or T5's decoder) that holds ``layer``, and the layer's index in it."""
-    specs = [store.extraction_spec(task, split, stack) for stack in store.stacks(task, split)]
+    specs = [
+        spec for stack in store.stacks(task, split) if (spec := store.extraction_spec(task, split, stack)) is not None
+    ]
     if not specs:
         store.extraction(task, split)  # the usual clear error
     first = 0
@@ -123,7 +126,8 @@ def _baseline(store: Store, spec: ExtractionSpec, s: int, layer: int, token: int
     task = spec.baseline_task or spec.task
     if not store.complete(task, "train"):
         return None
-    return float(store.extraction_reader(task, "train", spec.stack).array("baseline")[s, layer, token, neuron])
+    baseline = store.extraction_reader(task, "train", spec.stack).array("baseline")
+    return float(np.asarray(baseline[s, layer, token, neuron]))
 
 
 def _rows(ds, spec: ExtractionSpec, values: np.ndarray | None, above: np.ndarray | None, prediction: np.ndarray):

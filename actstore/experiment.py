@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import numpy as np
@@ -370,12 +371,11 @@ def _analysis_plan(raw: dict, name: str) -> AnalysisPlan | None:
     if name not in raw:
         return None
     section = raw[name]
-    return AnalysisPlan(
-        **{
-            k: tuple(float(p) for p in v) if k == "percents" else tuple(v) if isinstance(v, list) else v
-            for k, v in section.items()
-        }
-    )
+    settings: dict[str, Any] = {
+        k: tuple(float(p) for p in v) if k == "percents" else tuple(v) if isinstance(v, list) else v
+        for k, v in section.items()
+    }
+    return AnalysisPlan(**settings)
 
 
 def _report_plan(raw: dict) -> ReportPlan | None:
@@ -436,6 +436,7 @@ def _run_model(
     analyses: list[AnalysisReport],
 ) -> list[TaskReport]:
     if experiment.prompts.kind == "robust-neurons":  # the tree and its tasks, before a model is loaded
+        assert experiment.prompts.dir is not None  # Experiment._check refused robust-neurons without one
         for name in experiment.clean_tasks():
             robust_neurons_seeds(Path(experiment.prompts.dir), name)
     model = model or load_model(experiment.model, device=shard.device(None), layout=experiment.layout)
@@ -492,6 +493,7 @@ def _released_prompts(experiment: Experiment, model: PromptedModel) -> dict[str,
     """Per clean task, the released prompts of the experiment's seeds (``[prompts] from = "robust-neurons"``)."""
     if experiment.prompts.kind != "robust-neurons":
         return {}
+    assert experiment.prompts.dir is not None  # Experiment._check refused robust-neurons without one
     found = {}
     for name in experiment.clean_tasks():
         every = PromptSet.from_robust_neurons(experiment.prompts.dir, name, model.spec.architecture, model.spec.hidden)
@@ -608,6 +610,7 @@ def _run_task(
         say(f"{task.name}: prompts tuned for seeds {list(experiment.seeds)}")
     splits = _to_extract(experiment, train, dev)
     prompts = PromptSet.stored(store, source)
+    assert prompts is not None  # tuned or imported above, or the clean source's: check() refused a task without
     for split in splits:
         planned = plan(model, task, split, prompts, experiment.extract)
         with progress(f"extract {task.name}/{split.name}", owned_examples(planned, shard)) as advance:
@@ -658,10 +661,12 @@ def _analyses(
         analyses.append(AnalysisReport(experiment.model, kind, name, f"{where}/{kind}/{name}", ran))
 
     for name, neurons_from, mode in experiment.suppression_runs():
+        assert experiment.suppress is not None  # suppression_runs is empty without [suppress]
         options = replace(experiment.suppress.options, mode=mode)
         task, split = tasks.get_task(name), dev[name]
         stored_as = suppression_name(name, neurons_from, mode, options.scope)
         prompts = PromptSet.stored(store, tasks.source_task(task))
+        assert prompts is not None  # _run_model stored the prompts of every task
         if _suppressed(store, stored_as, task, split, model, prompts, options, neurons_from, length):
             say(f"suppression {stored_as}: stored already")
             done("suppression", stored_as, ran=False)
@@ -703,13 +708,14 @@ def _analyses(
             f"{where}/transfer/{','.join(names)}"
         )
         done("transfer", ",".join(names), ran=bool(pairs))
-    for names, normalize in experiment.correlations():
-        analysis.correlate(store, list(names), normalize)
-        stored_as = ",".join(names) + ("" if normalize == "none" else f".{normalize}")
-        say(f"task specificity ({normalize}) of {len(names)} tasks: stored in {where}/correlation/{stored_as}")
+    for correlated, normalize in experiment.correlations():
+        analysis.correlate(store, list(correlated), normalize)
+        stored_as = ",".join(correlated) + ("" if normalize == "none" else f".{normalize}")
+        say(f"task specificity ({normalize}) of {len(correlated)} tasks: stored in {where}/correlation/{stored_as}")
         done("correlation", stored_as)
     for adversarial, clean in experiment.adversarial_comparisons():
         plan_ = experiment.compare_adversarial
+        assert plan_ is not None  # adversarial_comparisons is empty without [compare_adversarial]
         result = analysis.compare_adversarial(
             store, adversarial, clean=clean, percents=plan_.percents, scope=plan_.scope
         )

@@ -9,6 +9,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -185,9 +186,11 @@ class PromptSet:
 
 #: export formats: one torch file per seed (Prompt-Transferability), the same array as .npy, a PEFT checkpoint per
 #: seed, or the Robust-Neurons release's tree (``seed_<s>/<Task>Prompt<Model>/task_prompt``)
-FORMATS = ("pt", "npy", "peft", "robust-neurons")
+Format = Literal["pt", "npy", "peft", "robust-neurons"]
+FORMATS: tuple[Format, ...] = get_args(Format)
 #: where ``actstore prompts import`` reads from: files (FILES...) or a Robust-Neurons tree (one DIR)
-SOURCES = ("files", "robust-neurons")
+Source = Literal["files", "robust-neurons"]
+SOURCES: tuple[Source, ...] = get_args(Source)
 
 # ---- the Robust-Neurons release (Ackermann & Ohmer 2024; LeonAckermann/Robust-Neurons, continuous_prompts/)
 
@@ -338,7 +341,7 @@ def export_prompts(
     if fmt not in FORMATS:
         raise ActstoreError(f"unknown prompt format '{fmt}'; use one of {', '.join(FORMATS)}")
     if fmt == "robust-neurons":
-        folder = robust_neurons_folder(task, architecture)  # refused before anything is written
+        rn_folder = robust_neurons_folder(task, architecture)  # refused before anything is written
         if prompts.n_tokens != RN_TOKENS:
             raise ActstoreError(
                 f"the Robust-Neurons format holds {RN_TOKENS}-token prompts (their code's prompt "
@@ -348,10 +351,10 @@ def export_prompts(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ActstoreError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    written = []
+    written: list[Path] = []
     for seed, name, vectors in zip(prompts.seeds, prompts.names, prompts.vectors):
         if fmt == "robust-neurons":
-            target = out / f"{RN_SEED_PREFIX}{name}" / folder / RN_FILE
+            target = out / f"{RN_SEED_PREFIX}{name}" / rn_folder / RN_FILE
             target.parent.mkdir(parents=True, exist_ok=True)
             torch.save(torch.from_numpy(np.ascontiguousarray(vectors)), target)
             written.append(target)

@@ -119,7 +119,9 @@ def suppression_edit(
             here = idx.to(act.device)  # --device-map: the layer may be on another GPU than the model's first
             if mode == "zero":
                 out[..., here] = 0
-            elif mode == "mean":
+                return out
+            assert table is not None  # modes mean and noise come with their values
+            if mode == "mean":
                 out[..., here] = table[seed_index, layer, idx].to(act.device, act.dtype)
             else:
                 shape = (*act.shape[:-1], idx.numel())
@@ -154,6 +156,7 @@ def suppress(
     neurons_from = neurons_from or task.name
     ranking = store.ranking(neurons_from)
     ranked = store.ranking_spec(neurons_from)
+    assert ranked is not None  # store.ranking raised if it were not ranked
     source = source_task(task)
     prompts = usable_prompts(store, source, model, max_length)
     model.check_made_for(f"ranking of '{neurons_from}'", ranked.model)

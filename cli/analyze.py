@@ -24,7 +24,7 @@ from .common import (
     placement,
 )
 from .output import out, print_json, throughput
-from .suppress import ScopeOption, parse_percents
+from .suppress import ScopeOption, format_percents, parse_percents
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -103,7 +103,9 @@ def transfer(
     )
     with target.writing():
         if pairs:
-            made_for = target.prompt_spec(names[0]).model
+            own = target.prompt_spec(names[0])
+            assert own is not None  # transfer_pairs checked that every task holds its own prompts
+            made_for = own.model
             lm = load_model(
                 model or made_for.name,
                 layout=layout or made_for.layout,
@@ -111,7 +113,7 @@ def transfer(
                 **placement(device, model_dtype, device_map),
             )
             check_transfer_runs(target, lm, data, pairs, batch_size=batch_size, max_length=max_length)
-            n_seeds = len(target.prompt_spec(names[0]).seeds)
+            n_seeds = len(own.seeds)
             with throughput("transfer", sum(len(data[d]) for d, _ in pairs) * n_seeds) as rates:
                 for name, prompts in pairs:
                     evaluate(
@@ -182,8 +184,8 @@ def compare_adversarial(
     store: StorePath,
     task: Annotated[str, typer.Option(help="the adversarial task, ranked with its clean task's baseline")],
     clean: Annotated[str | None, typer.Option(help="default: the task's clean source in the registry")] = None,
-    percent: Annotated[str, typer.Option(help="comma-separated top percentages to compare")] = ",".join(
-        f"{p:g}" for p in ADVERSARIAL_PERCENTS
+    percent: Annotated[str, typer.Option(help="comma-separated top percentages to compare")] = format_percents(
+        ADVERSARIAL_PERCENTS
     ),
     scope: ScopeOption = "layer",
     as_json: AsJson = False,

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, TypedDict, get_args
 
 import typer
 
@@ -40,7 +40,7 @@ DataFiles = Annotated[
     ),
 ]
 DataFormat = Annotated[
-    Literal[tasks.DATA_FORMATS] | None,
+    tasks.DataFormatName | None,
     typer.Option(help=f"format of --data-files: {', '.join(tasks.DATA_FORMATS)} (default: each file's extension)"),
 ]
 TextField = Annotated[
@@ -115,9 +115,17 @@ BatchSize = Annotated[int, typer.Option(min=1, help="examples per forward pass")
 MaxLength = Annotated[int, typer.Option(min=1, help="text tokens at most")]
 
 
+class Placement(TypedDict):
+    """``load_model``'s placement keywords."""
+
+    device: str | None
+    dtype: str | None
+    device_map: str | None
+
+
 def placement(
     device: str | None, model_dtype: str | None, device_map: str | None, shard: Shard | None = None
-) -> dict[str, str | None]:
+) -> Placement:
     """``load_model``'s device, dtype and device_map from the options (the library picks the defaults and checks
     them); under a launcher each rank gets its GPU, unless --device-map places the model itself (then one rank per
     machine)."""
@@ -226,7 +234,9 @@ def parse_text_fields(items: list[str] | None) -> list[str] | None:
     for the default column."""
     names = [name.strip() for item in items or [] for name in item.split(",")]
     if "" in names:
-        raise ActstoreError(f"--text-field takes column names (a,b or the option repeated), got {','.join(items)!r}")
+        raise ActstoreError(
+            f"--text-field takes column names (a,b or the option repeated), got {','.join(items or [])!r}"
+        )
     return names or None
 
 
@@ -260,7 +270,8 @@ def with_data(command: Callable) -> Callable:
         return command(*args, data=DataSource(**{name: kwargs.pop(name) for name in _DATA_OPTIONS}), **kwargs)
 
     kept = [p for p in signature.parameters.values() if p.name != "data"]
-    run.__signature__ = signature.replace(parameters=kept + extra)
+    # typer reads inspect.signature, which honours __signature__ (an attribute typeshed does not declare)
+    run.__signature__ = signature.replace(parameters=kept + extra)  # type: ignore[attr-defined]
     run.__annotations__ = {p.name: p.annotation for p in kept} | _DATA_OPTIONS
     return run
 
@@ -291,9 +302,10 @@ def parse_storage_options(items: list[str] | None) -> dict[str, object]:
         *parents, leaf = key.strip().split(".")
         target = options
         for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
+            nested = target.setdefault(part, {})
+            if not isinstance(nested, dict):
                 raise ActstoreError(f"--storage-option {key}: {part} is set to a value already")
+            target = nested
         target[leaf] = value
     return options
 
@@ -306,7 +318,7 @@ def with_store(command: Callable) -> Callable:
         return command
     store = signature.parameters["store"]
     _, *declaration = get_args(store.annotation)  # Annotated[StoreLocation, typer.Option(help=...)]
-    text = Annotated[str | None if store.default is None else str, *declaration]
+    text: object = Annotated[str | None if store.default is None else str, *declaration]
 
     @functools.wraps(command)
     def run(*args, **kwargs):
@@ -319,6 +331,6 @@ def with_store(command: Callable) -> Callable:
 
     kept = [p.replace(annotation=text) if p.name == "store" else p for p in signature.parameters.values()]
     extra = inspect.Parameter("storage_option", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StorageOption)
-    run.__signature__ = signature.replace(parameters=[*kept, extra])
+    run.__signature__ = signature.replace(parameters=[*kept, extra])  # type: ignore[attr-defined]  # see with_data
     run.__annotations__ = {p.name: p.annotation for p in kept} | {"storage_option": StorageOption}
     return run

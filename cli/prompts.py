@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from actstore.errors import ActstoreError
-from actstore.prompts import FORMATS, RN_LAYOUT, SOURCES, PromptSet, export_prompts, robust_neurons_seeds
+from actstore.prompts import FORMATS, RN_LAYOUT, Format, PromptSet, Source, export_prompts, robust_neurons_seeds
 
 from .common import Layout, StoreLocation, parse_seeds
 from .output import out, print_json
@@ -30,7 +30,7 @@ def import_(
     store: Annotated[StoreLocation, typer.Option(help="the store to add them to")],
     model: Annotated[str, typer.Option(help="the model they were trained for")],
     source: Annotated[
-        Literal[SOURCES],
+        Source,
         typer.Option(
             "--from",
             help="files: the files given; robust-neurons: the seed paper's released tree, every seed folder "
@@ -96,7 +96,7 @@ def export(
     task: Annotated[str, typer.Option(help="whose prompts")],
     store: Annotated[StoreLocation, typer.Option(help="the store holding them")],
     out_dir: Annotated[Path, typer.Option("--out", help="folder to write")],
-    fmt: Annotated[Literal[FORMATS], typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "pt",
+    fmt: Annotated[Format, typer.Option("--format", help=f"one of {', '.join(FORMATS)}")] = "pt",
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a line")] = False,
 ) -> None:
     """Write a task's prompts as one file (pt: a [tokens, hidden] tensor; npy: the same array) or PEFT checkpoint
@@ -109,7 +109,9 @@ def export(
     prompts = PromptSet.stored(source, task)
     if prompts is None:
         raise ActstoreError(f"{store} holds no prompts for task '{task}'")
-    made_for = source.prompt_spec(task).model
+    held = source.prompt_spec(task)
+    assert held is not None  # PromptSet.stored found them
+    made_for = held.model
     written = export_prompts(
         prompts, out_dir, fmt, base_model=hub_id(made_for.name), task=task, architecture=made_for.architecture
     )

@@ -17,9 +17,10 @@ from .output import err, out, print_json, skill_table, steps
 
 if TYPE_CHECKING:
     from actstore.estimate import Estimate
+    from actstore.experiment import AnalysisReport
 
 
-def _blocks_done(location: StoreLocation) -> int | None:
+def _blocks_done(location: str | StoreLocation) -> int | None:
     """Extraction blocks the store holds (None: no store yet), to tell afterwards whether any were added."""
     from actstore.store import open_store
 
@@ -147,7 +148,8 @@ def run(
     from actstore.scheduler import using
 
     singles = experiment.each_model()
-    before, work, analyses = [_blocks_done(s.store) for s in singles], _Work(), []
+    before, work = [_blocks_done(s.store) for s in singles], _Work()
+    analyses: list[AnalysisReport] = []
     with using(scheduler, singles[0].store):  # where the rankings are counted
         # under --json the running commentary goes to stderr: stdout holds the one JSON document
         reports = run_experiment(

@@ -34,6 +34,11 @@ DEFAULT_PERCENTS = (0, 1, 3, 5, 7, 9, 11, 13, 15)
 ScopeOption = Annotated[Scope, typer.Option(help="layer: top x % of each layer; global: top x % of all neurons")]
 
 
+def format_percents(percents: tuple[float, ...]) -> str:
+    """``0,1,5``: the text ``parse_percents`` reads, for an option's default."""
+    return ",".join(f"{p:g}" for p in percents)
+
+
 def parse_percents(text: str) -> tuple[float, ...]:
     """``0,1,5``; the library checks the values (range, repeats)."""
     try:
@@ -45,9 +50,9 @@ def parse_percents(text: str) -> tuple[float, ...]:
 def suppress(
     store: Annotated[StoreLocation, typer.Option(help="the store holding the ranking and the prompts")],
     task: Annotated[str, typer.Option(help="the task whose data is scored")],
-    percent: Annotated[str, typer.Option(help="comma-separated percentages of neurons to suppress (0–100)")] = ",".join(
-        f"{p:g}" for p in DEFAULT_PERCENTS
-    ),
+    percent: Annotated[
+        str, typer.Option(help="comma-separated percentages of neurons to suppress (0–100)")
+    ] = format_percents(DEFAULT_PERCENTS),
     mode: Annotated[
         Mode, typer.Option(help="zero, noise (Gaussian, scaled by the neuron's spread) or mean (the train baseline)")
     ] = "zero",

@@ -54,10 +54,12 @@ def heatmap(
     ax.set_xlabel(names[0] if names else x.replace("_", " "))
     ax.set_ylabel(names[1] if names else y.replace("_", " "))
     starred = np.zeros(values.shape, bool) if marks is None else marks.transpose(y, x).values
+    masked = np.ma.getmaskarray(shown)
     for (i, j), value in np.ndenumerate(values):
-        if shown.mask is not np.ma.nomask and shown.mask[i, j]:
+        if masked[i, j]:
             continue
-        r, g, b, _ = image.cmap(image.norm(value))
+        # Normalize takes a scalar as well: matplotlib's abstract Norm declares arrays only
+        r, g, b, _ = image.cmap(image.norm(value))  # type: ignore[arg-type]
         ax.text(
             j,
             i,

@@ -90,7 +90,7 @@ def token_figure(accuracy: xr.DataArray) -> Figure:
     """Predictivity per prompt token, max(Acc, 1 − Acc) (Eq. 4), per seed (thin, its maximum marked) and averaged
     over seeds (thick); dashed, the neuron's predictivity (Eq. 5): the mean of the seeds' maxima, which lies above
     the thick curve's peak wherever the seeds peak at different tokens."""
-    per_token = np.maximum(accuracy, 1.0 - accuracy).transpose("seed", "token")
+    per_token = xr.ufuncs.maximum(accuracy, 1.0 - accuracy).transpose("seed", "token")
     fig = Figure(figsize=(6.0, 3.2), layout="constrained")
     ax = fig.add_subplot()
     tokens = per_token["token"].values
@@ -144,10 +144,11 @@ def activity_figure(activity: Activity) -> Figure:
         ax.set_ylabel("share above the baseline")
         fig.legend(loc="outside lower center", ncols=len(colors), fontsize=8)
         return fig
+    assert activity.baseline is not None  # the activations are kept with their baselines (``activities``)
     fig, axes = _grid(len(activity.seeds), width=3.4, height=2.6)
     for s, (ax, seed) in enumerate(zip(axes, activity.seeds)):
         values = activity.values[s]
-        bins = np.histogram_bin_edges(values, bins=30)
+        bins = np.histogram_bin_edges(values, bins=30).tolist()
         for c, name in enumerate(activity.label_names):
             ax.hist(
                 values[activity.labels == c],
@@ -175,12 +176,12 @@ def activity_figure(activity: Activity) -> Figure:
 
 def comparable(store: Store, rankings: dict[str, xr.Dataset], task: str) -> dict[str, xr.Dataset]:
     """The rankings whose neurons are ``task``'s neurons: made with the same model (name and revision), same shape."""
-    model, shape = store.ranking_spec(task).model, rankings[task]["predictivity"].shape
+    specs = {name: spec for name in rankings if (spec := store.ranking_spec(name)) is not None}  # each ranked
+    model, shape = specs[task].model, rankings[task]["predictivity"].shape
     return {
         other: ranking
         for other, ranking in rankings.items()
-        if (store.ranking_spec(other).model.name, store.ranking_spec(other).model.revision)
-        == (model.name, model.revision)
+        if (specs[other].model.name, specs[other].model.revision) == (model.name, model.revision)
         and ranking["predictivity"].shape == shape
     }
 
@@ -216,6 +217,8 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
         rows = top_neurons(ranking, k)
         found = activities(store, task, ranking, rows)
         peers = comparable(store, rankings, task)
+        spec = store.ranking_spec(task)
+        assert spec is not None  # store.ranking raised if it were not ranked
         for row in rows:
             layer, neuron = row["layer"], row["neuron"]
             stem = f"{_stem(task)}-L{layer}-N{neuron}"
@@ -263,9 +266,7 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
                 )
             sections.append(("Rank in each task", _rank_table(rank_rows(peers, layer, neuron), task)))
             if activity is not None:
-                sections.append(
-                    _examples_section(store, store.ranking_spec(task), ranking, layer, neuron, row["best_token"])
-                )
+                sections.append(_examples_section(store, spec, ranking, layer, neuron, row["best_token"]))
             _write_page(
                 folder / f"{stem}.html",
                 f"Skill neuron: {name}",

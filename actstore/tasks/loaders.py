@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from functools import cache
 from itertools import islice
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Literal, TextIO, get_args
 
 import numpy as np
 
@@ -25,7 +25,8 @@ from .registry import TaskSpec, _check_fields, _registry, custom_task, get_task
 SPLITS = ("train", "validation", "test")
 ALIASES = {"dev": "validation", "val": "validation"}
 #: formats of the user's files (``data_format``, else the file's extension)
-DATA_FORMATS = ("csv", "tsv", "json", "jsonl", "parquet")
+DataFormatName = Literal["csv", "tsv", "json", "jsonl", "parquet"]
+DATA_FORMATS: tuple[DataFormatName, ...] = get_args(DataFormatName)
 #: the hub's parquet export of a repo, the revision ``datasets`` reads script-based repos from
 PARQUET_EXPORT = "refs/convert/parquet"
 
@@ -101,7 +102,7 @@ def user_task(
         label_names = _label_names(values, len(label_words))
         if len(label_names) != len(label_words):
             raise ActstoreError(
-                f"the label column '{label_field}' of {', '.join(map(str, data_files.values()))} holds "
+                f"the label column '{label_field}' of {', '.join(map(str, (data_files or {}).values()))} holds "
                 f"{len(label_names)} distinct labels ({', '.join(label_names[:10])}"
                 f"{', ...' * (len(label_names) > 10)}) but {len(label_words)} label words were given "
                 f"({', '.join(label_words)})"
@@ -216,16 +217,20 @@ def load_splits(
     files are the benchmarks as published, used as they are (their own duplicates included)."""
     spec = get_task(task) if isinstance(task, str) else task
     names = parse_splits(splits)
-    options = {
-        "data_dir": data_dir,
-        "data_files": data_files,
-        "text_fields": text_fields,
-        "label_field": label_field,
-        "data_format": data_format,
-    }
     if data_files is not None and not allow_overlap:
         _check_disjoint(spec, _user_files(data_files, data_format), _overrides(text_fields, label_field))
-    return {name: load_split(spec, name, **options) for name in names}
+    return {
+        name: load_split(
+            spec,
+            name,
+            data_dir=data_dir,
+            data_files=data_files,
+            text_fields=text_fields,
+            label_field=label_field,
+            data_format=data_format,
+        )
+        for name in names
+    }
 
 
 def _overrides(text_fields: Sequence[str] | None, label_field: str | None) -> dict:
@@ -394,7 +399,7 @@ def _user_records(path: Path, fmt: str) -> Iterator[tuple[str, dict]]:
 #: the csv module's reading of the delimited formats, strict: a CSV field's quotes are RFC 4180's (a stray quote is
 #: an error rather than dropped, an unclosed one an error rather than the rest of the file as one text); TSV has no
 #: quoting, as GLUE ships it (a quote is text, and a tab cannot be)
-_DIALECTS = {
+_DIALECTS: dict[str, dict[str, Any]] = {
     "csv": {"delimiter": ",", "strict": True},
     "tsv": {"delimiter": "\t", "quoting": csv.QUOTE_NONE, "strict": True},
 }

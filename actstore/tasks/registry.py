@@ -90,10 +90,12 @@ def source_task(task: str | TaskSpec) -> str:
     task its own (a user's own task, unknown to the registry, included)."""
     if isinstance(task, str):
         try:
-            task = get_task(task)
+            spec = get_task(task)
         except ActstoreError:
             return task
-    return task.clean_source or task.name
+    else:
+        spec = task
+    return spec.clean_source or spec.name
 
 
 def custom_task(
