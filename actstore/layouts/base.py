@@ -25,7 +25,9 @@ class Prompted(Protocol):
     """What a layout reads of the model it builds inputs for (``models.PromptedModel``; a protocol, so that the
     layouts, which ``models`` imports, import nothing of ``models``)."""
 
-    model: nn.Module
+    #: a transformers model: torch types its config fields and submodules (which differ by architecture) as
+    #: ``Tensor | Module``, each known at run time only
+    model: Any
     tokenizer: Any
     spec: ModelSpec
     is_t5: bool
