@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numba
 import numpy as np
@@ -155,7 +156,10 @@ def prepare(
     prompt_set.check_fits(model.spec, options.max_length)
     if record_under is None and not model.cross_layout:  # the store's prompts: tuned or imported in a layout
         source = prompts_from or source_task(task)
-        if why := layout_mismatch(f"prompts of '{source}'", existing.prompt_spec(source).model, model.spec):
+        assert existing is not None  # ``_prompts`` found the prompts in it
+        made_for = existing.prompt_spec(source)
+        assert made_for is not None
+        if why := layout_mismatch(f"prompts of '{source}'", made_for.model, model.spec):
             raise ActstoreError(why)
     if existing is not None and record_under:
         held = existing.prompt_spec(record_under)
@@ -251,7 +255,7 @@ def extract(
     with ThreadPoolExecutor(max_workers=options.queue, thread_name_prefix="actstore-writer") as pool:
         queue = _WriteQueue(pool, options.queue)
 
-        def run_block(s: int, b: int, prompt: torch.Tensor) -> list[np.ndarray]:
+        def run_block(s: int, b: int, prompt: torch.Tensor) -> list[np.ndarray | None]:
             """Compute a block, and write it unless it is stored already (a train block is recomputed for its
             segment's sum)."""
             stacks, scores, lengths = runner.run(s, b, prompt)
@@ -351,7 +355,7 @@ def _stream_segments(
         computed = True
     for writer in writers:
         if computed or not writer.is_complete():
-            for s in np.nonzero(writer.segments_done().all(axis=1))[0]:
+            for s in map(int, np.nonzero(writer.segments_done().all(axis=1))[0]):
                 writer.put_baseline(s, baseline_from_sum(writer.segment_total(s), spec.n_examples))
 
 
@@ -392,13 +396,14 @@ class _BlockRunner:
         self.block_shapes = [(s.n_layers, s.n_positions, s.model.n_neurons) for s in specs]
         self.on_device = (model.device.type != "cpu") if on_device is None else on_device
         self.on_device &= self.spec.store_moments  # nothing to make on a train split
-        self._thresholds: dict[tuple[int, int], object] = {}
+        self._thresholds: dict[tuple[int, int], Any] = {}
 
-    def thresholds(self, seed_index: int, stack: int) -> object:
+    def thresholds(self, seed_index: int, stack: int) -> Any:
         """What the bits of one seed and stack compare with: numba's ``thresholds_for`` on the host, the baseline
         floored to the dtype as a tensor on the device (cached: one per seed and stack)."""
         key = (seed_index, stack)
         if key not in self._thresholds:
+            assert self.baselines is not None  # given whenever bits are stored (``extract``)
             baseline = self.baselines[stack][seed_index]
             self._thresholds[key] = (
                 torch.from_numpy(kernels.floor_to(baseline, self.spec.dtype)).to(self.model.device)
@@ -414,6 +419,7 @@ class _BlockRunner:
         bits, moments = captured.bits, captured.moments
         numba.set_num_threads(1)  # this writer thread's kernels: the model's threads have the cores
         if spec.store_moments and moments is None:
+            assert captured.acts is not None  # not made on the device: the values crossed to the host
             bits, moments = kernels.bits_and_moments(
                 captured.acts, self.thresholds(seed_index, captured.stack) if spec.store_bits else None
             )
@@ -456,10 +462,10 @@ class _BlockRunner:
             def capture(layer: int, act: torch.Tensor, rows: slice = rows) -> None:
                 stack, index = (0, layer) if layer < n_encoder else (1, layer - n_encoder)
                 values = act[:, where[stack]]
-                if targets[stack] is not None:
-                    targets[stack][rows, index].copy_(values)
-                if made[stack] is not None:
-                    made[stack].add(rows, index, values)
+                if (target := targets[stack]) is not None:
+                    target[rows, index].copy_(values)
+                if (device_block := made[stack]) is not None:
+                    device_block.add(rows, index, values)
 
             with self.model.ffn_hooks(capture):
                 scores[rows] = self.model.label_logits(batch, prompt, self.word_ids).float().cpu().numpy()
@@ -518,7 +524,7 @@ class _DeviceBlock:
     def add(self, rows: slice, layer: int, act: torch.Tensor) -> None:
         values = act.to(self.finite.device, self.dtype)  # --device-map: the layer may be on another GPU
         self.finite[layer] &= torch.isfinite(values).all(0).all(0)
-        if self.floor is not None:
+        if self.floor is not None and self.bits is not None:  # the bits are made exactly when a floor is given
             above = (values > self.floor[layer]).to(torch.uint8)
             above = torch.nn.functional.pad(above, (0, self.packed * 8 - self.n_neurons))
             shifted = above.view(*above.shape[:-1], self.packed, 8) << self.shifts
@@ -567,7 +573,8 @@ class _WriteQueue:
     """At most ``depth`` blocks in flight; a failed write stops the extraction with its error."""
 
     def __init__(self, pool: ThreadPoolExecutor, depth: int) -> None:
-        self.pool, self.slots, self.pending = pool, threading.Semaphore(depth), []
+        self.pool, self.slots = pool, threading.Semaphore(depth)
+        self.pending: list[Future[None]] = []
 
     def submit(self, fn: Callable[..., None], *args: object) -> None:
         self.slots.acquire()

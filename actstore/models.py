@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from functools import cache, partial
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -123,7 +124,7 @@ class PromptedModel:
     def __init__(
         self,
         name: str,
-        model: nn.Module,
+        model: Any,  # a transformers model: its config fields and submodules differ by architecture (``Prompted``)
         tokenizer,
         scoring: str,
         path: str,
@@ -141,7 +142,8 @@ class PromptedModel:
         encoder, decoder = _ffn_output_projections(model, arch)
         self.ffn_outputs: list[nn.Module] = encoder + decoder
         # a Linear's inputs, or a Conv1D's (GPT-2: weight (in, out))
-        n_neurons = getattr(encoder[0], "in_features", None) or encoder[0].weight.shape[0]
+        projection: Any = encoder[0]  # torch types a submodule's weight as Tensor | Module
+        n_neurons = getattr(projection, "in_features", None) or projection.weight.shape[0]
         positions = getattr(cfg, "max_position_embeddings", None) or 512  # T5: relative, 512 by convention
         if arch == "roberta":
             positions -= cfg.pad_token_id + 1  # RoBERTa's positions start after the padding index
@@ -179,6 +181,7 @@ class PromptedModel:
         reference code used for this model and task (``data/label_ids.json``); else each label word, which must be
         exactly one token (looked up as " word" in ``peft``, as "word" in ``pt``/``sn``, as their code does)."""
         n_classes = len(task.label_names)
+        ids: list[int] | None
         if task.label_ids:
             ids = list(task.label_ids)
             size = len(self.tokenizer)
@@ -267,7 +270,7 @@ class PromptedModel:
                 h.remove()
 
 
-def _ffn_output_projections(model: nn.Module, arch: str) -> tuple[list[nn.Module], list[nn.Module]]:
+def _ffn_output_projections(model: Any, arch: str) -> tuple[list[nn.Module], list[nn.Module]]:
     """(encoder, decoder) FFN output projections; the decoder list is empty for encoder-only models."""
     if arch == "t5":
         return (
@@ -324,7 +327,7 @@ def model_dtype(name: str | None, device: torch.device | None, device_map: str |
             raise ActstoreError(
                 "--model-dtype bfloat16: this GPU has no bfloat16; use --model-dtype float16 or float32"
             )
-        if not on_cuda and device.type == "cpu" and not _cpu_has_bfloat16():
+        if not on_cuda and device is not None and device.type == "cpu" and not _cpu_has_bfloat16():
             raise ActstoreError(
                 "--model-dtype bfloat16: this CPU has no bfloat16 instructions (torch would emulate "
                 "them, many times slower); use --model-dtype float32"
@@ -386,6 +389,7 @@ def load_model(
         raise ActstoreError(f"model '{name}' is a {arch}; supported architectures: {', '.join(SUPPORTED)}")
     chosen.check_architecture(arch, name)
     has_mlm_head = any(a.endswith("ForMaskedLM") for a in (config.architectures or []))
+    cls: type[T5ForConditionalGeneration | AutoModelForCausalLM | AutoModelForMaskedLM | AutoModel]
     if arch == "t5":
         cls, scoring = T5ForConditionalGeneration, "t5_decoder"
     elif arch in DECODER_ARCHITECTURES:
@@ -394,9 +398,9 @@ def load_model(
         cls, scoring = AutoModelForMaskedLM, "mlm_head"
     else:
         cls, scoring = AutoModel, "embedding_dot"
-    placed = {} if device_map is None else {"device_map": device_map}
+    placed: dict[str, Any] = {} if device_map is None else {"device_map": device_map}
     try:
-        model = cls.from_pretrained(path, config=config, dtype=torch_dtype, **placed)
+        model: nn.Module = cls.from_pretrained(path, config=config, dtype=torch_dtype, **placed)
         tokenizer = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:  # e.g. a directory with config.json but no weights
         raise ActstoreError(_unloadable(name, path, exc)) from None
