@@ -333,6 +333,7 @@ def _model_plan(experiment: Experiment, n_tokens: int, released: bool) -> ModelP
         read = "the bits" if options.keep != "acts" else "the values"
         plan.steps.append(Step("rank", name, note=f"CPU, {read} against {tasks.source_task(task)}'s baseline"))
     for name, neurons_from, mode in experiment.suppression_runs():
+        assert experiment.suppress is not None  # ``suppression_runs`` gives none without it
         o = experiment.suppress.options
         n = dev_sizes[name]
         runs = (0.0 in o.percents) + sum(p > 0 for p in o.percents) * (1 + o.random_draws)
@@ -352,7 +353,7 @@ def _model_plan(experiment: Experiment, n_tokens: int, released: bool) -> ModelP
         )
     if names := experiment.transfer_tasks():
         counts = [dev_sizes[d] for d in names]
-        passes = None if None in counts else sum(counts) * len(names) * seeds
+        passes = None if None in counts else sum(c or 0 for c in counts) * len(names) * seeds
         plan.steps.append(
             Step(
                 "transfer",
@@ -365,8 +366,8 @@ def _model_plan(experiment: Experiment, n_tokens: int, released: bool) -> ModelP
                 f"{len(names)} × {len(names)} pairs",
             )
         )
-    for names, normalize in experiment.correlations():
-        plan.steps.append(Step("correlate", f"{len(names)} tasks ({normalize})", note="CPU"))
+    for correlated, normalize in experiment.correlations():
+        plan.steps.append(Step("correlate", f"{len(correlated)} tasks ({normalize})", note="CPU"))
     for adversarial, clean in experiment.adversarial_comparisons():
         plan.steps.append(Step("compare-adversarial", f"{adversarial} vs {clean}", note="CPU"))
     if experiment.report:
@@ -415,6 +416,7 @@ def _extraction(
 
 def _release_note(experiment: Experiment, task: str) -> str:
     """Where a clean task's released prompts would come from, or why the run would stop there."""
+    assert experiment.prompts.dir is not None  # Experiment._check refused robust-neurons without one
     try:
         found = robust_neurons_seeds(Path(experiment.prompts.dir), task)
     except ActstoreError as exc:

@@ -124,7 +124,9 @@ def usable_prompts(store: Store, source: str, model: PromptedModel, max_length: 
             f"{store.location} holds no prompts for task '{source}': run actstore tune --task {source} first"
         )
     prompts.check_fits(model.spec, max_length)
-    model.check_made_for(f"prompts of '{source}'", store.prompt_spec(source).model)
+    made_for = store.prompt_spec(source)
+    assert made_for is not None  # ``PromptSet.stored`` read them a moment ago
+    model.check_made_for(f"prompts of '{source}'", made_for.model)
     return prompts
 
 

@@ -104,6 +104,7 @@ def tune_seed(
 ) -> SeedResult:
     """Train one seed's prompt with AdamW on the label-word cross-entropy; early-stop on dev accuracy."""
     options = options.for_model(model)
+    assert options.lr is not None  # ``for_model`` filled it in
     start = time.perf_counter()
     words = model.label_ids(task)
     torch.manual_seed(seed)
