@@ -1,8 +1,9 @@
 """Storage backend: the Zarr v3 layout, its JSON Schema, and crash-safe writers."""
 
 from .backends import StoreLocation
+from .chunks import ChunkReader
 from .readers import ExtractionReader
 from .store import Store, open_store
 from .writer import ExtractionWriter
 
-__all__ = ["ExtractionReader", "ExtractionWriter", "Store", "StoreLocation", "open_store"]
+__all__ = ["ChunkReader", "ExtractionReader", "ExtractionWriter", "Store", "StoreLocation", "open_store"]

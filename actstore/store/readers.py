@@ -14,6 +14,7 @@ import zarr
 
 from ..errors import ActstoreError
 from ..specs import ExtractionSpec
+from .chunks import ChunkReader
 from .members import array_in
 
 
@@ -34,6 +35,10 @@ class ExtractionReader:
         if name not in self._group:
             raise ActstoreError(f"{self.spec.task}/{self.spec.split} in {self.location} holds no {name}")
         return array_in(self._group, name)
+
+    def chunks(self, name: str) -> ChunkReader:
+        """One stored array's whole chunks, for a kernel that counts them one by one (``chunks.ChunkReader``)."""
+        return ChunkReader(self.array(name))
 
     def values(self, name: str) -> np.ndarray[Any, Any]:
         """One small stored array whole (labels, lengths, moments)."""
