@@ -153,9 +153,9 @@ def _predictivities(store: Store, tasks: Sequence[str]) -> tuple[np.ndarray, dic
 
     Rounded as rank compares them (``PREDICTIVITY_DECIMALS``), so that equal ones tie in a rank correlation.
     """
-    # store.ranking: a clear error if a task is unranked
-    values = [np.round(store.ranking(t)["predictivity"].values, PREDICTIVITY_DECIMALS) for t in tasks]
-    specs = [spec for t in tasks if (spec := store.ranking_spec(t)) is not None]
+    rankings = [store.ranking_reader(t) for t in tasks]  # a clear error if a task is unranked
+    values = [np.round(r.predictivity.values, PREDICTIVITY_DECIMALS) for r in rankings]
+    specs = [r.spec for r in rankings]
     for task, spec in zip(tasks[1:], specs[1:]):
         if spec.model.revision != specs[0].model.revision:
             raise ActstoreError(
@@ -280,10 +280,9 @@ def compare_adversarial(
     clean = clean or source_task(task)
     if clean == task:
         raise ActstoreError(f"task '{task}' has no clean source task in the registry: name one with --clean")
-    adv_rank, clean_rank = store.ranking(task), store.ranking(clean)
-    adv_spec = store.ranking_spec(task)
-    assert adv_spec is not None  # store.ranking raised if it were not ranked
-    baseline = adv_spec.baseline_task
+    adv_reader, clean_reader = store.ranking_reader(task), store.ranking_reader(clean)
+    adv_rank, clean_rank = adv_reader.dataset, clean_reader.dataset
+    baseline = adv_reader.spec.baseline_task
     if baseline != clean:
         raise ActstoreError(
             f"the ranking of '{task}' used the train baseline of '{baseline}', not of its clean task "
@@ -431,7 +430,7 @@ def distributions(store: Store, tasks: Sequence[str]) -> list[dict]:
     row per stack, labelled ``<task> (<stack>)``."""
     rows = []
     for task in tasks:
-        ranking = store.ranking(task)
+        ranking = store.ranking_reader(task).dataset
         stacks = list(dict.fromkeys(ranking["layer_stack"].values.tolist()))
         for stack in stacks:
             part = ranking.where(ranking["layer_stack"] == stack, drop=True)
@@ -453,7 +452,7 @@ def skill_layers(store: Store, tasks: Sequence[str], percent: float = 1.0) -> xr
     neurons live; the ``stack`` coordinate tells T5's decoder layers from the encoder's."""
     rows = []
     for task in tasks:
-        ranking = store.ranking(task)
+        ranking = store.ranking_reader(task).dataset
         mask = skill_mask(ranking, percent, "global")
         rows.append(
             xr.DataArray(

@@ -118,7 +118,7 @@ def _best_token(store: Store, task: str, layer: int, neuron: int, seed_index: in
     """The neuron's most predictive prompt token in the task's ranking (0 when the task is not ranked)."""
     if store.ranking_spec(task) is None:
         return 0
-    return int(store.ranking(task)["best_token"].values[seed_index, layer, neuron])
+    return store.ranking_reader(task).best_token(seed_index, layer, neuron)
 
 
 def _baseline(store: Store, spec: ExtractionSpec, s: int, layer: int, token: int, neuron: int) -> float | None:

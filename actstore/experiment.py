@@ -639,7 +639,7 @@ def _run_task(
         task.name,
         source,
         dict(zip(prompts.seeds, np.round(accuracy, 6).tolist())),
-        top_neurons(store.ranking(task.name), 10),
+        top_neurons(store.ranking_reader(task.name).dataset, 10),
     )
 
 

@@ -154,9 +154,8 @@ def suppress(
     """
     check_run(model, split, batch_size, max_length)
     neurons_from = neurons_from or task.name
-    ranking = store.ranking(neurons_from)
-    ranked = store.ranking_spec(neurons_from)
-    assert ranked is not None  # store.ranking raised if it were not ranked
+    reader = store.ranking_reader(neurons_from)
+    ranking, ranked = reader.dataset, reader.spec
     source = source_task(task)
     prompts = usable_prompts(store, source, model, max_length)
     model.check_made_for(f"ranking of '{neurons_from}'", ranked.model)
@@ -178,7 +177,7 @@ def suppress(
             else options.noise_scale * activation_spread(store, neurons_from, ranked.split)
         )
 
-    n_seeds, (n_layers, n_neurons) = len(prompts.seeds), ranking["predictivity"].shape
+    n_seeds, (n_layers, n_neurons) = len(prompts.seeds), reader.predictivity.shape
     unsuppressed: list[np.ndarray] = []
 
     def run(mask: np.ndarray, noise_seed: int) -> np.ndarray:

@@ -43,7 +43,7 @@ def rank(
     """Rank skill neurons (Eq. 2–5 of METHOD.md) and write the ranking into the store."""
     from actstore.ranking import model_accuracy, rank as run_rank, rank_subtasks, top_neurons
     from actstore.scheduler import using
-    from actstore.store import Store
+    from actstore.store import RankingReader, Store
 
     target = Store(store, mode="r+")
     with using(scheduler, store), target.writing():
@@ -59,7 +59,8 @@ def rank(
                 target, task, requests, split=split, baseline_from=baseline_from, read=read, cross_layout=cross_layout
             )
     accuracy = model_accuracy(target, task, split)
-    baseline_task = next(iter(rankings.values())).attrs["spec"]["baseline_task"]
+    readers = {name: RankingReader.from_dataset(ds) for name, ds in rankings.items()}
+    baseline_task = next(iter(readers.values())).spec.baseline_task
     if as_json:
         payload = {"task": task, "split": split, "baseline_task": baseline_task, "model_accuracy": accuracy.tolist()}
         if subtask is None:
@@ -68,26 +69,28 @@ def rank(
             payload["rankings"] = [
                 {
                     "ranking": name,
-                    **{k: ds.attrs["spec"].get(k) for k in ("subtask", "positive", "negative", "parts", "n_examples")},
-                    "top": top_neurons(ds, top),
+                    "subtask": reader.spec.subtask,
+                    "positive": reader.spec.positive,
+                    "negative": reader.spec.negative,
+                    "parts": reader.spec.parts,
+                    "n_examples": reader.spec.n_examples,
+                    "top": top_neurons(reader.dataset, top),
                 }
-                for name, ds in rankings.items()
+                for name, reader in readers.items()
             ]
         print_json(payload)
         return
-    for name, ranking in rankings.items():
-        spec = ranking.attrs["spec"]
-        what = name if spec.get("subtask") is None else f"{task} sub-task {spec['subtask']}"
-        if spec.get("positive"):
-            what += (
-                f" ({'+'.join(spec['positive'])} = 1 vs {'+'.join(spec['negative'])} = 0, "
-                f"{spec['n_examples']} examples)"
-            )
-        elif spec.get("parts"):
-            what += f" (filled in turn from {', '.join(spec['parts'])})"
+    for name, reader in readers.items():
+        spec = reader.spec
+        what = name if spec.subtask is None else f"{task} sub-task {spec.subtask}"
+        if spec.positive:
+            what += f" ({'+'.join(spec.positive)} = 1 vs {'+'.join(spec.negative)} = 0, {spec.n_examples} examples)"
+        elif spec.parts:
+            what += f" (filled in turn from {', '.join(spec.parts)})"
         out.print(
             skill_table(
-                f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})", top_neurons(ranking, top)
+                f"top {top} skill neurons of {what} ({split}, baseline from {baseline_task})",
+                top_neurons(reader.dataset, top),
             )
         )
     where = ", ".join(f"{store}/rankings/{name}" for name in rankings)

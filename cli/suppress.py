@@ -100,14 +100,14 @@ def suppress(
         noise_scale=noise_scale,
     )
     source = neurons_from or task
-    ranked = Store(store).ranking(source)  # fails clearly before any data or model is loaded
+    ranked = Store(store).ranking_reader(source)  # fails clearly before any data or model is loaded
     with using(scheduler, store):  # so does an unreachable scheduler
         spec, splits = data.load(task, split)
         examples = next(iter(splits.values()))
-        made_with = ranked.attrs["spec"]["model"]
+        made_with = ranked.spec.model
         lm = load_model(
-            model or made_with["name"],
-            layout=layout or made_with.get("layout", "peft"),
+            model or made_with.name,
+            layout=layout or made_with.layout,
             cross_layout=cross_layout,
             **placement(device, model_dtype, device_map),
         )

@@ -93,11 +93,11 @@ def test_no_zarr_group_leaves_the_storage_layer():
     would let a consumer walk the store's layout (``actstore.store.paths`` keeps that in one place)."""
     import inspect
 
-    from actstore.store import ExtractionReader, Store
+    from actstore.store import ExtractionReader, RankingReader, Store
 
     members = {
         f"{cls.__name__}.{name}": member.fget if isinstance(member, property) else member
-        for cls in (Store, ExtractionReader)
+        for cls in (Store, ExtractionReader, RankingReader)
         for name, member in vars(cls).items()
         if not name.startswith("_")
     }

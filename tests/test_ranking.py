@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from actstore import open_store
 from actstore.errors import ActstoreError, StoreFault
 from actstore.ranking import rank, ranking_dataset, top_neurons
+from actstore.specs import ModelSpec, RankingSpec
+from actstore.store import RankingReader, Store
 from helpers import reference_ranking, run_toy
 
 
@@ -109,3 +112,49 @@ def test_rank_reads_its_chunks_without_a_warning(tiny_model_dir, data_dir, tmp_p
         warnings.simplefilter("error")
         ranking = rank(store, "toy")
     assert ranking["predictivity"].shape[1] == store.extraction("toy").sizes["neuron"]
+
+
+# ---- the typed reader a store hands out (issue 20): the spec parsed once, beside the dataset
+
+MODEL = ModelSpec("tiny", "r1", "bert", "mlm_head", n_layers=3, n_neurons=8, hidden=4, max_positions=64)
+#: a sub-task's spec: its tuples and optional fields come back from the attributes as they were
+SPEC = RankingSpec(
+    task="tweets",
+    split="validation",
+    baseline_task="tweets",
+    model=MODEL,
+    prompt_checksum="sha256:" + "0" * 16,
+    seeds=(0, 3),
+    n_examples=10,
+    subtask="positive-vs-negative",
+    positive=("positive",),
+    negative=("negative",),
+)
+
+
+@pytest.fixture
+def subtask_store(tmp_path) -> Store:
+    store = Store(tmp_path / "s.zarr", mode="a")
+    accuracy = np.random.default_rng(0).integers(0, 11, (2, 3, 2, 8)) / 10  # (seed, layer, token, neuron)
+    store.put_ranking(SPEC, ranking_dataset(accuracy, np.asarray(SPEC.seeds)))
+    return store
+
+
+def test_a_ranking_reader_holds_the_stored_spec_and_the_ranking(subtask_store):
+    reader = subtask_store.ranking_reader(SPEC.name)
+    assert reader.spec == SPEC == subtask_store.ranking_spec(SPEC.name)
+    ranking = subtask_store.ranking(SPEC.name)
+    xr.testing.assert_identical(reader.dataset, ranking)
+    xr.testing.assert_identical(reader.predictivity, ranking["predictivity"])
+    assert reader.best_token(1, 2, 5) == int(ranking["best_token"].sel(seed=3, layer=2, neuron=5))
+    assert RankingReader.from_dataset(ranking).spec == SPEC
+
+
+def test_a_missing_ranking_is_the_stores_clear_error(subtask_store):
+    with pytest.raises(ActstoreError, match=r"^task 'sst2' has no ranking in .+ yet: run actstore rank --task sst2$"):
+        subtask_store.ranking_reader("sst2")
+
+
+def test_a_dataset_without_a_spec_is_no_ranking(subtask_store):
+    with pytest.raises(StoreFault, match="without its spec"):
+        RankingReader.from_dataset(subtask_store.ranking(SPEC.name).drop_attrs())

@@ -18,7 +18,7 @@ from matplotlib import image
 
 from actstore.ranking import rank, top_neurons
 from actstore.report import activities, activity_figure, comparable, rank_rows, render
-from actstore.store import Store
+from actstore.store import RankingReader, Store
 from helpers import run_toy
 from test_analysis import MODEL, accuracies, put_ranking
 from test_report import full_store  # noqa: F401  (the fixture)
@@ -62,9 +62,10 @@ def toy_report(request, tiny_model_dir, data_dir, tmp_path):
 
 def test_activity_at_the_best_token_gives_back_the_ranked_accuracy(toy_report):
     store, _ = toy_report
-    ranking = store.ranking("toy")
+    reader = store.ranking_reader("toy")
+    ranking = reader.dataset
     rows = top_neurons(ranking, 3)
-    found = activities(store, "toy", ranking, rows)
+    found = activities(store, reader, rows)
     kept_values = "acts" in store.extraction("toy")
     acts = store.extraction("toy")["acts"] if kept_values else None
     for row in rows:
@@ -137,13 +138,13 @@ def test_a_neuron_page_ranks_the_neuron_in_every_task_of_its_model(full_store, t
     report = render(Store(full_store.path), tmp_path / "r", neuron_pages=2)
     assert list(report.neurons) == ["sst2", "imdb", "qqp", "qnli", "adv_sst2"]
     row = report.neurons["sst2"][0]
-    rankings = {t: full_store.ranking(t) for t in report.neurons}
-    assert list(comparable(full_store, rankings, "sst2")) == ["sst2", "imdb", "qnli", "adv_sst2"]
-    assert list(comparable(full_store, rankings, "qqp")) == ["qqp"]
-    ranks = rank_rows(comparable(full_store, rankings, "sst2"), row["layer"], row["neuron"])
+    rankings = {t: full_store.ranking_reader(t) for t in report.neurons}
+    assert list(comparable(rankings, "sst2")) == ["sst2", "imdb", "qnli", "adv_sst2"]
+    assert list(comparable(rankings, "qqp")) == ["qqp"]
+    ranks = rank_rows(comparable(rankings, "sst2"), row["layer"], row["neuron"])
     assert [r["task"] for r in ranks] == ["sst2", "imdb", "qnli", "adv_sst2"]
     for r in ranks:
-        ranking = rankings[r["task"]]
+        ranking = rankings[r["task"]].dataset
         assert r["rank_global"] == int(ranking["rank_global"].values[row["layer"], row["neuron"]]) + 1
         assert r["rank_in_layer"] == int(ranking["rank_in_layer"].values[row["layer"], row["neuron"]]) + 1
         assert r["predictivity"] == float(ranking["predictivity"].values[row["layer"], row["neuron"]])
@@ -233,7 +234,7 @@ def test_a_decoder_neuron_reads_the_decoder_extraction(tiny_model_dir, data_dir,
     rows = [{"layer": layer, "stack": "decoder", "neuron": n} for n in (0, 5)] + [
         {"layer": 0, "stack": "encoder", "neuron": 3}
     ]
-    found = activities(store, "toy", ranking, rows)
+    found = activities(store, RankingReader.from_dataset(ranking), rows)
     decoder = store.extraction("toy", stack="decoder")["acts"]
     for row in rows:
         activity = found[row["layer"], row["neuron"]]

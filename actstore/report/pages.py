@@ -15,8 +15,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..examples import top_examples
 from ..ranking import top_neurons
-from ..specs import RankingSpec
-from ..store import Store
+from ..store import RankingReader, Store
 from .draw import CHANCE, SKILL, _chance_line, _grid
 from .order import _stem, task_order
 
@@ -51,22 +50,22 @@ class Activity:
         )
 
 
-def activities(store: Store, task: str, ranking: xr.Dataset, rows: list[dict]) -> dict[tuple[int, int], Activity]:
-    """The ``Activity`` of each (layer, neuron) of ``rows`` (``top_neurons`` rows of ``task``'s ranking), read once per
-    layer from the ranked dev extraction; empty where the store has no such extraction (a ranking alone)."""
-    spec = store.ranking_spec(task)
+def activities(store: Store, ranking: RankingReader, rows: list[dict]) -> dict[tuple[int, int], Activity]:
+    """The ``Activity`` of each (layer, neuron) of ``rows`` (``top_neurons`` rows of the ranking), read once per layer
+    from the ranked dev extraction; empty where the store has no such extraction (a ranking alone)."""
+    spec = ranking.spec
     found: dict[tuple[int, int], Activity] = {}
     by_layer = defaultdict(list)
     for row in rows:
         by_layer[row["layer"], row["stack"]].append(row["neuron"])
-    seeds = ranking["seed"].values.tolist()
+    seeds = ranking.dataset["seed"].values.tolist()
     for (layer, stack), neurons in by_layer.items():
-        if spec is None or store.extraction_spec(spec.task, spec.split, stack) is None:
+        if store.extraction_spec(spec.task, spec.split, stack) is None:
             continue
         ds = store.extraction(spec.task, spec.split, stack=stack)
         labels, kept_values = ds["label"].values, "acts" in ds
         where = {"seed": seeds, "layer": layer, "neuron": neurons}
-        best = ranking["best_token"].sel(layer=layer, neuron=neurons).values  # (seed, k)
+        best = ranking.dataset["best_token"].sel(layer=layer, neuron=neurons).values  # (seed, k)
         if kept_values:
             block = store.activations(spec.task, spec.split, stack=stack).sel(where).values.astype(np.float64)
             base = store.baseline(spec.baseline_task, stack).sel(where).values  # (seed, token, k)
@@ -174,22 +173,22 @@ def activity_figure(activity: Activity) -> Figure:
     return fig
 
 
-def comparable(store: Store, rankings: dict[str, xr.Dataset], task: str) -> dict[str, xr.Dataset]:
+def comparable(rankings: dict[str, RankingReader], task: str) -> dict[str, RankingReader]:
     """The rankings whose neurons are ``task``'s neurons: made with the same model (name and revision), same shape."""
-    specs = {name: spec for name in rankings if (spec := store.ranking_spec(name)) is not None}  # each ranked
-    model, shape = specs[task].model, rankings[task]["predictivity"].shape
+    model, shape = rankings[task].spec.model, rankings[task].predictivity.shape
     return {
         other: ranking
         for other, ranking in rankings.items()
-        if (specs[other].model.name, specs[other].model.revision) == (model.name, model.revision)
-        and ranking["predictivity"].shape == shape
+        if (ranking.spec.model.name, ranking.spec.model.revision) == (model.name, model.revision)
+        and ranking.predictivity.shape == shape
     }
 
 
-def rank_rows(rankings: dict[str, xr.Dataset], layer: int, neuron: int) -> list[dict]:
+def rank_rows(rankings: dict[str, RankingReader], layer: int, neuron: int) -> list[dict]:
     """The neuron's place in each ranking (``comparable`` ones): 1-based global and in-layer rank, predictivity."""
     rows = []
-    for task, ranking in rankings.items():
+    for task, reader in rankings.items():
+        ranking = reader.dataset
         rows.append(
             {
                 "task": task,
@@ -207,18 +206,17 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
     """For the top ``k`` neurons of every ranked task, ``out/neurons/<task>-L<layer>-N<neuron>.html`` with its figures
     beside it; returns per task the ``top_neurons`` rows with each page's path relative to ``out``."""
     ranked = task_order(store.ranked_tasks())
-    rankings = {task: store.ranking(task) for task in ranked}
-    if not rankings:
+    readers = {task: store.ranking_reader(task) for task in ranked}
+    if not readers:
         return {}
     folder = out / "neurons"
     folder.mkdir(parents=True, exist_ok=True)
     pages = {}
-    for task, ranking in rankings.items():
+    for task, reader in readers.items():
+        ranking = reader.dataset
         rows = top_neurons(ranking, k)
-        found = activities(store, task, ranking, rows)
-        peers = comparable(store, rankings, task)
-        spec = store.ranking_spec(task)
-        assert spec is not None  # store.ranking raised if it were not ranked
+        found = activities(store, reader, rows)
+        peers = comparable(readers, task)
         for row in rows:
             layer, neuron = row["layer"], row["neuron"]
             stem = f"{_stem(task)}-L{layer}-N{neuron}"
@@ -266,7 +264,7 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
                 )
             sections.append(("Rank in each task", _rank_table(rank_rows(peers, layer, neuron), task)))
             if activity is not None:
-                sections.append(_examples_section(store, spec, ranking, layer, neuron, row["best_token"]))
+                sections.append(_examples_section(store, reader, layer, neuron, row["best_token"]))
             _write_page(
                 folder / f"{stem}.html",
                 f"Skill neuron: {name}",
@@ -279,12 +277,11 @@ def write_neuron_pages(store: Store, out: Path, k: int = NEURON_PAGES) -> dict[s
     return pages
 
 
-def _examples_section(
-    store: Store, spec: RankingSpec, ranking: xr.Dataset, layer: int, neuron: int, most_seeds: int
-) -> tuple[str, str]:
+def _examples_section(store: Store, reader: RankingReader, layer: int, neuron: int, most_seeds: int) -> tuple[str, str]:
     """The ``EXAMPLES`` examples at each end of the neuron (``examples.top_examples``) for the ranking's first seed at
     that seed's best token (named against ``most_seeds``, the best token of the most seeds), with their texts, labels
     and the prompted model's predictions."""
+    spec, ranking = reader.spec, reader.dataset
     seed = int(ranking["seed"].values[0])
     token = int(ranking["best_token"].sel(seed=seed, layer=layer, neuron=neuron))
     found = top_examples(store, spec.task, layer, neuron, token=token, seed=seed, k=EXAMPLES, split=spec.split)

@@ -2,8 +2,16 @@
 
 from .backends import StoreLocation
 from .chunks import ChunkReader
-from .readers import ExtractionReader
+from .readers import ExtractionReader, RankingReader
 from .store import Store, open_store
 from .writer import ExtractionWriter
 
-__all__ = ["ChunkReader", "ExtractionReader", "ExtractionWriter", "Store", "StoreLocation", "open_store"]
+__all__ = [
+    "ChunkReader",
+    "ExtractionReader",
+    "ExtractionWriter",
+    "RankingReader",
+    "Store",
+    "StoreLocation",
+    "open_store",
+]

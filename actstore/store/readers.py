@@ -7,15 +7,18 @@ the storage layer is a spec, numpy values, or one array for a kernel that reads 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
-from ..errors import ActstoreError
-from ..specs import ExtractionSpec
+from ..errors import ActstoreError, StoreFault
+from ..specs import ExtractionSpec, RankingSpec, from_attrs
 from .chunks import ChunkReader
 from .members import array_in
+
+if TYPE_CHECKING:  # a ranking's dataset is xarray's, imported where a ranking is read
+    import xarray as xr
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,3 +51,29 @@ class ExtractionReader:
     def labels(self) -> np.ndarray[Any, Any]:
         """Each example's class index (-1 where a sub-task leaves it out)."""
         return self.values("label")
+
+
+@dataclass(frozen=True, eq=False)
+class RankingReader:
+    """A task's skill-neuron ranking, read once: its spec, parsed once, and its dataset (accuracy, predictivity,
+    best_token, rank_in_layer, rank_global; ``layer_stack`` names the stack of every layer)."""
+
+    spec: RankingSpec
+    dataset: xr.Dataset = field(repr=False)
+
+    @classmethod
+    def from_dataset(cls, ranking: xr.Dataset) -> RankingReader:
+        """A ranking as ``Store.ranking`` reads it or ``actstore.ranking.rank`` returns it (its spec in ``attrs``)."""
+        spec = ranking.attrs.get("spec")
+        if not isinstance(spec, dict):
+            raise StoreFault("a ranking without its spec in its attributes: run actstore verify")
+        return cls(from_attrs(RankingSpec, spec), ranking)
+
+    @property
+    def predictivity(self) -> xr.DataArray:
+        """(layer, neuron): each neuron's predictivity (Eq. 5), the mean over seeds of its best token's."""
+        return self.dataset["predictivity"]
+
+    def best_token(self, seed_index: int, layer: int, neuron: int) -> int:
+        """The prompt token at which a neuron predicts best with the prompt of ``spec.seeds[seed_index]``."""
+        return int(self.dataset["best_token"].values[seed_index, layer, neuron])

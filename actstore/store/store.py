@@ -44,7 +44,7 @@ from .integrity import CHECKSUM, MANIFESTS, WRITE_EVERY_CHUNK, StrictStore, chec
 from .ledger import Ledger
 from .members import array_in, group_in, json_object, values_in
 from .paths import EXTRACTIONS, RANKINGS, extraction_path, prompts_path, ranking_path, result_path
-from .readers import ExtractionReader
+from .readers import ExtractionReader, RankingReader
 from .schema import validate
 
 if TYPE_CHECKING:  # imported where used: `actstore info` and `--help` need neither xarray nor dask nor numba
@@ -432,6 +432,11 @@ class Store:
         if "layer_stack" not in ds.coords:  # a ranking stored before decoder neurons existed: encoder only
             ds = ds.assign_coords(layer_stack=("layer", ["encoder"] * ds.sizes["layer"]))
         return ds
+
+    def ranking_reader(self, task: str) -> RankingReader:
+        """A task's ranking with its spec parsed once (``RankingReader``); the usual clear error when the task is not
+        ranked."""
+        return RankingReader.from_dataset(self.ranking(task))
 
     # ---- analysis results (evaluations, suppression curves, transfer, correlations): labelled datasets
 
