@@ -41,7 +41,7 @@ from .launch import Shard, wait_until
 from .models import PromptedModel
 from .prompts import PromptSet
 from .specs import ExtractionSpec, differences, layout_mismatch
-from .store import Store
+from .store import Store, StoreLocation
 from .store.paths import extraction_path
 from .store.writer import Examples, open_writer
 from .tasks import Split, TaskSpec, check_examples, source_task
@@ -134,7 +134,7 @@ def kept(split: str, options: ExtractOptions) -> dict:
 
 
 def prepare(
-    path: str | Path,
+    path: str | Path | StoreLocation,
     model: PromptedModel,
     task: TaskSpec,
     splits: Mapping[str, Split],
@@ -184,7 +184,9 @@ def prepare(
     return prompt_set, record_under
 
 
-def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec, cross_layout: bool) -> list[np.ndarray]:
+def _check_baseline(
+    store: Store | None, path: str | Path | StoreLocation, dev: ExtractionSpec, cross_layout: bool
+) -> list[np.ndarray]:
     """Bits compare with a train baseline that must exist before the first block is written: the baseline of every
     stack (``matching_baseline``)."""
     if store is None or not store.complete(dev.baseline_task, "train"):
@@ -200,7 +202,7 @@ def _check_baseline(store: Store | None, path: str | Path, dev: ExtractionSpec, 
 
 def _prompts(
     existing: Store | None,
-    path: str | Path,
+    path: str | Path | StoreLocation,
     task: TaskSpec,
     prompts: str | None,
     prompts_from: str | None,

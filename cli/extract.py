@@ -101,7 +101,7 @@ def extract(
         model, layout=layout, cross_layout=cross_layout, **placement(device, model_dtype, device_map, shard)
     )
     prompt_set, record_under = prepare(
-        store,  # type: ignore[arg-type]  # prepare opens it with existing_store, which takes a StoreLocation
+        store,
         lm,
         spec,
         splits,
