@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numpy.typing import DTypeLike
 
 from .specs import MOMENT_SLOTS, packed_size
 
@@ -66,7 +67,7 @@ def f16_keys(a: np.ndarray) -> np.ndarray:
     return _keys(bits.ravel()).reshape(a.shape)
 
 
-def floor_to(baseline: np.ndarray, dtype: str | np.dtype) -> np.ndarray:
+def floor_to(baseline: np.ndarray, dtype: DTypeLike) -> np.ndarray:
     """float64 baselines → the largest value of ``dtype`` not above each (-inf below the finite range, +inf at or
     above its top), so that ``a > floor  ⇔  a > baseline`` for every finite ``a`` of that dtype, compared in the
     dtype itself (on a GPU as well as here)."""
@@ -101,10 +102,10 @@ def _raw_key(b: np.uint16) -> np.uint16:
 
 @numba.njit(parallel=True, nogil=True, cache=True)
 def _count_greater(
-    bits: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, block: int, n_classes: int
-) -> np.ndarray:
+    bits: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, block: int, counts: np.ndarray
+) -> None:
     n, m = bits.shape
-    counts = np.zeros((n_classes, m), np.int64)
+    n_classes = counts.shape[0]
     for start in numba.prange((m + block - 1) // block):
         lo = start * block
         hi = min(lo + block, m)
@@ -122,24 +123,38 @@ def _count_greater(
                     for j in range(hi - lo):
                         counts[c, lo + j] += local[c, j]
                         local[c, j] = 0
-    return counts
 
 
-def count_greater(data: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, n_classes: int = 2) -> np.ndarray:
+def count_greater(
+    data: np.ndarray, thresholds: np.ndarray, labels: np.ndarray, n_classes: int = 2, out: np.ndarray | None = None
+) -> np.ndarray:
     """(E, ...) float16, (M,) keys, (E,) integer labels → int64 (n_classes, M): per label, how many values exceed
     the baseline. An example whose label lies outside ``0..n_classes-1`` (e.g. -1) is skipped: a binary sub-task
-    of a multi-class task is counted without copying the data."""
+    of a multi-class task is counted without copying the data. ``out``: add the counts into it (a task's running
+    total) instead of a new array."""
     bits = _as_bits(data)
+    labels = _integer_labels(labels)
+    out = np.zeros((n_classes, bits.shape[1]), np.int64) if out is None else _accumulator(out, n_classes, bits.shape[1])
+    _count_greater(bits, np.ascontiguousarray(thresholds, np.uint16).ravel(), labels, 8192, out)
+    return out
+
+
+def _integer_labels(labels: np.ndarray) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype.kind not in "biu":
         raise ValueError(f"labels must be integers, not {labels.dtype}")
-    return _count_greater(
-        bits, np.ascontiguousarray(thresholds, np.uint16).ravel(), labels.astype(np.int64), 8192, n_classes
-    )
+    return labels.astype(np.int64)
+
+
+def _accumulator(out: np.ndarray, n_classes: int, width: int) -> np.ndarray:
+    """``out`` as a kernel adds into it: C-contiguous int64 (n_classes, width), checked, never copied."""
+    if out.dtype != np.int64 or out.shape != (n_classes, width) or not out.flags.c_contiguous:
+        raise ValueError(f"out must be C-contiguous int64 of shape {(n_classes, width)}, not {out.dtype} {out.shape}")
+    return out
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _fixed_point_sum(bits: np.ndarray, block: int) -> tuple[np.ndarray, bool]:
+def _fixed_point_sum(bits: np.ndarray, block: int) -> tuple[np.ndarray, np.bool_]:
     n, m = bits.shape
     total = np.zeros(m, np.int64)
     bad = np.zeros((m + block - 1) // block, np.bool_)
@@ -257,11 +272,11 @@ def bits_and_moments(values: np.ndarray, thresholds: np.ndarray | None) -> tuple
     bits = np.empty((n_layers, n, n_tokens, packed_size(n_neurons)) if with_bits else (0, 0, 0, 1), np.uint8)
     if values.dtype == np.float16:
         moments = np.zeros((MOMENT_SLOTS, n_layers, n_neurons), np.int64)
-        keys = thresholds if with_bits else np.zeros((n_layers, n_tokens, n_neurons), np.uint16)
+        keys = thresholds if thresholds is not None else np.zeros((n_layers, n_tokens, n_neurons), np.uint16)
         _bits_moments_f16(layer_major.view(np.uint16), keys, with_bits, bits, moments)
     else:
         moments = np.zeros((MOMENT_SLOTS, n_layers, n_neurons), np.float64)
-        base = thresholds if with_bits else np.zeros((n_layers, n_tokens, n_neurons))
+        base = thresholds if thresholds is not None else np.zeros((n_layers, n_tokens, n_neurons))
         _bits_moments_f32(layer_major.astype(np.float32, copy=False), base, with_bits, bits, moments)
     return (bits.transpose(1, 0, 2, 3) if with_bits else None), moments
 
@@ -290,11 +305,12 @@ LANE_ROWS = 255
 
 
 @numba.njit(parallel=True, nogil=True, cache=True)
-def _count_bits(words: np.ndarray, labels: np.ndarray, block: int, n_classes: int) -> np.ndarray:
+def _count_bits(words: np.ndarray, labels: np.ndarray, block: int, counts: np.ndarray) -> None:
     """SWAR count: a row's 64-bit word adds bit k of its 8 bytes into 8 byte-wide counters at once (one shift,
-    and, add per word and bit instead of 64), which are flushed into int64 counts every ``LANE_ROWS`` rows."""
+    and, add per word and bit instead of 64), which are flushed into the int64 ``counts`` every ``LANE_ROWS``
+    rows and at the end."""
     n, m = words.shape
-    counts = np.zeros((n_classes, m * 64), np.int64)
+    n_classes = counts.shape[0]
     for start in numba.prange((m + block - 1) // block):
         lo = start * block
         width = min(lo + block, m) - lo
@@ -322,19 +338,34 @@ def _count_bits(words: np.ndarray, labels: np.ndarray, block: int, n_classes: in
                             counts[c, 64 * (lo + j) + 8 * i + k] += (word >> np.uint64(8 * i)) & np.uint64(255)
                         lanes[c, k, j] = 0
                 rows[c] = 0
-    return counts
 
 
 def count_bits(bits: np.ndarray, labels: np.ndarray, n_neurons: int, n_classes: int = 2) -> np.ndarray:
     """(E, ..., byte) packed above-baseline bits, (E,) labels → int64 (n_classes, ..., neuron): per label, how many
     bits are set; labels outside ``0..n_classes-1`` are left out, as in ``count_greater``."""
     row = int(np.prod(bits.shape[1:]))
-    flat = np.ascontiguousarray(bits, np.uint8).reshape(bits.shape[0], row)
-    labels = np.asarray(labels)
-    if labels.dtype.kind not in "biu":
-        raise ValueError(f"labels must be integers, not {labels.dtype}")
-    if row % 8:  # whole 64-bit words: zero bytes count nothing
-        flat = np.pad(flat, ((0, 0), (0, -row % 8)))
-    counts = _count_bits(flat.view(np.uint64), labels.astype(np.int64), 512, n_classes)
-    counts = counts[:, : row * 8]
-    return counts.reshape(n_classes, *bits.shape[1:-1], bits.shape[-1] * 8)[..., :n_neurons]
+    counts = add_bit_counts(
+        np.ascontiguousarray(bits, np.uint8).reshape(bits.shape[0], row), labels, bit_counts(n_classes, row)
+    )
+    return unpacked(counts, row, bits.shape[1:-1], n_neurons)
+
+
+def bit_counts(n_classes: int, row: int) -> np.ndarray:
+    """Zeroed counts for rows of ``row`` packed bytes (``add_bit_counts``): one per bit, whole 64-bit words."""
+    return np.zeros((n_classes, (row + -row % 8) * 8), np.int64)
+
+
+def add_bit_counts(bits: np.ndarray, labels: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """(E, row) packed bits, (E,) labels: add into ``out`` (``bit_counts``) per label how many of each bit are set;
+    a row of whole 64-bit words is counted where it lies, a shorter one is padded with zero bytes (which count
+    nothing)."""
+    if bits.shape[1] % 8 or not bits.flags.c_contiguous:
+        bits = np.pad(bits, ((0, 0), (0, -bits.shape[1] % 8)))
+    words = bits.view(np.uint64)
+    _count_bits(words, _integer_labels(labels), 512, _accumulator(out, out.shape[0], words.shape[1] * 64))
+    return out
+
+
+def unpacked(counts: np.ndarray, row: int, shape: tuple[int, ...], n_neurons: int) -> np.ndarray:
+    """``bit_counts`` of rows shaped ``(*shape, byte)`` → (n_classes, *shape, neuron)."""
+    return counts[:, : row * 8].reshape(counts.shape[0], *shape, -1)[..., :n_neurons]

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING
 import dask
 import numba
 import numpy as np
-import zarr
 
 from . import kernels
 from .baselines import baseline_from_sum, block_sum, matching_baseline
 from .errors import ActstoreError
 from .scheduler import shared
 from .specs import RankingSpec, to_attrs
-from .store import ExtractionReader, Store
+from .store import ChunkReader, ExtractionReader, Store
 from .tasks import source_task
 
 if TYPE_CHECKING:  # imported where used: dask.array and xarray are most of a second, which reading a ranking
@@ -130,13 +129,8 @@ def _class_counts(
     if bits_usable and read != "acts":  # compared at extraction: count the bits (a 16th of float16's bytes)
         counts = [
             _reduce(
-                part.array("bits"),
-                partial(
-                    _count_bits,
-                    n_tokens=part.spec.n_positions,
-                    n_neurons=part.spec.model.n_neurons,
-                    n_classes=n_classes,
-                ),
+                part.chunks("bits"),
+                _count_bits,
                 (n_classes,),
                 labels,
                 None,
@@ -149,7 +143,7 @@ def _class_counts(
         baselines = [matching_baseline(store, baseline_task, part.spec, cross_layout) for part in parts]
         counts = [
             _reduce(
-                part.array("acts"),
+                part.chunks("acts"),
                 _count_kernel(spec.dtype, n_classes),
                 (n_classes,),
                 labels,
@@ -215,7 +209,7 @@ def parse_subtask(name: str, label_names: Sequence[str]) -> Subtask:
     )
     if len(sides) != 2 or not all(sides):
         raise ActstoreError(f"cannot read sub-task '{name}': {usage}")
-    ids = []
+    ids: list[tuple[int, ...] | None] = []
     for side in sides:
         if side.lower() == REST:
             ids.append(None)
@@ -296,7 +290,8 @@ def rank_subtasks(
                 )
     baseline_task, counts, stacks = _class_counts(store, extracted, labels, baseline_from, read, cross_layout)
     made: dict[str, xr.Dataset] = {}
-    common = dict(
+    spec_of = partial(
+        RankingSpec,
         task=task,
         split=split,
         baseline_task=baseline_task,
@@ -311,8 +306,7 @@ def rank_subtasks(
         ranking = ranking_dataset(accuracy_from_counts(binary, sub_labels), np.asarray(spec.seeds), stacks)
         made[part.name] = _put(
             store,
-            RankingSpec(
-                **common,
+            spec_of(
                 n_examples=int((sub_labels >= 0).sum()),
                 subtask=part.name,
                 positive=class_names(part.positive),
@@ -328,7 +322,7 @@ def rank_subtasks(
             out.update({f"{task}:{n}": made[n] for n in pair})
             out[f"{task}:{COMBINED}"] = _put(
                 store,
-                RankingSpec(**common, n_examples=int(included.sum()), subtask=COMBINED, parts=tuple(pair)),
+                spec_of(n_examples=int(included.sum()), subtask=COMBINED, parts=tuple(pair)),
                 combine_rankings([made[n] for n in pair]),
             )
         else:
@@ -420,7 +414,7 @@ def recompute_baseline(store: Store, task: str, stack: str = "encoder") -> np.nd
     spec = store.extraction_spec(task, "train", stack)
     if spec is None or not spec.store_acts:
         raise ActstoreError(f"task '{task}' has no stored train activations (extract with --store-train)")
-    acts = store.extraction_reader(task, "train", stack).array("acts")
+    acts = store.extraction_reader(task, "train", stack).chunks("acts")
     return baseline_from_sum(_reduce(acts, _sum_kernel, (), None, None)[:, 0], spec.n_examples)
 
 
@@ -497,23 +491,22 @@ def _count_kernel(dtype: str, n_classes: int = 2) -> Callable:
     if dtype == "float16":
         return partial(kernels.count_greater, n_classes=n_classes)
 
-    def count_float32(data: np.ndarray, baseline: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def count_float32(data: np.ndarray, baseline: np.ndarray, labels: np.ndarray, out: np.ndarray) -> None:
         above = data > baseline  # float32 vs float64 compares exactly in float64
-        return np.stack([above[labels == c].sum(0) for c in range(n_classes)]).astype(np.int64)
+        for c in range(n_classes):
+            out[c] += above[labels == c].sum(0)
 
     return count_float32
 
 
-def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None) -> np.ndarray:
-    return block_sum(data)[None]
+def _sum_kernel(data: np.ndarray, _thresholds: None, _labels: None, out: np.ndarray) -> None:
+    out[0] += block_sum(data)
 
 
-def _count_bits(
-    data: np.ndarray, _thresholds: None, labels: np.ndarray, *, n_tokens: int, n_neurons: int, n_classes: int
-) -> np.ndarray:
-    """Per label, how many of a block's packed bits (e, token*byte) are set → (n_classes, token*neuron)."""
-    counts = kernels.count_bits(data.reshape(data.shape[0], n_tokens, -1), labels, n_neurons, n_classes)
-    return counts.reshape(n_classes, -1)
+def _count_bits(data: np.ndarray, _thresholds: None, labels: np.ndarray, out: np.ndarray) -> None:
+    """Per label, how many of a read's packed bits (e, token*byte) are set, added into ``out``
+    (``kernels.bit_counts``)."""
+    kernels.add_bit_counts(data, labels, out)
 
 
 #: dask threads per core on the threaded scheduler: a task waits on its chunk reads, and other tasks' kernels fill
@@ -522,28 +515,29 @@ def _count_bits(
 READERS_PER_CORE = 3
 #: a task of bits reads this many times more storage chunks than one of float16 values (a 16th of the bytes each)
 BITS_PER_TASK = 16
-#: bytes a task reads in one call: small chunks (bits) are fetched together, zarr reading them concurrently, and
-#: counted by one kernel call; a float16 chunk (MiniLM: 9.8 MB) is larger, so it is read alone, straight into the
-#: kernel, never copied into a joined array
+#: bytes a task asks the store for at once: small chunks (bits) are fetched together, the store reading them
+#: concurrently; a float16 chunk (MiniLM: 9.8 MB) is larger, so it is fetched alone. Either way each chunk is counted
+#: where it lies, never copied into a joined array
 READ_BYTES = 8 * 2**20
 
 
 def _reduce(
-    array: zarr.Array,
+    array: ChunkReader,
     kernel: Callable,
     out: tuple[int, ...],
     labels: np.ndarray | None,
     per_neuron: np.ndarray | None,
     n_neurons: int | None = None,
 ) -> np.ndarray:
-    """Apply ``kernel(chunk (e, token*neuron), per_neuron (token*neuron,), labels (e,))`` to every storage chunk of
-    ``array`` (seed, example, layer, token, neuron) and sum over examples → (seed, *out, layer, token, neuron), on
-    the current dask scheduler (``scheduler.using``). A task reads ``CHUNKS_PER_TASK`` storage chunks (bits: 16
-    times as many), at most ``READ_BYTES`` per read (a float16 chunk alone), each read straight into the kernel,
-    and sums their counts: large chunks are never joined into a larger array, and only one sum per task leaves it.
+    """Apply ``kernel(chunk (e, token*neuron), per_neuron (token*neuron,), labels (e,), out)`` to every storage chunk of
+    ``array`` (seed, example, layer, token, neuron; a chunk per seed, block and layer) and sum over examples →
+    (seed, *out, layer, token, neuron), on the current dask scheduler (``scheduler.using``). A task reads
+    ``CHUNKS_PER_TASK`` storage chunks (bits: 16 times as many), whole chunks in its own thread, the next read while
+    it counts (``ChunkReader.stream``), at most ``READ_BYTES`` per read (a float16 chunk alone), and the kernel adds
+    each chunk into the task's one total (``out``): chunks are never joined into a larger array, and only one sum
+    per task leaves it.
     ``labels`` and ``per_neuron`` enter as dask arrays (scattered on a cluster), never inside the task function,
-    which would ship them with the graph. Packed bits
-    (``n_neurons`` given) come out per neuron."""
+    which would ship them with the graph. Packed bits (``n_neurons`` given) come out per neuron."""
     import dask.array as da
 
     n_seeds, n_examples, n_layers, n_tokens, last = array.shape
@@ -551,6 +545,7 @@ def _reduce(
     per_task = CHUNKS_PER_TASK * (BITS_PER_TASK if array.dtype == np.uint8 else 1)
     n_groups = -(-n_examples // (block * per_task))
     n_out = int(np.prod(out, dtype=int)) if out else 1
+    dtype = np.dtype(np.float64 if array.dtype == np.float32 else np.int64)
     grid = np.arange(n_seeds * n_groups * n_layers).reshape(n_seeds, n_groups, n_layers)
     args: list = [da.from_array(grid, chunks=1), "sgl"]  # one task per (seed, group of chunks, layer)
     new_axes = {"c": n_out}
@@ -567,8 +562,9 @@ def _reduce(
         new_axes=new_axes,
         align_arrays=False,
         concatenate=True,
-        dtype=np.float64 if array.dtype == np.float32 else np.int64,
+        dtype=dtype,
         array=array,
+        total=(n_out, dtype, n_neurons),
         grid=grid.shape,
         per_task=per_task,
         kernel=kernel,
@@ -583,28 +579,33 @@ def _reduce(
 def _task(
     index: np.ndarray,
     *given: np.ndarray,
-    array: zarr.Array,
+    array: ChunkReader,
+    total: tuple[int, np.dtype, int | None],
     grid: tuple[int, int, int],
     per_task: int,
     kernel: Callable,
     thresholds: bool,
     classes: bool,
 ) -> np.ndarray:
-    """One task of ``_reduce``: its storage chunks read a few MB at a time, each read counted → (1, 1, out, 1, token,
-    neuron); module level, so that workers import it. The kernel runs on this task's thread alone: dask runs a task per
-    core, and numba's own threads on top of them would only contend for the same cores."""
+    """One task of ``_reduce``: its storage chunks read a few MB at a time, each read counted into one total
+    (``total``: its rows, dtype, and for packed bits the neurons) → (1, 1, out, 1, token, neuron); module level, so
+    that workers import it. The kernel runs on this task's thread alone: dask runs a task per core, and numba's own
+    threads on top of them would only contend for the same cores."""
     numba.set_num_threads(1)  # for this thread only
-    s, g, layer = np.unravel_index(int(index.ravel()[0]), grid)
-    given = list(given)
-    per_neuron = given.pop(0).reshape(-1) if thresholds else None
-    labels = given.pop(0) if classes else None
-    block, total = array.chunks[1], None
-    chunk_bytes = block * array.shape[3] * array.shape[4] * array.dtype.itemsize
-    step = max(1, READ_BYTES // chunk_bytes)  # storage chunks per read
+    s, g, layer = (int(i) for i in np.unravel_index(int(index.ravel()[0]), grid))
+    inputs = list(given)
+    per_neuron = inputs.pop(0).reshape(-1) if thresholds else None
+    labels = inputs.pop(0) if classes else None
+    n_out, dtype, n_neurons = total
+    block, n_tokens, row = array.chunks[1], array.shape[3], array.shape[3] * array.shape[4]
+    out = kernels.bit_counts(n_out, row) if n_neurons is not None else np.zeros((n_out, row), dtype)
+    step = max(1, READ_BYTES // (block * row * array.dtype.itemsize))  # storage chunks per read
     first, end = g * per_task, min((g + 1) * per_task, -(-array.shape[1] // block))
-    for b in range(first, end, step):
-        data = array[s, b * block : min(b + step, end) * block, layer]
-        rows = slice((b - first) * block, (b - first) * block + data.shape[0])
-        counts = kernel(data.reshape(data.shape[0], -1), per_neuron, None if labels is None else labels[rows])
-        total = counts if total is None else total + counts
-    return total.reshape(1, 1, total.shape[0], 1, array.shape[3], -1)
+    reads = [[(s, c, layer, 0, 0) for c in range(b, min(b + step, end))] for b in range(first, end, step)]
+    for b, chunks in zip(range(first, end, step), array.stream(reads)):
+        for c, data in enumerate(chunks, (b - first)):  # each chunk where it lies: never joined
+            rows = slice(c * block, c * block + data.shape[1])
+            kernel(data.reshape(data.shape[1], -1), per_neuron, None if labels is None else labels[rows], out=out)
+    if n_neurons is not None:
+        out = kernels.unpacked(out, row, (n_tokens,), n_neurons)
+    return out.reshape(1, 1, n_out, 1, n_tokens, -1)
