@@ -47,7 +47,7 @@ from zarr.core.sync import sync
 
 from actstore import tasks
 from actstore.extraction import ExtractOptions, extract
-from actstore.models import load_model
+from actstore.models import PromptedModel, load_model
 from actstore.prompts import PromptSet
 from actstore.ranking import rank as rank_task
 from actstore.scheduler import local_cluster, using
@@ -317,6 +317,16 @@ def bench_bits_rank(store_path: Path) -> dict:
         "bits_bytes": size["bits"],
         "size_ratio": size["acts"] / size["bits"],
     }
+
+
+def bench_store(
+    path: Path, model: PromptedModel, dev: tasks.Split, train: tasks.Split, prompts: PromptSet, options: ExtractOptions
+) -> ExtractionSpec:
+    """The store the rank figures read: real activations of ``dev`` (``--keep both``) and the train baseline."""
+    shutil.rmtree(path, ignore_errors=True)
+    store = Store(path, mode="a")
+    extract(store, model, split_task(), train, prompts, options)
+    return extract(store, model, split_task(), dev, prompts, replace(options, keep="both"))
 
 
 def synthetic_store(source: Path, target: Path, factor: int) -> None:
@@ -600,11 +610,10 @@ def main() -> None:
             write_results(args.out / "results.json", results)
             return
         results["extraction"] = bench_extraction(model, dev.sample(256), train, prompts, options, args.out)
-    shutil.rmtree(args.out / "rank.zarr", ignore_errors=True)
-    store = Store(args.out / "rank.zarr", mode="a")
-    extract(store, model, split_task(), train, prompts, options)
-    spec = extract(store, model, split_task(), dev, prompts, replace(options, keep="both"))
-    block = np.asarray(store.extraction("sst2", "validation")["acts"][0, : options.block].values)
+    spec = bench_store(args.out / "rank.zarr", model, dev, train, prompts, options)
+    block = np.asarray(
+        Store(args.out / "rank.zarr").extraction("sst2", "validation")["acts"][0, : options.block].values
+    )
     if args.only in (None, "ledger"):
         results["ledger"] = bench_ledger(spec, block, args.out, spec.n_blocks)
         results.update(

@@ -31,6 +31,11 @@ def test_the_benchmark_parts_it_names_are_the_scripts():
     assert usage.returncode == 0, usage.stderr
     choices = re.search(r"--only \{([\w,]+)\}", usage.stdout).group(1).split(",")
     assert documented == choices
+    large = subprocess.run(
+        [sys.executable, "benchmarks/large.py", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert large.returncode == 0 and "--keep" in large.stdout, large.stderr
+    assert "benchmarks/large.py" in (ROOT / "Makefile").read_text()
 
 
 PACKAGE_OF = {"ruff": "ruff", "lint-imports": "import-linter", "mypy": "mypy"}  # the lint extra's package per tool
