@@ -21,20 +21,22 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import AsyncGenerator, Iterable
-from typing import Protocol
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from typing import Any, Protocol
 
 import zarr
-from zarr.abc.store import ByteRequest, SuffixByteRequest
+from zarr.abc.store import ByteRequest, Store as ZarrStore, SuffixByteRequest
 from zarr.codecs import Crc32cCodec
-from zarr.core.array_spec import ArrayConfigParams
+from zarr.core.array_spec import ArrayConfigParams, ArraySpec
 from zarr.core.buffer import Buffer, BufferPrototype, default_buffer_prototype
+from zarr.core.common import JSON
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.core.sync import sync
 from zarr.registry import register_codec
 from zarr.storage import WrapperStore
 
 from ..errors import StoreFault
+from .members import array_in
 
 #: the arrays in which an extraction's units record their chunks' CRC32Cs (``ledger``)
 MANIFESTS = frozenset({"block_crc", "segment_crc", "baseline_crc"})
@@ -51,12 +53,12 @@ class CheckedCrc32c(Crc32cCodec):
     as this class (``CHECKED``), so that nobody else's crc32c arrays change."""
 
     @classmethod
-    def from_dict(cls, data: dict) -> CheckedCrc32c:
+    def from_dict(cls, data: dict[str, JSON]) -> CheckedCrc32c:
         if data.get("name") not in (CHECKED, "crc32c"):
             raise ValueError(f"not a {CHECKED} codec: {data}")
         return cls()
 
-    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: object) -> Buffer:
+    def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
         if len(chunk_bytes) < 4:
             raise StoreFault(f"a stored chunk is truncated ({len(chunk_bytes)} bytes): {HINT}", "damaged")
         try:
@@ -85,7 +87,7 @@ CHECKSUM = [CheckedCrc32c()]
 WRITE_EVERY_CHUNK: ArrayConfigParams = {"write_empty_chunks": True}
 
 
-def writable(array: zarr.Array) -> zarr.Array:
+def writable(array: zarr.Array[Any]) -> zarr.Array[Any]:
     """``array`` as actstore writes it: every chunk stored, empty or not (``WRITE_EVERY_CHUNK``)."""
     return array.with_config(WRITE_EVERY_CHUNK)
 
@@ -132,20 +134,28 @@ def is_chunk_key(key: str) -> bool:
     return bool(_CHUNK_KEY.search(key))
 
 
+def _chunk_part(key: str) -> int:
+    """Where the chunk part of a chunk key begins (``is_chunk_key`` first: any other key is a ValueError)."""
+    found = _CHUNK_KEY.search(key)
+    if found is None:
+        raise ValueError(f"{key} is not a chunk key")
+    return found.start()
+
+
 def array_of(key: str) -> str:
     """The array path of a chunk key: ``a/b/acts/c/0/1`` → ``a/b/acts``."""
-    return key[: _CHUNK_KEY.search(key).start()]
+    return key[: _chunk_part(key)]
 
 
 def chunk_coords(key: str) -> tuple[int, ...]:
     """The grid coordinates of a chunk key: ``a/b/acts/c/0/1`` → ``(0, 1)``."""
-    return tuple(int(part) for part in key[_CHUNK_KEY.search(key).start() :].split("/")[2:])
+    return tuple(int(part) for part in key[_chunk_part(key) :].split("/")[2:])
 
 
 class Ledger(Protocol):
     """Where the checksum recorded for a chunk's key is found (``ledger.Ledger``): its metadata, not the chunk."""
 
-    async def expected(self, key: str, store: zarr.abc.store.Store) -> int | None:
+    async def expected(self, key: str, store: ZarrStore) -> int | None:
         """The CRC32C recorded for ``key`` (None: nothing binds it, e.g. a group from before manifests); reads
         what it needs from ``store``, raising ``StoreFault`` where the record itself is lost or damaged."""
 
@@ -153,12 +163,15 @@ class Ledger(Protocol):
         """``key`` was written or removed: drop what was cached from it."""
 
 
-class StrictStore(WrapperStore):
+class StrictStore(WrapperStore[Any]):
     """Reads through another zarr store, raising ``StoreFault`` where zarr would make up data: a chunk missing, a
     ``zarr.json`` broken, or a chunk that is not the one recorded for its key (``ledger``). Remembers the checksum of
-    every chunk it writes, for the writer to record (``take``)."""
+    every chunk it writes, for the writer to record (``take``).
 
-    def __init__(self, store: zarr.abc.store.Store, where: str = "", ledger: Ledger | None = None) -> None:
+    Wraps any ``ZarrStore``, but types it ``Any``: ``migrate._nodes`` reads ``_store`` unchecked and does not yet
+    handle a key removed between its listing and its read (``get`` returns ``Buffer | None``)."""
+
+    def __init__(self, store: ZarrStore, where: str = "", ledger: Ledger | None = None) -> None:
         super().__init__(store)
         self.where = where or str(store)
         self.ledger = ledger
@@ -169,14 +182,14 @@ class StrictStore(WrapperStore):
         self._written: dict[str, tuple[int, int]] = {}
         self._taking = threading.Lock()
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         """Pickled for dask workers (a cluster): what this process wrote stays its own; a lock cannot travel."""
         return {**self.__dict__, "_written": {}, "_taking": None}
 
-    def __setstate__(self, state: dict) -> None:
+    def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _taking=threading.Lock())
 
-    def _with_store(self, store: zarr.abc.store.Store) -> StrictStore:
+    def _with_store(self, store: ZarrStore) -> StrictStore:
         return type(self)(store, self.where, self.ledger)
 
     def _check(self, key: str, value: Buffer | None) -> None:
@@ -201,7 +214,7 @@ class StrictStore(WrapperStore):
             )
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
-        value = await self._store.get(key, prototype, byte_range)
+        value: Buffer | None = await self._store.get(key, prototype, byte_range)
         self._check(key, value)
         if key.endswith("zarr.json"):
             if self.ledger is not None:
@@ -221,7 +234,7 @@ class StrictStore(WrapperStore):
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]]
     ) -> list[Buffer | None]:
         key_ranges = list(key_ranges)
-        values = await self._store.get_partial_values(prototype, key_ranges)
+        values: list[Buffer | None] = await self._store.get_partial_values(prototype, key_ranges)
         for (key, whole), value in zip(key_ranges, values):
             self._check(key, value)
             if whole is None:
@@ -253,14 +266,18 @@ class StrictStore(WrapperStore):
     def take(self, keys: Iterable[str]) -> list[int | None]:
         """The CRC32C this process wrote at each key (None: it wrote none), each write taken once: what a manifest
         records is what was written, so a write the storage lost is caught when the chunk is read."""
-        crcs = []
+        crcs: list[int | None] = []
         with self._taking:  # writer threads take while zarr's event loop records
             for key in keys:
-                crc, count = self._written.get(key, (None, 0))
+                written = self._written.get(key)
+                if written is None:
+                    crcs.append(None)
+                    continue
+                crc, count = written
                 if count > 1:
                     self._written[key] = (crc, count - 1)
                 else:
-                    self._written.pop(key, None)
+                    del self._written[key]
                 crcs.append(crc)
         return crcs
 
@@ -274,16 +291,16 @@ def _digest(value: object) -> str:
     return "sha256:" + hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def metadata_of(array: zarr.Array) -> dict:
+def metadata_of(array: zarr.Array[Any]) -> dict[str, Any]:
     """An array's metadata (shape, dtype, chunks, codecs, ...) as stored, without its free-form attributes."""
     return {k: v for k, v in array.metadata.to_dict().items() if k != "attributes"}
 
 
-def array_metadata(group: zarr.Group) -> dict[str, dict]:
+def array_metadata(group: zarr.Group) -> dict[str, dict[str, Any]]:
     return {name: metadata_of(array) for name, array in group.arrays()}
 
 
-def seal(group: zarr.Group, attrs: dict, bound: Iterable[str] = ()) -> dict:
+def seal(group: zarr.Group, attrs: dict[str, Any], bound: Iterable[str] = ()) -> dict[str, Any]:
     """``attrs`` with digests of themselves and of the group's arrays' metadata, and the CRC32C of every chunk of
     the arrays ``bound`` (``chunk_crcs``); write it after the arrays."""
     done = sealed(attrs, array_metadata(group))
@@ -295,9 +312,9 @@ def chunk_crcs(group: zarr.Group, names: Iterable[str], recorded: dict[str, int]
     """The CRC32C of every chunk of the arrays ``names``, by key within the group: as this process wrote it (taken
     from ``StrictStore``), else as recorded before, else as stored (written by another process, e.g. the rank that
     created the group)."""
-    found = {}
+    found: dict[str, int | None] = {}
     for name in names:
-        array = group[name]
+        array = array_in(group, name)
         keys = [
             f"{name}/{array.metadata.encode_chunk_key(c)}"
             for c in itertools.product(*(range(-(-size // chunk)) for size, chunk in zip(array.shape, array.chunks)))
@@ -310,23 +327,24 @@ def chunk_crcs(group: zarr.Group, names: Iterable[str], recorded: dict[str, int]
     return {k: v for k, v in found.items() if v is not None}
 
 
-def stored_trailer(zstore: zarr.abc.store.Store, key: str) -> int | None:
+def stored_trailer(zstore: ZarrStore, key: str) -> int | None:
     """The CRC32C a stored chunk ends with, read alone (None: no such chunk)."""
     stored = sync(zstore.get(key, default_buffer_prototype(), SuffixByteRequest(4)))
     return None if stored is None else trailer(stored)
 
 
-def sealed(attrs: dict, arrays: dict[str, dict]) -> dict:
+def sealed(attrs: dict[str, Any], arrays: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """``attrs`` with digests of themselves and of ``arrays`` (name → ``metadata_of``): ``seal`` for arrays as they
     will be, which an upgrade writes before it changes them (``migrate``)."""
     body = {k: v for k, v in attrs.items() if k != SEAL}
     return {**body, SEAL: {"attrs": _digest(body), "arrays": _digest(arrays)}}
 
 
-def seal_matches(attrs: dict, arrays: dict[str, dict]) -> bool:
+def seal_matches(attrs: dict[str, Any], arrays: dict[str, dict[str, Any]]) -> bool:
     """Whether ``attrs`` carry the digests of themselves and of ``arrays``."""
     stored = attrs.get(SEAL) or {}
-    return {k: stored.get(k) for k in ("attrs", "arrays")} == sealed(attrs, arrays)[SEAL]
+    want: dict[str, str] = sealed(attrs, arrays)[SEAL]
+    return {k: stored.get(k) for k in ("attrs", "arrays")} == want
 
 
 def seal_problems(group: zarr.Group) -> list[str]:
@@ -336,6 +354,8 @@ def seal_problems(group: zarr.Group) -> list[str]:
     stored = attrs.get(SEAL)
     if stored is None:
         return []
+    if not isinstance(stored, Mapping):
+        stored = {}  # a seal that is not a JSON object holds no digest: none matches
     body = {k: v for k, v in attrs.items() if k != SEAL}
     problems = []
     if stored.get("attrs") != _digest(body):
