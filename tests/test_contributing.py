@@ -58,3 +58,5 @@ def test_ci_the_makefile_and_the_hook_run_the_same_lint():
         assert PACKAGE_OF[tool] in extra, f"{tool} runs in make lint but the lint extra does not install it"
     assert "lint" in re.search(r"-e '\.\[([\w,-]+)\]'", (ROOT / "Makefile").read_text()).group(1).split(",")
     assert project["tool"]["ruff"]["line-length"] == 120
+    skipped = [o["module"] for o in project["tool"]["mypy"]["overrides"] if o.get("ignore_errors")]
+    assert not skipped, f"modules mypy skips: {skipped}"
