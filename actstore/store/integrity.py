@@ -109,25 +109,34 @@ def _checked(doc: object) -> bool:
     return found
 
 
-def checked_metadata(value: Buffer, prototype: BufferPrototype) -> Buffer:
-    """A ``zarr.json`` as ``StrictStore`` hands it to zarr: its crc32c codecs read as ``CheckedCrc32c``."""
-    raw = value.to_bytes()
-    if b'"crc32c"' not in raw:
-        return value
-    doc = json.loads(raw)
-    return prototype.buffer.from_bytes(json.dumps(doc).encode()) if _checked(doc) else value
-
-
-def usable_metadata(raw: bytes) -> bool:
-    """Whether a ``zarr.json`` parses, and an array's as zarr metadata too: an edited dtype can contradict its fill
-    value (NaN for an integer), which zarr would raise a bare TypeError on."""
+def _parsed(raw: bytes) -> dict[str, Any] | None:
+    """A ``zarr.json`` parsed, None where it does not parse or an array's is not metadata zarr can read: an edited
+    dtype can contradict its fill value (NaN for an integer), which zarr would raise a bare TypeError on."""
     try:
         meta = json.loads(raw)
         if isinstance(meta, dict) and meta.get("node_type") == "array":
             ArrayV3Metadata.from_dict(dict(meta))
     except (ValueError, TypeError, KeyError):
-        return False
-    return isinstance(meta, dict)
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def usable_metadata(raw: bytes) -> bool:
+    """Whether a ``zarr.json`` parses, and an array's as zarr metadata too (``_parsed``)."""
+    return _parsed(raw) is not None
+
+
+def checked_metadata(value: Buffer, prototype: BufferPrototype | None) -> Buffer | None:
+    """A ``zarr.json`` as ``StrictStore`` hands it to zarr, parsed once: None where it is not usable
+    (``usable_metadata``), else with its crc32c codecs read as ``CheckedCrc32c``, in a buffer of ``prototype``
+    (None: checked only, handed on as read, e.g. a byte range of it)."""
+    raw = value.to_bytes()
+    doc = _parsed(raw)
+    if doc is None:
+        return None
+    if prototype is None or b'"crc32c"' not in raw:
+        return value
+    return prototype.buffer.from_bytes(json.dumps(doc).encode()) if _checked(doc) else value
 
 
 def is_chunk_key(key: str) -> bool:
@@ -192,14 +201,21 @@ class StrictStore(WrapperStore[Any]):
     def _with_store(self, store: ZarrStore) -> StrictStore:
         return type(self)(store, self.where, self.ledger)
 
-    def _check(self, key: str, value: Buffer | None) -> None:
+    def _check(self, key: str, value: Buffer | None, prototype: BufferPrototype | None = None) -> Buffer | None:
+        """``value`` as zarr is to read it (``checked_metadata`` for a ``zarr.json`` read whole with ``prototype``),
+        or ``StoreFault`` where a chunk is missing or a ``zarr.json`` damaged."""
         if value is None:
             if is_chunk_key(key) and array_of(key).rpartition("/")[2] not in OPTIONAL_CHUNKS:
                 raise StoreFault(f"chunk {key} is missing from {self.where}: {HINT}", "missing")
-        elif key.endswith("zarr.json") and not usable_metadata(value.to_bytes()):
+            return None
+        if not key.endswith("zarr.json"):
+            return value
+        checked = checked_metadata(value, prototype)
+        if checked is None:
             raise StoreFault(
                 f"{key} in {self.where} is damaged (not valid JSON, or not metadata zarr can read): {HINT}", "damaged"
             )
+        return checked
 
     async def _check_address(self, key: str, value: Buffer | None) -> None:
         """A chunk read whole must be the one recorded for its key (a damaged one is left to its codec to say)."""
@@ -214,12 +230,12 @@ class StrictStore(WrapperStore[Any]):
             )
 
     async def get(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None = None) -> Buffer | None:
-        value: Buffer | None = await self._store.get(key, prototype, byte_range)
-        self._check(key, value)
+        stored: Buffer | None = await self._store.get(key, prototype, byte_range)
+        value = self._check(key, stored, prototype if byte_range is None else None)
         if key.endswith("zarr.json"):
             if self.ledger is not None:
                 self.ledger.forget(key)  # a node opened again: what it binds is read again
-            return value if value is None or byte_range is not None else checked_metadata(value, prototype)
+            return value
         if byte_range is None:
             await self._check_address(key, value)
         return value
