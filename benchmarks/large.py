@@ -2,7 +2,8 @@
 
 The bench store (real MiniLM activations of SST-2's dev split, ``--keep both``; built as ``bench.py`` builds it, or
 reused from ``<source>``) is repeated along ``example`` (``bench.synthetic_store``) until the store is at least
-``--ram-factor`` times this machine's memory, so that no read can come from the page cache. Then, each from a
+``--ram-factor`` times this machine's memory, so that no read can come from the page cache (a store kept by an
+earlier ``--keep`` run is reused). Then, each from a
 dropped cache and in turns (medians of ``bench.TRIALS``): a plain read of the float16 chunk files vs rank over
 them, and a plain read of the bits' chunk files vs rank over the bits; rank in a fresh process warmed up on the
 small store (imports and numba's cached kernels loaded), with its peak RSS. The large store is removed afterwards
@@ -30,6 +31,8 @@ from bench import (
     synthetic_store,
     write_results,
 )
+
+from actstore.store import Store
 
 #: rank in a fresh process: warmed up on the small store, then timed on the large one from a dropped cache
 _LARGE_RANK = _MEASURED.format(
@@ -63,12 +66,30 @@ def source_store(path: Path) -> Path:
     return path
 
 
+def kept_store(source: Path, target: Path, factor: int) -> bool:
+    """Whether ``target`` is a finished synthetic store of ``factor`` copies of ``source`` (one kept by ``--keep``)."""
+    if not (target / "extractions" / "sst2" / "validation").exists():
+        return False
+    kept, spec = Store(target), Store(source).extraction_spec("sst2", "validation")
+    held = kept.extraction_spec("sst2", "validation")
+    return (
+        spec is not None
+        and held is not None
+        and kept.complete("sst2", "validation")
+        and held.data_fingerprint == f"synthetic x{factor}"
+        and held.n_examples == factor * (spec.n_examples // spec.block) * spec.block
+    )
+
+
 def bench_large(source: Path, target: Path, ram_factor: float) -> dict:
     dev = source / "extractions" / "sst2" / "validation"
     per_copy = disk_bytes(dev / "acts") + disk_bytes(dev / "bits")
     factor = math.ceil(ram_factor * memory_bytes() / per_copy)
-    print(f"building a store of {factor} × {per_copy / 1e9:.2f} GB (RAM {memory_bytes() / 1e9:.1f} GB)", flush=True)
-    synthetic_store(source, target, factor)
+    if kept_store(source, target, factor):
+        print(f"reusing {target}: {factor} × {per_copy / 1e9:.2f} GB (RAM {memory_bytes() / 1e9:.1f} GB)", flush=True)
+    else:
+        print(f"building a store of {factor} × {per_copy / 1e9:.2f} GB (RAM {memory_bytes() / 1e9:.1f} GB)", flush=True)
+        synthetic_store(source, target, factor)
     large = target / "extractions" / "sst2" / "validation"
     runs: dict[str, list[dict]] = {"acts": [], "bits": []}
 
