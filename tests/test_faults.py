@@ -178,6 +178,43 @@ def test_damaged_metadata_is_found_refused_and_healed(reference, tmp_path, fault
     heal(store, args, expected)
 
 
+@pytest.mark.parametrize(
+    "group, array", [(VALIDATION, "acts"), ("rankings/sst2", "predictivity"), ("prompts/sst2", "prompt")]
+)
+def test_a_group_whose_zarr_json_is_an_arrays_is_found_refused_and_healed(
+    reference, tiny_model_dir, data_dir, tmp_path, group, array
+):
+    """A group's zarr.json replaced by one of its arrays' opens as that array: every reader refuses it, so verify
+    reports it as damaged (never skips it as a group still being created) and repair removes it for the command
+    that made it, or says that prompts cannot be recomputed."""
+    source, args = reference
+    expected = stored_arrays(source)
+    store = tmp_path / "s.zarr"
+    shutil.copytree(source, store)
+    shutil.copyfile(store / group / array / "zarr.json", store / group / "zarr.json")
+    prompts = group.startswith("prompts")
+
+    found = invoke("verify", store, "--json")
+    assert found.exit_code == 1, found.output
+    damage = [(d["group"], d["item"], d["problem"], d["recomputable"]) for d in json.loads(found.output)["damage"]]
+    assert (group, "zarr.json", "damaged", not prompts) in damage, damage
+    if group.startswith("rankings"):
+        with pytest.raises(StoreFault, match="an array where a group belongs: run actstore verify"):
+            open_store(store).ranking("sst2")
+    else:  # an extract with the stored prompts reads them; rank reads the extraction
+        one_error_line(
+            invoke(*extract_args(tiny_model_dir("bert"), data_dir, store, new_prompts=False))
+            if prompts
+            else invoke("rank", "--store", store, "--task", "sst2"),
+            "verify",
+        )
+    if prompts:
+        repaired = invoke("verify", store, "--repair")
+        assert repaired.exit_code == 1 and "1 not recomputable" in repaired.output, repaired.output
+    else:
+        heal(store, args, expected)
+
+
 def test_a_zarr_json_still_being_written_is_not_taken_for_a_lost_one(reference, tmp_path):
     """A rank waiting for the group rank 0 is creating sees zarr's temporary file of its zarr.json: not there yet,
     not damage; a folder holding data without its zarr.json stays a fault."""

@@ -169,7 +169,10 @@ class _Checker:
             self._lost("zarr.json", problem)
             return None
         group = self.store.root[self.path]
-        if not isinstance(group, zarr.Group) or "spec" not in group.attrs:
+        if isinstance(group, zarr.Array):  # its zarr.json replaced by an array's: readers refuse it (``group_in``)
+            self._lost("zarr.json", "damaged")
+            return None
+        if "spec" not in group.attrs:
             return None  # never finished being created: holds nothing, is never read
         attrs_ok = "attributes" not in seal_problems_safe(group)
         try:
