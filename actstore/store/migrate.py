@@ -199,7 +199,10 @@ def _nodes(zstore: StrictStore) -> dict[str, dict[str, Any] | None]:
 
     nodes = {}
     for key in sync(keys()):
-        raw = sync(zstore._store.get(key, default_buffer_prototype())).to_bytes()  # unchecked: damage is reported
+        stored = sync(zstore._store.get(key, default_buffer_prototype()))  # unchecked: damage is reported
+        if stored is None:  # removed since it was listed: no node any more
+            continue
+        raw = stored.to_bytes()
         nodes[key[: -len("zarr.json")].rstrip("/")] = json.loads(raw) if usable_metadata(raw) else None
     return nodes
 

@@ -159,8 +159,10 @@ class _Checker:
     def _meta_problem(self, key: str) -> str | None:
         if key not in self.keys:
             return "missing"
-        raw = sync(self.store.zstore._store.get(key, default_buffer_prototype())).to_bytes()
-        return None if usable_metadata(raw) else "damaged"
+        stored = sync(self.store.zstore._store.get(key, default_buffer_prototype()))
+        if stored is None:  # removed since it was listed
+            return "missing"
+        return None if usable_metadata(stored.to_bytes()) else "damaged"
 
     def _open_group(self) -> zarr.Group | None:
         """The group, if its own metadata and attributes are sound (else it is reported, and removed on repair)."""
