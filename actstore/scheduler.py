@@ -70,14 +70,32 @@ def local_cluster(**options: Any) -> Iterator[Any]:
     """A ``LocalCluster`` of worker processes (``options``: its ``n_workers``, ``threads_per_worker``, ...) whose
     numba kernels run one thread per task (unless the dask config says otherwise): dask's threads already fill the
     cores, and workers get ``OMP/MKL_NUM_THREADS=1`` from ``distributed.nanny.pre-spawn-environ`` but not
-    ``NUMBA_NUM_THREADS``."""
+    ``NUMBA_NUM_THREADS``. That one is set in the workers after they are spawned (``distributed.nanny.environ``):
+    the Nanny sets its pre-spawn variables in this process's own environment and leaves them there, and numba here
+    would read NUMBA_NUM_THREADS=1 at its next compile and refuse to run ("Cannot set NUMBA_NUM_THREADS to a
+    different value once the threads have been launched"). What the Nanny left is put back when the cluster
+    closes."""
     distributed = _import_distributed()
-    environ = {"NUMBA_NUM_THREADS": "1", **dask.config.get("distributed.nanny.pre-spawn-environ", {})}
-    with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
-        distributed.LocalCluster(processes=True, dashboard_address=":0", **options) as cluster,
-    ):
-        yield cluster
+    environ = {**dask.config.get("distributed.nanny.environ", {}), "NUMBA_NUM_THREADS": "1"}
+    left = [*dask.config.get("distributed.nanny.pre-spawn-environ", {}), "PYTHONHASHSEED"]
+    saved = {name: os.environ.get(name) for name in left}
+    try:
+        with (
+            dask.config.set({"distributed.nanny.environ": environ}),
+            distributed.LocalCluster(processes=True, dashboard_address=":0", **options) as cluster,
+        ):
+            yield cluster
+    finally:
+        _restore(saved)
+
+
+def _restore(environ: dict[str, str | None]) -> None:
+    """Put these environment variables back as they were (None: unset)."""
+    for name, value in environ.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _address(scheduler: str) -> str:

@@ -100,10 +100,20 @@ def test_large_arrays_are_scattered_not_put_in_the_graph(cluster):
 
 
 def test_processes_starts_workers_with_one_numba_thread_and_closes_them():
+    before = dict(os.environ)
     with scheduler.using("processes") as client:
-        assert set(client.run(os.environ.get, "NUMBA_NUM_THREADS").values()) == {"1"}
+        assert set(client.run(numba_threads).values()) == {1}
+        # the workers' setting stays theirs: numba here would refuse to compile after a change of its threads
+        assert os.environ.get("NUMBA_NUM_THREADS") == before.get("NUMBA_NUM_THREADS")
         cluster = client.cluster
     assert cluster.status.name == "closed" and scheduler.current_client() is None
+    assert dict(os.environ) == before  # what distributed's Nanny set here to spawn the workers is put back
+
+
+def numba_threads() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
 
 
 def test_cli_rank_on_a_scheduler_address_file_and_environment(toy, cluster, tmp_path, monkeypatch):
