@@ -24,6 +24,8 @@ import threading
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from typing import Any, Protocol
 
+import google_crc32c
+import numpy as np
 import zarr
 from zarr.abc.store import ByteRequest, Store as ZarrStore, SuffixByteRequest
 from zarr.codecs import Crc32cCodec
@@ -59,12 +61,19 @@ class CheckedCrc32c(Crc32cCodec):
         return cls()
 
     def _decode_sync(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> Buffer:
-        if len(chunk_bytes) < 4:
-            raise StoreFault(f"a stored chunk is truncated ({len(chunk_bytes)} bytes): {HINT}", "damaged")
-        try:
-            return super()._decode_sync(chunk_bytes, chunk_spec)
-        except ValueError:
-            raise StoreFault(f"a stored chunk fails its CRC32C checksum (damaged data): {HINT}", "damaged") from None
+        return chunk_spec.prototype.buffer.from_array_like(verified_body(chunk_bytes.as_numpy_array()))
+
+
+def verified_body(chunk: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A stored chunk's bytes without the CRC32C it ends with, after checking them against it: a ``StoreFault``
+    (damaged) where the chunk is truncated below its checksum or fails it. Every read of a chunk checks it here,
+    zarr's (``CheckedCrc32c``) and a kernel's (``chunks.ChunkReader``)."""
+    if chunk.size < 4:
+        raise StoreFault(f"a stored chunk is truncated ({chunk.size} bytes): {HINT}", "damaged")
+    body = chunk[:-4]
+    if google_crc32c.value(body) != int.from_bytes(bytes(chunk[-4:]), "little"):
+        raise StoreFault(f"a stored chunk fails its CRC32C checksum (damaged data): {HINT}", "damaged")
+    return body
 
 
 def trailer(chunk: bytes | Buffer) -> int:
